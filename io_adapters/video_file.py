@@ -1,0 +1,337 @@
+"""Synchronous video files through PyAV: probe, decode to RGB, write colour H.264 and 16-bit FFV1.
+
+Decoding honours the rotation of the container's display matrix (phone videos), uses the
+decoder's own threads, and accepts 8- and 10-bit inputs (everything is converted to rgb24).
+
+Writers finalise their file in ``close()`` (idempotent; also on leaving a ``with`` block, so an
+interrupted run still leaves a valid file). H.264 needs even sizes: ``ColorVideoWriter`` PADS
+an odd width or height by repeating the last column/row (no pixel of the input is lost).
+Frames of a different size than the first are scaled to the first frame's size, because a
+live source may change resolution while a file cannot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pipeline.errors import BadInputError, RuntimeFailure
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds.
+
+    width, height: pixels of the frames as displayed, i.e. AFTER the rotation metadata.
+    fps: nominal frame rate from the container (average rate, else the guessed rate).
+    frame_count: number of frames the container declares; 0 when it does not say (e.g. MKV).
+    """
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+
+def _open_input(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` and its first video stream, with decoder threads; BadInputError on failure."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"video file not found: {path}")
+    if not path.is_file():
+        raise BadInputError(f"not a video file (a directory or device): {path}")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as err:
+        raise BadInputError(f"cannot read {path} as a video: {_ffmpeg_reason(err)}") from None
+    if not container.streams.video:
+        container.close()
+        raise BadInputError(f"no video stream in {path}")
+    stream = container.streams.video[0]
+    # Frame threads give the largest decode speed-up; AUTO lets FFmpeg fall back to slices.
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = 0
+    return container, stream
+
+
+def _ffmpeg_reason(err: Exception) -> str:
+    """FFmpeg's own reason without the errno and file noise."""
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def _rotate_for_display(rgb: np.ndarray, rotation_ccw: int) -> np.ndarray:
+    """Apply the display matrix rotation (degrees counter-clockwise, a multiple of 90)."""
+    quarter_turns = int(round(rotation_ccw / 90.0)) % 4
+    if quarter_turns == 0:
+        return rgb
+    # np.rot90 turns counter-clockwise as displayed (row 0 at the top); copy for a contiguous array.
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Size (after rotation), frame rate and declared frame count of a video file.
+
+    Raises BadInputError for a missing file, a file FFmpeg cannot read, or one without video.
+    """
+    container, stream = _open_input(path)
+    try:
+        width, height = stream.codec_context.width, stream.codec_context.height
+        rotation = 0
+        # The rotation lives in per-frame side data; the first frame is cheap to decode.
+        try:
+            for frame in container.decode(stream):
+                width, height, rotation = frame.width, frame.height, frame.rotation
+                break
+        except av.FFmpegError as err:
+            raise BadInputError(f"cannot decode the first frame of {path}: {_ffmpeg_reason(err)}") from None
+        if int(round(rotation / 90.0)) % 2:
+            width, height = height, width
+        if width <= 0 or height <= 0:
+            raise BadInputError(f"video stream of {path} has no frame size")
+        return VideoInfo(width=width, height=height, fps=_stream_fps(stream), frame_count=int(stream.frames or 0))
+    finally:
+        container.close()
+
+
+def _declared_duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """Duration the file header declares for the video (seconds), or None when unknown.
+
+    The container-wide duration is only trusted when video is the only stream, because an
+    audio track may legitimately outlast the video.
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def iter_video_frames(
+    path: str | os.PathLike, start_frame: int = 0, frame_count: int = 0
+) -> Iterator[np.ndarray]:
+    """Decode a video file to RGB frames.
+
+    Args:
+        path: any file FFmpeg reads (8- or 10-bit; rotation metadata is applied).
+        start_frame: index of the first frame to yield (frames before it are decoded and skipped,
+            which is frame-exact, unlike seeking).
+        frame_count: how many frames to yield; 0 = all until the end.
+    Yields:
+        uint8 [H, W, 3] RGB frames, H and W as displayed (after rotation).
+    Raises:
+        BadInputError: unreadable file, or damage found while decoding. The frames before the
+            damage are yielded first; the message names the file and the frame number.
+    """
+    if start_frame < 0 or frame_count < 0:
+        raise BadInputError(f"start_frame and frame_count must be >= 0, got {start_frame} and {frame_count}")
+    container, stream = _open_input(path)
+    index = 0  # decoded frames so far, i.e. the number of the next frame
+    last_end_s = 0.0
+    try:
+        try:
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    last_end_s = max(last_end_s, frame.time + 1.0 / max(_stream_fps(stream), 1e-6))
+                if index >= start_frame:
+                    yield _rotate_for_display(frame.to_ndarray(format="rgb24"), frame.rotation)
+                index += 1
+                if frame_count and index >= start_frame + frame_count:
+                    return
+        except av.FFmpegError as err:
+            raise BadInputError(
+                f"{path} is damaged at frame {index}: {_ffmpeg_reason(err)} "
+                f"(frames 0..{index - 1} decoded fine)"
+            ) from None
+        # A truncated Matroska/WebM file ends without any error: compare with the header's length.
+        declared = _declared_duration_s(container, stream)
+        fps = _stream_fps(stream)
+        if declared is not None and fps > 0 and last_end_s + max(2.0 / fps, 0.1) < declared:
+            raise BadInputError(
+                f"{path} ends early at frame {index} ({last_end_s:.2f} s of the {declared:.2f} s "
+                f"its header declares): the file looks truncated"
+            )
+    finally:
+        container.close()
+
+
+def _rate(fps: float) -> Fraction:
+    """A float frame rate as the exact fraction encoders want (29.97 -> 2997/100, 30000/1001 kept)."""
+    if not (isinstance(fps, (int, float)) and np.isfinite(fps) and 0 < fps <= 1000):
+        raise BadInputError(f"frame rate must be a number in (0, 1000], got {fps!r}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+class _VideoWriter:
+    """Shared open/encode/close of the two writers; subclasses pick the codec and frame format."""
+
+    codec: str
+    pix_fmt: str
+    input_format: str
+
+    def __init__(self, path: str | os.PathLike, fps: float, options: dict[str, str]) -> None:
+        self.path = Path(path)
+        self._rate = _rate(fps)
+        self._options = options
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the encoded frames
+        self._closed = False
+        self.frames_written = 0
+        if not self.path.parent.exists():
+            raise BadInputError(f"output folder does not exist: {self.path.parent}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _encoded_size(self, width: int, height: int) -> tuple[int, int]:
+        return width, height
+
+    def _open(self, width: int, height: int) -> None:
+        try:
+            self._container = av.open(str(self.path), mode="w", options=self._container_options())
+            stream = self._container.add_stream(self.codec, rate=self._rate, options=self._options)
+        except (av.FFmpegError, OSError) as err:
+            raise RuntimeFailure(f"cannot create {self.path}: {_ffmpeg_reason(err)}") from None
+        stream.width, stream.height = self._encoded_size(width, height)
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = 1 / self._rate
+        self._stream = stream
+        self._size = (width, height)
+
+    def _container_options(self) -> dict[str, str]:
+        return {}
+
+    def _encode(self, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        if self._closed:
+            raise RuntimeFailure(f"write to {self.path} after close()")
+        if self._container is None:
+            self._open(width, height)
+        frame = av.VideoFrame.from_ndarray(self._prepare(image), format=self.input_format)
+        out_w, out_h = self._encoded_size(*self._size)
+        # One reformat does the size change (live sources may switch resolution) and the pixel format.
+        frame = frame.reformat(width=out_w, height=out_h, format=self.pix_fmt)
+        # Frame times count in 1/fps; the muxer may pick its own stream time base (MKV: 1/1000)
+        # and rescales packets, so never take the stream's time base here.
+        frame.pts = self.frames_written
+        frame.time_base = 1 / self._rate
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as err:
+            raise RuntimeFailure(f"writing {self.path} failed: {_ffmpeg_reason(err)}") from None
+        self.frames_written += 1
+
+    def _prepare(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def close(self) -> None:
+        """Flush the encoder and finalise the file; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class ColorVideoWriter(_VideoWriter):
+    """H.264 (libx264, yuv420p) MP4 writer for RGB frames.
+
+    Odd widths/heights are PADDED to even by repeating the last column/row (H.264 4:2:0 needs
+    even sizes). The moov index is moved to the front on close (faststart): players can start
+    at once, and a file cut short later still yields its first frames.
+
+    Args:
+        path: output .mp4 path (its folder must exist).
+        fps: frame rate, float (e.g. 29.97).
+        crf: x264 constant rate factor, 0 (lossless) .. 51; 18 is visually lossless.
+    """
+
+    codec = "libx264"
+    pix_fmt = "yuv420p"
+    input_format = "rgb24"
+
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18) -> None:
+        if not (isinstance(crf, int) and 0 <= crf <= 51):
+            raise BadInputError(f"crf must be an integer in 0..51, got {crf!r}")
+        super().__init__(path, fps, {"crf": str(crf), "preset": "medium"})
+
+    def _container_options(self) -> dict[str, str]:
+        return {"movflags": "+faststart"}
+
+    def _encoded_size(self, width: int, height: int) -> tuple[int, int]:
+        return width + width % 2, height + height % 2
+
+    def _prepare(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise BadInputError(f"ColorVideoWriter needs uint8 [H, W, 3] RGB, got {image.dtype} {list(image.shape)}")
+        height, width = image.shape[:2]
+        if (width, height) != self._size:
+            return np.ascontiguousarray(image)  # reformat scales it to the first frame's size
+        pad_h, pad_w = height % 2, width % 2
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        return np.ascontiguousarray(image)
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one frame: uint8 [H, W, 3] RGB."""
+        self._encode(np.asarray(rgb))
+
+
+class Gray16VideoWriter(_VideoWriter):
+    """Lossless 16-bit greyscale writer: FFV1, gray16le, Matroska (.mkv).
+
+    Any size is allowed (FFV1 has no even-size rule). Read back with ``read_gray16_video``.
+    """
+
+    codec = "ffv1"
+    pix_fmt = "gray16le"
+    input_format = "gray16le"
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        # level 3 with slice CRCs: a damaged file is detected instead of decoding garbage.
+        super().__init__(path, fps, {"level": "3", "slicecrc": "1"})
+
+    def _prepare(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.dtype != np.uint16 or image.ndim != 2:
+            raise BadInputError(f"Gray16VideoWriter needs uint16 [H, W] depth, got {image.dtype} {list(image.shape)}")
+        return np.ascontiguousarray(image)
+
+    def write(self, depth: np.ndarray) -> None:
+        """Append one frame: uint16 [H, W] (0..65535)."""
+        self._encode(np.asarray(depth))
+
+
+def read_gray16_video(path: str | os.PathLike) -> np.ndarray:
+    """Read a 16-bit greyscale video (e.g. from ``Gray16VideoWriter``) into uint16 [N, H, W]."""
+    container, stream = _open_input(path)
+    try:
+        frames = [frame.to_ndarray(format="gray16le") for frame in container.decode(stream)]
+    except av.FFmpegError as err:
+        raise BadInputError(f"{path} is damaged: {_ffmpeg_reason(err)}") from None
+    finally:
+        container.close()
+    if not frames:
+        raise BadInputError(f"{path} holds no frames")
+    return np.stack(frames)

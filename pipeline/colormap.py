@@ -1,0 +1,110 @@
+"""Colour maps and 8/16-bit encodings of normalised depth, shared by every sink.
+
+All functions are pure and vectorised (one table lookup or one arithmetic pass per call,
+no per-pixel Python). Depth here means the node's output: float in [0, 1], 1 = nearest.
+
+16-bit packing for 8-bit-only transports (Syphon surfaces are always BGRA8): the 16-bit
+value v = round(depth * 65535) is split into its high byte (v >> 8) in the RED channel and its
+low byte (v & 255) in the GREEN channel; blue is 0 and alpha 255. A receiver samples the texture
+as normalised floats and rebuilds ``v = r * 255 * 256 + g * 255`` (see docs/live_io.md for the
+TouchDesigner GLSL TOP). The layout is BGRA in memory: [..., 0] = B, [..., 1] = G, [..., 2] = R,
+[..., 3] = A.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.errors import BadInputError
+
+# Channel positions inside a BGRA pixel; the packing layout is defined once, here.
+_B, _G, _R, _A = 0, 1, 2, 3
+PACK16_HIGH_CHANNEL = _R
+PACK16_LOW_CHANNEL = _G
+
+
+def _known_colormaps() -> list[str]:
+    import matplotlib
+
+    return sorted(matplotlib.colormaps)
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """256-entry RGB lookup table of a matplotlib colour map.
+
+    Args:
+        name: a matplotlib colour-map name, e.g. "Spectral_r", "Greys_r", "turbo", "inferno".
+    Returns:
+        uint8 [256, 3] RGB; entry i is the colour of depth i / 255.
+    Raises:
+        BadInputError: the name is not a matplotlib colour map (the message lists some valid ones).
+    """
+    import matplotlib
+
+    try:
+        cmap = matplotlib.colormaps[name]
+    except (KeyError, ValueError, TypeError):
+        examples = ", ".join(["Spectral_r", "Greys_r", "turbo", "inferno", "viridis", "magma"])
+        raise BadInputError(
+            f"unknown colour map {name!r}; use a matplotlib colour map such as {examples} "
+            f"({len(_known_colormaps())} available; append _r to reverse one)"
+        ) from None
+    rgba = cmap(np.linspace(0.0, 1.0, 256))
+    return np.round(rgba[:, :3] * 255.0).astype(np.uint8)
+
+
+def _clip01(depth01: np.ndarray) -> np.ndarray:
+    """float [...] -> float32 [...] in [0, 1]; NaN becomes 0 (farthest) so it never wraps."""
+    depth = np.asarray(depth01, dtype=np.float32)
+    return np.clip(np.nan_to_num(depth, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def to_uint8(depth01: np.ndarray) -> np.ndarray:
+    """float [...] in [0, 1] -> uint8 [...] in 0..255 (rounded; values outside are clipped)."""
+    return np.rint(_clip01(depth01) * 255.0).astype(np.uint8)
+
+
+def to_uint16(depth01: np.ndarray) -> np.ndarray:
+    """float [...] in [0, 1] -> uint16 [...] in 0..65535 (rounded; values outside are clipped)."""
+    # float64 for the product: float32 cannot hold every 16-bit step exactly after scaling.
+    return np.rint(_clip01(depth01).astype(np.float64) * 65535.0).astype(np.uint16)
+
+
+def apply_colormap(depth01: np.ndarray, name: str) -> np.ndarray:
+    """Colour-map normalised depth.
+
+    Args:
+        depth01: float [..., H, W] in [0, 1] (1 = nearest); values outside are clipped.
+        name: a matplotlib colour-map name (see ``colormap_lut``).
+    Returns:
+        uint8 [..., H, W, 3] RGB.
+    """
+    return colormap_lut(name)[to_uint8(depth01)]
+
+
+def pack16_bgra(depth01: np.ndarray) -> np.ndarray:
+    """Pack normalised depth as 16 bits into an 8-bit BGRA image (layout in the module docstring).
+
+    Args:
+        depth01: float [H, W] in [0, 1]; values outside are clipped.
+    Returns:
+        uint8 [H, W, 4] BGRA: R = high byte, G = low byte, B = 0, A = 255.
+    """
+    value = to_uint16(depth01)
+    bgra = np.zeros(value.shape + (4,), dtype=np.uint8)
+    bgra[..., PACK16_HIGH_CHANNEL] = value >> 8
+    bgra[..., PACK16_LOW_CHANNEL] = value & 0xFF
+    bgra[..., _A] = 255
+    return bgra
+
+
+def unpack16_bgra(bgra: np.ndarray) -> np.ndarray:
+    """Inverse of ``pack16_bgra``: uint8 [H, W, 4] BGRA -> uint16 [H, W] in 0..65535."""
+    bgra = np.asarray(bgra)
+    if bgra.dtype != np.uint8 or bgra.ndim < 3 or bgra.shape[-1] != 4:
+        raise BadInputError(
+            f"unpack16_bgra needs a uint8 [H, W, 4] BGRA image, got {bgra.dtype} {list(bgra.shape)}"
+        )
+    high = bgra[..., PACK16_HIGH_CHANNEL].astype(np.uint16)
+    low = bgra[..., PACK16_LOW_CHANNEL].astype(np.uint16)
+    return (high << 8) | low
