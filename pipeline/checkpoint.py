@@ -1,0 +1,256 @@
+"""Load a RollingDepth checkpoint (a local folder or a Hugging Face hub id) for inference.
+
+Steps: resolve the folder (download with progress for hub ids) -> validate the layout and the UNet
+config BEFORE loading anything -> load unet, vae, scheduler with diffusers ``from_pretrained`` ->
+get the empty-prompt text embedding (from the on-disk cache, else computed once with the text
+encoder, which is then released: it is 1.36 GB in the real checkpoint and never needed again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.tiny_checkpoint import TINY_MARKER
+
+DEFAULT_CHECKPOINT = "prs-eth/rollingdepth-v1-0"
+CACHE_ENV = "RDSTREAM_CACHE_DIR"
+WEIGHT_NAMES = {
+    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+             "diffusion_pytorch_model.bin", "diffusion_pytorch_model.safetensors.index.json"),
+    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+            "diffusion_pytorch_model.bin"),
+    "text_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin"),
+}
+CONFIG_NAMES = {
+    "unet": "config.json",
+    "vae": "config.json",
+    "scheduler": "scheduler_config.json",
+    "text_encoder": "config.json",
+    "tokenizer": "vocab.json",
+}
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass
+class RollingDepthModel:
+    """Everything inference needs, on one device and dtype.
+
+    text_embedding: [1, 2, C] empty-prompt CLIP embedding (C = unet cross_attention_dim).
+    vae_scale: spatial downsampling of the VAE (8 for the real model): latent = image / vae_scale.
+    is_tiny: True for a random test checkpoint (its depth is meaningless).
+    """
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler: object
+    text_embedding: torch.Tensor
+    device: torch.device
+    dtype: torch.dtype
+    vae_scale: int
+    is_tiny: bool
+    source: str
+
+
+def cache_dir() -> Path:
+    """Folder for derived data (cached text embeddings): $RDSTREAM_CACHE_DIR or ~/.cache/rollingdepth-stream."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "rollingdepth-stream"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks mps, then cuda, then cpu. An explicit device that is not available is an error."""
+    name = (name or "auto").lower()
+    mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        if mps_ok:
+            return torch.device("mps")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name == "mps" and not mps_ok:
+        raise BadInputError(
+            "--device mps: MPS is not available on this machine (needs Apple Silicon, macOS 12.3+ "
+            "and a torch build with MPS); use --device auto or --device cpu"
+        )
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInputError("--device cuda: no CUDA GPU is available here; use --device auto or --device cpu")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise BadInputError(f"--device {name}: unknown device; use auto, mps, cuda, cuda:N or cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """fp16 on mps/cuda and fp32 on cpu unless ``name`` (fp16, fp32 or bf16) says otherwise."""
+    if name is None:
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if name not in DTYPES:
+        raise BadInputError(f"--dtype {name}: unknown dtype; use one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def _is_hub_id(text: str) -> bool:
+    return not Path(text).exists() and text.count("/") == 1 and not text.startswith((".", "/", "~"))
+
+
+def resolve_checkpoint_folder(checkpoint: str, allow_download: bool = True) -> Path:
+    """A local folder as given, or the local snapshot of a hub id (downloaded with progress if needed)."""
+    path = Path(checkpoint).expanduser()
+    if path.exists() or not _is_hub_id(checkpoint):
+        if not path.is_dir():
+            raise BadInputError(f"checkpoint {checkpoint}: no such folder (give a checkpoint folder or a hub id like {DEFAULT_CHECKPOINT})")
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(checkpoint, local_files_only=True))
+    except Exception:
+        if not allow_download:
+            raise BadInputError(f"checkpoint {checkpoint}: not in the local Hugging Face cache") from None
+    try:
+        return Path(snapshot_download(checkpoint))  # shows a tqdm progress bar per file
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BadInputError(
+            f"checkpoint {checkpoint}: could not download it ({first}); download it on a machine with "
+            f"network access (huggingface-cli download {checkpoint}) or pass a local folder with -c"
+        ) from None
+
+
+def validate_checkpoint_folder(folder: Path) -> dict:
+    """Check the layout and the UNet config before any loading; return the UNet config.
+
+    Raises BadInputError naming the path and the problem: a missing subfolder, config or weight
+    file, an unreadable config, or a UNet whose in_channels is not 8 (RGB latent + depth latent).
+    """
+    if not (folder / "model_index.json").is_file():
+        raise BadInputError(f"checkpoint {folder}: model_index.json is missing (not a RollingDepth checkpoint folder)")
+    for sub, config_name in CONFIG_NAMES.items():
+        sub_path = folder / sub
+        if not sub_path.is_dir():
+            raise BadInputError(f"checkpoint {folder}: the {sub}/ subfolder is missing")
+        if not (sub_path / config_name).is_file():
+            raise BadInputError(f"checkpoint {folder}: {sub}/{config_name} is missing")
+        if sub in WEIGHT_NAMES and not any((sub_path / n).is_file() for n in WEIGHT_NAMES[sub]):
+            raise BadInputError(
+                f"checkpoint {folder}: no weights in {sub}/ (expected one of {', '.join(WEIGHT_NAMES[sub])})"
+            )
+    try:
+        unet_config = json.loads((folder / "unet" / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"checkpoint {folder}: unet/config.json is not valid JSON ({err})") from None
+    if unet_config.get("in_channels") != 8:
+        raise BadInputError(
+            f"checkpoint {folder}: unet in_channels is {unet_config.get('in_channels')}, RollingDepth needs 8 "
+            "(RGB latent + depth latent); is this a plain Stable Diffusion checkpoint?"
+        )
+    return unet_config
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def _embedding_cache_path(folder: Path) -> Path:
+    """Cache key: the text encoder's weights (path, size, mtime) and config, so a change invalidates it."""
+    enc = folder / "text_encoder"
+    parts = [str(enc.resolve()), (enc / "config.json").read_text()]
+    for name in WEIGHT_NAMES["text_encoder"]:
+        weights = enc / name
+        if weights.is_file():
+            st = weights.stat()
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+    return cache_dir() / "text_embeddings" / f"{key}.pt"
+
+
+def empty_text_embedding(folder: Path) -> torch.Tensor:
+    """The CLIP embedding of the empty prompt, [1, 2, C] float32, cached on disk.
+
+    Computed once on the CPU in fp32; the text encoder is released right after.
+    """
+    path = _embedding_cache_path(folder)
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            pass  # a corrupt cache entry is recomputed below
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+    except Exception as err:
+        raise BadInputError(f"checkpoint {folder}: cannot load text_encoder/tokenizer ({_one_line(err)})") from None
+    ids = tokenizer("", padding="do_not_pad", return_tensors="pt").input_ids
+    with torch.no_grad():
+        embedding = encoder(ids)[0].float().contiguous()
+    del encoder
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(embedding, tmp)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache only costs recomputing the embedding next time
+    return embedding
+
+
+def load_rolling_depth(
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    device: torch.device | str = "auto",
+    dtype: torch.dtype | None = None,
+) -> RollingDepthModel:
+    """Load unet, vae, scheduler and the cached empty-prompt embedding; see the module docstring.
+
+    checkpoint: a folder in the prs-eth/rollingdepth-v1-0 layout or a hub id.
+    device: a torch.device or a name for resolve_device(). dtype: None = device default.
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+    from pipeline.attention import enable_cross_frame_attention
+
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    dtype = dtype or resolve_dtype(None, device)
+    folder = resolve_checkpoint_folder(str(checkpoint))
+    unet_config = validate_checkpoint_folder(folder)
+    model_index = json.loads((folder / "model_index.json").read_text())
+
+    try:
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=dtype)
+        scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    except Exception as err:
+        raise BadInputError(f"checkpoint {folder}: cannot load weights ({_one_line(err)})") from None
+    text_embedding = empty_text_embedding(folder)
+    if text_embedding.shape[-1] != unet_config.get("cross_attention_dim"):
+        raise BadInputError(
+            f"checkpoint {folder}: text embedding width {text_embedding.shape[-1]} does not match "
+            f"unet cross_attention_dim {unet_config.get('cross_attention_dim')}"
+        )
+    try:
+        unet.to(device).eval()
+        vae.to(device).eval()
+    except Exception as err:
+        raise RuntimeFailure(f"cannot move the model to {device} ({_one_line(err)})") from None
+    unet.requires_grad_(False)
+    vae.requires_grad_(False)
+    enable_cross_frame_attention(unet)
+    return RollingDepthModel(
+        unet=unet,
+        vae=vae,
+        scheduler=scheduler,
+        text_embedding=text_embedding.to(device=device, dtype=dtype),
+        device=device,
+        dtype=dtype,
+        vae_scale=2 ** (len(vae.config.block_out_channels) - 1),
+        is_tiny=bool(model_index.get(TINY_MARKER, False)),
+        source=str(checkpoint),
+    )

@@ -1,0 +1,93 @@
+"""The model steps of RollingDepth (SPEC.md sections 1 and 3), shared by the offline and live paths.
+
+encode_rgb: RGB [N, 3, H, W] in [-1, 1] -> latents [N, 4, H/8, W/8] (each frame encoded once).
+predict_snippets: snippet latents [B, L, 4, h, w] + shared noise -> depth latents, one UNet pass.
+decode_depth: depth latents [M, 4, h, w] -> depth [M, H, W], roughly [-1, 1], inverse depth.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.checkpoint import RollingDepthModel
+
+LATENT_SCALE = 0.18215
+
+
+def make_shared_noise(model: RollingDepthModel, latent_hw: tuple[int, int], seed: int | None = None) -> torch.Tensor:
+    """The one noise map [1, 4, h, w] shared by every frame of a video (drawn once, before any other draw).
+
+    With a seed it is drawn exactly as the reference does, so runs can be compared with it.
+    """
+    h, w = latent_hw
+    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    return torch.randn((1, 4, h, w), generator=generator, device=model.device, dtype=model.dtype)
+
+
+@torch.no_grad()
+def encode_rgb(model: RollingDepthModel, rgb: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
+    """[N, 3, H, W] in [-1, 1] -> [N, 4, H/s, W/s] latents (mean of the posterior, x 0.18215)."""
+    out = []
+    for start in range(0, rgb.shape[0], max(1, batch_size)):
+        batch = rgb[start : start + batch_size].to(device=model.device, dtype=model.dtype)
+        out.append(model.vae.encode(batch).latent_dist.mean * LATENT_SCALE)
+    return torch.cat(out)
+
+
+def ddim_step(model: RollingDepthModel, v: torch.Tensor, sample: torch.Tensor, t: int, t_prev: int | None) -> torch.Tensor:
+    """Deterministic DDIM step (eta 0) for v-prediction from timestep t to t_prev (None = final alpha).
+
+    Closed form of diffusers' DDIMScheduler.step(): x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v,
+    eps = sqrt(1 - a_t) x_t + sqrt(a_t) v, x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev) eps.
+    """
+    alphas = model.scheduler.alphas_cumprod
+    a_t = float(alphas[t])
+    a_prev = float(alphas[t_prev]) if t_prev is not None and t_prev >= 0 else float(model.scheduler.final_alpha_cumprod)
+    x0 = a_t**0.5 * sample - (1 - a_t) ** 0.5 * v
+    eps = (1 - a_t) ** 0.5 * sample + a_t**0.5 * v
+    return a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+
+
+@torch.no_grad()
+def unet_v(model: RollingDepthModel, rgb_latents: torch.Tensor, depth_latents: torch.Tensor, t: int) -> torch.Tensor:
+    """The UNet's v-prediction for snippets: [B, L, 4, h, w] each -> [B, L, 4, h, w]."""
+    b, length = rgb_latents.shape[:2]
+    x = torch.cat([rgb_latents, depth_latents], dim=2).flatten(0, 1).to(model.dtype)
+    context = model.text_embedding.expand(b * length, -1, -1)
+    timestep = torch.tensor(t, device=model.device)
+    v = model.unet(x, timestep, encoder_hidden_states=context, cross_attention_kwargs={"num_frames": length}).sample
+    return v.unflatten(0, (b, length))
+
+
+def first_timestep(model: RollingDepthModel) -> int:
+    """The single timestep of one-step inference (999 with trailing spacing)."""
+    model.scheduler.set_timesteps(1, device="cpu")
+    return int(model.scheduler.timesteps[0])
+
+
+@torch.no_grad()
+def predict_snippets(model: RollingDepthModel, rgb_latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """One-step depth latents for snippets: rgb_latents [B, L, 4, h, w], noise [1, 4, h, w] -> [B, L, 4, h, w].
+
+    At t = 999 alpha_bar is 0 (zero-SNR), so the input depth latent is the pure shared noise.
+    """
+    t = first_timestep(model)
+    sample = noise.expand(rgb_latents.shape[:2] + noise.shape[1:]).to(model.dtype)
+    v = unet_v(model, rgb_latents, sample, t)
+    return ddim_step(model, v, sample, t, None)
+
+
+@torch.no_grad()
+def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
+    """[M, 4, h, w] depth latents -> float32 [M, H, W]: VAE decode, mean of the 3 output channels."""
+    out = []
+    for start in range(0, latents.shape[0], max(1, batch_size)):
+        batch = latents[start : start + batch_size].to(device=model.device, dtype=model.dtype) / LATENT_SCALE
+        out.append(model.vae.decode(batch).sample.mean(dim=1).float())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def encode_depth(model: RollingDepthModel, depth: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
+    """Depth [M, H, W] (roughly [-1, 1]) -> latents [M, 4, h, w], the depth repeated to 3 channels."""
+    return encode_rgb(model, depth.unsqueeze(1).expand(-1, 3, -1, -1), batch_size)

@@ -1,0 +1,50 @@
+"""RGB frames to model input (SPEC.md section 1).
+
+Frames are resized so that the longer edge equals ``res`` (aspect kept, antialiased), then both
+edges are rounded to a multiple of 8 so the VAE's latent grid covers the image exactly (the
+reference accepts other sizes; we round and say so in the README), and scaled to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.errors import BadInputError
+
+RESAMPLE_METHODS = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
+
+
+def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
+    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``."""
+    if res < 0:
+        raise BadInputError(f"--res {res}: must be 0 (native size) or a positive number of pixels")
+    if res == 0:
+        new_h, new_w = height, width
+    else:
+        scale = res / max(height, width)
+        new_h, new_w = height * scale, width * scale
+    return max(multiple, int(round(new_h / multiple)) * multiple), max(multiple, int(round(new_w / multiple)) * multiple)
+
+
+def resize(images: torch.Tensor, size: tuple[int, int], method: str = "bilinear") -> torch.Tensor:
+    """Resize [N, C, H, W] float images to ``size``; antialiased when shrinking with (bi)linear/cubic."""
+    if method not in RESAMPLE_METHODS:
+        raise BadInputError(f"--resample-method {method}: use one of {', '.join(RESAMPLE_METHODS)}")
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    kwargs = {}
+    if method in ("bilinear", "bicubic"):
+        kwargs = {"align_corners": False, "antialias": True}
+    return F.interpolate(images, size=size, mode=method, **kwargs)
+
+
+def prepare_frames(frames: np.ndarray, res: int, method: str = "bilinear") -> torch.Tensor:
+    """uint8 [N, H, W, 3] RGB -> float32 [N, 3, H', W'] in [-1, 1] at the processing size."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+    size = processing_size(frames.shape[1], frames.shape[2], res)
+    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    images = resize(images, size, method).clamp_(0, 255)
+    return images / 255.0 * 2.0 - 1.0

@@ -1,0 +1,54 @@
+"""Which frames form each snippet (SPEC.md section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class SnippetPlan:
+    """Snippets of one dilation level.
+
+    requested: the dilation asked for (it names the level, e.g. ``dilation25`` in snippets.npz).
+    dilation: the dilation used after capping. starts: first frame of each snippet.
+    frames: per snippet, the L frame indices (start, start + d, ..., start + (L-1) d).
+    """
+
+    requested: int
+    dilation: int
+    frames: tuple[tuple[int, ...], ...]
+
+
+def cap_dilation(dilation: int, num_frames: int, snip_len: int) -> int:
+    """A dilation larger than m = int(N / L) - 1 becomes m (the reference's cap_dilation).
+
+    For clips shorter than 2 L frames m would be 0; we cap at 1 there (the reference would fail).
+    """
+    limit = max(1, int(num_frames / snip_len) - 1)
+    return min(dilation, limit)
+
+
+def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[SnippetPlan]:
+    """Offline snippets: for each dilation d, every start i in [0, N-1-(L-1)d] (stride 1).
+
+    Raises BadInputError when the clip is too short for any snippet of some dilation.
+    """
+    if not 2 <= snip_len <= 4:
+        raise BadInputError(f"--snip-len {snip_len}: must be 2, 3 or 4")
+    dilations = list(dilations)
+    if not dilations or 1 not in dilations or any(d < 1 for d in dilations):
+        raise BadInputError(f"--dilations {dilations}: positive integers that include 1")
+    plans = []
+    for requested in dilations:
+        d = cap_dilation(requested, num_frames, snip_len) if cap else requested
+        count = num_frames - (snip_len - 1) * d
+        if count < 1:
+            raise BadInputError(
+                f"the clip has {num_frames} frames: too short for snippets of {snip_len} frames at dilation {d} "
+                f"(needs at least {(snip_len - 1) * d + 1}; use fewer --dilations or a longer clip)"
+            )
+        frames = tuple(tuple(i + j * d for j in range(snip_len)) for i in range(count))
+        plans.append(SnippetPlan(requested, d, frames))
+    return plans
