@@ -1,0 +1,84 @@
+"""Quality modes of the co-alignment: Adam early-stop tables (SPEC.md s.5) and exact-solver settings.
+
+Adam modes stop when ``|loss_i - loss_(i-1)| < threshold`` held for ``patience`` consecutive steps,
+checked only once ``min_iter`` steps ran, and always at ``max_iter``. The seed fork has one table for
+MPS and one for CUDA; ``device_type="cpu"`` (and ``"mps"``) use the MPS table, ``"cuda"`` the CUDA one.
+The extra mode ``"reference"`` is the reference optimiser itself: 2000 steps, no early stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import BadInputError
+
+QUALITIES = ("fast", "balanced", "quality")
+DEVICE_TYPES = ("cpu", "mps", "cuda")
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Adam stopping rule: ``patience`` calm steps (change < ``threshold``) after ``min_iter``; cap ``max_iter``."""
+
+    patience: int
+    min_iter: int
+    threshold: float
+    max_iter: int
+
+
+_MPS_TABLE = {
+    "fast": EarlyStop(patience=30, min_iter=500, threshold=1e-4, max_iter=700),
+    "balanced": EarlyStop(patience=50, min_iter=800, threshold=5e-5, max_iter=1200),
+    "quality": EarlyStop(patience=200, min_iter=1500, threshold=1e-6, max_iter=2000),
+}
+_CUDA_TABLE = {
+    "fast": EarlyStop(patience=50, min_iter=1000, threshold=1e-5, max_iter=1000),
+    "balanced": EarlyStop(patience=100, min_iter=1200, threshold=1e-5, max_iter=1500),
+    "quality": EarlyStop(patience=300, min_iter=1800, threshold=1e-7, max_iter=2000),
+}
+#: The reference optimiser: a fixed 2000 steps.
+REFERENCE_STOP = EarlyStop(patience=0, min_iter=2000, threshold=0.0, max_iter=2000)
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """Settings of the exact (IRLS) solver for one quality mode.
+
+    Attributes:
+        stride: keep every n-th pixel (both axes) for the fit; the reference's Adam uses 10.
+        max_solves: most weighted least-squares solves (the first one is plain least squares).
+        tolerance: stop when no scale or shift moves by more than this (relative to the mean
+            scale) between two solves.
+    """
+
+    stride: int
+    max_solves: int
+    tolerance: float
+
+
+_EXACT_TABLE = {
+    "fast": ExactSettings(stride=10, max_solves=6, tolerance=1e-3),
+    "balanced": ExactSettings(stride=10, max_solves=12, tolerance=1e-4),
+    "quality": ExactSettings(stride=5, max_solves=25, tolerance=1e-5),
+}
+
+
+def _check_quality(quality: str, allowed: tuple[str, ...]) -> None:
+    if quality not in allowed:
+        raise BadInputError(f"co-alignment: quality {quality!r} is not one of {', '.join(allowed)}")
+
+
+def adam_early_stop(quality: str, device_type: str = "cpu") -> EarlyStop:
+    """Early-stop rule of an Adam quality mode on ``device_type`` (cpu uses the MPS values)."""
+    _check_quality(quality, QUALITIES + ("reference",))
+    if device_type not in DEVICE_TYPES:
+        raise BadInputError(f"co-alignment: device_type {device_type!r} is not one of {', '.join(DEVICE_TYPES)}")
+    if quality == "reference":
+        return REFERENCE_STOP
+    return (_CUDA_TABLE if device_type == "cuda" else _MPS_TABLE)[quality]
+
+
+def exact_settings(quality: str) -> ExactSettings:
+    """Exact-solver settings of a quality mode (the same on every device)."""
+    _check_quality(quality, QUALITIES)
+    return _EXACT_TABLE[quality]
