@@ -1,0 +1,155 @@
+"""The first stage: receive frames from a source, apply the real-time policy, number what is kept.
+
+Policies (SPEC.md section 8, issue 4):
+- every frame (``drop_frames=False``, default for files): the source is read only as fast as the
+  model consumes; nothing is lost.
+- newest wins (``drop_frames=True``, ``--realtime``): the source is read at its own pace; while
+  the next stage is busy, a newer frame replaces the one waiting and the replaced one is counted
+  as dropped. Latency stays bounded however slow the model is.
+Kept frames get consecutive ``processed_index`` values: dilations count processed frames.
+With ``pace=True`` frames are released at their timestamps (a file played as if it were live).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import ObjectSendStream
+
+from io_adapters.frames import EndOfStream, VideoFrame
+from stream.calls import call_off_loop
+from stream.messages import CapturedFrame, FrameTiming, StreamEnd
+from stream.stage import StageMetrics
+
+
+@dataclass
+class _Received:
+    frame: VideoFrame
+    received_at: float
+
+
+class CaptureStage:
+    """Reads ``source`` until it ends or ``stop`` is set, then sends ``StreamEnd``.
+
+    metrics: items_in = frames received, items_out = frames kept, busy_s = time inside recv.
+    """
+
+    name = "capture"
+
+    def __init__(self, source, stop: anyio.Event, drop_frames: bool, pace: bool = False,
+                 max_frames: int | None = None) -> None:
+        self.source = source
+        self.stop = stop
+        self.drop_frames = drop_frames
+        self.pace = pace
+        self.max_frames = max_frames
+        self.metrics = StageMetrics(self.name)
+        self.dropped = 0
+        self.end_reason = "source ended"
+        self._pace_origin: tuple[float, float] | None = None
+        self._kept = 0
+
+    async def run(self, send: ObjectSendStream) -> None:
+        async with send:
+            if self.drop_frames:
+                await self._run_newest_wins(send)
+            else:
+                await self._run_every_frame(send)
+            await send.send(StreamEnd(self.end_reason))
+
+    async def _run_every_frame(self, send: ObjectSendStream) -> None:
+        async def forward() -> None:
+            while True:
+                received = await self._receive()
+                if received is None:
+                    return
+                await send.send(self._keep(received))
+
+        await self._until_stopped(forward)
+
+    async def _run_newest_wins(self, send: ObjectSendStream) -> None:
+        waiting: list[_Received] = []  # at most one frame: the newest not yet handed on
+        ready = anyio.Event()
+        reading_done = False
+
+        async def read() -> None:
+            nonlocal ready, reading_done
+            try:
+                while True:
+                    received = await self._receive()
+                    if received is None:
+                        return
+                    if waiting:
+                        self.dropped += 1
+                        waiting.clear()
+                    waiting.append(received)
+                    ready.set()
+            finally:
+                reading_done = True
+                ready.set()
+
+        async def hand_on() -> None:
+            nonlocal ready
+            while True:
+                await ready.wait()
+                ready = anyio.Event()
+                if waiting:
+                    received = waiting.pop()
+                    await send.send(self._keep(received))
+                    # the frame just sent may have made a newer one wait meanwhile
+                    if waiting:
+                        ready.set()
+                elif reading_done:
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._until_stopped, read)
+            tg.start_soon(hand_on)
+
+    async def _until_stopped(self, work) -> None:
+        """Run ``work`` until it returns or ``stop`` is set (then the pending recv is abandoned)."""
+        async with anyio.create_task_group() as tg:
+            async def watch() -> None:
+                await self.stop.wait()
+                self.end_reason = "interrupted"
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await work()
+            tg.cancel_scope.cancel()
+
+    async def _receive(self) -> _Received | None:
+        """The next frame, paced when asked; None at the end of the source or of ``max_frames``."""
+        if self.max_frames is not None and self.metrics.items_in >= self.max_frames:
+            return None
+        start = time.perf_counter()
+        try:
+            frame = await call_off_loop(self.source.recv, abandon_on_cancel=True)
+        except EndOfStream:
+            return None
+        finally:
+            self.metrics.busy_s += time.perf_counter() - start
+        if self.pace:
+            await self._wait_for_timestamp(frame.timestamp)
+        self.metrics.items_in += 1
+        return _Received(frame, time.perf_counter())
+
+    async def _wait_for_timestamp(self, timestamp: float) -> None:
+        now = time.perf_counter()
+        if self._pace_origin is None:
+            self._pace_origin = (now, timestamp)
+            return
+        wall0, ts0 = self._pace_origin
+        delay = wall0 + (timestamp - ts0) - now
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    def _keep(self, received: _Received) -> CapturedFrame:
+        frame = received.frame
+        timing = FrameTiming(source_index=frame.index, processed_index=self._kept,
+                             timestamp=frame.timestamp, received_at=received.received_at)
+        self._kept += 1
+        self.metrics.items_out += 1
+        return CapturedFrame(timing=timing, rgb=frame.rgb)

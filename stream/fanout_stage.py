@@ -1,0 +1,96 @@
+"""The last stage: hand every output frame to every sink, in parallel, and measure latency.
+
+A sink that raises is reported once (``report``), closed and skipped from then on; the other
+sinks go on. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
+the stream every sink is closed, which finalises files so they stay valid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from pipeline.errors import RuntimeFailure
+from stream.calls import call_off_loop
+from stream.messages import OutputFrame, StreamEnd
+from stream.stage import Stage
+from stream.stream_stats import LatencyTracker
+
+
+@dataclass
+class SinkSlot:
+    """One sink with the URI it was opened from and its state in this run."""
+
+    uri: str
+    sink: object
+    frames: int = 0
+    error: str | None = None
+    closed: bool = False
+    limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+
+    @property
+    def dropped(self) -> int:
+        return int(getattr(self.sink, "dropped", 0) or 0)
+
+
+class FanOutStage(Stage):
+    """OutputFrame -> every sink; end-to-end latency is taken when the last sink returned."""
+
+    name = "sinks"
+
+    def __init__(self, sinks: list[SinkSlot], latency: LatencyTracker, report: Callable[[str], None]) -> None:
+        super().__init__()
+        if not sinks:
+            raise ValueError("the node needs at least one sink")
+        self.sinks = sinks
+        self.latency = latency
+        self.report = report
+
+    async def process(self, item: OutputFrame) -> Sequence[object]:
+        async with anyio.create_task_group() as tg:
+            for slot in self.sinks:
+                if slot.error is None:
+                    tg.start_soon(self._send, slot, item)
+        if all(slot.error is not None for slot in self.sinks):
+            raise RuntimeFailure("every sink failed: " + "; ".join(f"{s.uri}: {s.error}" for s in self.sinks))
+        self.latency.add(time.perf_counter() - item.timing.received_at)
+        return ()
+
+    async def finish(self, end: StreamEnd) -> Sequence[object]:
+        await close_sinks(self.sinks, self.report)
+        return ()
+
+    async def _send(self, slot: SinkSlot, item: OutputFrame) -> None:
+        try:
+            await call_off_loop(slot.sink.send, item.frame, limiter=slot.limiter)
+            slot.frames += 1
+        except Exception as err:  # a broken sink must not stop the others
+            slot.error = _one_line(err)
+            self.report(f"sink {slot.uri} failed and is skipped from now on: {slot.error}")
+            await _close_one(slot, lambda _msg: None)
+
+
+async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:
+    """Close every sink not closed yet (in parallel); a failing close is reported, never raised."""
+    async with anyio.create_task_group() as tg:
+        for slot in sinks:
+            tg.start_soon(_close_one, slot, report)
+
+
+async def _close_one(slot: SinkSlot, report: Callable[[str], None]) -> None:
+    if slot.closed:
+        return
+    slot.closed = True
+    try:
+        with anyio.CancelScope(shield=True):
+            await call_off_loop(slot.sink.close, limiter=slot.limiter)
+    except Exception as err:
+        report(f"sink {slot.uri} failed to close: {_one_line(err)}")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

@@ -1,0 +1,93 @@
+"""What travels between the node's stages (pipecat style: control is data too).
+
+Every work item carries the timing of its input frame so the last stage can measure end-to-end
+latency. ``StreamEnd`` is sent after the last item and flows through every stage, which flushes
+its own state before passing it on: shutdown is the same data flow as work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from io_adapters.frames import DepthFrame
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The end of the stream; ``reason`` is 'source ended', 'interrupted' or 'error'."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Where a frame came from and when it entered the node.
+
+    source_index: the frame's index in the source stream (drops make gaps).
+    processed_index: 0-based count of frames the node kept; dilations count these.
+    timestamp: presentation time from the source, seconds.
+    received_at: ``time.perf_counter()`` when capture received it.
+    """
+
+    source_index: int
+    processed_index: int
+    timestamp: float
+    received_at: float
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """A frame that passed the drop policy. rgb: uint8 [H, W, 3] at source size."""
+
+    timing: FrameTiming
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame after preprocessing and the VAE encoder (done once per frame).
+
+    rgb: uint8 [H', W', 3] at processing size (the size of the depth maps).
+    latent: [4, h, w] RGB latent on the model's device, h = H'/8.
+    """
+
+    timing: FrameTiming
+    rgb: np.ndarray
+    latent: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SnippetDepths:
+    """The decoded snippets that end at one new frame (one per dilation that fits).
+
+    timing, rgb: the new frame (its latent is no longer needed downstream); both None for the
+        snippet a stream shorter than one snippet gets at its end (no new frame then).
+    snippets: list of (processed frame indices (L,), depth float32 [L, H', W'] roughly [-1, 1]).
+    """
+
+    timing: FrameTiming | None
+    rgb: np.ndarray | None
+    snippets: list[tuple[tuple[int, ...], np.ndarray]]
+
+
+@dataclass(frozen=True)
+class AlignedFrame:
+    """One co-aligned output frame, before display normalisation.
+
+    depth: float32 [H', W'], affine-invariant inverse depth (larger = nearer).
+    """
+
+    timing: FrameTiming
+    rgb: np.ndarray
+    depth: np.ndarray
+
+
+@dataclass(frozen=True)
+class OutputFrame:
+    """What the sinks get (``frame``: depth in [0, 1], 1 = nearest) plus its timing for latency."""
+
+    timing: FrameTiming
+    frame: DepthFrame

@@ -1,0 +1,207 @@
+"""The streaming node: capture -> encode -> snippets -> align -> display -> sinks (SPEC.md section 8).
+
+Every stage is a task joined to the next by a bounded anyio memory stream. Model work and the
+aligner run in worker threads, so the event loop keeps receiving frames meanwhile. The node stops
+when the source ends, or on Ctrl-C / SIGTERM (``stop``): capture sends ``StreamEnd``, each stage
+drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
+A second Ctrl-C abandons the drain (sinks are still closed).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from pipeline.display_normalizer import DisplayNormalizer
+from pipeline.errors import RollingDepthError
+from stream.align_stage import AlignStage, StreamAligner
+from stream.calls import call_off_loop
+from stream.capture_stage import CaptureStage
+from stream.depth_steps import DepthSteps, SnippetPlan, StepCounts
+from stream.display_stage import DisplayStage
+from stream.encode_stage import EncodeStage
+from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
+from stream.snippet_stage import SnippetStage
+from stream.stage import DEFAULT_QUEUE_SIZE, make_link
+from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How the node runs.
+
+    plan: snippet length and dilations (counted in processed frames).
+    lookahead: frames of delay before a frame is emitted (0 = lowest latency).
+    drop_frames: newest-wins drop policy (``--realtime``); False processes every frame.
+    pace: release frames at their timestamps (a file played as live).
+    queue_size: items waiting between two stages.
+    stats_interval_s: how often the status line and ``--stats-json`` update.
+    max_frames: stop after this many received frames (None = until the source ends).
+    """
+
+    plan: SnippetPlan = field(default_factory=SnippetPlan)
+    lookahead: int = 0
+    drop_frames: bool = False
+    pace: bool = False
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    stats_interval_s: float = 1.0
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """What a finished run did. ``end_reason``: 'source ended' or 'interrupted'."""
+
+    end_reason: str
+    frames_in: int
+    frames_processed: int
+    frames_out: int
+    dropped: int
+    lost: int
+    elapsed_s: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_max_ms: float
+    step_counts: dict
+    sinks: dict[str, dict]
+    stages: dict[str, dict]
+
+
+class StreamNode:
+    """One run of the node between one source and one or more sinks.
+
+    source: has ``recv()`` (VideoFrame, raises EndOfStream at the end) and ``close()``.
+    sinks: (uri, sink) pairs; each sink has ``send(DepthFrame)`` and ``close()``.
+    The node closes the source and every sink whatever happens.
+    """
+
+    def __init__(self, source, sinks: list[tuple[str, object]], steps: DepthSteps, aligner: StreamAligner,
+                 normalizer: DisplayNormalizer, config: NodeConfig,
+                 report: Callable[[str], None] | None = None,
+                 on_stats: Callable[[NodeStats], None] | None = None,
+                 stats_json: Path | None = None) -> None:
+        self.source = source
+        self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
+        self.steps = steps
+        self.config = config
+        self.report = report or (lambda msg: print(msg, file=sys.stderr))
+        self.on_stats = on_stats
+        self.stats_json = stats_json
+        self.stop = anyio.Event()
+        self.latency = LatencyTracker()
+        model_limiter = anyio.CapacityLimiter(1)  # one model call at a time: they share the device
+        self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames, pace=config.pace,
+                                    max_frames=config.max_frames)
+        self.stages = [
+            EncodeStage(steps, model_limiter),
+            SnippetStage(steps, config.plan, model_limiter),
+            AlignStage(aligner, config.lookahead, config.plan.snip_len),
+            DisplayStage(normalizer),
+            FanOutStage(self.sink_slots, self.latency, self.report),
+        ]
+        self.sampler = StatsSampler([self.capture.metrics] + [s.metrics for s in self.stages], self.latency,
+                                    dropped=lambda: self.capture.dropped,
+                                    sink_dropped=lambda: sum(s.dropped for s in self.sink_slots))
+        self._interrupts = 0
+
+    def request_stop(self) -> None:
+        """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
+        self._interrupts += 1
+        self.stop.set()
+
+    async def run(self, handle_signals: bool = True) -> NodeResult:
+        """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
+        start = time.perf_counter()
+        writer = StatsJsonWriter(self.stats_json) if self.stats_json else None
+        try:
+            async with anyio.create_task_group() as outer:
+                if handle_signals:
+                    outer.start_soon(self._watch_signals, outer.cancel_scope)
+                outer.start_soon(self._report_stats, writer)
+                try:
+                    await self._run_stages()
+                finally:
+                    outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_user_error(group) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await close_sinks(self.sink_slots, self.report)
+                with suppress(Exception):
+                    await call_off_loop(self.source.close)
+            if writer is not None:
+                if self.latency.count or self.capture.metrics.items_in:
+                    writer.write(self.sampler.sample())
+                writer.close()
+        return self._result(time.perf_counter() - start)
+
+    async def _run_stages(self) -> None:
+        links = [make_link(self.config.queue_size) for _ in self.stages]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.capture.run, links[0][0])
+            for i, stage in enumerate(self.stages):
+                send = links[i + 1][0] if i + 1 < len(self.stages) else None
+                tg.start_soon(stage.run, links[i][1], send)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                self.request_stop()
+                if self._interrupts == 1:
+                    self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
+                else:
+                    scope.cancel()
+
+    async def _report_stats(self, writer: StatsJsonWriter | None) -> None:
+        while True:
+            await anyio.sleep(self.config.stats_interval_s)
+            stats = self.sampler.sample()
+            if writer is not None:
+                writer.write(stats)
+            if self.on_stats is not None:
+                self.on_stats(stats)
+
+    def _result(self, elapsed: float) -> NodeResult:
+        p50, p95 = self.latency.run_percentiles_ms()
+        align = self.stages[2]
+        counts: StepCounts = getattr(self.steps, "counts", StepCounts())
+        return NodeResult(
+            end_reason=self.capture.end_reason,
+            frames_in=self.capture.metrics.items_in,
+            frames_processed=self.capture.metrics.items_out,
+            frames_out=self.latency.count,
+            dropped=self.capture.dropped,
+            lost=align.lost,
+            elapsed_s=round(elapsed, 3),
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_max_ms=round(self.latency.max_s * 1000.0, 1),
+            step_counts=counts.as_dict(),
+            sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
+            stages={m.name: m.snapshot().as_dict() for m in [self.capture.metrics] + [s.metrics for s in self.stages]},
+        )
+
+
+def _first_user_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to show: a RollingDepthError if any, else the first leaf exception."""
+    leaves = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, RollingDepthError):
+            return exc
+    return leaves[0]

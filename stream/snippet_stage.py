@@ -1,0 +1,56 @@
+"""Run the snippets that end at each new frame (one per dilation that fits), batched in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from stream.depth_steps import DepthSteps, SnippetPlan
+from stream.messages import EncodedFrame, SnippetDepths, StreamEnd
+from stream.rolling_window import RollingWindow, window_length
+from stream.snippet_schedule import first_snippet_for_short_stream, snippets_ending_at
+from stream.stage import Stage
+
+
+class SnippetStage(Stage):
+    """EncodedFrame -> SnippetDepths; keeps RGB latents in a ``RollingWindow``.
+
+    The window holds ``(L - 1) * max(dilations) + 1`` latents: exactly what the longest snippet
+    ending at the newest frame reaches back to, so memory is bounded for streams of any length.
+    A stream that ends before one full snippet fits gets one shorter snippet of all its frames,
+    so that every frame still gets depth.
+    """
+
+    name = "snippets"
+
+    def __init__(self, steps: DepthSteps, plan: SnippetPlan, model_limiter: anyio.CapacityLimiter) -> None:
+        super().__init__()
+        self.steps = steps
+        self.plan = plan
+        self.model_limiter = model_limiter
+        self.window: RollingWindow = RollingWindow(window_length(plan.snip_len, plan.dilations))
+        self._frames_seen = 0
+        self._snippets_run = 0
+
+    async def process(self, item: EncodedFrame) -> Sequence[SnippetDepths]:
+        newest = item.timing.processed_index
+        self.window.add(newest, item.latent)
+        self._frames_seen += 1
+        snippets = snippets_ending_at(newest, self.plan.dilations, self.plan.snip_len)
+        depths = await self._predict(snippets)
+        return [SnippetDepths(timing=item.timing, rgb=item.rgb, snippets=depths)]
+
+    async def finish(self, end: StreamEnd) -> Sequence[SnippetDepths]:
+        if self._snippets_run or not self._frames_seen:
+            return ()
+        depths = await self._predict([first_snippet_for_short_stream(self._frames_seen)])
+        return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
+
+    async def _predict(self, snippets: list[tuple[int, ...]]) -> list:
+        if not snippets:
+            return []
+        latents = [[self.window[i] for i in snippet] for snippet in snippets]
+        self._snippets_run += len(snippets)
+        depth = await anyio.to_thread.run_sync(self.steps.predict, latents, limiter=self.model_limiter)
+        return list(zip(snippets, depth))

@@ -1,0 +1,138 @@
+"""Live numbers of a running node: rates, latency percentiles, drops, queue depths.
+
+One ``StatsSampler`` turns the stages' counters into a ``NodeStats`` once per second; the
+status line and ``--stats-json`` both print that same object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.stage import StageMetrics
+
+# Latency percentiles over the last few seconds: recent enough to show a change, long enough
+# to hold a few dozen frames at low frame rates.
+LATENCY_WINDOW_S = 5.0
+
+
+class LatencyTracker:
+    """End-to-end latencies (seconds) of recent frames, and of the whole run."""
+
+    def __init__(self, window_s: float = LATENCY_WINDOW_S, max_samples: int = 20_000) -> None:
+        self.window_s = window_s
+        self._recent: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        self._run: deque[float] = deque(maxlen=max_samples)  # the last frames of the run, for its summary
+        self.count = 0
+        self.max_s = 0.0
+
+    def add(self, latency_s: float, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        self._recent.append((now, latency_s))
+        self._run.append(latency_s)
+        self.count += 1
+        self.max_s = max(self.max_s, latency_s)
+
+    def percentiles_ms(self, now: float | None = None) -> tuple[float | None, float | None]:
+        """(p50, p95) in ms over the last ``window_s`` seconds; (None, None) without frames."""
+        now = time.perf_counter() if now is None else now
+        while self._recent and self._recent[0][0] < now - self.window_s:
+            self._recent.popleft()
+        if not self._recent:
+            return None, None
+        values = np.fromiter((lat for _, lat in self._recent), dtype=np.float64) * 1000.0
+        return _p50_p95_ms(values)
+
+    def run_percentiles_ms(self) -> tuple[float | None, float | None]:
+        """(p50, p95) in ms over the run (its last ``max_samples`` frames)."""
+        if not self._run:
+            return None, None
+        return _p50_p95_ms(np.fromiter(self._run, dtype=np.float64) * 1000.0)
+
+
+def _p50_p95_ms(values_ms: np.ndarray) -> tuple[float, float]:
+    p50, p95 = np.percentile(values_ms, [50, 95])
+    return round(float(p50), 1), round(float(p95), 1)
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """One line of ``--stats-json`` (and of the status line)."""
+
+    elapsed_s: float
+    input_fps: float
+    output_fps: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    frames_in: int
+    frames_out: int
+    dropped: int
+    sink_dropped: int
+    queues: dict[str, int]
+    busy: dict[str, float]
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    def status_text(self) -> str:
+        p50 = "-" if self.latency_p50_ms is None else f"{self.latency_p50_ms:.0f}"
+        p95 = "-" if self.latency_p95_ms is None else f"{self.latency_p95_ms:.0f}"
+        queues = " ".join(f"{name}:{depth}" for name, depth in self.queues.items())
+        return (f"in {self.input_fps:5.1f} fps | out {self.output_fps:5.1f} fps | latency p50 {p50} ms "
+                f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}")
+
+
+class StatsSampler:
+    """Computes ``NodeStats`` from the stages' counters; rates are per interval between samples."""
+
+    def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
+                 dropped: Callable[[], int], sink_dropped: Callable[[], int]) -> None:
+        self.stages = stages
+        self.latency = latency
+        self.dropped = dropped
+        self.sink_dropped = sink_dropped
+        self.started = time.perf_counter()
+        self._last = (self.started, 0, 0)
+
+    def sample(self) -> NodeStats:
+        now = time.perf_counter()
+        frames_in = self.stages[0].items_in
+        frames_out = self.latency.count
+        last_t, last_in, last_out = self._last
+        dt = max(now - last_t, 1e-9)
+        self._last = (now, frames_in, frames_out)
+        p50, p95 = self.latency.percentiles_ms(now)
+        return NodeStats(
+            elapsed_s=round(now - self.started, 3),
+            input_fps=round((frames_in - last_in) / dt, 2),
+            output_fps=round((frames_out - last_out) / dt, 2),
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            frames_in=frames_in,
+            frames_out=frames_out,
+            dropped=self.dropped(),
+            sink_dropped=self.sink_dropped(),
+            queues={m.name: m.queue_depth() for m in self.stages[1:]},
+            busy={m.name: round(m.busy_s, 3) for m in self.stages},
+        )
+
+
+class StatsJsonWriter:
+    """Appends one JSON line per sample to a file (flushed at once, so `tail -f` works)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, stats: NodeStats) -> None:
+        self._file.write(stats.as_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
