@@ -1,0 +1,79 @@
+"""Refinement of co-aligned depth by a few more diffusion steps (SPEC.md section 6; presets full, paper)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from pipeline.checkpoint import RollingDepthModel
+from pipeline.inference import ddim_step, decode_depth, encode_depth, unet_v
+
+
+def refine_dilations(steps: int, start_dilation: int) -> list[int]:
+    """Dilation per step: gap = int((1 - i / T) * (start - 1)), dilation = gap + 1 (6 -> 6,5,5,4,4,3,3,2,1,1)."""
+    return [int((1 - i / steps) * (start_dilation - 1)) + 1 for i in range(steps)]
+
+
+def refine_timesteps(model: RollingDepthModel, steps: int) -> list[int]:
+    """Schedule 2 * steps trailing timesteps and keep the second half (10 steps: 499, 449, ..., 49)."""
+    model.scheduler.set_timesteps(2 * steps, device="cpu")
+    return [int(t) for t in model.scheduler.timesteps[steps:]]
+
+
+def covering_dilation(num_frames: int, snip_len: int, dilation: int) -> int:
+    """The largest dilation <= ``dilation`` whose stride-1 snippets cover every frame.
+
+    Frames not covered by any snippet would not be denoised at that step; the reference leaves this
+    case undefined (it only happens on clips shorter than about 3 x the dilation).
+    """
+    while dilation > 1 and num_frames - (snip_len - 1) * dilation < dilation:
+        dilation -= 1
+    return dilation
+
+
+@torch.no_grad()
+def refine_depth(
+    model: RollingDepthModel,
+    rgb_latents: torch.Tensor,
+    depth: torch.Tensor,
+    noise: torch.Tensor,
+    steps: int = 10,
+    snip_len: int = 3,
+    start_dilation: int = 6,
+    batch_size: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Refine co-aligned depth [N, H, W] in [-1, 1]; returns (depth [N, H, W] clipped to [-1, 1], UNet frame-passes).
+
+    1. Encode the depth (repeated to 3 channels). 2. Noise it to the first kept timestep with the
+    shared noise [1, 4, h, w]. 3. At each step, run every snippet (stride 1, that step's dilation) on
+    the previous step's latents, DDIM-step it to the next timestep and average each frame's latent
+    over the snippets that contain it. 4. Decode. Values are clipped to [-1, 1] (no renormalisation).
+    rgb_latents: [N, 4, h, w] on the model's device.
+    """
+    num_frames = depth.shape[0]
+    timesteps = refine_timesteps(model, steps)
+    latents = encode_depth(model, depth.to(model.device), batch_size)
+    a_t = float(model.scheduler.alphas_cumprod[timesteps[0]])
+    latents = a_t**0.5 * latents + (1 - a_t) ** 0.5 * noise
+    passes = 0
+    snippets_per_call = max(1, batch_size // snip_len)
+    for i, (t, dilation) in enumerate(zip(timesteps, refine_dilations(steps, start_dilation))):
+        t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
+        d = covering_dilation(num_frames, snip_len, dilation)
+        offsets = torch.arange(snip_len, device=model.device) * d
+        starts = torch.arange(num_frames - (snip_len - 1) * d, device=model.device)
+        total = torch.zeros_like(latents, dtype=torch.float32)
+        count = torch.zeros(num_frames, device=model.device)
+        for chunk in starts.split(snippets_per_call):
+            index = chunk[:, None] + offsets[None, :]  # [B, L]
+            v = unet_v(model, rgb_latents[index], latents[index], t)
+            stepped = ddim_step(model, v, latents[index], t, t_next).float()
+            total.index_add_(0, index.flatten(), stepped.flatten(0, 1))
+            count.index_add_(0, index.flatten(), torch.ones(index.numel(), device=model.device))
+            passes += index.numel()
+        latents = (total / count[:, None, None, None]).to(model.dtype)
+        if progress:
+            progress(1)
+    return decode_depth(model, latents, batch_size).clamp_(-1, 1), passes
