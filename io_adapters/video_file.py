@@ -133,18 +133,32 @@ def iter_video_frames(
         BadInputError: unreadable file, or damage found while decoding. The frames before the
             damage are yielded first; the message names the file and the frame number.
     """
+    for _, rgb in iter_timed_video_frames(path, start_frame, frame_count):
+        yield rgb
+
+
+def iter_timed_video_frames(
+    path: str | os.PathLike, start_frame: int = 0, frame_count: int = 0
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Like ``iter_video_frames`` but yields ``(time_s, rgb)``.
+
+    time_s: presentation time in seconds from the container (frame index / fps when the file
+        has no timestamps), so variable-frame-rate files keep their timing.
+    """
     if start_frame < 0 or frame_count < 0:
         raise BadInputError(f"start_frame and frame_count must be >= 0, got {start_frame} and {frame_count}")
     container, stream = _open_input(path)
+    fps = _stream_fps(stream)
+    frame_period = 1.0 / fps if fps > 0 else 0.0
     index = 0  # decoded frames so far, i.e. the number of the next frame
     last_end_s = 0.0
     try:
         try:
             for frame in container.decode(stream):
-                if frame.time is not None:
-                    last_end_s = max(last_end_s, frame.time + 1.0 / max(_stream_fps(stream), 1e-6))
+                time_s = frame.time if frame.time is not None else index * frame_period
+                last_end_s = max(last_end_s, time_s + frame_period)
                 if index >= start_frame:
-                    yield _rotate_for_display(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    yield time_s, _rotate_for_display(frame.to_ndarray(format="rgb24"), frame.rotation)
                 index += 1
                 if frame_count and index >= start_frame + frame_count:
                     return
@@ -155,8 +169,7 @@ def iter_video_frames(
             ) from None
         # A truncated Matroska/WebM file ends without any error: compare with the header's length.
         declared = _declared_duration_s(container, stream)
-        fps = _stream_fps(stream)
-        if declared is not None and fps > 0 and last_end_s + max(2.0 / fps, 0.1) < declared:
+        if declared is not None and fps > 0 and last_end_s + max(2.0 * frame_period, 0.1) < declared:
             raise BadInputError(
                 f"{path} ends early at frame {index} ({last_end_s:.2f} s of the {declared:.2f} s "
                 f"its header declares): the file looks truncated"

@@ -1,0 +1,389 @@
+"""NDI input and output through ndi-python (``import NDIlib``; bundles libndi 6 for Linux
+x86_64 and macOS arm64).
+
+Discovery: NDI finds sources by mDNS, which needs a running mDNS responder (avahi on Linux).
+Every finder here also asks 127.0.0.1 directly (``extra_ips``), so sources on the same machine
+are found without one; ``?ips=10.0.0.5,10.0.0.6`` adds machines elsewhere. An NDI config file
+in ``$NDI_CONFIG_DIR/ndi-config.v1.json`` is read by the SDK itself and is honoured as well.
+
+Output (``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME``) is sent with ``clock_video`` on, so the
+SDK paces frames to the declared rate. ``p216`` carries 16-bit depth in the Y plane
+(U = V = 32768); NDI compresses it, to about 11 effective bits (see tests/test_io_ndi.py).
+
+Binding quirks (ndi-python 6.3): ``VideoFrameV2.data`` only accepts uint8 arrays and resets
+``xres``, ``yres`` and ``line_stride_in_bytes`` when assigned, so 16-bit buffers go in as a
+uint8 view and the sizes are set AFTER ``data``; UYVY must be shaped [H, W, 2].
+
+The SDK is initialised once per process and never torn down here: other senders/receivers
+of the same process may still be using it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from io_adapters.base import BlockingSource, ThreadedSink
+from io_adapters.frames import DepthFrame
+from io_adapters.ndi_formats import depth_to_bgra, depth_to_p216, depth_to_uyvy
+from io_adapters.uri import OptionReader, ParsedUri
+from pipeline.colormap import colormap_lut
+from pipeline.errors import BadInputError, RuntimeFailure
+
+NDI_FORMATS = ("bgra", "uyvy", "p216")
+NDI_SINK_OPTIONS = {
+    "format": "bgra (8-bit, colour map or grey; default), uyvy (8-bit grey), p216 (16-bit grey)",
+    "cmap": "matplotlib colour map for format=bgra; default: grey",
+    "clock": "1 = let NDI pace frames to the rate (default), 0 = send as they come",
+}
+NDI_SOURCE_OPTIONS = {
+    "ips": "extra IP addresses to ask for sources, comma-separated (127.0.0.1 is always asked)",
+    "timeout": "seconds to wait for the source to appear, default 10",
+    "lost": "seconds without a frame before searching for the sender again, default 2",
+}
+LOOPBACK = "127.0.0.1"
+RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # then 4 s between attempts while the sender is away
+
+
+def load_ndi():
+    """Import ndi-python and initialise the SDK; RuntimeFailure with the fix when it cannot."""
+    try:
+        import NDIlib as ndi
+    except ImportError:
+        raise RuntimeFailure(
+            "ndi: URIs need the ndi-python package: pip install 'rollingdepth-stream[ndi]' (Linux x86_64, macOS arm64)"
+        ) from None
+    if not ndi.initialize():
+        raise RuntimeFailure("the NDI library failed to initialise (unsupported CPU?); ndi: URIs are unavailable")
+    return ndi
+
+
+def extra_ips(user_ips: str | None) -> str:
+    """Comma-separated addresses a finder asks directly: always the loopback, plus the user's."""
+    ips = [LOOPBACK] + [ip.strip() for ip in (user_ips or "").split(",") if ip.strip() and ip.strip() != LOOPBACK]
+    return ",".join(ips)
+
+
+def matches_source_name(wanted: str, full_name: str) -> bool:
+    """NDI names are 'MACHINE (NAME)': accept the full name or just NAME, case-insensitively."""
+    wanted_folded = wanted.strip().casefold()
+    full = full_name.casefold()
+    if wanted_folded == full:
+        return True
+    if full.endswith(")") and "(" in full:
+        return full[full.index("(") + 1 : -1] == wanted_folded
+    return False
+
+
+class NdiFinder:
+    """A live list of NDI sources (keep one open: discovery fills it in the background)."""
+
+    def __init__(self, ips: str | None = None) -> None:
+        self._ndi = load_ndi()
+        settings = self._ndi.FindCreate()
+        settings.show_local_sources = True
+        settings.extra_ips = extra_ips(ips)
+        self._find = self._ndi.find_create_v2(settings)
+        if self._find is None:
+            raise RuntimeFailure("could not create an NDI finder")
+
+    def sources(self) -> list:
+        """Current NDIlib.Source objects (``.ndi_name``, ``.url_address``)."""
+        return list(self._ndi.find_get_current_sources(self._find))
+
+    def names(self) -> list[str]:
+        return [source.ndi_name for source in self.sources()]
+
+    def wait_for(self, wanted: str, timeout_s: float, stop: threading.Event | None = None):
+        """The source named ``wanted`` (see ``matches_source_name``), or None after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for source in self.sources():
+                if matches_source_name(wanted, source.ndi_name):
+                    return source
+            left = deadline - time.monotonic()
+            if left <= 0 or (stop is not None and stop.is_set()):
+                return None
+            self._ndi.find_wait_for_sources(self._find, int(min(left, 0.2) * 1000) + 1)
+
+    def close(self) -> None:
+        if self._find is not None:
+            self._ndi.find_destroy(self._find)
+            self._find = None
+
+
+def list_ndi_sources(wait_s: float = 1.5, ips: str | None = None) -> list[str]:
+    """Names of the NDI sources visible within ``wait_s`` seconds."""
+    finder = NdiFinder(ips)
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            finder._ndi.find_wait_for_sources(finder._find, 200)
+        return sorted(finder.names())
+    finally:
+        finder.close()
+
+
+@dataclass(frozen=True)
+class ReceivedVideo:
+    """One video frame taken from an NDI receiver (the data is a copy, owned by us).
+
+    fourcc: the NDIlib FourCC name, e.g. "RGBA", "BGRA", "UYVY", "P216", "PA16".
+    data: uint8 array as the binding shapes it ([H, W, 4] for RGBA/BGRA, [H, W, 2] for UYVY
+        and the Y plane of P216/PA16).
+    frame_rate: frames per second the sender declared (0 when it did not).
+    """
+
+    fourcc: str
+    width: int
+    height: int
+    data: np.ndarray
+    frame_rate: float
+
+
+class NdiReceiver:
+    """A receiver connected to one named source that reconnects when the sender comes back.
+
+    Args:
+        name: source name, full ('MACHINE (NAME)') or just NAME.
+        color: "rgb" (RGBX/RGBA 8-bit: what the depth model wants) or "best" (native: P216
+            arrives as P216, for 16-bit checks).
+        ips: extra IPs for discovery (comma-separated).
+        lost_s: seconds without video before looking the source up again (a restarted sender
+            usually listens on a new port, which the old connection never finds).
+    """
+
+    def __init__(self, name: str, color: str = "rgb", ips: str | None = None, lost_s: float = 2.0) -> None:
+        self._ndi = load_ndi()
+        if not name.strip():
+            raise BadInputError("ndi: needs a source name, e.g. ndi:Studio Cam (see `rdstream sources`)")
+        self.name = name
+        self.lost_s = lost_s
+        self._color = {"rgb": self._ndi.RECV_COLOR_FORMAT_RGBX_RGBA, "best": self._ndi.RECV_COLOR_FORMAT_BEST}[color]
+        self._finder = NdiFinder(ips)
+        self._recv = None
+        self._source_url: str | None = None
+        self.reconnects = 0
+
+    def connect(self, timeout_s: float, stop: threading.Event | None = None) -> None:
+        """Find the source and connect; BadInputError listing what was seen after ``timeout_s``."""
+        source = self._finder.wait_for(self.name, timeout_s, stop)
+        if source is None:
+            if stop is not None and stop.is_set():
+                return
+            seen = ", ".join(repr(n) for n in sorted(self._finder.names())) or "none"
+            raise BadInputError(
+                f"NDI source {self.name!r} not found within {timeout_s:g} s; sources seen: {seen} "
+                f"(asked {extra_ips(None)} and mDNS; add ?ips=HOST for other machines)"
+            )
+        settings = self._ndi.RecvCreateV3()
+        settings.color_format = self._color
+        settings.bandwidth = self._ndi.RECV_BANDWIDTH_HIGHEST
+        settings.source_to_connect_to = source
+        self._recv = self._ndi.recv_create_v3(settings)
+        if self._recv is None:
+            raise RuntimeFailure(f"could not create an NDI receiver for {source.ndi_name!r}")
+        self._source_url = source.url_address
+
+    def _reconnect(self) -> bool:
+        """Look the source up again and point the receiver at it; True when it was found."""
+        for source in self._finder.sources():
+            if matches_source_name(self.name, source.ndi_name):
+                self._ndi.recv_connect(self._recv, source)
+                self._source_url = source.url_address
+                self.reconnects += 1
+                return True
+        return False
+
+    def capture(self, timeout_s: float, stop: threading.Event | None = None, newest: bool = True) -> ReceivedVideo | None:
+        """Next video frame within ``timeout_s`` (None on timeout or when ``stop`` is set).
+
+        While no frame comes for ``lost_s``, the source is searched again with backoff.
+        newest: skip frames already queued behind the first one (lowest latency for live use).
+        """
+        if self._recv is None:
+            self.connect(timeout_s, stop)
+            if self._recv is None:
+                return None
+        deadline = time.monotonic() + timeout_s
+        last_video = time.monotonic()
+        attempt = 0
+        next_try = last_video + self.lost_s
+        while not (stop is not None and stop.is_set()):
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            wait_ms = int(min(0.1, deadline - now) * 1000) + 1
+            kind, video, _audio, _meta = self._ndi.recv_capture_v2(self._recv, wait_ms)
+            if kind == self._ndi.FRAME_TYPE_VIDEO:
+                received = self._take(video)
+                while newest and self._ndi.recv_get_queue(self._recv).video_frames > 0:
+                    kind, video, _audio, _meta = self._ndi.recv_capture_v2(self._recv, 0)
+                    if kind != self._ndi.FRAME_TYPE_VIDEO:
+                        break
+                    received = self._take(video)
+                return received
+            if kind == self._ndi.FRAME_TYPE_AUDIO:
+                self._ndi.recv_free_audio_v2(self._recv, _audio)
+            elif kind == self._ndi.FRAME_TYPE_METADATA:
+                self._ndi.recv_free_metadata(self._recv, _meta)
+            if time.monotonic() >= next_try:
+                self._reconnect()
+                delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
+                attempt += 1
+                next_try = time.monotonic() + delay
+        return None
+
+    def _take(self, video) -> ReceivedVideo:
+        try:
+            rate = video.frame_rate_N / video.frame_rate_D if video.frame_rate_D else 0.0
+            return ReceivedVideo(
+                fourcc=str(video.FourCC).rsplit("_", 1)[-1],
+                width=video.xres,
+                height=video.yres,
+                data=np.array(video.data, copy=True),
+                frame_rate=float(rate),
+            )
+        finally:
+            self._ndi.recv_free_video_v2(self._recv, video)
+
+    def close(self) -> None:
+        if self._recv is not None:
+            self._ndi.recv_destroy(self._recv)
+            self._recv = None
+        self._finder.close()
+
+
+class NdiSender:
+    """A named NDI output of depth frames in one of ``NDI_FORMATS``.
+
+    Args:
+        name: the NDI name receivers see (as 'MACHINE (NAME)').
+        fps: declared frame rate; with ``clock`` the SDK paces sends to it.
+        fmt: "bgra" (colour map or grey), "uyvy" (8-bit grey), "p216" (16-bit grey).
+        cmap: colour map for bgra; None = grey.
+    """
+
+    def __init__(self, name: str, fps: float, fmt: str = "bgra", cmap: str | None = None, clock: bool = True) -> None:
+        if fmt not in NDI_FORMATS:
+            raise BadInputError(f"NDI format {fmt!r} is not one of {', '.join(NDI_FORMATS)}")
+        if cmap is not None and fmt != "bgra":
+            raise BadInputError(f"cmap only applies to format=bgra, not {fmt} (uyvy and p216 carry grey depth)")
+        if not name.strip():
+            raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
+        self._ndi = load_ndi()
+        self.fmt, self.cmap = fmt, cmap
+        rate = Fraction(fps).limit_denominator(1001)
+        self._rate = (rate.numerator, rate.denominator)
+        settings = self._ndi.SendCreate()
+        settings.ndi_name = name
+        settings.clock_video = clock
+        self._send = self._ndi.send_create(settings)
+        if self._send is None:
+            raise RuntimeFailure(f"could not create the NDI sender {name!r}")
+        self._fourcc = {
+            "bgra": self._ndi.FOURCC_VIDEO_TYPE_BGRA,
+            "uyvy": self._ndi.FOURCC_VIDEO_TYPE_UYVY,
+            "p216": self._ndi.FOURCC_VIDEO_TYPE_P216,
+        }[fmt]
+
+    def send(self, depth01: np.ndarray) -> None:
+        """Send float [H, W] in [0, 1]; blocks until the SDK took it (and, with clock, paces)."""
+        if self.fmt == "bgra":
+            buffer = depth_to_bgra(depth01, self.cmap)
+            width, height, stride = buffer.shape[1], buffer.shape[0], buffer.shape[1] * 4
+        elif self.fmt == "uyvy":
+            buffer = depth_to_uyvy(depth01)
+            width, height, stride = buffer.shape[1], buffer.shape[0], buffer.shape[1] * 2
+        else:
+            planes = depth_to_p216(depth01)
+            width, height, stride = planes.shape[1], planes.shape[0] // 2, planes.shape[1] * 2
+            buffer = planes.view(np.uint8)  # the binding accepts uint8 only
+        frame = self._ndi.VideoFrameV2()
+        frame.data = np.ascontiguousarray(buffer)
+        # Assigning data resets these; set them afterwards (SPEC.md section 10).
+        frame.FourCC = self._fourcc
+        frame.xres, frame.yres, frame.line_stride_in_bytes = width, height, stride
+        frame.frame_rate_N, frame.frame_rate_D = self._rate
+        frame.frame_format_type = self._ndi.FRAME_FORMAT_TYPE_PROGRESSIVE
+        self._ndi.send_send_video_v2(self._send, frame)
+
+    def connections(self) -> int:
+        return self._ndi.send_get_no_connections(self._send, 0)
+
+    def close(self) -> None:
+        if self._send is not None:
+            self._ndi.send_destroy(self._send)
+            self._send = None
+
+
+class NdiSink(ThreadedSink):
+    """``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&clock=1``: depth as an NDI output."""
+
+    def __init__(self, uri: ParsedUri, fps: float) -> None:
+        options = OptionReader(uri, NDI_SINK_OPTIONS)
+        fmt = options.choice("format", NDI_FORMATS, "bgra")
+        cmap = options.text("cmap")
+        if cmap is not None:
+            colormap_lut(cmap)
+        self.sender = NdiSender(uri.target, fps, fmt, cmap, clock=options.flag("clock", True))
+        super().__init__(uri.text)
+
+    def _write(self, frame: DepthFrame) -> None:
+        self.sender.send(frame.depth)
+
+    def _finalise(self) -> None:
+        self.sender.close()
+
+
+class NdiSource(BlockingSource):
+    """``ndi:SOURCE NAME?ips=...&timeout=10&lost=2``: frames of a named NDI source as RGB.
+
+    Waits up to ``timeout`` seconds for the source at the first ``recv()`` (then BadInputError
+    listing the sources seen). Live: returns the newest frame, skipping older queued ones. When
+    the sender disappears, ``recv()`` keeps waiting and searches for it again with backoff;
+    frames may change size at any time (each frame carries its own size).
+    """
+
+    def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
+        options = OptionReader(uri, NDI_SOURCE_OPTIONS)
+        self.timeout_s = options.number("timeout", 10.0)
+        lost_s = options.number("lost", 2.0)
+        self._receiver = NdiReceiver(uri.target, "rgb", options.text("ips"), lost_s)
+        self._stop = threading.Event()
+        super().__init__(uri.text, None, realtime=False)  # live: frames come at their own pace
+
+    def _interrupt(self) -> None:
+        self._stop.set()
+
+    def _read(self):
+        if self._receiver._recv is None:
+            self._receiver.connect(self.timeout_s, self._stop)
+        while not self._stop.is_set():
+            received = self._receiver.capture(1.0, self._stop)
+            if received is None:
+                continue
+            if received.frame_rate and self.nominal_fps is None:
+                self.nominal_fps = received.frame_rate
+            rgb = np.ascontiguousarray(received.data[..., :3]) if received.fourcc in ("RGBA", "RGBX") else _bgra_to_rgb(received)
+            return time.monotonic(), rgb
+        return None
+
+    def _release(self) -> None:
+        self._receiver.close()
+
+
+def _bgra_to_rgb(received: ReceivedVideo) -> np.ndarray:
+    if received.fourcc in ("BGRA", "BGRX"):
+        return np.ascontiguousarray(received.data[..., 2::-1])
+    raise RuntimeFailure(f"NDI source sent {received.fourcc} although RGBA was requested")
+
+
+def ndi_config_dir() -> str | None:
+    """The folder the SDK reads ndi-config.v1.json from, when the user set one."""
+    return os.environ.get("NDI_CONFIG_DIR")

@@ -1,0 +1,71 @@
+"""NDI frame buffers built from normalised depth (pure numpy, no NDI import).
+
+Layouts (NDI SDK):
+* BGRA: uint8 [H, W, 4], B, G, R, A per pixel.
+* UYVY: 8-bit 4:2:2, uint8 [H, W, 2]: per pixel (chroma, luma) with chroma alternating U, V
+  along the row. Grey depth: luma = depth * 255 (rounded), U = V = 128.
+* P216: 16-bit 4:2:2, two planes of uint16 stacked into [2H, W]: the Y plane [H, W], then the
+  interleaved UV plane [H, W] (U, V, U, V ...). Depth goes in Y (0..65535), U = V = 32768.
+
+4:2:2 needs an even width: an odd width is padded by repeating the last column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.colormap import apply_colormap, to_uint8, to_uint16
+
+CHROMA_ZERO_8 = 128
+CHROMA_ZERO_16 = 32768
+
+
+def _even_width(image: np.ndarray) -> np.ndarray:
+    """Pad [H, W, ...] to an even W by repeating the last column."""
+    if image.shape[1] % 2 == 0:
+        return image
+    pad = [(0, 0), (0, 1)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pad, mode="edge")
+
+
+def depth_to_bgra(depth01: np.ndarray, cmap: str | None) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W, 4] BGRA: colour-mapped, or grey when cmap is None."""
+    height, width = depth01.shape
+    bgra = np.empty((height, width, 4), np.uint8)
+    if cmap is None:
+        bgra[..., :3] = to_uint8(depth01)[..., None]
+    else:
+        bgra[..., :3] = apply_colormap(depth01, cmap)[..., ::-1]  # RGB -> BGR
+    bgra[..., 3] = 255
+    return bgra
+
+
+def depth_to_uyvy(depth01: np.ndarray) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W', 2] UYVY grey (W' = W rounded up to even)."""
+    luma = _even_width(to_uint8(depth01))
+    uyvy = np.empty(luma.shape + (2,), np.uint8)
+    uyvy[..., 0] = CHROMA_ZERO_8
+    uyvy[..., 1] = luma
+    return uyvy
+
+
+def depth_to_p216(depth01: np.ndarray) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint16 [2H, W'] P216: Y plane on top, UV plane below."""
+    luma = _even_width(to_uint16(depth01))
+    height, width = luma.shape
+    planes = np.empty((2 * height, width), np.uint16)
+    planes[:height] = luma
+    planes[height:] = CHROMA_ZERO_16
+    return planes
+
+
+def p216_luma(data: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Y plane of a received P216/PA16 frame -> uint16 [H, W].
+
+    data: the frame as ndi-python hands it out, uint8 [H, W, 2] (the Y plane; the binding's
+    numpy strides already skip any row padding of the SDK's line stride).
+    """
+    rows = np.ascontiguousarray(data).reshape(height, -1)
+    if rows.shape[1] < 2 * width:
+        raise ValueError(f"P216 buffer too small: {rows.shape[1]} bytes per row for width {width}")
+    return np.ascontiguousarray(rows[:, : 2 * width]).view("<u2")

@@ -1,0 +1,135 @@
+"""A URI picks the class: ``open_source`` / ``open_sink`` and the source listing.
+
+Sources: ``file:PATH`` (or a bare path), ``camera:INDEX_OR_NAME``, ``test:?frames=N&size=WxH&rate=R``,
+``ndi:SOURCE NAME``, ``syphon:SERVER NAME``.
+Sinks: ``file:out.mp4`` (colour map), ``file:out.mkv`` (16-bit FFV1), ``npy:out.npy``,
+``ndi:NAME?format=bgra|uyvy|p216&cmap=...``, ``syphon:NAME?format=color|packed16``, ``null:``.
+Adapters with optional libraries (NDI, Syphon, devices) are imported only when their scheme is used.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from io_adapters.base import Sink, Source
+from io_adapters.uri import ParsedUri, parse_uri, unknown_scheme_error
+from pipeline.errors import BadInputError, RollingDepthError
+
+SOURCE_EXAMPLES = {
+    "file": "file:clip.mp4 or just clip.mp4; ?start=0&frames=0&loop=0",
+    "camera": "camera:0 or camera:NAME; ?size=1280x720&rate=30&format=mjpeg",
+    "test": "test:?frames=90&size=640x360&rate=30&pattern=testsrc2",
+    "ndi": "ndi:Studio Cam; ?ips=10.0.0.5&timeout=10",
+    "syphon": "syphon:Resolume (macOS)",
+}
+SINK_EXAMPLES = {
+    "file": "file:depth.mp4?cmap=Spectral_r or file:depth.mkv (16-bit)",
+    "npy": "npy:depth.npy",
+    "ndi": "ndi:Depth?format=bgra|uyvy|p216&cmap=turbo",
+    "syphon": "syphon:Depth?format=color|packed16 (macOS)",
+    "null": "null:",
+}
+
+
+def open_source(uri: str, *, realtime: bool | None = None) -> Source:
+    """Open the source a URI names.
+
+    Args:
+        uri: see the module docstring (SPEC.md section 11).
+        realtime: pace frames to their timestamps. None = the source's own habit: files come as
+            fast as they decode, ``test:`` plays in real time, live inputs pace themselves.
+    Raises:
+        BadInputError: unknown scheme or option, bad option value, missing file or device.
+    """
+    parsed = parse_uri(uri)
+    scheme = parsed.scheme
+    if scheme == "file":
+        from io_adapters.file_source import FileSource
+
+        if not parsed.target:
+            raise BadInputError("file: needs a path, e.g. file:clip.mp4")
+        return FileSource(parsed, realtime=bool(realtime))
+    if scheme == "test":
+        from io_adapters.file_source import TestPatternSource
+
+        return TestPatternSource(parsed, realtime=True if realtime is None else realtime)
+    if scheme == "camera":
+        from io_adapters.camera import CameraSource
+
+        return CameraSource(parsed)
+    if scheme == "ndi":
+        from io_adapters.ndi import NdiSource
+
+        return NdiSource(parsed)
+    if scheme == "syphon":
+        from io_adapters.syphon_io import SyphonSource
+
+        return SyphonSource(parsed)
+    raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+
+
+def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
+    """Open the sink a URI names; ``fps`` is the rate written into files and declared to NDI.
+
+    Raises:
+        BadInputError: unknown scheme, extension or option, bad option value, missing folder.
+    """
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 1000):
+        raise BadInputError(f"sink frame rate must be in (0, 1000], got {fps!r}")
+    parsed = parse_uri(uri)
+    scheme = parsed.scheme
+    if scheme == "file":
+        from io_adapters.file_sink import open_file_sink
+
+        return open_file_sink(parsed, fps)
+    if scheme == "npy":
+        from io_adapters.file_sink import NpySink
+
+        return NpySink(parsed, fps)
+    if scheme == "null":
+        from io_adapters.file_sink import NullSink
+
+        return NullSink(parsed, fps)
+    if scheme == "ndi":
+        from io_adapters.ndi import NdiSink
+
+        return NdiSink(parsed, fps)
+    if scheme == "syphon":
+        from io_adapters.syphon_io import SyphonSink
+
+        return SyphonSink(parsed, fps)
+    raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+
+
+def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
+    """What can be opened as a source here, for ``rdstream sources``.
+
+    Returns a dict with lists of URIs ``cameras``, ``ndi`` and ``syphon`` and a list of
+    ``notes`` (why a kind is empty or unavailable). Never raises for a missing library.
+    """
+    from io_adapters.camera import camera_uris
+
+    notes: list[str] = []
+    cameras = [f"{uri}  ({description})" for uri, description in camera_uris()]
+    if not cameras:
+        notes.append("no camera found (or this platform cannot list them)")
+    ndi_sources: list[str] = []
+    try:
+        from io_adapters.ndi import list_ndi_sources
+
+        ndi_sources = [f"ndi:{name}" for name in list_ndi_sources(ndi_wait_s, ndi_ips)]
+        if not ndi_sources:
+            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and 127.0.0.1; add IPs of other machines with --ndi-ips)")
+    except RollingDepthError as err:
+        notes.append(str(err))
+    syphon_servers: list[str] = []
+    from io_adapters.syphon_io import list_syphon_servers
+
+    syphon_servers = [f"syphon:{name}  ({app})" for name, app in list_syphon_servers()]
+    if sys.platform != "darwin":
+        notes.append("Syphon is macOS only")
+    return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
+
+
+__all__ = ["ParsedUri", "parse_uri", "open_source", "open_sink", "list_sources", "Source", "Sink"]

@@ -1,0 +1,152 @@
+"""Syphon output and input (macOS) through syphon-python's Metal classes.
+
+* Sink ``syphon:NAME?format=color|packed16&cmap=NAME``: a Syphon server. Syphon surfaces are
+  always 8-bit BGRA, so ``color`` publishes the colour-mapped depth (default cmap Greys_r =
+  white is near), and ``packed16`` publishes 16-bit depth split over two channels (R = high
+  byte, G = low byte; pipeline/colormap.py ``pack16_bgra``). docs/live_io.md has the
+  TouchDesigner GLSL TOP that rebuilds the 16-bit value.
+* Source ``syphon:SERVER NAME``: a client of a named server (its name, or its app name).
+
+syphon-python (PyObjC + Metal) only exists on macOS: it is imported lazily, and elsewhere a
+``syphon:`` URI gives one clear line suggesting ndi: instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+
+import numpy as np
+
+from io_adapters.base import BlockingSource, ThreadedSink
+from io_adapters.frames import DepthFrame
+from io_adapters.uri import OptionReader, ParsedUri
+from pipeline.colormap import apply_colormap, colormap_lut, pack16_bgra
+from pipeline.errors import BadInputError, RuntimeFailure
+
+SYPHON_FORMATS = ("color", "packed16")
+SYPHON_SINK_OPTIONS = {
+    "format": "color (colour-mapped BGRA, default) or packed16 (16-bit depth: R = high byte, G = low byte)",
+    "cmap": "matplotlib colour map for format=color, default Greys_r",
+}
+SYPHON_SOURCE_OPTIONS = {"timeout": "seconds to wait for the server to appear, default 10"}
+DEFAULT_SYPHON_CMAP = "Greys_r"
+_POLL_S = 0.002  # the client has no frame callback in syphon-python: poll often, cheaply
+
+
+def load_syphon():
+    """Import syphon and its numpy/raw helpers; one clear line where that is impossible."""
+    try:
+        syphon = importlib.import_module("syphon")
+        numpy_utils = importlib.import_module("syphon.utils.numpy")
+        raw_utils = importlib.import_module("syphon.utils.raw")
+    except ImportError:
+        if sys.platform != "darwin":
+            raise BadInputError(
+                f"syphon: URIs need macOS (Syphon is a macOS framework; this is {sys.platform}); use ndi:NAME instead"
+            ) from None
+        raise RuntimeFailure("syphon: URIs need the syphon-python package: pip install 'rollingdepth-stream[syphon]'") from None
+    return syphon, numpy_utils, raw_utils
+
+
+def depth_to_syphon_bgra(depth01: np.ndarray, fmt: str, cmap: str) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W, 4] BGRA for a Syphon surface."""
+    if fmt == "packed16":
+        return pack16_bgra(depth01)
+    height, width = depth01.shape
+    bgra = np.empty((height, width, 4), np.uint8)
+    bgra[..., :3] = apply_colormap(depth01, cmap)[..., ::-1]
+    bgra[..., 3] = 255
+    return bgra
+
+
+class SyphonSink(ThreadedSink):
+    """A Syphon Metal server publishing depth; the texture follows the frame size."""
+
+    def __init__(self, uri: ParsedUri, fps: float) -> None:
+        options = OptionReader(uri, SYPHON_SINK_OPTIONS)
+        self.fmt = options.choice("format", SYPHON_FORMATS, "color")
+        self.cmap = options.text("cmap", DEFAULT_SYPHON_CMAP)
+        if self.fmt == "packed16" and "cmap" in uri.options:
+            raise BadInputError("cmap only applies to syphon format=color; packed16 carries raw 16-bit depth")
+        colormap_lut(self.cmap)
+        if not uri.target.strip():
+            raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
+        self._syphon, self._numpy_utils, self._raw_utils = load_syphon()
+        self.server = self._syphon.SyphonMetalServer(uri.target)
+        self._texture = None
+        self._texture_size: tuple[int, int] | None = None
+        super().__init__(uri.text)
+
+    def _write(self, frame: DepthFrame) -> None:
+        bgra = depth_to_syphon_bgra(frame.depth, self.fmt, self.cmap)
+        height, width = bgra.shape[:2]
+        if self._texture_size != (width, height):  # new size: new texture (Syphon follows it)
+            self._texture = self._raw_utils.create_mtl_texture(self.server.device, width, height)
+            self._texture_size = (width, height)
+        self._numpy_utils.copy_image_to_mtl_texture(bgra, self._texture)
+        # Row 0 of the array is the top of the picture, as in a Metal texture: not flipped.
+        self.server.publish_frame_texture(self._texture, is_flipped=False)
+
+    def _finalise(self) -> None:
+        self.server.stop()
+
+
+class SyphonSource(BlockingSource):
+    """Frames of a named Syphon server as RGB (timestamps: arrival time)."""
+
+    def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
+        options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
+        if not uri.target.strip():
+            raise BadInputError("syphon: needs a server name, e.g. syphon:Resolume (see `rdstream sources`)")
+        self.timeout_s = options.number("timeout", 10.0)
+        self.server_name = uri.target
+        self._syphon, self._numpy_utils, _ = load_syphon()
+        self._directory = self._syphon.SyphonServerDirectory()
+        self._directory.run_loop_interval = 0.05  # its default spins the run loop for a whole second
+        self._client = None
+        self._stop = threading.Event()
+        super().__init__(uri.text, None, realtime=False)
+
+    def _connect(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not self._stop.is_set():
+            servers = self._directory.servers
+            for server in servers:
+                if self.server_name in (server.name, server.app_name):
+                    self._client = self._syphon.SyphonMetalClient(server)
+                    return
+            if time.monotonic() >= deadline:
+                seen = ", ".join(repr(f"{s.app_name}: {s.name}") for s in servers) or "none"
+                raise BadInputError(f"Syphon server {self.server_name!r} not found within {self.timeout_s:g} s; servers seen: {seen}")
+
+    def _interrupt(self) -> None:
+        self._stop.set()
+
+    def _read(self):
+        if self._client is None:
+            self._connect()
+        while not self._stop.is_set():
+            if self._client.has_new_frame:
+                bgra = self._numpy_utils.copy_mtl_texture_to_image(self._client.new_frame_image)
+                return time.monotonic(), np.ascontiguousarray(bgra[..., 2::-1])
+            time.sleep(_POLL_S)
+        return None
+
+    def _release(self) -> None:
+        if self._client is not None:
+            self._client.stop()
+            self._client = None
+
+
+def list_syphon_servers() -> list[tuple[str, str]]:
+    """(name, app name) of the visible Syphon servers (empty off macOS or without syphon-python)."""
+    try:
+        syphon, _, _ = load_syphon()
+    except (BadInputError, RuntimeFailure):
+        return []
+    directory = syphon.SyphonServerDirectory()
+    directory.run_loop_interval = 0.2
+    return sorted((server.name, server.app_name) for server in directory.servers)
