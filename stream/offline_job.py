@@ -1,0 +1,285 @@
+"""``rdstream file``: the offline job. Video files in; .npy, colour-mapped and 16-bit videos out.
+
+For each input: read its frames -> OfflinePipeline -> write the outputs. Outputs are written to a
+temporary name and renamed when complete (.npy), or finalised on close even when interrupted
+(videos), so nothing already written is ever a broken file. In a batch, one failing input is
+reported in one line and the others go on; the exit code is then non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
+from pipeline.checkpoint import RollingDepthModel, load_rolling_depth, resolve_device, resolve_dtype
+from pipeline.colormap import colormap_lut, to_uint16, to_uint8
+from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.preprocess import resize
+from pipeline.presets import get_preset
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
+TINY_BANNER = (
+    "[bold red]This checkpoint is the tiny RANDOM test model: its output is NOT depth.[/] "
+    "Get the real weights (prs-eth/rollingdepth-v1-0, 3.4 GB) with "
+    "`huggingface-cli download prs-eth/rollingdepth-v1-0` and pass -c or set RDSTREAM_CHECKPOINT."
+)
+
+
+@dataclass
+class FileJobOptions:
+    """The command line of ``rdstream file``; None means "take the preset's value"."""
+
+    inputs: list[str]
+    output_dir: str
+    checkpoint: str
+    preset: str = "fast"
+    start_frame: int = 0
+    frame_count: int = 0
+    res: int | None = None
+    max_vae_bs: int = 4
+    fps: float = 0.0
+    restore_res: bool = False
+    save_sbs: bool = True
+    save_npy: bool = True
+    save_snippets: bool = False
+    save_16bit: bool = False
+    cmaps: list[str] = field(default_factory=lambda: ["Spectral_r", "Greys_r"])
+    dilations: list[int] | None = None
+    cap_dilation: bool | None = None
+    dtype: str | None = None
+    snip_len: int | None = None
+    refine_step: int | None = None
+    refine_snippet_len: int | None = None
+    refine_start_dilation: int | None = None
+    resample_method: str = "bilinear"
+    unload_snippet: bool = False
+    verbose: bool = False
+    seed: int | None = None
+    quality: str = "balanced"
+    coalign: str = "exact"
+    device: str = "auto"
+
+
+def collect_inputs(spec: str) -> list[Path]:
+    """A video file, a folder (its video files, sorted) or a .txt list (one path per line)."""
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise BadInputError(f"input {spec}: no such file or folder")
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        if not found:
+            raise BadInputError(f"input folder {spec}: holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        return found
+    if path.suffix.lower() == ".txt":
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        if not lines:
+            raise BadInputError(f"input list {spec}: is empty")
+        return [p if p.is_absolute() else path.parent / p for p in map(Path, lines)]
+    return [path]
+
+
+def check_output_dir(folder: str) -> Path:
+    """Create the output folder and prove it is writable, before any model work."""
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".rdstream-write-test-"):
+            pass
+    except OSError as err:
+        raise BadInputError(f"output folder {folder}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
+def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineSettings, str | None]:
+    """Preset values overridden by the options; returns the settings and the dtype name to load with."""
+    preset = get_preset(
+        opts.preset, dilations=opts.dilations, cap_dilation=opts.cap_dilation, res=opts.res,
+        snip_len=opts.snip_len, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
+        refine_start_dilation=opts.refine_start_dilation, dtype=opts.dtype,
+    )
+    # Half precision is the presets' choice for GPUs; on the CPU it is slow, so only an explicit --dtype uses it.
+    dtype = opts.dtype or (preset.dtype if device.type != "cpu" else None)
+    settings = OfflineSettings(
+        dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
+        res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
+        refine_snippet_len=preset.refine_snippet_len, refine_start_dilation=preset.refine_start_dilation,
+        max_vae_bs=opts.max_vae_bs, seed=opts.seed, coalign=opts.coalign, quality=opts.quality,
+        unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets,
+    )
+    return settings, dtype
+
+
+def check_options(opts: FileJobOptions) -> None:
+    """Option checks that need no model (each with its own message)."""
+    if opts.start_frame < 0:
+        raise BadInputError(f"--start-frame {opts.start_frame}: must be 0 or more")
+    if opts.frame_count < 0:
+        raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
+    if opts.res is not None and opts.res < 0:
+        raise BadInputError(f"--res {opts.res}: must be 0 (native size) or a positive number of pixels")
+    if opts.fps < 0:
+        raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
+    for name in opts.cmaps:
+        colormap_lut(name)
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write .npy under a temporary name, then rename: the file is either complete or absent."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as fh:
+        np.save(fh, array)
+    os.replace(partial, path)
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(partial, path)
+
+
+def depth_to_output_size(depth: np.ndarray, size: tuple[int, int] | None, method: str) -> np.ndarray:
+    """float32 [N, H', W'] -> [N, H, W] at ``size`` (None keeps the processing size)."""
+    if size is None or tuple(depth.shape[1:]) == tuple(size):
+        return depth
+    resized = resize(torch.from_numpy(depth)[:, None], size, method)[:, 0]
+    return resized.clamp_(-1, 1).numpy()
+
+
+def rgb_at_size(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [h, w, 3] (the RGB half of the side-by-side matches the depth's size)."""
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    return resize(image, size, "bilinear")[0].permute(1, 2, 0).clamp_(0, 255).round_().byte().numpy()
+
+
+class StageProgress:
+    """A rich progress bar per stage; the pipeline reports (stage, advance, total)."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.progress, self.label, self.tasks = progress, label, {}
+
+    def __call__(self, stage: str, advance: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(f"{self.label} {stage}", total=total)
+        self.progress.update(self.tasks[stage], advance=advance, total=total)
+
+
+def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report) -> list[Path]:
+    """Write every requested output for one input; returns the paths written."""
+    written = []
+    if opts.save_npy:
+        save_npy_atomic(out / f"{stem}_pred.npy", depth.astype(np.float32))
+        written.append(out / f"{stem}_pred.npy")
+    if snippets is not None:
+        save_npz_atomic(out / f"{stem}_snippets.npz", snippets)
+        written.append(out / f"{stem}_snippets.npz")
+    depth01 = (depth + 1.0) / 2.0  # the video is exactly [-1, 1]: its own min/max range
+    total = len(depth) * (len(opts.cmaps) + int(opts.save_sbs) + int(opts.save_16bit))
+    for name in opts.cmaps:
+        lut = colormap_lut(name)
+        path = out / f"{stem}_{name}.mp4"
+        with ColorVideoWriter(path, fps) as writer:
+            for frame in depth01:
+                writer.write(lut[to_uint8(frame)])
+                report("write", 1, total)
+        written.append(path)
+    if opts.save_sbs:
+        lut = colormap_lut(opts.cmaps[0] if opts.cmaps else "Spectral_r")
+        path = out / f"{stem}_rgbd.mp4"
+        with ColorVideoWriter(path, fps) as writer:
+            for rgb, frame in zip(frames, depth01):
+                writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), lut[to_uint8(frame)]], axis=1))
+                report("write", 1, total)
+        written.append(path)
+    if opts.save_16bit:
+        path = out / f"{stem}_depth16.mkv"
+        with Gray16VideoWriter(path, fps) as writer:
+            for frame in depth01:
+                writer.write(to_uint16(frame))
+                report("write", 1, total)
+        written.append(path)
+    return written
+
+
+def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline, opts: FileJobOptions, out: Path, console: Console) -> dict:
+    """Read, infer and write one input; returns its stage seconds and counts."""
+    info = probe_video(path)
+    stem = path.stem
+    timings: dict[str, float] = {}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=not opts.verbose,
+    ) as progress:
+        report = StageProgress(progress, stem)
+        start = time.perf_counter()
+        expected = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
+        if opts.frame_count:
+            expected = min(expected, opts.frame_count) if expected else opts.frame_count
+        frames = []
+        for rgb in iter_video_frames(path, opts.start_frame, opts.frame_count):
+            frames.append(rgb)
+            report("read", 1, max(expected, len(frames)))
+        if not frames:
+            raise BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has {info.frame_count or 'unknown'} frames)")
+        frames = np.stack(frames)
+        timings["read"] = time.perf_counter() - start
+        result = pipeline(frames, report)
+        timings.update(result.seconds)
+        start = time.perf_counter()
+        size = frames.shape[1:3] if opts.restore_res else None
+        depth = depth_to_output_size(result.depth, size, opts.resample_method)
+        fps = opts.fps or info.fps or 30.0
+        written = write_outputs(stem, out, frames, depth, fps, opts, result.snippets, report)
+        timings["write"] = time.perf_counter() - start
+    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written))
+    return {"seconds": timings, "counts": result.counts}
+
+
+def print_timings(console: Console, name: str, stats: dict) -> None:
+    table = Table(title=f"{name}: seconds per stage")
+    for stage in stats["seconds"]:
+        table.add_column(stage)
+    table.add_row(*(f"{s:.2f}" for s in stats["seconds"].values()))
+    console.print(table)
+    console.print("counts: " + ", ".join(f"{k}={v}" for k, v in stats["counts"].items()))
+
+
+def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
+    """Run the offline job; returns the exit code (0, or the worst error's code when inputs failed)."""
+    console = console or Console(stderr=True)
+    # 1. Everything that can be checked without the model, before loading it.
+    check_options(opts)
+    inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
+    out = check_output_dir(opts.output_dir)
+    device = resolve_device(opts.device)
+    settings, dtype_name = build_settings(opts, device)
+    # 2. The model.
+    model = load_rolling_depth(opts.checkpoint, device, resolve_dtype(dtype_name, device))
+    if model.is_tiny:
+        console.print(TINY_BANNER)
+    pipeline = OfflinePipeline(model, settings)
+    # 3. Each input in turn; a failure is one line and the others go on.
+    exit_code = 0
+    for path in inputs:
+        try:
+            stats = process_one(path, model, pipeline, opts, out, console)
+        except RollingDepthError as err:
+            console.print(f"[red]error:[/] {err}", highlight=False)
+            exit_code = max(exit_code, err.exit_code)
+            continue
+        if opts.verbose:
+            print_timings(console, path.name, stats)
+    return exit_code
