@@ -151,8 +151,9 @@ class NdiReceiver:
 
     Args:
         name: source name, full ('MACHINE (NAME)') or just NAME.
-        color: "rgb" (RGBX/RGBA 8-bit: what the depth model wants) or "best" (native: P216
-            arrives as P216, for 16-bit checks).
+        color: "rgb" (RGBX/RGBA 8-bit: what the depth model wants), "uyvy" (8-bit 4:2:2 as
+            sent by UYVY senders) or "best" (the SDK's best: P216 arrives as P216; 8-bit
+            UYVY is widened to P216 too).
         ips: extra IPs for discovery (comma-separated).
         lost_s: seconds without video before looking the source up again (a restarted sender
             usually listens on a new port, which the old connection never finds).
@@ -164,7 +165,11 @@ class NdiReceiver:
             raise BadInputError("ndi: needs a source name, e.g. ndi:Studio Cam (see `rdstream sources`)")
         self.name = name
         self.lost_s = lost_s
-        self._color = {"rgb": self._ndi.RECV_COLOR_FORMAT_RGBX_RGBA, "best": self._ndi.RECV_COLOR_FORMAT_BEST}[color]
+        self._color = {
+            "rgb": self._ndi.RECV_COLOR_FORMAT_RGBX_RGBA,
+            "uyvy": self._ndi.RECV_COLOR_FORMAT_UYVY_BGRA,
+            "best": self._ndi.RECV_COLOR_FORMAT_BEST,
+        }[color]
         self._finder = NdiFinder(ips)
         self._recv = None
         self._source_url: str | None = None
