@@ -27,8 +27,9 @@ import torch
 
 from pipeline.coalign_adam import solve_adam
 from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_quality import QUALITIES, EarlyStop, adam_early_stop
-from pipeline.coalign_snippets import SnippetSet, fit_samples, validate_snippets
+from pipeline.coalign_exact import solve_exact
+from pipeline.coalign_quality import QUALITIES, EarlyStop, adam_early_stop, exact_settings
+from pipeline.coalign_snippets import SnippetSet, fit_samples, stride_for_min_pixels, validate_snippets
 from pipeline.errors import BadInputError
 from pipeline.normalize import normalize_to_unit_range
 
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 METHODS = ("exact", "adam")
+#: The exact solver subsamples less on frames so small that its stride would leave fewer pixels.
+EXACT_MIN_FIT_PIXELS = 64
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def align_snippets(
             (2000 steps, no early stop).
         device_type: picks the Adam early-stop table of SPEC.md s.5: ``"cuda"`` uses the CUDA
             values, ``"cpu"`` and ``"mps"`` the MPS values. Ignored by ``"exact"``.
-        max_iter: optional cap on Adam steps (tests and benchmarks); ignored by ``"exact"``.
+        max_iter: optional cap on Adam steps (tests and benchmarks); ignored by ``"exact"``,
+            whose quality mode sets its pixel stride, most solves and tolerance.
 
     Raises:
         BadInputError: bad snippets (see ``pipeline.coalign_snippets.validate_snippets``), or an
@@ -129,7 +133,15 @@ def align_snippets(
         samples = fit_samples(snippets)
         solution = solve_adam(samples, stop)
         scales, shifts, iterations = solution.scales, solution.shifts, solution.iterations
+    else:
+        settings = exact_settings(quality)
+        # small frames: a denser grid, so each frame still has enough pixels to fix a scale
+        stride = stride_for_min_pixels(snippets.height, snippets.width, settings.stride, EXACT_MIN_FIT_PIXELS)
+        exact = solve_exact(fit_samples(snippets, stride, device="cpu"), settings)
+        scales, shifts, iterations = exact.scales, exact.shifts, exact.solves
     seconds = time.perf_counter() - start
+    if method == "exact":
+        samples = fit_samples(snippets)  # the objective is always measured on the reference's samples
     with torch.no_grad():
         loss = float(objective_terms(samples, scales.to(samples.values.device), shifts.to(samples.values.device)).total)
     scales, shifts = scales.detach().float().cpu(), shifts.detach().float().cpu()

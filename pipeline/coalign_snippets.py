@@ -214,3 +214,10 @@ def fit_pixel_count(height: int, width: int, stride: int = FIT_STRIDE) -> int:
     """P, fit pixels per frame of ``height x width`` after the crop and subsampling."""
     inner_h, inner_w = height - 2 * FIT_CROP_PX, width - 2 * FIT_CROP_PX
     return math.ceil(inner_h / stride) * math.ceil(inner_w / stride)
+
+
+def stride_for_min_pixels(height: int, width: int, stride: int, min_pixels: int) -> int:
+    """The largest stride ``<= stride`` leaving at least ``min_pixels`` fit pixels per frame (or 1)."""
+    while stride > 1 and fit_pixel_count(height, width, stride) < min_pixels:
+        stride -= 1
+    return stride
