@@ -13,9 +13,7 @@ Error bounds were measured on this machine (NDI 6.3.2) and are asserted with mar
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,37 +26,17 @@ pytest.importorskip("NDIlib")
 
 from io_adapters.frames import DepthFrame, EndOfStream  # noqa: E402
 from io_adapters.ndi import NdiReceiver, NdiSender, matches_source_name  # noqa: E402
+from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.ndi_formats import depth_to_p216, depth_to_uyvy, p216_luma  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
 from pipeline.colormap import to_uint8, to_uint16  # noqa: E402
 from pipeline.errors import BadInputError  # noqa: E402
 
-INSIDE_ENV = "RDSTREAM_TEST_NETNS"
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120
 BGRA_MAX_ERROR, BGRA_MEAN_ERROR = 10, 4
 NDI_TEST_TIMEOUT_S = 150
 
-# Bring `lo` up without depending on iproute2, then run pytest on this file.
-_CHILD = """
-import fcntl, socket, struct, sys
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-flags = struct.unpack("16sh", fcntl.ioctl(sock, 0x8913, struct.pack("16sh", b"lo", 0)))[1]
-fcntl.ioctl(sock, 0x8914, struct.pack("16sh", b"lo", flags | 1))
-import pytest
-sys.exit(pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "-x"]))
-"""
-
-
-def _can_unshare() -> bool:
-    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
-        return False
-    try:
-        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and _can_unshare()
+RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and can_unshare_network()
 needs_ndi_here = pytest.mark.skipif(RUN_IN_CHILD, reason="runs inside a private network namespace (see the netns test)")
 
 
@@ -66,8 +44,9 @@ needs_ndi_here = pytest.mark.skipif(RUN_IN_CHILD, reason="runs inside a private 
 def test_ndi_suite_in_private_network_namespace():
     env = dict(os.environ, **{INSIDE_ENV: "1"})
     root = Path(__file__).resolve().parents[1]
+    child = "import sys, pytest; sys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider', '-x']))"
     result = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", _CHILD, str(Path(__file__).resolve())],
+        private_network_command(child, str(Path(__file__).resolve())),
         cwd=root, env=env, capture_output=True, text=True, timeout=NDI_TEST_TIMEOUT_S,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
