@@ -51,7 +51,7 @@ def test_ndi_suite_in_private_network_namespace():
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 6, result.stdout[-3000:]  # every NDI test ran inside
+    assert passed and int(passed.group(1)) >= 7, result.stdout[-3000:]  # every NDI test ran inside
 
 
 def _ramp(height: int, width: int, vertical: bool = False) -> np.ndarray:
@@ -233,3 +233,19 @@ def test_name_matching_and_buffers():
         open_sink("ndi:X?format=p216&cmap=turbo")
     with pytest.raises(BadInputError, match="bgra, p216, uyvy"):
         open_sink("ndi:X?format=rgb")
+
+
+@needs_ndi_here
+def test_sources_listing_shows_a_running_sender():
+    from io_adapters.listing import format_sources
+    from io_adapters.registry import list_sources
+
+    name = _unique("listed")
+    sender = NdiSender(name, 30.0, "bgra")
+    try:
+        listing = list_sources(ndi_wait_s=1.0)
+    finally:
+        sender.close()
+    assert any(uri.startswith("ndi:") and name in uri for uri in listing["ndi"])
+    text = format_sources(listing)
+    assert "NDI sources:" in text and name in text and "Cameras:" in text
