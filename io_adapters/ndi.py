@@ -174,6 +174,8 @@ class NdiReceiver:
         self._recv = None
         self._source_url: str | None = None
         self.reconnects = 0
+        self._next_search: float | None = None  # when to look the source up again if no video
+        self._search_attempt = 0  # index into RECONNECT_BACKOFF_S during an outage
 
     def connect(self, timeout_s: float, stop: threading.Event | None = None) -> None:
         """Find the source and connect; BadInputError listing what was seen after ``timeout_s``."""
@@ -196,9 +198,16 @@ class NdiReceiver:
         self._source_url = source.url_address
 
     def _reconnect(self) -> bool:
-        """Look the source up again and point the receiver at it; True when it was found."""
+        """Look the source up again and point the receiver at it; True when it was found.
+
+        A sender that is merely slow keeps its connection and address: it is left alone, since
+        reconnecting would drop frames in flight.
+        """
         for source in self._finder.sources():
             if matches_source_name(self.name, source.ndi_name):
+                connected = self._ndi.recv_get_no_connections(self._recv) > 0
+                if connected and source.url_address == self._source_url:
+                    return True
                 self._ndi.recv_connect(self._recv, source)
                 self._source_url = source.url_address
                 self.reconnects += 1
@@ -216,33 +225,40 @@ class NdiReceiver:
             if self._recv is None:
                 return None
         deadline = time.monotonic() + timeout_s
-        last_video = time.monotonic()
-        attempt = 0
-        next_try = last_video + self.lost_s
+        if self._next_search is None:
+            self._next_search = time.monotonic() + self.lost_s
         while not (stop is not None and stop.is_set()):
             now = time.monotonic()
             if now >= deadline:
                 return None
             wait_ms = int(min(0.1, deadline - now) * 1000) + 1
-            kind, video, _audio, _meta = self._ndi.recv_capture_v2(self._recv, wait_ms)
+            kind, video, audio, meta = self._ndi.recv_capture_v2(self._recv, wait_ms)
             if kind == self._ndi.FRAME_TYPE_VIDEO:
                 received = self._take(video)
                 while newest and self._ndi.recv_get_queue(self._recv).video_frames > 0:
-                    kind, video, _audio, _meta = self._ndi.recv_capture_v2(self._recv, 0)
+                    kind, video, audio, meta = self._ndi.recv_capture_v2(self._recv, 0)
                     if kind != self._ndi.FRAME_TYPE_VIDEO:
+                        self._free_other(kind, audio, meta)
                         break
                     received = self._take(video)
+                # The outage clock lives on the receiver, so it spans several capture() calls.
+                self._search_attempt = 0
+                self._next_search = time.monotonic() + self.lost_s
                 return received
-            if kind == self._ndi.FRAME_TYPE_AUDIO:
-                self._ndi.recv_free_audio_v2(self._recv, _audio)
-            elif kind == self._ndi.FRAME_TYPE_METADATA:
-                self._ndi.recv_free_metadata(self._recv, _meta)
-            if time.monotonic() >= next_try:
+            self._free_other(kind, audio, meta)
+            if time.monotonic() >= self._next_search:
                 self._reconnect()
-                delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
-                attempt += 1
-                next_try = time.monotonic() + delay
+                delay = RECONNECT_BACKOFF_S[min(self._search_attempt, len(RECONNECT_BACKOFF_S) - 1)]
+                self._search_attempt += 1
+                self._next_search = time.monotonic() + delay
         return None
+
+    def _free_other(self, kind, audio, meta) -> None:
+        """Audio and metadata frames are not used, but the SDK wants them given back."""
+        if kind == self._ndi.FRAME_TYPE_AUDIO:
+            self._ndi.recv_free_audio_v2(self._recv, audio)
+        elif kind == self._ndi.FRAME_TYPE_METADATA:
+            self._ndi.recv_free_metadata(self._recv, meta)
 
     def _take(self, video) -> ReceivedVideo:
         try:

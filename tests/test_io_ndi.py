@@ -153,7 +153,7 @@ def test_source_follows_resolution_changes_and_recovers_after_sender_restart():
 
     async def main():
         sender = NdiSender(name, 30.0, "bgra")
-        source = open_source(f"ndi:{name}?timeout=10&lost=0.5")
+        source = open_source(f"ndi:{name}?timeout=10&lost=1.5")
         seen = []
         stop = threading.Event()
 
