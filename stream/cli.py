@@ -10,10 +10,9 @@ import os
 import sys
 from typing import List, Optional
 
-import click
 import typer
 
-from pipeline.errors import RollingDepthError
+from pipeline.errors import BadInputError, RollingDepthError
 
 app = typer.Typer(
     name="rdstream",
@@ -71,7 +70,7 @@ def split_values(values: Optional[List[str]], cast=str) -> Optional[list]:
     try:
         return [cast(v) for v in items]
     except ValueError:
-        raise typer.BadParameter(f"expected numbers, got {' '.join(items)}") from None
+        raise BadInputError(f"expected whole numbers, got {' '.join(items)}") from None
 
 
 def default_checkpoint() -> str:
@@ -116,7 +115,7 @@ def file_command(
 
     inputs = list(input_pos or []) + list(input_video or [])
     if not inputs:
-        raise typer.BadParameter("give an input video (INPUT or -i/--input-video)")
+        raise BadInputError("give an input video: rdstream file INPUT (a file, a folder or a .txt list)")
     opts = FileJobOptions(
         inputs=inputs, output_dir=output_dir, checkpoint=checkpoint or default_checkpoint(), preset=preset,
         start_frame=start_frame, frame_count=frame_count, res=res, max_vae_bs=max_vae_bs, fps=fps,
@@ -168,6 +167,11 @@ def quiet_libraries() -> None:
         pass
 
 
+def is_usage_error(err: Exception) -> bool:
+    """Typer's (vendored click) usage errors: they print themselves and carry exit code 2."""
+    return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
+
+
 def fail(message: str, code: int) -> None:
     sys.stderr.write(f"rdstream: error: {message}\n")
     sys.exit(code)
@@ -179,15 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     try:
         code = app(args=args, prog_name="rdstream", standalone_mode=False)
-    except click.exceptions.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("rdstream: interrupted; files already written are complete\n")
         sys.exit(130)
     except RollingDepthError as err:
         fail(str(err), err.exit_code)
     except Exception as err:
+        if is_usage_error(err):
+            err.show()
+            sys.exit(err.exit_code)
         if os.environ.get("RDSTREAM_DEBUG"):
             raise
         fail(f"internal error: {type(err).__name__}: {err} (set RDSTREAM_DEBUG=1 for the traceback)", 1)

@@ -269,7 +269,7 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     # 2. The model.
     model = load_rolling_depth(opts.checkpoint, device, resolve_dtype(dtype_name, device))
     if model.is_tiny:
-        console.print(TINY_BANNER)
+        console.print(TINY_BANNER, soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each input in turn; a failure is one line and the others go on.
     exit_code = 0
@@ -277,7 +277,7 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
         try:
             stats = process_one(path, model, pipeline, opts, out, console)
         except RollingDepthError as err:
-            console.print(f"[red]error:[/] {err}", highlight=False)
+            console.print(f"[red]rdstream: error:[/] {err}", highlight=False, soft_wrap=True)
             exit_code = max(exit_code, err.exit_code)
             continue
         if opts.verbose:

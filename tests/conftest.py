@@ -1,0 +1,74 @@
+"""Shared test fixtures: a tiny random checkpoint (real layout, meaningless depth) and clip makers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def pytest_configure(config):
+    # Keep derived caches (text embeddings) out of the user's home during tests.
+    cache = Path(config.rootpath) / ".pytest-rdstream-cache"
+    os.environ.setdefault("RDSTREAM_CACHE_DIR", str(cache))
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from pipeline.tiny_checkpoint import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    from pipeline.checkpoint import load_rolling_depth
+
+    return load_rolling_depth(str(tiny_checkpoint), "cpu")
+
+
+def moving_pattern(num_frames: int, height: int, width: int) -> np.ndarray:
+    """uint8 [N, H, W, 3]: a gradient with a moving square, so frames differ."""
+    y, x = np.mgrid[0:height, 0:width]
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for i in range(num_frames):
+        frames[i, ..., 0] = (x * 255 // max(1, width - 1) + 3 * i) % 256
+        frames[i, ..., 1] = y * 255 // max(1, height - 1)
+        frames[i, ..., 2] = 60
+        top, left = (i * 2) % max(1, height - 8), (i * 3) % max(1, width - 8)
+        frames[i, top : top + 8, left : left + 8] = 255
+    return frames
+
+
+def write_clip(path: Path, num_frames: int = 40, width: int = 96, height: int = 64, fps: int = 30) -> Path:
+    """Write a test clip: H.264 for .mp4 (even sizes), lossless FFV1 for .mkv (any size)."""
+    frames = moving_pattern(num_frames, height, width)
+    with av.open(str(path), "w") as container:
+        if path.suffix == ".mkv":
+            stream = container.add_stream("ffv1", rate=fps)
+            stream.pix_fmt = "yuv444p"
+        else:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = width, height
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip40(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", 40)
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))

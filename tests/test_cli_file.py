@@ -1,0 +1,149 @@
+"""``rdstream file`` end to end on the tiny random checkpoint, and every bad input it must reject."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from io_adapters.video_file import read_gray16_video
+from stream.cli import main, normalize_argv
+from tests.conftest import count_frames, write_clip
+
+SMALL = ["--res", "64", "--seed", "1"]
+
+
+def rdstream(*args) -> int:
+    """Run the CLI in-process (fast); returns the exit code."""
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    return info.value.code
+
+
+def test_writes_every_output_with_n_frames(tiny_checkpoint, clip40, tmp_path, capsys):
+    code = rdstream("file", clip40, "-o", tmp_path, "-c", tiny_checkpoint, "--preset", "fast", "--res", "128",
+                    "--save-16bit", "--save-snippets", "--seed", "1")
+    assert code == 0
+    depth = np.load(tmp_path / "clip_pred.npy")
+    assert depth.dtype == np.float32 and depth.shape[0] == 40 and depth.min() >= -1 and depth.max() <= 1
+    for name in ("clip_Spectral_r.mp4", "clip_Greys_r.mp4", "clip_rgbd.mp4"):
+        assert count_frames(tmp_path / name) == 40, name
+    assert read_gray16_video(tmp_path / "clip_depth16.mkv").shape[0] == 40
+    snippets = np.load(tmp_path / "clip_snippets.npz")
+    assert set(snippets.files) == {"dilation1", "dilation25"}
+    assert "NOT depth" in capsys.readouterr().err  # the tiny-model banner
+
+
+def test_reference_argument_habits_are_accepted():
+    assert normalize_argv(["-d", "1", "10", "25", "clip.mp4"]) == ["-d", "1", "-d", "10", "-d", "25", "clip.mp4"]
+    assert normalize_argv(["--cmap", "Spectral_r", "Greys_r", "x.mp4"]) == ["--cmap", "Spectral_r", "--cmap", "Greys_r", "x.mp4"]
+    assert normalize_argv(["--save-npy", "false", "--restore-res", "true"]) == ["--no-save-npy", "--restore-res"]
+
+
+def test_frame_range_input_flag_and_restore_res(tiny_checkpoint, clip40, tmp_path):
+    code = rdstream("file", "-i", clip40, "-o", tmp_path, "-c", tiny_checkpoint, *SMALL, "--start-frame", "5",
+                    "--frame-count", "20", "--restore-res", "--no-save-sbs", "--cmap", "turbo")
+    assert code == 0
+    assert np.load(tmp_path / "clip_pred.npy").shape == (20, 64, 96)
+    assert count_frames(tmp_path / "clip_turbo.mp4") == 20
+    assert not (tmp_path / "clip_rgbd.mp4").exists()
+
+
+def test_odd_input_size_gives_even_videos(tiny_checkpoint, tmp_path):
+    clip = write_clip(tmp_path / "odd.mkv", 12, width=61, height=35)
+    assert rdstream("file", clip, "-o", tmp_path / "out", "-c", tiny_checkpoint, "--res", "0", "--restore-res", "-d", "1") == 0
+    assert np.load(tmp_path / "out" / "odd_pred.npy").shape == (12, 35, 61)
+    import av
+
+    with av.open(str(tmp_path / "out" / "odd_rgbd.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.width % 2 == 0 and stream.height % 2 == 0
+
+
+@pytest.mark.parametrize("quality", ["fast", "balanced", "quality"])
+def test_each_quality_mode(tiny_checkpoint, clip40, tmp_path, quality):
+    code = rdstream("file", clip40, "-o", tmp_path, "-c", tiny_checkpoint, *SMALL, "--quality", quality,
+                    "--frame-count", "16", "--no-save-sbs", "--cmap", "Greys_r")
+    assert code == 0 and np.load(tmp_path / "clip_pred.npy").shape[0] == 16
+
+
+def test_adam_coalignment_option(tiny_checkpoint, clip40, tmp_path):
+    code = rdstream("file", clip40, "-o", tmp_path, "-c", tiny_checkpoint, *SMALL, "--coalign", "adam",
+                    "--quality", "fast", "--frame-count", "12", "--no-save-sbs", "--cmap", "Greys_r")
+    assert code == 0
+
+
+def test_preset_full_with_refinement(tiny_checkpoint, clip40, tmp_path):
+    code = rdstream("file", clip40, "-o", tmp_path, "-c", tiny_checkpoint, "--preset", "full", *SMALL,
+                    "--frame-count", "14", "--refine-step", "3", "--no-save-sbs", "--cmap", "Greys_r")
+    assert code == 0
+    depth = np.load(tmp_path / "clip_pred.npy")
+    assert depth.shape[0] == 14 and depth.min() >= -1 and depth.max() <= 1
+
+
+def test_seed_makes_runs_reproducible(tiny_checkpoint, clip40, tmp_path):
+    for out in ("a", "b"):
+        rdstream("file", clip40, "-o", tmp_path / out, "-c", tiny_checkpoint, *SMALL, "--frame-count", "10",
+                 "--no-save-sbs", "--cmap", "Greys_r")
+    assert np.array_equal(np.load(tmp_path / "a" / "clip_pred.npy"), np.load(tmp_path / "b" / "clip_pred.npy"))
+
+
+def test_batch_keeps_finished_outputs_when_one_input_is_bad(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "a_good.mp4", 10)
+    (folder / "b_bad.mp4").write_bytes(b"this is not a video")
+    code = rdstream("file", folder, "-o", tmp_path / "out", "-c", tiny_checkpoint, *SMALL, "-d", "1")
+    assert code == 2
+    assert np.load(tmp_path / "out" / "a_good_pred.npy").shape[0] == 10
+
+
+# Bad input: each gives one clear line, a non-zero exit and no traceback (run as a real process).
+def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("hello")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    short = write_clip(tmp_path / "short.mp4", 2)
+    no_unet = tmp_path / "no_unet"
+    import shutil
+
+    shutil.copytree(checkpoint, no_unet)
+    shutil.rmtree(no_unet / "unet")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    return {
+        "missing input": ([tmp_path / "missing.mp4"], "no such file"),
+        "not a video": ([not_video], "notes.mp4"),
+        "truncated": ([truncated], "truncated.mp4"),
+        "too short": ([short], "too short"),
+        "negative res": ([clip, "--res", "-8"], "--res -8"),
+        "checkpoint without unet": ([clip, "-c", no_unet], "unet/"),
+        "unwritable output": ([clip, "-o", blocker / "sub"], "cannot write"),
+        "no mps": ([clip, "--device", "mps"], "MPS is not available"),
+        "unknown preset": ([clip, "--preset", "ultra"], "--preset ultra"),
+        "unknown colour map": ([clip, "--cmap", "Nope"], "Nope"),
+    }
+
+
+def test_bad_inputs_give_one_clear_line(tiny_checkpoint, clip40, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    failures = []
+    for name, (args, expected) in bad_inputs(tmp_path, clip40, tiny_checkpoint).items():
+        base = ["file", "-o", tmp_path / "out", "-c", tiny_checkpoint, "--res", "64"]
+        argv = [sys.executable, "-m", "stream.cli", *map(str, base + list(args))]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        err = proc.stderr
+        ok = proc.returncode != 0 and "Traceback" not in err and expected in err
+        if not ok:
+            failures.append(f"{name}: rc={proc.returncode} stderr={err[-400:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_usage_errors_exit_2_without_traceback(capsys):
+    assert rdstream("file") == 2
+    assert rdstream("file", "x.mp4", "--res", "abc") == 2
+    assert rdstream("no-such-command") == 2
+    assert "Traceback" not in capsys.readouterr().err

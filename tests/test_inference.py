@@ -1,0 +1,45 @@
+"""The model steps: shared noise as the reference draws it, the DDIM closed form, shapes."""
+
+import numpy as np
+import torch
+
+from pipeline.inference import ddim_step, decode_depth, encode_rgb, first_timestep, make_shared_noise, predict_snippets, unet_v
+from pipeline.preprocess import prepare_frames, processing_size
+
+
+def test_shared_noise_is_drawn_exactly_as_the_reference(tiny_model):
+    ours = make_shared_noise(tiny_model, (6, 8), seed=7)
+    reference = torch.randn((1, 4, 6, 8), generator=torch.Generator("cpu").manual_seed(7), device="cpu", dtype=torch.float32)
+    assert torch.equal(ours, reference)
+
+
+def test_one_step_is_timestep_999_and_equals_the_scheduler_step(tiny_model):
+    t = first_timestep(tiny_model)
+    assert t == 999
+    rgb = torch.randn(1, 3, 4, 6, 8)
+    noise = make_shared_noise(tiny_model, (6, 8), seed=0).expand(1, 3, 4, 6, 8)
+    v = unet_v(tiny_model, rgb, noise, t)[0]
+    scheduler = tiny_model.scheduler
+    scheduler.set_timesteps(1)
+    expected = scheduler.step(v, scheduler.timesteps[0], noise[0]).prev_sample
+    assert torch.allclose(ddim_step(tiny_model, v, noise[0], t, None), expected, atol=1e-6)
+    # alpha_bar(999) = 0 after the zero-SNR rescale, so the closed form is 0.99957 * (-v) + 0.02916 * noise
+    assert torch.allclose(ddim_step(tiny_model, v, noise[0], t, None), 0.99915**0.5 * -v + 0.00085**0.5 * noise[0], atol=1e-5)
+
+
+def test_shapes_through_encode_predict_decode(tiny_model):
+    frames = np.random.default_rng(0).integers(0, 255, (6, 50, 70, 3), dtype=np.uint8)
+    rgb = prepare_frames(frames, 64)
+    assert rgb.shape == (6, 3, 48, 64) and rgb.min() >= -1 and rgb.max() <= 1
+    latents = encode_rgb(tiny_model, rgb, batch_size=4)
+    assert latents.shape == (6, 4, 6, 8)
+    depth_latents = predict_snippets(tiny_model, latents.reshape(2, 3, 4, 6, 8), make_shared_noise(tiny_model, (6, 8), 0))
+    assert depth_latents.shape == (2, 3, 4, 6, 8)
+    depth = decode_depth(tiny_model, depth_latents.flatten(0, 1), batch_size=4)
+    assert depth.shape == (6, 48, 64) and depth.dtype == torch.float32
+
+
+def test_processing_size_rounds_to_multiples_of_8():
+    assert processing_size(360, 640, 768) == (432, 768)
+    assert processing_size(91, 161, 0) == (88, 160)
+    assert processing_size(1080, 1920, 128) == (72, 128)

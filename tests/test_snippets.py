@@ -1,0 +1,41 @@
+"""Snippet indices and dilation capping (SPEC.md section 4)."""
+
+import pytest
+
+from pipeline.errors import BadInputError
+from pipeline.refine import refine_dilations
+from pipeline.snippets import plan_snippets
+
+
+def test_fast_preset_on_100_frames_gives_98_plus_50_snippets():
+    plans = plan_snippets(100, (1, 25), 3, cap=True)
+    assert [len(p.frames) for p in plans] == [98, 50]
+    assert plans[1].frames[0] == (0, 25, 50) and plans[1].frames[-1] == (49, 74, 99)
+    assert sum(len(p.frames) * 3 for p in plans) == 444
+
+
+def test_dilation_is_capped_on_short_clips_and_keeps_its_name():
+    plan60 = plan_snippets(60, (1, 25), 3, cap=True)[1]
+    assert (plan60.requested, plan60.dilation) == (25, 19)
+    plan50 = plan_snippets(50, (1, 25), 3, cap=True)[1]
+    assert (plan50.dilation, len(plan50.frames)) == (15, 20)
+
+
+def test_without_cap_a_too_long_dilation_is_a_clear_error():
+    with pytest.raises(BadInputError, match="too short"):
+        plan_snippets(40, (1, 25), 3, cap=False)
+
+
+@pytest.mark.parametrize("frames", [0, 1, 2])
+def test_clip_too_short_for_any_snippet(frames):
+    with pytest.raises(BadInputError, match="too short"):
+        plan_snippets(frames, (1,), 3)
+
+
+def test_dilations_must_include_one():
+    with pytest.raises(BadInputError, match="include 1"):
+        plan_snippets(100, (10, 25), 3)
+
+
+def test_refinement_dilation_schedule():
+    assert refine_dilations(10, 6) == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
