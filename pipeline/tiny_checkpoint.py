@@ -35,12 +35,13 @@ TINY_UNET = dict(
 TINY_VAE = dict(
     in_channels=3,
     out_channels=3,
-    block_out_channels=(32, 32, 32, 32),
+    # Narrow at full resolution (where a VAE spends its time), four levels like SD2's (x8 downsampling).
+    block_out_channels=(8, 16, 32, 32),
     down_block_types=("DownEncoderBlock2D",) * 4,
     up_block_types=("UpDecoderBlock2D",) * 4,
     layers_per_block=1,
     latent_channels=4,
-    norm_num_groups=32,
+    norm_num_groups=8,
     sample_size=128,
     scaling_factor=0.18215,
 )
