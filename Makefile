@@ -17,8 +17,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# make demo CHECKPOINT=/path/to/rollingdepth-v1-0 uses those weights (else: env, hub cache, tiny test model).
 demo: $(STAMP)
-	$(BIN)/python -m stream.demo
+	$(BIN)/python -m stream.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
