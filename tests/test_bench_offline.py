@@ -1,0 +1,78 @@
+"""bench.offline: its quick mode prints one JSON document whose counts follow from the snippet plan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.offline import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_document() -> dict:
+    # A subprocess: stdout must hold nothing but the JSON, and --threads 1 must not leak into the
+    # test session. One thread also keeps the tiny model fast on a busy machine (2 threads of tiny
+    # ops stall whenever another process holds a core).
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.offline", "--quick", "--threads", "1", "--frames", "10"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_quick_mode_runs_only_the_tiny_model(quick_document):
+    assert [m["name"] for m in quick_document["models"]] == ["tiny"]
+    assert quick_document["clip"]["frames"] == 10
+    assert quick_document["machine"]["torch_threads"] == 1
+    assert any("not depth" in note for note in quick_document["notes"])
+
+
+def test_counts_follow_the_snippet_plan(quick_document):
+    tiny = quick_document["models"][0]
+    # N = 10, L = 3: dilation 25 is capped to int(10 / 3) - 1 = 2, so 8 + 6 snippets of 3 frames.
+    assert tiny["dilations"] == {"requested": [1, 25], "used": [1, 2]}
+    counts = tiny["counts"]
+    assert counts["frames_encoded"] == 10
+    assert counts["snippets"] == 14
+    assert counts["unet_frame_passes"] == counts["frames_decoded"] == 42
+    assert counts["coalign_iterations"] >= 1
+    # max_vae_bs 4: encode in batches of 4 frames, one snippet per UNet call, decode 3 frames a call.
+    assert tiny["module_calls"] == {"vae_encoder": 3, "unet": 14, "vae_decoder": 14}
+
+
+def test_seconds_are_positive_and_consistent(quick_document):
+    tiny = quick_document["models"][0]
+    seconds = tiny["seconds"]
+    assert set(seconds) == {"encode", "snippets", "coalign", "total"}
+    assert all(value > 0 for value in seconds.values())
+    assert seconds["total"] >= seconds["encode"] + seconds["snippets"] + seconds["coalign"] - 1e-3
+    inside = tiny["module_seconds"]
+    assert 0 < inside["vae_encoder"] <= seconds["encode"]
+    assert 0 < inside["unet"] + inside["vae_decoder"] <= seconds["snippets"]
+    per = tiny["seconds_per"]
+    assert per["unet_frame_pass"] == pytest.approx(inside["unet"] / 42, rel=1e-3)
+    assert per["decoded_frame"] == pytest.approx(inside["vae_decoder"] / 42, rel=1e-3)
+
+
+def test_describes_the_run(quick_document):
+    tiny = quick_document["models"][0]
+    assert tiny["resolution"] == {"height": 32, "width": 64}  # 640x360 -> 64x36 -> multiples of 8
+    assert tiny["latent"] == {"height": 4, "width": 8}
+    assert (tiny["device"], tiny["dtype"]) == ("cpu", "float32")
+    assert tiny["coalign"] == {"method": "exact", "quality": "balanced"}
+    assert tiny["depth_range"] == [-1.0, 1.0]
+    assert tiny["params_m"]["unet"] < 5
+
+
+def test_bad_option_is_one_line_and_exit_code_2(capsys):
+    assert main(["--quick", "--res", "-5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().count("\n") == 0 and "--res -5" in captured.err
