@@ -36,21 +36,28 @@ class SyntheticClip:
 
 def moving_scene(num_frames: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
     """Inverse depth of a moving scene: float32 ``[N, H, W]``, values in about ``[0.2, 1.2]``."""
+    return scene_frames(range(num_frames), height, width, seed, period=max(num_frames, 60))
+
+
+def scene_frames(frames, height: int, width: int, seed: int = 0, period: int = 100) -> torch.Tensor:
+    """Frames ``frames`` of the moving scene, float32 ``[len(frames), H, W]``; any frame can be
+    computed on its own, so long streams need no memory for the whole clip. ``period``: frames of
+    one camera-pan cycle."""
     gen = torch.Generator().manual_seed(seed)
-    t = torch.arange(num_frames, dtype=torch.float32)[:, None, None]
+    t = torch.as_tensor(list(frames), dtype=torch.float32)[:, None, None]
     y = torch.linspace(0.0, 1.0, height)[None, :, None]
     x = torch.linspace(0.0, 1.0, width)[None, None, :]
-    pan = 0.15 * torch.sin(2 * math.pi * t / max(num_frames, 60))  # slow camera pan
+    pan = 0.15 * torch.sin(2 * math.pi * t / period)  # slow camera pan
     ground = 0.25 + 0.45 * y + 0.1 * torch.sin(2 * math.pi * (x + pan) * 1.5) * y
-    scene = ground.expand(num_frames, height, width).clone()
+    scene = ground.expand(t.shape[0], height, width).clone()
     for _ in range(4):
         cx, cy, r = torch.rand(3, generator=gen).tolist()
         speed = (torch.rand(2, generator=gen) - 0.5) * 0.01
         near = 0.3 + 0.4 * float(torch.rand(1, generator=gen))
         px = (cx + speed[0] * t) % 1.2 - 0.1
-        py = 0.3 + 0.6 * cy + speed[1] * t * 0.3
+        py = 0.3 + 0.6 * cy + 0.1 * torch.sin(speed[1] * 30 * t)
         radius = 0.08 + 0.12 * r
-        dist2 = ((x - px) ** 2 + (y - py) ** 2 * (height / width) ** -2 * (height / width) ** 2) / radius**2
+        dist2 = ((x - px) ** 2 + (y - py) ** 2) / radius**2
         bump = near * torch.clamp(1.0 - dist2, min=0.0).sqrt()  # a rounded object, nearer at its centre
         scene = torch.maximum(scene, ground + bump)
     return scene
@@ -64,6 +71,36 @@ def snippet_frames(num_frames: int, dilations=(1, 25), length: int = 3) -> list[
         for start in range(num_frames - (length - 1) * dilation):
             plan.append(tuple(start + i * dilation for i in range(length)))
     return plan
+
+
+@dataclass(frozen=True)
+class SnippetNoise:
+    """How a synthetic snippet departs from the truth (see ``make_clip``)."""
+
+    noise: float = 0.01
+    outlier_fraction: float = 0.2
+
+
+def synthetic_snippet(
+    truth: torch.Tensor, frames: tuple[int, ...], noise: SnippetNoise, seed: int
+) -> tuple[torch.Tensor, float, float]:
+    """One snippet of the truth frames ``truth [L, H, W]`` covering ``frames``:
+    ``(depth [L, H, W], scale, shift)``, drawn deterministically from ``seed`` and ``frames``."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + frames[0] * 7919 + frames[-1])
+    scale = math.exp(math.log(0.5) + (math.log(2.0) - math.log(0.5)) * float(torch.rand(1, generator=gen)))
+    shift = float(torch.rand(1, generator=gen)) - 0.5
+    height, width = truth.shape[1:]
+    wrong = torch.zeros(height, width)
+    if float(torch.rand(1, generator=gen)) < noise.outlier_fraction:
+        cy, cx = float(torch.rand(1, generator=gen)) * height, float(torch.rand(1, generator=gen)) * width
+        radius = (0.05 + 0.1 * float(torch.rand(1, generator=gen))) * min(height, width)
+        sign = 1.0 if float(torch.rand(1, generator=gen)) < 0.5 else -1.0
+        size = 0.3 + 0.3 * float(torch.rand(1, generator=gen))
+        y = torch.arange(height, dtype=torch.float32)[:, None]
+        x = torch.arange(width, dtype=torch.float32)[None, :]
+        wrong = sign * size * ((y - cy) ** 2 + (x - cx) ** 2 <= radius**2).float()
+    noisy = truth + wrong + noise.noise * torch.randn(truth.shape, generator=gen)
+    return (noisy * scale + shift).float(), scale, shift
 
 
 def make_clip(
@@ -83,25 +120,21 @@ def make_clip(
     ``frame_indices`` overrides the offline plan."""
     truth = moving_scene(num_frames, height, width, seed)
     plan = frame_indices if frame_indices is not None else snippet_frames(num_frames, dilations, length)
-    gen = torch.Generator().manual_seed(seed + 1)
-    count = len(plan)
-    scales = torch.exp(torch.empty(count, dtype=torch.float64).uniform_(math.log(0.5), math.log(2.0), generator=gen))
-    shifts = torch.empty(count, dtype=torch.float64).uniform_(-0.5, 0.5, generator=gen)
-    y = torch.arange(height, dtype=torch.float32)[:, None]
-    x = torch.arange(width, dtype=torch.float32)[None, :]
-    depths = []
-    for k, frames in enumerate(plan):
-        clean = truth[list(frames)]
-        wrong = torch.zeros_like(clean[0])
-        if float(torch.rand(1, generator=gen)) < outlier_fraction:
-            cy, cx = float(torch.rand(1, generator=gen)) * height, float(torch.rand(1, generator=gen)) * width
-            radius = (0.05 + 0.1 * float(torch.rand(1, generator=gen))) * min(height, width)
-            sign = 1.0 if float(torch.rand(1, generator=gen)) < 0.5 else -1.0
-            size = 0.3 + 0.3 * float(torch.rand(1, generator=gen))
-            wrong = sign * size * ((y - cy) ** 2 + (x - cx) ** 2 <= radius**2).float()
-        noisy = clean + wrong + noise * torch.randn(clean.shape, generator=gen)
-        depths.append((noisy * float(scales[k]) + float(shifts[k])).float())
-    return SyntheticClip(truth, depths, list(plan), scales, shifts)
+    spec = SnippetNoise(noise, outlier_fraction)
+    depths, scales, shifts = [], [], []
+    for frames in plan:
+        depth, scale, shift = synthetic_snippet(truth[list(frames)], tuple(frames), spec, seed)
+        depths.append(depth)
+        scales.append(scale)
+        shifts.append(shift)
+    return SyntheticClip(
+        truth, depths, [tuple(f) for f in plan], torch.tensor(scales, dtype=torch.float64), torch.tensor(shifts, dtype=torch.float64)
+    )
+
+
+def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
+    """Snippets a live node runs when frame t arrives: one per dilation that fits, ending at t."""
+    return [tuple(t - (length - 1 - i) * d for i in range(length)) for d in dilations if t - (length - 1) * d >= 0]
 
 
 def affine_fit(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

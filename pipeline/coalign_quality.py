@@ -82,3 +82,32 @@ def exact_settings(quality: str) -> ExactSettings:
     """Exact-solver settings of a quality mode (the same on every device)."""
     _check_quality(quality, QUALITIES)
     return _EXACT_TABLE[quality]
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """Settings of ``OnlineAligner`` for one quality mode.
+
+    Attributes:
+        stride: keep every n-th pixel (both axes) of the cropped frame for the fit.
+        max_solves: most IRLS solves of the joint refinement per emitted frame.
+        tolerance: stop refining when no open scale or shift moves by more than this (relative to
+            the mean open scale) between two solves.
+    """
+
+    stride: int
+    max_solves: int
+    tolerance: float
+
+
+_ONLINE_TABLE = {
+    "fast": OnlineSettings(stride=10, max_solves=4, tolerance=1e-3),
+    "balanced": OnlineSettings(stride=10, max_solves=8, tolerance=3e-4),
+    "quality": OnlineSettings(stride=5, max_solves=16, tolerance=1e-4),
+}
+
+
+def online_settings(quality: str) -> OnlineSettings:
+    """``OnlineAligner`` settings of a quality mode."""
+    _check_quality(quality, QUALITIES)
+    return _ONLINE_TABLE[quality]

@@ -1,0 +1,143 @@
+"""OnlineAligner: readiness, flush, accuracy against offline exact, determinism, bounded memory, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.synthetic_depth import SnippetNoise, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
+from pipeline.coalign import align_snippets
+from pipeline.errors import BadInputError
+from pipeline.online_aligner import OnlineAligner
+from pipeline.robust_fit import robust_affine_fit
+
+
+def _run_stream(clip_depths, num_frames, dilations, lookahead, quality="fast"):
+    aligner = OnlineAligner(lookahead=lookahead, window=2 * max(dilations) + 1 + lookahead, quality=quality)
+    out = {}
+    for t in range(num_frames):
+        for frames in stream_frames(t, dilations):
+            aligner.push(clip_depths[frames], frames)
+        for frame in aligner.ready_frames():
+            out[frame] = aligner.emit(frame)
+    out.update(dict(aligner.flush()))
+    return torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(num_frames=60, height=32, width=40, dilations=(1, 8), seed=11)
+
+
+def test_online_with_lookahead_is_close_to_offline_exact(clip):
+    depths = dict(zip(clip.frame_indices, clip.depths))
+    offline = align_snippets(clip.depths, clip.frame_indices, 60, method="exact")
+    online2 = _run_stream(depths, 60, (1, 8), lookahead=2)
+    online0 = _run_stream(depths, 60, (1, 8), lookahead=0)
+    ref_abs, ref_temp = abs_rel(offline.depth, clip.truth), temporal_error(offline.depth, clip.truth)
+    assert abs_rel(online2, clip.truth) < ref_abs + 0.01
+    assert temporal_error(online2, clip.truth) < 1.2 * ref_temp
+    assert abs_rel(online0, clip.truth) < 2 * ref_abs
+    assert temporal_error(online0, clip.truth) < 2 * ref_temp
+
+
+def test_noise_free_stream_is_exact_up_to_one_affine():
+    clip = make_clip(num_frames=30, height=16, width=20, dilations=(1, 4), noise=0.0, outlier_fraction=0.0, seed=2)
+    out = _run_stream(dict(zip(clip.frame_indices, clip.depths)), 30, (1, 4), lookahead=1)
+    assert abs_rel(out, clip.truth) < 1e-4
+
+
+def test_readiness_emit_and_flush():
+    clip = make_clip(num_frames=8, height=12, width=12, dilations=(1,), seed=1)
+    depths = dict(zip(clip.frame_indices, clip.depths))
+    aligner = OnlineAligner(lookahead=2, window=6)
+    assert aligner.ready_frames() == [] and aligner.emit(0) is None
+    aligner.push(depths[(0, 1, 2)], (0, 1, 2))
+    assert aligner.ready_frames() == [0]  # newest is 2, lookahead 2
+    assert aligner.emit(1) is None  # not ready yet
+    first = aligner.emit(0)
+    assert first.dtype == np.float32 and first.shape == (12, 12)
+    with pytest.raises(BadInputError, match="already emitted"):
+        aligner.emit(0)
+    for t in range(3, 6):
+        aligner.push(depths[(t - 2, t - 1, t)], (t - 2, t - 1, t))
+    assert aligner.ready_frames() == [1, 2, 3]
+    assert aligner.emit(2) is not None  # frame 1 is skipped
+    assert aligner.ready_frames() == [3]
+    rest = aligner.flush()
+    assert [f for f, _ in rest] == [3, 4, 5]
+    assert all(d.shape == (12, 12) and np.isfinite(d).all() for _, d in rest)
+    with pytest.raises(BadInputError, match="after flush"):
+        aligner.push(depths[(5, 6, 7)], (5, 6, 7))
+
+
+def _long_stream(lookahead, frames=400, size=(12, 16), dilations=(1, 10)):
+    aligner = OnlineAligner(lookahead=lookahead, window=2 * max(dilations) + 1 + lookahead)
+    spec = SnippetNoise(noise=0.01, outlier_fraction=0.2)
+    emitted, held = {}, []
+    for t in range(frames):
+        for idx in stream_frames(t, dilations):
+            depth, _, _ = synthetic_snippet(scene_frames(idx, *size, seed=5, period=150), idx, spec, seed=5)
+            aligner.push(depth, idx)
+        for f in aligner.ready_frames():
+            emitted[f] = aligner.emit(f)
+        held.append((aligner.frames_held, aligner.open_snippets))
+    return emitted, held
+
+
+def test_long_stream_is_deterministic_with_bounded_memory():
+    a, held = _long_stream(lookahead=2)
+    b, _ = _long_stream(lookahead=2)
+    assert sorted(a) == list(range(398))
+    assert all(np.array_equal(a[f], b[f]) for f in a)
+    # after the window has filled, what is held never grows
+    assert max(h[0] for h in held[50:]) <= 23 and max(h[1] for h in held[50:]) <= 6
+    assert max(held[300:]) <= max(held[50:300])
+
+
+def test_gauge_is_stable_over_a_long_stream():
+    frames = 300
+    out, _ = _long_stream(lookahead=0, frames=frames)
+    truth = scene_frames(range(frames), 12, 16, seed=5, period=150).numpy()
+    # per-frame robust gain of the output against the truth: the gauge, up to noise and blobs
+    gains = np.array([robust_affine_fit(truth[f], out[f])[0] for f in range(frames)])
+    assert gains.max() / gains.min() < 1.3  # no drift
+    assert np.abs(np.diff(gains) / gains[1:]).max() < 0.1  # no jump
+
+
+def test_bad_input():
+    aligner = OnlineAligner(lookahead=0, window=5)
+    with pytest.raises(BadInputError, match=r"\[L, H, W\]"):
+        aligner.push(torch.rand(12, 12), (0,))
+    with pytest.raises(BadInputError, match="3 frames but 2"):
+        aligner.push(torch.rand(3, 12, 12), (0, 1))
+    with pytest.raises(BadInputError, match="strictly increase"):
+        aligner.push(torch.rand(3, 12, 12), (0, 2, 1))
+    bad = torch.rand(3, 12, 12)
+    bad[1, 2, 3] = float("nan")
+    with pytest.raises(BadInputError, match="NaN or Inf"):
+        aligner.push(bad, (0, 1, 2))
+    aligner.push(torch.rand(3, 12, 12), (0, 1, 2))
+    with pytest.raises(BadInputError, match="12x13 px but earlier ones are 12x12"):
+        aligner.push(torch.rand(3, 12, 13), (1, 2, 3))
+    assert aligner.emit(2) is not None
+    with pytest.raises(BadInputError, match="already emitted"):
+        aligner.push(torch.rand(3, 12, 12), (0, 1, 2))
+    with pytest.raises(BadInputError, match="lookahead"):
+        OnlineAligner(lookahead=-1)
+    with pytest.raises(BadInputError, match="window"):
+        OnlineAligner(lookahead=3, window=3)
+    with pytest.raises(BadInputError, match="quality"):
+        OnlineAligner(quality="best")
+
+
+def test_constant_snippet_is_placed_and_held():
+    scene = torch.rand(6, 12, 12) + 1.0
+    aligner = OnlineAligner(lookahead=0, window=8)
+    aligner.push(scene[0:3], (0, 1, 2))
+    aligner.emit(2)
+    aligner.push(torch.full((3, 12, 12), 5.0), (1, 2, 3))  # constant: scale 1, shifted to the estimates
+    out = aligner.emit(3)
+    assert np.isfinite(out).all()
+    assert float(out.mean()) == pytest.approx(float(scene[1:3].mean() - scene[0:3].min()), rel=0.2)
