@@ -29,7 +29,8 @@ class ColorFileSink(ThreadedSink):
         options = OptionReader(uri, COLOR_FILE_OPTIONS)
         self.cmap = options.text("cmap", DEFAULT_FILE_CMAP)
         colormap_lut(self.cmap)  # unknown names fail now, not in the writer thread
-        self._writer = ColorVideoWriter(uri.target, fps, crf=options.integer("crf", 18, 0, 51))
+        # veryfast: a live node must not fall behind the encoder (medium is ~3x slower).
+        self._writer = ColorVideoWriter(uri.target, fps, crf=options.integer("crf", 18, 0, 51), preset="veryfast")
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:

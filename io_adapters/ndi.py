@@ -20,7 +20,6 @@ of the same process may still be using it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -404,7 +403,3 @@ def _bgra_to_rgb(received: ReceivedVideo) -> np.ndarray:
         return np.ascontiguousarray(received.data[..., 2::-1])
     raise RuntimeFailure(f"NDI source sent {received.fourcc} although RGBA was requested")
 
-
-def ndi_config_dir() -> str | None:
-    """The folder the SDK reads ndi-config.v1.json from, when the user set one."""
-    return os.environ.get("NDI_CONFIG_DIR")

@@ -266,6 +266,9 @@ class _VideoWriter:
             self._container.close()
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 class ColorVideoWriter(_VideoWriter):
     """H.264 (libx264, yuv420p) MP4 writer for RGB frames.
 
@@ -277,16 +280,20 @@ class ColorVideoWriter(_VideoWriter):
         path: output .mp4 path (its folder must exist).
         fps: frame rate, float (e.g. 29.97).
         crf: x264 constant rate factor, 0 (lossless) .. 51; 18 is visually lossless.
+        preset: x264 speed/size trade-off; "medium" for offline files, "veryfast" when the
+            writer must keep up with a live stream.
     """
 
     codec = "libx264"
     pix_fmt = "yuv420p"
     input_format = "rgb24"
 
-    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "medium") -> None:
         if not (isinstance(crf, int) and 0 <= crf <= 51):
             raise BadInputError(f"crf must be an integer in 0..51, got {crf!r}")
-        super().__init__(path, fps, {"crf": str(crf), "preset": "medium"})
+        if preset not in X264_PRESETS:
+            raise BadInputError(f"x264 preset {preset!r} is not one of {', '.join(X264_PRESETS)}")
+        super().__init__(path, fps, {"crf": str(crf), "preset": preset})
 
     def _container_options(self) -> dict[str, str]:
         return {"movflags": "+faststart"}

@@ -22,7 +22,7 @@ def _gradient_frames(n: int, height: int, width: int) -> list[np.ndarray]:
     return [np.stack([(x * 4 + i * 8) % 256, (y * 4) % 256, np.full_like(x, 128)], -1).astype(np.uint8) for i in range(n)]
 
 
-def _write_mp4(path: Path, frames, fps=30.0, **stream_kw) -> Path:
+def _write_mp4(path: Path, frames, fps=30.0) -> Path:
     with ColorVideoWriter(path, fps) as writer:
         for rgb in frames:
             writer.write(rgb)
