@@ -13,7 +13,7 @@ Models (both have RANDOM weights, so their output is not depth; only the timings
 
 The clip is FFmpeg's ``testsrc2`` pattern (via PyAV), so no file is needed. Options: ``--quick``
 (tiny model, tiny clip: a few seconds), ``--skip-full``, ``--res``, ``--frames``, ``--coalign``,
-``--quality``, ``--dilations``, ``--dtype``, ``--threads``, ``--max-vae-bs``.
+``--quality``, ``--dilations``, ``--device``, ``--dtype``, ``--threads``, ``--max-vae-bs``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from bench.models import SD2_UNET_PARAMS_M, SD2_VAE_PARAMS_M, build_random_sd2_model, count_parameters_m, load_tiny_model
-from pipeline.checkpoint import CACHE_ENV, DTYPES, RollingDepthModel
+from pipeline.checkpoint import CACHE_ENV, DTYPES, RollingDepthModel, resolve_device, resolve_dtype
 from pipeline.coalign import METHODS, QUALITIES
 from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.offline import OfflinePipeline, OfflineSettings, check_settings, synchronize
@@ -120,7 +120,7 @@ def private_embedding_cache(folder: str) -> Iterator[None]:
 
 
 def _per(seconds: float, count: int) -> float | None:
-    return round(seconds / count, 5) if count else None
+    return float(f"{seconds / count:.4g}") if count else None  # 4 significant digits, even for milliseconds
 
 
 def bench_model(name: str, model: RollingDepthModel, frames: np.ndarray, settings: OfflineSettings) -> dict:
@@ -144,6 +144,7 @@ def bench_model(name: str, model: RollingDepthModel, frames: np.ndarray, setting
     log(f"{name}: {total:.2f} s total ({', '.join(f'{k} {v:.2f} s' for k, v in result.seconds.items())})")
     return {
         "name": name,
+        "random_weights": True,
         "weights": RANDOM_WEIGHTS_NOTE,
         "device": str(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
@@ -179,7 +180,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dilations", type=int, nargs="+", default=None, help="snippet dilations, 1 included (default 1 25, capped)")
     parser.add_argument("--coalign", choices=METHODS, default="exact", help="co-alignment solver (default exact)")
     parser.add_argument("--quality", choices=QUALITIES, default="balanced", help="co-alignment quality (default balanced)")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="model dtype (default fp32; the machine is a CPU)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="model dtype (default fp32 on cpu, fp16 on a GPU)")
     parser.add_argument("--max-vae-bs", type=int, default=4, help="frames per VAE batch (default 4)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default 0 = torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shared noise (default 0)")
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
     """Run the selected models and return the JSON document as a dict."""
     check_args(args)
     preset = QUICK if args.quick else DEFAULT
-    num_frames = args.frames or preset["frames"]
+    num_frames = preset["frames"] if args.frames is None else args.frames
     settings = OfflineSettings(
         dilations=tuple(args.dilations or preset["dilations"]),
         res=preset["res"] if args.res is None else args.res,
@@ -209,8 +211,10 @@ def run(args: argparse.Namespace) -> dict:
         coalign=args.coalign,
         quality=args.quality,
     )
-    dtype = DTYPES[args.dtype]
-    check_settings(settings)  # a bad value fails before any model is built
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    check_settings(settings)  # a bad value or a clip too short fails before any model is built
+    plan_snippets(num_frames, settings.dilations, settings.snip_len, settings.cap_dilation)
     if args.threads:
         torch.set_num_threads(args.threads)
     frames = test_pattern_clip(num_frames)
@@ -234,14 +238,15 @@ def run(args: argparse.Namespace) -> dict:
         "settings": {"res": settings.res, "dilations": list(settings.dilations), "snip_len": settings.snip_len,
                      "cap_dilation": settings.cap_dilation, "max_vae_bs": settings.max_vae_bs,
                      "coalign": settings.coalign, "quality": settings.quality, "seed": settings.seed,
-                     "dtype": args.dtype, "refine_steps": settings.refine_steps},
+                     "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+                     "refine_steps": settings.refine_steps},
         "models": [],
     }
 
     if not args.skip_tiny:
         with tempfile.TemporaryDirectory(prefix="rdstream-bench-") as tmp, private_embedding_cache(tmp):
             start = time.perf_counter()
-            model = load_tiny_model(os.path.join(tmp, "checkpoint"), device="cpu", dtype=dtype)
+            model = load_tiny_model(os.path.join(tmp, "checkpoint"), device=device, dtype=dtype)
             build = time.perf_counter() - start
             entry = bench_model("tiny", model, frames, settings)
             entry["build_seconds"] = round(build, 3)
@@ -250,9 +255,9 @@ def run(args: argparse.Namespace) -> dict:
             del model
 
     if not (args.quick or args.skip_full):
-        log("building the full-size SD2-shaped model with random weights (~3.8 GB in fp32)")
+        log(f"building the full-size SD2-shaped model with random weights ({str(dtype).removeprefix('torch.')}; ~3.8 GB in fp32)")
         start = time.perf_counter()
-        model = build_random_sd2_model(device="cpu", dtype=dtype, seed=args.seed)
+        model = build_random_sd2_model(device=device, dtype=dtype, seed=args.seed)
         build = time.perf_counter() - start
         entry = bench_model("sd2_random", model, frames, settings)
         entry["build_seconds"] = round(build, 3)
