@@ -16,7 +16,7 @@ small weights and stop pulling on the fit.
 Gauge. The consensus only fixes ``(s, t)`` up to one global affine map per connected group of
 snippets (``theta -> (alpha s, alpha t + beta)``; ``theta = 0`` would be a trivial zero). We fix it
 explicitly with two linear constraints per group, mean scale = 1 and mean shift = 0, solved exactly
-through the KKT system; no penalty pulls individual snippets toward s=1, t=0 (the reference's
+(one sparse symmetric solve; see ``_solve_gauged``); no penalty pulls individual snippets toward s=1, t=0 (the reference's
 ``10 t^2`` does, which keeps it from removing per-snippet shifts). A constant snippet carries no
 scale information and would pull the snippets it overlaps toward flat: it is left out of the fit,
 keeps scale 1 and is shifted to the mean consensus of its frames (the merge still averages it in). After the solve, the global shift is moved once more (one shift for all
@@ -141,31 +141,53 @@ def _quadratic_form(layout: _FrameLayout, weights: torch.Tensor, num_snippets: i
     ).tocsr()
 
 
-def _constraints(groups: np.ndarray, constant: np.ndarray) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
-    """Gauge rows ``C theta = d``: per group of informative snippets mean scale 1 and mean shift 0;
-    scale 1 and shift 0 for each constant snippet (its shift is set after the solve)."""
+@dataclass(frozen=True)
+class _Gauge:
+    """Which unknowns the solve keeps: all scales and shifts of informative snippets except one
+    shift per group (held at 0: adding one constant to a whole group changes nothing).
+    ``free [n]`` indexes theta; ``groups [K]`` labels snippets; ``constant [K]`` marks held snippets."""
+
+    free: np.ndarray
+    groups: np.ndarray
+    constant: np.ndarray
+
+
+def _gauge(groups: np.ndarray, constant: np.ndarray) -> _Gauge:
     k = groups.size
-    rows, cols, vals, rhs = [], [], [], []
-
-    def add(columns, values, value):
-        rows.extend([len(rhs)] * len(columns))
-        cols.extend(columns)
-        vals.extend(values)
-        rhs.append(value)
-
-    for group in np.unique(groups):
-        members = np.flatnonzero(groups == group)
-        add(members.tolist(), [1.0 / members.size] * members.size, 1.0)
-        add((members + k).tolist(), [1.0 / members.size] * members.size, 0.0)
-    matrix = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(len(rhs), 2 * k)).tocsr()
-    return matrix, np.asarray(rhs)
+    _, first_of_group = np.unique(groups, return_index=True)
+    held_shift = np.zeros(k, dtype=bool)
+    held_shift[first_of_group] = True
+    free = np.concatenate([np.flatnonzero(~constant), k + np.flatnonzero(~constant & ~held_shift)])
+    return _Gauge(free, groups, constant)
 
 
-def _solve_gauged(q: scipy.sparse.csr_matrix, c: scipy.sparse.csr_matrix, d: np.ndarray) -> np.ndarray:
-    """Minimise ``theta^T Q theta`` subject to ``C theta = d`` (KKT system, sparse LU)."""
-    kkt = scipy.sparse.bmat([[2.0 * q, c.T], [c, None]], format="csc")
-    rhs = np.concatenate([np.zeros(q.shape[0]), d])
-    return scipy.sparse.linalg.spsolve(kkt, rhs)[: q.shape[0]]
+def _solve_gauged(q: scipy.sparse.csr_matrix, gauge: _Gauge) -> np.ndarray:
+    """Minimise ``theta^T Q theta`` with mean scale 1 and mean shift 0 in each group.
+
+    With one shift per group held, Q is positive definite on the remaining unknowns, and the
+    Lagrange condition of the scale constraint says ``Q theta ~ e_s`` (ones on the scales): one
+    sparse symmetric solve, then each group is rescaled to mean scale 1 and its shifts centred.
+    Constant snippets keep scale 1 and shift 0.
+    """
+    k = gauge.groups.size
+    theta = np.zeros(2 * k)
+    theta[:k][gauge.constant] = 1.0
+    free = gauge.free
+    if free.size:
+        reduced = q[free][:, free].tocsc()
+        rhs = (free < k).astype(np.float64)
+        try:
+            theta[free] = scipy.sparse.linalg.splu(reduced, permc_spec="MMD_AT_PLUS_A").solve(rhs)
+        except RuntimeError:  # singular: a snippet whose pixels cannot fix its scale; least norm then
+            theta[free] = scipy.sparse.linalg.lsqr(reduced, rhs)[0]
+    for group in np.unique(gauge.groups[~gauge.constant]):
+        members = np.flatnonzero(gauge.groups == group)
+        total = theta[members].sum()
+        if total != 0:
+            theta[members] *= members.size / total
+            theta[members + k] *= members.size / total
+        theta[members + k] -= theta[members + k].mean()
+    return theta
 
 
 def _consensus(layout: _FrameLayout, weights: torch.Tensor, scales: torch.Tensor, shifts: torch.Tensor):
@@ -181,7 +203,7 @@ def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
     layout = _frame_layout(samples)
     constant = _constant_snippets(samples)
     groups = _components(samples, ~constant)
-    c_matrix, c_rhs = _constraints(groups, constant)
+    gauge = _gauge(groups, constant)
     # constant snippets take no part in the fit: they would pull the others flat
     informative = layout.mask * torch.from_numpy(~constant)[layout.snippet].double()
     mask = informative[..., None].expand_as(layout.values)
@@ -197,7 +219,7 @@ def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
         else:
             residual = (aligned - target[:, None, :]).abs()
             weights = mask / magnitude / torch.maximum(residual, RESIDUAL_FLOOR * magnitude)
-        theta = torch.from_numpy(_solve_gauged(_quadratic_form(layout, weights, k), c_matrix, c_rhs))
+        theta = torch.from_numpy(_solve_gauged(_quadratic_form(layout, weights, k), gauge))
         step = float((theta - torch.cat([scales, shifts])).abs().max())
         scales, shifts = theta[:k], theta[k:]
         if solves > 1 and step < settings.tolerance * float(scales.abs().mean()):

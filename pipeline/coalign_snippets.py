@@ -189,17 +189,16 @@ def fit_samples(snippets: SnippetSet, stride: int = FIT_STRIDE, device: torch.de
     """
     device = torch.device(device) if device is not None else snippets.depths[0].device
     global_min = min(float(d.min()) for d in snippets.depths)
-    rows, snippet_of, frame_of = [], [], []
+    snippet_of, frame_of = [], []
     crop = FIT_CROP_PX
-    for k, (depth, frames) in enumerate(zip(snippets.depths, snippets.frame_indices)):
-        fit = depth[:, crop : snippets.height - crop : stride, crop : snippets.width - crop : stride]
-        rows.append(fit.to(device=device, dtype=torch.float32).reshape(depth.shape[0], -1) - global_min)
+    rows = [depth[:, crop : snippets.height - crop : stride, crop : snippets.width - crop : stride] for depth in snippets.depths]
+    for k, frames in enumerate(snippets.frame_indices):
         snippet_of.extend([k] * len(frames))
         frame_of.extend(frames)
     counts = snippets.coverage()
     level_of, num_levels = snippets.levels()
     return FitSamples(
-        values=torch.cat(rows, dim=0),
+        values=torch.cat([r.to(device=device, dtype=torch.float32) for r in rows]).flatten(1) - global_min,
         snippet_of_entry=torch.tensor(snippet_of, dtype=torch.int64, device=device),
         frame_of_entry=torch.tensor(frame_of, dtype=torch.int64, device=device),
         entries_per_frame=torch.from_numpy(counts).to(device),

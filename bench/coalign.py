@@ -1,0 +1,195 @@
+"""Co-alignment benchmark on synthetic clips with ground truth (issue 5); prints JSON to stdout.
+
+    python -m bench.coalign                       # default: 100 frames at 96x128 and 288x384, streams of 2000 frames
+    python -m bench.coalign --frames 300          # the longer offline clips
+    python -m bench.coalign --sizes 96x128 --stream-frames 300 --skip-adam   # a quick look
+
+For each clip (dilations 1 and 25, L=3; see ``bench.synthetic_depth``): Adam in each quality mode
+and the exact solver in each quality mode, with seconds, iterations, the section-5 objective (and
+its data and regulariser parts), AbsRel and the temporal error, each after one global affine fit
+of the merged depth to the truth. OnlineAligner (lookahead 0 and 2) is run over the same snippets
+in stream order for its accuracy and gaps to offline exact; its cost per push and per emit is
+measured on a long stream at the largest size, around frame 100 and frame 2000.
+Timings use ``--threads`` torch threads (default 1: the 2-core machine is shared, and contended
+multi-threaded torch ops slow down by orders of magnitude).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from bench.synthetic_depth import (
+    SnippetNoise,
+    abs_rel,
+    make_clip,
+    scene_frames,
+    stream_frames,
+    synthetic_snippet,
+    temporal_error,
+)
+from pipeline.coalign import align_snippets
+from pipeline.coalign_objective import objective_terms
+from pipeline.coalign_snippets import fit_samples, validate_snippets
+from pipeline.online_aligner import OnlineAligner
+
+DILATIONS = (1, 25)
+QUALITIES = ("fast", "balanced", "quality")
+EXACT_REFERENCE_QUALITY = "balanced"  # the default, compared with the targets
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def _objective_parts(clip, scales, shifts) -> dict:
+    samples = fit_samples(validate_snippets(clip.depths, clip.frame_indices, clip.truth.shape[0]))
+    with torch.no_grad():
+        terms = objective_terms(samples, scales.float(), shifts.float())
+    return {
+        "objective": float(terms.total),
+        "objective_data": float(terms.linear + terms.inverse),
+        "objective_regulariser": float(terms.regulariser),
+    }
+
+
+def _offline(clip, method: str, quality: str) -> dict:
+    result = align_snippets(clip.depths, clip.frame_indices, clip.truth.shape[0], method=method, quality=quality)
+    return {
+        "seconds": round(result.seconds, 4),
+        "iterations": result.iterations,
+        **{k: round(v, 5) for k, v in _objective_parts(clip, result.scales, result.shifts).items()},
+        "abs_rel": round(abs_rel(result.depth, clip.truth), 5),
+        "temporal_error": round(temporal_error(result.depth, clip.truth), 5),
+    }
+
+
+def _online_accuracy(clip, lookahead: int, quality: str) -> dict:
+    num_frames = clip.truth.shape[0]
+    depths = dict(zip(clip.frame_indices, clip.depths))
+    dilations = sorted({f[1] - f[0] for f in clip.frame_indices})
+    aligner = OnlineAligner(lookahead=lookahead, window=2 * max(dilations) + 1 + lookahead, quality=quality)
+    out = {}
+    for t in range(num_frames):
+        for frames in stream_frames(t, dilations):
+            aligner.push(depths[frames], frames)
+        for frame in aligner.ready_frames():
+            out[frame] = aligner.emit(frame)
+    out.update(dict(aligner.flush()))
+    merged = torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
+    return {"abs_rel": round(abs_rel(merged, clip.truth), 5), "temporal_error": round(temporal_error(merged, clip.truth), 5)}
+
+
+def _clip_report(num_frames: int, size: tuple[int, int], skip_adam: bool, online_quality: str) -> dict:
+    clip = make_clip(num_frames, *size, dilations=DILATIONS)
+    report = {"frames": num_frames, "size": list(size), "snippets": len(clip.depths)}
+    if not skip_adam:
+        report["adam"] = {q: _offline(clip, "adam", q) for q in QUALITIES}
+    report["exact"] = {q: _offline(clip, "exact", q) for q in QUALITIES}
+    exact = report["exact"][EXACT_REFERENCE_QUALITY]
+    online = {}
+    for lookahead in (0, 2):
+        acc = _online_accuracy(clip, lookahead, online_quality)
+        acc["abs_rel_gap_points"] = round(100 * (acc["abs_rel"] - exact["abs_rel"]), 3)
+        acc["temporal_ratio"] = round(acc["temporal_error"] / exact["temporal_error"], 3)
+        online[f"lookahead_{lookahead}"] = acc
+    report["online"] = online
+    targets = {
+        "online_la2_abs_rel_within_1_point": online["lookahead_2"]["abs_rel_gap_points"] <= 1.0,
+        "online_la2_temporal_within_1.2x": online["lookahead_2"]["temporal_ratio"] <= 1.2,
+        "online_la0_abs_rel_within_2x": online["lookahead_0"]["abs_rel"] <= 2 * exact["abs_rel"],
+        "online_la0_temporal_within_2x": online["lookahead_0"]["temporal_ratio"] <= 2.0,
+    }
+    if not skip_adam:
+        adam = report["adam"]["quality"]
+        report["exact_speedup_vs_adam_quality"] = round(adam["seconds"] / exact["seconds"], 1)
+        targets.update(
+            {
+                "exact_abs_rel_le_adam_quality": exact["abs_rel"] <= adam["abs_rel"],
+                "exact_temporal_le_adam_quality": exact["temporal_error"] <= adam["temporal_error"],
+                "exact_100x_faster_than_adam_quality": report["exact_speedup_vs_adam_quality"] >= 100,
+            }
+        )
+    report["targets_met"] = targets
+    return report
+
+
+def _stream_cost(size: tuple[int, int], lookahead: int, total_frames: int, quality: str, probes=(100, 2000)) -> dict:
+    """Per-call cost of a long stream at ``size``; medians over the 50 frames after each probe frame."""
+    window = 2 * max(DILATIONS) + 1 + lookahead
+    aligner = OnlineAligner(lookahead=lookahead, window=window, quality=quality)
+    noise = SnippetNoise()
+    push_ms: dict[int, float] = {}
+    emit_ms: dict[int, float] = {}
+    for t in range(total_frames):
+        snippets = [
+            (synthetic_snippet(scene_frames(f, *size, seed=9, period=300), f, noise, seed=9)[0], f)
+            for f in stream_frames(t, DILATIONS)
+        ]
+        start = time.perf_counter()
+        for depth, frames in snippets:
+            aligner.push(depth, frames)
+        pushed = time.perf_counter()
+        for frame in aligner.ready_frames():
+            aligner.emit(frame)
+        push_ms[t] = (pushed - start) * 1e3 / max(len(snippets), 1)
+        emit_ms[t] = (time.perf_counter() - pushed) * 1e3
+    report = {"frames_held": aligner.frames_held, "open_snippets": aligner.open_snippets}
+    for probe in probes:
+        span = [t for t in range(probe, min(probe + 50, total_frames))]
+        if span:
+            report[f"push_ms_at_{probe}"] = round(statistics.median(push_ms[t] for t in span), 3)
+            report[f"emit_ms_at_{probe}"] = round(statistics.median(emit_ms[t] for t in span), 3)
+            report[f"frame_ms_at_{probe}"] = round(
+                statistics.median(push_ms[t] * len(stream_frames(t, DILATIONS)) + emit_ms[t] for t in span), 3
+            )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.coalign", description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=100, help="frames of the offline clips (100 to 300)")
+    parser.add_argument("--sizes", nargs="+", type=_size, default=[(96, 128), (288, 384)], help="HxW of the clips")
+    parser.add_argument("--stream-frames", type=int, default=2050, help="length of the stream timed for per-push cost")
+    parser.add_argument("--online-quality", default="fast", choices=QUALITIES)
+    parser.add_argument("--skip-adam", action="store_true", help="leave out the (slow) Adam runs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    report = {
+        "machine": {"threads": args.threads, "cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "dilations": list(DILATIONS),
+        "snippet_length": 3,
+        "exact_reference_quality": EXACT_REFERENCE_QUALITY,
+        "online_quality": args.online_quality,
+        "clips": [_clip_report(args.frames, size, args.skip_adam, args.online_quality) for size in args.sizes],
+    }
+    largest = max(args.sizes, key=lambda s: s[0] * s[1])
+    cost = {"size": list(largest), "stream_frames": args.stream_frames}
+    for lookahead in (0, 2):
+        cost[f"lookahead_{lookahead}"] = _stream_cost(largest, lookahead, args.stream_frames, args.online_quality)
+    steady = [cost[f"lookahead_{la}"] for la in (0, 2)]
+    if args.stream_frames > 2000:
+        cost["targets_met"] = {
+            "push_cost_at_2000_within_10pct_of_100": all(c["push_ms_at_2000"] <= 1.1 * c["push_ms_at_100"] for c in steady),
+            "push_le_5ms": all(c["push_ms_at_2000"] <= 5.0 for c in steady),
+        }
+    report["online_cost"] = cost
+    report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
