@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.colormap import apply_colormap, to_uint8, to_uint16
+from pipeline.colormap import apply_colormap_bgra, to_uint8, to_uint16
 
 CHROMA_ZERO_8 = 128
 CHROMA_ZERO_16 = 32768
@@ -30,14 +30,13 @@ def _even_width(image: np.ndarray) -> np.ndarray:
 
 def depth_to_bgra(depth01: np.ndarray, cmap: str | None) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint8 [H, W, 4] BGRA: colour-mapped, or grey when cmap is None."""
-    height, width = depth01.shape
-    bgra = np.empty((height, width, 4), np.uint8)
-    if cmap is None:
-        bgra[..., :3] = to_uint8(depth01)[..., None]
-    else:
-        bgra[..., :3] = apply_colormap(depth01, cmap)[..., ::-1]  # RGB -> BGR
-    bgra[..., 3] = 255
-    return bgra
+    if cmap is not None:
+        return apply_colormap_bgra(depth01, cmap)
+    # One uint32 word per pixel, bytes (B, G, R, A) = (v, v, v, 255) in little-endian memory:
+    # several times faster than writing three strided channels.
+    grey = to_uint8(depth01).astype("<u4")
+    words = grey * np.uint32(0x00010101) | np.uint32(0xFF000000)
+    return words.view(np.uint8).reshape(grey.shape + (4,))
 
 
 def depth_to_uyvy(depth01: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import apply_colormap, colormap_lut, pack16_bgra
+from pipeline.colormap import apply_colormap_bgra, colormap_lut, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")
@@ -55,11 +55,7 @@ def depth_to_syphon_bgra(depth01: np.ndarray, fmt: str, cmap: str) -> np.ndarray
     """float [H, W] in [0, 1] -> uint8 [H, W, 4] BGRA for a Syphon surface."""
     if fmt == "packed16":
         return pack16_bgra(depth01)
-    height, width = depth01.shape
-    bgra = np.empty((height, width, 4), np.uint8)
-    bgra[..., :3] = apply_colormap(depth01, cmap)[..., ::-1]
-    bgra[..., 3] = 255
-    return bgra
+    return apply_colormap_bgra(depth01, cmap)
 
 
 class SyphonSink(ThreadedSink):

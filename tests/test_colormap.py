@@ -57,3 +57,13 @@ def test_pack16_roundtrip_is_exact_for_every_value():
 def test_unpack16_rejects_wrong_input():
     with pytest.raises(BadInputError):
         unpack16_bgra(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_bgra_colormap_matches_rgb_colormap():
+    from pipeline.colormap import apply_colormap_bgra
+
+    depth = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
+    bgra = apply_colormap_bgra(depth, "turbo")
+    assert bgra.shape == (2, 5, 7, 4) and bgra.dtype == np.uint8 and (bgra[..., 3] == 255).all()
+    assert np.array_equal(bgra[..., 2::-1], apply_colormap(depth, "turbo"))
+    assert np.array_equal(apply_colormap(depth, "turbo")[0, 0, 0], colormap_lut("turbo")[to_uint8(depth[0, 0, 0])])
