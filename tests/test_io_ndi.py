@@ -5,10 +5,13 @@ namespace with only the loopback interface up (``unshare -n``), so nothing is an
 or sent to, any real network: the outer run starts one child pytest there. Elsewhere they run
 directly; discovery then still only asks 127.0.0.1 (extra_ips) besides local mDNS.
 
-Error bounds were measured on this machine (NDI 6.3.2) and are asserted with margin:
-* P216 16-bit ramp across 384 x 256 (each 16-bit value compared): max |error| 128, mean 40
-  (about 11 effective bits) -> asserted max <= 384, mean <= 120.
-* BGRA 8-bit grey ramp: max 4, mean 2 (of 255) -> asserted max <= 10, mean <= 4.
+Error bounds were measured on this machine (NDI 6.3.2, 30 frames each) and are asserted with
+margin:
+* P216 16-bit horizontal ramp, 384 wide x 256 high (every 16-bit value compared): max |error|
+  85, mean 31 (about 11 effective bits; 40 / 128 at 512 x 384, 48 / 103 at 130 x 64)
+  -> asserted max <= 384, mean <= 120.
+* BGRA 8-bit grey ramp, 200 x 120: max 9, mean 2.0 (of 255; 4 / 2.0 at 512 x 384)
+  -> asserted max <= 24, mean <= 5.
 """
 
 import os
@@ -33,7 +36,7 @@ from pipeline.colormap import to_uint8, to_uint16  # noqa: E402
 from pipeline.errors import BadInputError  # noqa: E402
 
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120
-BGRA_MAX_ERROR, BGRA_MEAN_ERROR = 10, 4
+BGRA_MAX_ERROR, BGRA_MEAN_ERROR = 24, 5
 NDI_TEST_TIMEOUT_S = 150
 
 RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and can_unshare_network()
