@@ -108,8 +108,10 @@ class BlockingSource(Source):
         self._started_at: float | None = None  # monotonic clock at the first frame, for pacing
         self._closed = False
         self._ended = False
-        # One reader at a time: the libraries are not safe for concurrent reads of one handle.
-        self._limiter = anyio.CapacityLimiter(1)
+        # One thread at a time in _read/_release: the libraries are not safe for concurrent use of
+        # one handle. A threading lock (not an anyio limiter) because a cancelled recv() abandons
+        # its thread, which keeps running and must still hold the handle until it finishes.
+        self._handle_lock = threading.Lock()
 
     @abstractmethod
     def _read(self) -> tuple[float, np.ndarray] | None:
@@ -129,7 +131,7 @@ class BlockingSource(Source):
         if self._ended:
             raise EndOfStream(self.uri)
         try:
-            item = await anyio.to_thread.run_sync(self._read, limiter=self._limiter, abandon_on_cancel=True)
+            item = await anyio.to_thread.run_sync(self._locked, self._read, abandon_on_cancel=True)
         except EndOfStream:
             raise
         except Exception as err:  # one clear line for the user, whatever the library raised
@@ -155,9 +157,12 @@ class BlockingSource(Source):
             return
         self._closed = True
         self._interrupt()
-        # Wait for a read still running in its thread before releasing the handle under it.
-        async with self._limiter:
-            await anyio.to_thread.run_sync(self._release)
+        # The lock makes this wait for a read still running (even an abandoned one).
+        await anyio.to_thread.run_sync(self._locked, self._release)
+
+    def _locked(self, function):
+        with self._handle_lock:
+            return function()
 
 
 class ThreadedSink(Sink):

@@ -212,3 +212,38 @@ def test_sink_rejects_wrong_depth_shape():
         await sink.close()
 
     anyio.run(main)
+
+
+def test_cancelled_recv_never_overlaps_the_next_read_or_close():
+    from io_adapters.base import BlockingSource
+
+    class SlowSource(BlockingSource):
+        def __init__(self):
+            super().__init__("slow:", None, realtime=False)
+            self.active = 0
+            self.overlaps = 0
+            self.released = False
+
+        def _read(self):
+            self.active += 1
+            self.overlaps += self.active > 1
+            time.sleep(0.15)
+            self.active -= 1
+            return time.monotonic(), np.zeros((2, 2, 3), np.uint8)
+
+        def _release(self):
+            self.overlaps += self.active > 0
+            self.released = True
+
+    async def main():
+        source = SlowSource()
+        with anyio.move_on_after(0.02):
+            await source.recv()  # cancelled: its thread keeps reading
+        frame = await source.recv()
+        with anyio.move_on_after(0.02):
+            await source.recv()
+        await source.close()
+        return source, frame
+
+    source, frame = anyio.run(main)
+    assert frame.index == 0 and source.overlaps == 0 and source.released
