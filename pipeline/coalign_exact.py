@@ -80,11 +80,11 @@ def _frame_layout(samples: FitSamples) -> _FrameLayout:
     starts = torch.cumsum(counts, 0) - counts
     slot = torch.arange(order.numel()) - starts[frame_of[order]]
     n, s = samples.num_frames, samples.slots
-    values = torch.zeros(n, s, samples.pixels, dtype=torch.float64)
-    mask = torch.zeros(n, s, dtype=torch.float64)
+    values = torch.zeros(n, s, samples.pixels, dtype=torch.float32)
+    mask = torch.zeros(n, s, dtype=torch.float32)
     snippet = torch.zeros(n, s, dtype=torch.int64)
     rows = frame_of[order]
-    values[rows, slot] = samples.values.cpu().double()[order]
+    values[rows, slot] = samples.values.cpu()[order]
     mask[rows, slot] = 1.0
     snippet[rows, slot] = samples.snippet_of_entry.cpu()[order]
     return _FrameLayout(values, mask, snippet)
@@ -121,7 +121,7 @@ def _quadratic_form(layout: _FrameLayout, weights: torch.Tensor, num_snippets: i
     ``weights [N, S, P]`` (0 for missing entries).
     """
     x = layout.values
-    total = weights.sum(1, keepdim=True).clamp_min(1e-300)  # [N, 1, P]
+    total = weights.sum(1, keepdim=True).clamp_min(1e-30)  # [N, 1, P]
     wx = weights * x
     d_xx, d_x, d_1 = (wx * x).sum(-1), wx.sum(-1), weights.sum(-1)  # [N, S]
     share_x, share_1 = wx / total, weights / total
@@ -137,7 +137,7 @@ def _quadratic_form(layout: _FrameLayout, weights: torch.Tensor, num_snippets: i
     cols = index[:, None, :].expand_as(local)
     size = 2 * num_snippets
     return scipy.sparse.coo_matrix(
-        (local.reshape(-1).numpy(), (rows.reshape(-1).numpy(), cols.reshape(-1).numpy())), shape=(size, size)
+        (local.reshape(-1).double().numpy(), (rows.reshape(-1).numpy(), cols.reshape(-1).numpy())), shape=(size, size)
     ).tocsr()
 
 
@@ -192,20 +192,22 @@ def _solve_gauged(q: scipy.sparse.csr_matrix, gauge: _Gauge) -> np.ndarray:
 
 def _consensus(layout: _FrameLayout, weights: torch.Tensor, scales: torch.Tensor, shifts: torch.Tensor):
     """Predictions ``a [N, S, P]`` and weighted targets ``T [N, P]``."""
-    aligned = scales[layout.snippet][..., None] * layout.values + shifts[layout.snippet][..., None]
-    target = (weights * aligned).sum(1) / weights.sum(1).clamp_min(1e-300)
+    dtype = layout.values.dtype
+    aligned = scales.to(dtype)[layout.snippet][..., None] * layout.values + shifts.to(dtype)[layout.snippet][..., None]
+    target = (weights * aligned).sum(1) / weights.sum(1).clamp_min(1e-30)
     return aligned, target
 
 
 def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
-    """IRLS for the L1 consensus with an explicit gauge (module docstring). CPU, float64 inside."""
+    """IRLS for the L1 consensus with an explicit gauge (module docstring). CPU; pixel moments in
+    float32, the linear solves in float64."""
     k = samples.num_snippets
     layout = _frame_layout(samples)
     constant = _constant_snippets(samples)
     groups = _components(samples, ~constant)
     gauge = _gauge(groups, constant)
     # constant snippets take no part in the fit: they would pull the others flat
-    informative = layout.mask * torch.from_numpy(~constant)[layout.snippet].double()
+    informative = layout.mask * torch.from_numpy(~constant)[layout.snippet].float()
     mask = informative[..., None].expand_as(layout.values)
     scales = torch.ones(k, dtype=torch.float64)
     shifts = torch.zeros(k, dtype=torch.float64)

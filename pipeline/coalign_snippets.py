@@ -38,6 +38,7 @@ class SnippetSet:
         frame_indices: K tuples of frame numbers, strictly increasing, each in ``[0, num_frames)``.
         num_frames: N, frames of the video.
         height, width: frame size shared by all snippets.
+        minimum: smallest value over all snippets.
     """
 
     depths: tuple[torch.Tensor, ...]
@@ -45,6 +46,7 @@ class SnippetSet:
     num_frames: int
     height: int
     width: int
+    minimum: float
 
     @property
     def num_snippets(self) -> int:
@@ -168,11 +170,15 @@ def validate_snippets(
                 f"co-alignment: snippet {k} is {depth.shape[1]}x{depth.shape[2]} px but snippet 0 is "
                 f"{size[0]}x{size[1]}; all snippets must share one frame size"
             )
-        if not bool(torch.isfinite(depth).all()):
+        # min and max propagate NaN and reach +-Inf, so one pass both checks and finds the minimum
+        low, high = torch.aminmax(depth)
+        low, high = float(low), float(high)
+        if not (np.isfinite(low) and np.isfinite(high)):
             raise BadInputError(f"co-alignment: snippet {k} contains NaN or Inf values; only finite depth is allowed")
         tensors.append(depth)
+        minimum = low if k == 0 else min(minimum, low)
         frame_lists.append(frames)
-    snippets = SnippetSet(tuple(tensors), tuple(frame_lists), num_frames, size[0], size[1])
+    snippets = SnippetSet(tuple(tensors), tuple(frame_lists), num_frames, size[0], size[1], minimum)
     uncovered = np.flatnonzero(snippets.coverage() == 0)
     if uncovered.size:
         shown = ", ".join(str(n) for n in uncovered[:5]) + (", ..." if uncovered.size > 5 else "")
@@ -188,7 +194,7 @@ def fit_samples(snippets: SnippetSet, stride: int = FIT_STRIDE, device: torch.de
     ``device`` defaults to the device of the first snippet. fp16/bf16 input is computed in fp32.
     """
     device = torch.device(device) if device is not None else snippets.depths[0].device
-    global_min = min(float(d.min()) for d in snippets.depths)
+    global_min = snippets.minimum
     snippet_of, frame_of = [], []
     crop = FIT_CROP_PX
     rows = [depth[:, crop : snippets.height - crop : stride, crop : snippets.width - crop : stride] for depth in snippets.depths]
