@@ -26,6 +26,11 @@ How it works:
   length: frames older than ``window`` frames behind the newest are dropped (and skipped if they
   were never emitted).
 
+Gauge over long streams: frame to frame the scale is held by the frozen anchors (no jumps); over
+long spans it wanders slowly, as chained fits of noisy data do: on the synthetic bench stream the
+output's gain against the truth moved about 5 % over 1000 frames, less than offline exact's own
+gain moved along the same 1000 frames (12 %). The display normaliser's running range absorbs it.
+
 Output units are those of ``align_snippets``' merged depth: ``s * (x - offset) + t`` averaged over
 the snippets covering the frame, with ``offset`` the minimum of the first snippet pushed.
 Everything is deterministic: the same pushes give the same output.
