@@ -55,6 +55,12 @@ from pipeline.robust_fit import symmetric_robust_affine_fit
 MIN_FIT_PIXELS = 64
 
 
+def window_frames(max_dilation: int, snippet_length: int = 3, lookahead: int = 2) -> int:
+    """Frames an ``OnlineAligner`` must keep so the widest snippet still meets its anchors:
+    ``(snippet_length - 1) * max_dilation + 1 + lookahead`` (53 for dilation 25, L=3, lookahead 2)."""
+    return (snippet_length - 1) * max_dilation + 1 + lookahead
+
+
 @dataclass
 class _Snippet:
     frames: tuple[int, ...]
@@ -77,7 +83,7 @@ class OnlineAligner:
     Args:
         lookahead: frames to wait after a frame before it is ready (0 = lowest latency; each extra
             frame lets one more snippet per dilation cover it). ``>= 0``.
-        window: frames kept, counted back from the newest frame pushed; use
+        window: frames kept, counted back from the newest frame pushed; use ``window_frames()``:
             ``(L - 1) * max_dilation + 1 + lookahead`` (53 for L=3, dilation 25, lookahead 2).
             Must exceed ``lookahead``. Older frames are dropped; a frame never emitted by then is skipped.
         quality: ``"fast"``, ``"balanced"`` or ``"quality"`` (fit stride, refinement solves, tolerance;
@@ -108,7 +114,8 @@ class OnlineAligner:
         """Add one snippet: ``depth [L, H, W]`` (float, any device) covering ``frame_indices``.
 
         Frame indices must strictly increase, and the last one must not be emitted yet.
-        Raises ``BadInputError`` for a wrong shape, a size different from earlier snippets,
+        Raises ``BadInputError`` for a wrong shape, a size different from earlier snippets (start a
+        new ``OnlineAligner`` when the stream's frame size changes),
         NaN/Inf values (rejected, never averaged in), bad indices or a push after ``flush``.
         A constant snippet is accepted: it is placed at the level of the estimates it overlaps
         (scale 1) and held there; it still counts in the merge.

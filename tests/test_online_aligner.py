@@ -9,7 +9,7 @@ import torch
 from bench.synthetic_depth import SnippetNoise, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
 from pipeline.coalign import align_snippets
 from pipeline.errors import BadInputError
-from pipeline.online_aligner import OnlineAligner
+from pipeline.online_aligner import OnlineAligner, window_frames
 from pipeline.robust_fit import robust_affine_fit
 
 
@@ -130,6 +130,7 @@ def test_bad_input():
         OnlineAligner(lookahead=3, window=3)
     with pytest.raises(BadInputError, match="quality"):
         OnlineAligner(quality="best")
+    assert window_frames(25, 3, 2) == 53 and window_frames(10, 4, 0) == 31
 
 
 def test_constant_snippet_is_placed_and_held():
