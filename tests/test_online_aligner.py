@@ -142,3 +142,14 @@ def test_constant_snippet_is_placed_and_held():
     out = aligner.emit(3)
     assert np.isfinite(out).all()
     assert float(out.mean()) == pytest.approx(float(scene[1:3].mean() - scene[0:3].min()), rel=0.2)
+
+
+def test_frames_no_snippet_covers_are_never_ready():
+    """Documented result: an uncovered frame is never ready (emit gives None) and is skipped."""
+    scene = torch.rand(7, 12, 12) + 1.0
+    aligner = OnlineAligner(lookahead=0, window=8)
+    aligner.push(scene[[0, 2, 4]], (0, 2, 4))
+    assert aligner.ready_frames() == [0, 2, 4]
+    assert aligner.emit(1) is None and aligner.emit(3) is None
+    assert aligner.emit(4) is not None
+    assert [f for f, _ in aligner.flush()] == []
