@@ -93,16 +93,14 @@ class CaptureStage:
         async def hand_on() -> None:
             nonlocal ready
             while True:
-                await ready.wait()
-                ready = anyio.Event()
                 if waiting:
-                    received = waiting.pop()
-                    await send.send(self._keep(received))
-                    # the frame just sent may have made a newer one wait meanwhile
-                    if waiting:
-                        ready.set()
+                    # while this send waits for the next stage, newer frames replace each other
+                    await send.send(self._keep(waiting.pop()))
                 elif reading_done:
                     return
+                else:
+                    await ready.wait()
+                    ready = anyio.Event()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._until_stopped, read)
