@@ -1,9 +1,10 @@
 """Online co-alignment: hand each new snippet to the aligner and emit frames ``lookahead`` behind.
 
 Frame n is emitted once the newest processed frame is n + lookahead (more lookahead: more
-snippets cover the frame before it leaves, closer to offline quality). Frames at the very start
-wait until the first snippet covers them. At the end of the stream the aligner is flushed and
-every remaining frame is emitted, so a file run without drops writes every input frame.
+snippets cover the frame before it leaves, closer to offline quality); the aligner decides.
+Frames at the very start wait until the first snippet covers them. At the end of the stream
+the aligner is flushed and every remaining frame is emitted, so a file run without drops
+writes every input frame.
 """
 
 from __future__ import annotations
@@ -20,72 +21,57 @@ from stream.stage import Stage
 
 
 class StreamAligner(Protocol):
-    """The part of ``pipeline.online_aligner.OnlineAligner`` the node uses."""
+    """The part of ``pipeline.online_aligner.OnlineAligner`` the node uses (it applies the lookahead)."""
 
     def push(self, depth: np.ndarray, frame_indices: Sequence[int]) -> None:
         """Add one snippet: depth float32 [L, H, W] for processed frames ``frame_indices``."""
 
-    def emit(self, frame_index: int) -> np.ndarray | None:
-        """The aligned depth [H, W] of a frame, or None while no snippet covers it."""
+    def ready_frames(self) -> list[int]:
+        """Frames ``emit`` would return now, oldest first (covered and ``lookahead`` behind the newest)."""
 
-    def flush(self) -> None:
-        """End of stream: settle every still-open snippet."""
+    def emit(self, frame_index: int) -> np.ndarray | None:
+        """The aligned depth [H, W] of a ready frame (frames must be emitted in increasing order)."""
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        """End of stream: every remaining covered frame as (index, depth [H, W]), oldest first."""
 
 
 class AlignStage(Stage):
-    """SnippetDepths -> AlignedFrame, in frame order."""
+    """SnippetDepths -> AlignedFrame, in frame order; the aligner decides when a frame is ready."""
 
     name = "align"
 
     def __init__(self, aligner: StreamAligner, lookahead: int, snip_len: int,
                  limiter: anyio.CapacityLimiter | None = None) -> None:
         super().__init__()
-        if lookahead < 0:
-            raise ValueError(f"lookahead must be >= 0, got {lookahead}")
         self.aligner = aligner
-        self.lookahead = lookahead
         self.limiter = limiter or anyio.CapacityLimiter(1)
-        # Frames wait here from arrival until emitted: at most lookahead frames, or L - 1 at the
-        # start of the stream, plus slack for an aligner that answers a little late.
+        # Frames wait here from arrival until emitted: lookahead frames, or L - 1 at the start of
+        # the stream; the slack covers an aligner that answers a little later.
         self.waiting: RollingWindow[tuple[FrameTiming, np.ndarray]] = RollingWindow(lookahead + snip_len + 8)
-        self.next_emit = 0
-        self.newest = -1
-        self.lost = 0  # frames that left the window unemitted (the aligner never covered them)
+        self.lost = 0  # frames the aligner skipped (never covered by a snippet in time)
 
     async def process(self, item: SnippetDepths) -> Sequence[AlignedFrame]:
         if item.timing is not None:
-            self.newest = item.timing.processed_index
-            self.waiting.add(self.newest, (item.timing, item.rgb))
-        return await anyio.to_thread.run_sync(self._push_and_emit, item.snippets, self.newest - self.lookahead,
-                                              limiter=self.limiter)
+            self.waiting.add(item.timing.processed_index, (item.timing, item.rgb))
+        return await anyio.to_thread.run_sync(self._push_and_emit, item.snippets, limiter=self.limiter)
 
     async def finish(self, end: StreamEnd) -> Sequence[AlignedFrame]:
-        return await anyio.to_thread.run_sync(self._flush_and_emit, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._flush, limiter=self.limiter)
 
-    def _push_and_emit(self, snippets, emit_upto: int) -> list[AlignedFrame]:
+    def _push_and_emit(self, snippets) -> list[AlignedFrame]:
         for indices, depth in snippets:
             self.aligner.push(depth, indices)
-        return self._emit_upto(emit_upto, final=False)
+        return [self._aligned(n, self.aligner.emit(n)) for n in self.aligner.ready_frames()]
 
-    def _flush_and_emit(self) -> list[AlignedFrame]:
-        self.aligner.flush()
-        return self._emit_upto(self.newest, final=True)
-
-    def _emit_upto(self, last: int, final: bool) -> list[AlignedFrame]:
-        out = []
-        while self.next_emit <= last:
-            n = self.next_emit
-            if n not in self.waiting:
-                self.lost += 1
-                self.next_emit += 1
-                continue
-            depth = self.aligner.emit(n)
-            if depth is None:
-                if not final:
-                    break  # not covered yet: try again after the next snippet
-                self.lost += 1
-            else:
-                timing, rgb = self.waiting.pop(n)
-                out.append(AlignedFrame(timing=timing, rgb=rgb, depth=np.asarray(depth, dtype=np.float32)))
-            self.next_emit += 1
+    def _flush(self) -> list[AlignedFrame]:
+        out = [self._aligned(n, depth) for n, depth in self.aligner.flush()]
+        self.lost += len(self.waiting)
         return out
+
+    def _aligned(self, index: int, depth: np.ndarray) -> AlignedFrame:
+        while self.waiting.oldest is not None and self.waiting.oldest < index:
+            self.waiting.pop(self.waiting.oldest)
+            self.lost += 1
+        timing, rgb = self.waiting.pop(index)
+        return AlignedFrame(timing=timing, rgb=rgb, depth=np.asarray(depth, dtype=np.float32))

@@ -7,7 +7,7 @@ Policies (SPEC.md section 8, issue 4):
   the next stage is busy, a newer frame replaces the one waiting and the replaced one is counted
   as dropped. Latency stays bounded however slow the model is.
 Kept frames get consecutive ``processed_index`` values: dilations count processed frames.
-With ``pace=True`` frames are released at their timestamps (a file played as if it were live).
+Pacing a file to its frame rate is the source's job (``open_source(uri, realtime=True)``).
 """
 
 from __future__ import annotations
@@ -38,17 +38,14 @@ class CaptureStage:
 
     name = "capture"
 
-    def __init__(self, source, stop: anyio.Event, drop_frames: bool, pace: bool = False,
-                 max_frames: int | None = None) -> None:
+    def __init__(self, source, stop: anyio.Event, drop_frames: bool, max_frames: int | None = None) -> None:
         self.source = source
         self.stop = stop
         self.drop_frames = drop_frames
-        self.pace = pace
         self.max_frames = max_frames
         self.metrics = StageMetrics(self.name)
         self.dropped = 0
         self.end_reason = "source ended"
-        self._pace_origin: tuple[float, float] | None = None
         self._kept = 0
 
     async def run(self, send: ObjectSendStream) -> None:
@@ -119,7 +116,7 @@ class CaptureStage:
             tg.cancel_scope.cancel()
 
     async def _receive(self) -> _Received | None:
-        """The next frame, paced when asked; None at the end of the source or of ``max_frames``."""
+        """The next frame; None at the end of the source or of ``max_frames``."""
         if self.max_frames is not None and self.metrics.items_in >= self.max_frames:
             return None
         start = time.perf_counter()
@@ -129,20 +126,8 @@ class CaptureStage:
             return None
         finally:
             self.metrics.busy_s += time.perf_counter() - start
-        if self.pace:
-            await self._wait_for_timestamp(frame.timestamp)
         self.metrics.items_in += 1
         return _Received(frame, time.perf_counter())
-
-    async def _wait_for_timestamp(self, timestamp: float) -> None:
-        now = time.perf_counter()
-        if self._pace_origin is None:
-            self._pace_origin = (now, timestamp)
-            return
-        wall0, ts0 = self._pace_origin
-        delay = wall0 + (timestamp - ts0) - now
-        if delay > 0:
-            await anyio.sleep(delay)
 
     def _keep(self, received: _Received) -> CapturedFrame:
         frame = received.frame

@@ -1,7 +1,9 @@
 """The last stage: hand every output frame to every sink, in parallel, and measure latency.
 
 A sink that raises is reported once (``report``), closed and skipped from then on; the other
-sinks go on. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
+sinks go on. Sinks drop their oldest queued frame rather than stall a live node; with
+``lossless`` (``--no-drop``) this stage instead waits until a sink has room, so a file gets
+every frame. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
 the stream every sink is closed, which finalises files so they stay valid.
 """
 
@@ -41,8 +43,10 @@ class FanOutStage(Stage):
 
     name = "sinks"
 
-    def __init__(self, sinks: list[SinkSlot], latency: LatencyTracker, report: Callable[[str], None]) -> None:
+    def __init__(self, sinks: list[SinkSlot], latency: LatencyTracker, report: Callable[[str], None],
+                 lossless: bool = False) -> None:
         super().__init__()
+        self.lossless = lossless
         if not sinks:
             raise ValueError("the node needs at least one sink")
         self.sinks = sinks
@@ -65,12 +69,40 @@ class FanOutStage(Stage):
 
     async def _send(self, slot: SinkSlot, item: OutputFrame) -> None:
         try:
+            if self.lossless:
+                await wait_for_room(slot)
             await call_off_loop(slot.sink.send, item.frame, limiter=slot.limiter)
             slot.frames += 1
         except Exception as err:  # a broken sink must not stop the others
             slot.error = _one_line(err)
             self.report(f"sink {slot.uri} failed and is skipped from now on: {slot.error}")
             await _close_one(slot, lambda _msg: None)
+
+
+# Frames a sink may hold unwritten in lossless mode: below the smallest sink queue (2), so the
+# sink never has to drop; the poll interval is short against any frame time.
+LOSSLESS_IN_FLIGHT = 2
+_POLL_S = 0.001
+# A writer that makes no progress this long has failed or hung: send anyway, the sink reports it.
+_STALL_S = 10.0
+
+
+async def wait_for_room(slot: SinkSlot) -> None:
+    """Wait until ``slot.sink`` has fewer than LOSSLESS_IN_FLIGHT frames unwritten.
+
+    Uses the sinks' public counters (``sent``: frames written, ``dropped``); a sink without
+    ``sent`` is assumed to take frames synchronously.
+    """
+    sink = slot.sink
+    if not hasattr(sink, "sent"):
+        return
+    last_progress, last_sent = time.perf_counter(), sink.sent
+    while slot.frames - sink.sent - slot.dropped >= LOSSLESS_IN_FLIGHT:
+        await anyio.sleep(_POLL_S)
+        if sink.sent != last_sent:
+            last_progress, last_sent = time.perf_counter(), sink.sent
+        elif time.perf_counter() - last_progress > _STALL_S:
+            return
 
 
 async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:

@@ -40,7 +40,6 @@ class NodeConfig:
     plan: snippet length and dilations (counted in processed frames).
     lookahead: frames of delay before a frame is emitted (0 = lowest latency).
     drop_frames: newest-wins drop policy (``--realtime``); False processes every frame.
-    pace: release frames at their timestamps (a file played as live).
     queue_size: items waiting between two stages.
     stats_interval_s: how often the status line and ``--stats-json`` update.
     max_frames: stop after this many received frames (None = until the source ends).
@@ -49,7 +48,6 @@ class NodeConfig:
     plan: SnippetPlan = field(default_factory=SnippetPlan)
     lookahead: int = 0
     drop_frames: bool = False
-    pace: bool = False
     queue_size: int = DEFAULT_QUEUE_SIZE
     stats_interval_s: float = 1.0
     max_frames: int | None = None
@@ -97,14 +95,14 @@ class StreamNode:
         self.stop = anyio.Event()
         self.latency = LatencyTracker()
         model_limiter = anyio.CapacityLimiter(1)  # one model call at a time: they share the device
-        self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames, pace=config.pace,
+        self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
         self.stages = [
             EncodeStage(steps, model_limiter),
             SnippetStage(steps, config.plan, model_limiter),
             AlignStage(aligner, config.lookahead, config.plan.snip_len),
             DisplayStage(normalizer),
-            FanOutStage(self.sink_slots, self.latency, self.report),
+            FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
         self.sampler = StatsSampler([self.capture.metrics] + [s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,

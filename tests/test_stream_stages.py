@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import anyio
 import numpy as np
@@ -16,13 +17,14 @@ from stream.depth_steps import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_window import RollingWindow, window_length
 from stream.snippet_schedule import snippets_ending_at
-from tests.test_stream_support import FailingSink, FakeSteps, ListSource, MeanAligner, RecordingSink
+from tests.test_stream_support import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
 
 
-def run_node(source, sinks, steps=None, aligner=None, normalize="running", **config):
+def run_node(source, sinks, steps=None, normalize="running", **config):
     reports: list[str] = []
+    cfg = NodeConfig(**config)
     node = StreamNode(source, [(f"sink{i}:", s) for i, s in enumerate(sinks)], steps or FakeSteps(),
-                      aligner or MeanAligner(), parse_normalize(normalize), NodeConfig(**config),
+                      make_aligner(cfg.plan, cfg.lookahead), parse_normalize(normalize), cfg,
                       report=reports.append)
     result = anyio.run(node.run, False)
     return result, reports
@@ -155,9 +157,9 @@ def test_every_sink_failing_stops_the_node_with_runtime_failure():
 def test_stop_request_drains_flushes_and_closes():
     sink = RecordingSink()
     source = ListSource(10_000, interval=0.002)
-    aligner = MeanAligner()
-    node = StreamNode(source, [("mem:", sink)], FakeSteps(), aligner, parse_normalize("running"),
-                      NodeConfig(plan=SnippetPlan(3, (1, 4)), lookahead=3), report=lambda m: None)
+    plan = SnippetPlan(3, (1, 4))
+    node = StreamNode(source, [("mem:", sink)], FakeSteps(), make_aligner(plan, 3), parse_normalize("running"),
+                      NodeConfig(plan=plan, lookahead=3), report=lambda m: None)
 
     async def main():
         async with anyio.create_task_group() as tg:
@@ -172,15 +174,15 @@ def test_stop_request_drains_flushes_and_closes():
     result = return_value[0]
     assert result.end_reason == "interrupted"
     assert 0 < result.frames_out == result.frames_processed < 10_000
-    assert aligner.flushed and sink.closed and source.closed
+    assert sink.closed and source.closed
     assert [f.index for f in sink.frames] == list(range(result.frames_out))
 
 
 def test_stats_json_has_one_line_per_interval(tmp_path):
     stats = tmp_path / "stats.jsonl"
-    node = StreamNode(ListSource(40, interval=0.01), [("mem:", RecordingSink())], FakeSteps(), MeanAligner(),
-                      parse_normalize("running"),
-                      NodeConfig(plan=SnippetPlan(3, (1, 4)), stats_interval_s=0.1), stats_json=stats)
+    plan = SnippetPlan(3, (1, 4))
+    node = StreamNode(ListSource(40, interval=0.01), [("mem:", RecordingSink())], FakeSteps(), make_aligner(plan),
+                      parse_normalize("running"), NodeConfig(plan=plan, stats_interval_s=0.1), stats_json=stats)
     anyio.run(node.run, False)
     lines = [json.loads(line) for line in stats.read_text().splitlines()]
     assert len(lines) >= 3
@@ -188,3 +190,23 @@ def test_stats_json_has_one_line_per_interval(tmp_path):
     assert last["frames_in"] == 40 and last["frames_out"] == 40
     assert {"input_fps", "output_fps", "latency_p50_ms", "latency_p95_ms", "dropped", "queues"} <= set(last)
     assert set(last["queues"]) == {"encode", "snippets", "align", "display", "sinks"}
+
+
+def test_every_frame_policy_waits_for_a_slow_threaded_sink_instead_of_letting_it_drop():
+    from io_adapters.base import ThreadedSink
+
+    class SlowSink(ThreadedSink):
+        def __init__(self):
+            self.written = []
+            super().__init__("slow:", queue_size=2)
+
+        def _write(self, frame):
+            time.sleep(0.003)
+            self.written.append(frame.index)
+
+        def _finalise(self):
+            pass
+
+    sink = SlowSink()
+    result, _ = run_node(ListSource(60), [sink], plan=SnippetPlan(3, (1, 4)), drop_frames=False)
+    assert sink.dropped == 0 and sink.written == list(range(60)) and result.frames_out == 60

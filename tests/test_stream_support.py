@@ -1,7 +1,6 @@
-"""Test doubles for the streaming node's tests (sources, sinks, model steps, a plain aligner).
+"""Test doubles for the streaming node's tests: sources, sinks and model-free steps.
 
-These are used only by tests/test_stream_*.py: the shipped node always runs the real
-``OnlineAligner`` and the real model steps.
+Used only by tests/test_stream_*.py; the node under test always runs the real ``OnlineAligner``.
 """
 
 from __future__ import annotations
@@ -108,25 +107,9 @@ class FakeSteps:
         return out
 
 
-class MeanAligner:
-    """Test-only aligner: a frame's depth is the plain mean of the snippets covering it."""
+def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
+    """The real online aligner, sized for ``plan`` (a SnippetPlan)."""
+    from pipeline.online_aligner import OnlineAligner, window_frames
 
-    def __init__(self) -> None:
-        self.sums: dict[int, np.ndarray] = {}
-        self.counts: dict[int, int] = {}
-        self.pushed: list[tuple[int, ...]] = []
-        self.flushed = False
-
-    def push(self, depth, frame_indices) -> None:
-        self.pushed.append(tuple(frame_indices))
-        for d, n in zip(depth, frame_indices):
-            self.sums[n] = self.sums.get(n, 0) + d
-            self.counts[n] = self.counts.get(n, 0) + 1
-
-    def emit(self, frame_index):
-        if frame_index not in self.counts:
-            return None
-        return self.sums.pop(frame_index) / self.counts.pop(frame_index)
-
-    def flush(self) -> None:
-        self.flushed = True
+    return OnlineAligner(lookahead=lookahead, window=window_frames(max(plan.dilations), plan.snip_len, lookahead),
+                         quality=quality)
