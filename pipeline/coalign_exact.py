@@ -115,8 +115,9 @@ def _constant_snippets(samples: FitSamples) -> np.ndarray:
     return ((high - low) <= CONSTANT_SPAN * span).numpy()
 
 
-def _quadratic_form(layout: _FrameLayout, weights: torch.Tensor, num_snippets: int) -> scipy.sparse.csr_matrix:
-    """``Q`` with ``theta^T Q theta = sum w (a - T_w)^2``, T_w the weighted per-pixel mean: ``[2K, 2K]``.
+def _local_forms(layout: _FrameLayout, weights: torch.Tensor) -> np.ndarray:
+    """Per-frame pieces of ``Q``: float64 ``[N, 2S, 2S]`` over the frame's (scales, shifts), with
+    ``theta^T Q theta = sum w (a - T_w)^2`` once scattered (T_w the weighted per-pixel mean).
 
     ``weights [N, S, P]`` (0 for missing entries).
     """
@@ -131,14 +132,36 @@ def _quadratic_form(layout: _FrameLayout, weights: torch.Tensor, num_snippets: i
     ss = torch.diag_embed(d_xx) - m_xx
     st = torch.diag_embed(d_x) - m_x1
     tt = torch.diag_embed(d_1) - m_11
-    local = torch.cat([torch.cat([ss, st], 2), torch.cat([st.transpose(1, 2), tt], 2)], 1)  # [N, 2S, 2S]
-    index = torch.cat([layout.snippet, layout.snippet + num_snippets], 1)  # [N, 2S]
-    rows = index[:, :, None].expand_as(local)
-    cols = index[:, None, :].expand_as(local)
-    size = 2 * num_snippets
-    return scipy.sparse.coo_matrix(
-        (local.reshape(-1).double().numpy(), (rows.reshape(-1).numpy(), cols.reshape(-1).numpy())), shape=(size, size)
-    ).tocsr()
+    return torch.cat([torch.cat([ss, st], 2), torch.cat([st.transpose(1, 2), tt], 2)], 1).double().numpy()
+
+
+@dataclass(frozen=True)
+class _ReducedPattern:
+    """Where each per-frame piece lands in the reduced (free unknowns only) sparse ``Q``, in CSC
+    layout; built once, since only the values change between IRLS steps."""
+
+    keep: np.ndarray  # bool [N * 2S * 2S]: both unknowns of the piece are free
+    target: np.ndarray  # int [kept]: position in the CSC data array
+    indices: np.ndarray
+    indptr: np.ndarray
+    size: int
+
+
+def _reduced_pattern(layout: _FrameLayout, num_snippets: int, free: np.ndarray) -> _ReducedPattern:
+    index = torch.cat([layout.snippet, layout.snippet + num_snippets], 1).numpy()  # [N, 2S]
+    position = np.full(2 * num_snippets, -1, dtype=np.int64)
+    position[free] = np.arange(free.size)
+    rows = np.broadcast_to(position[index][:, :, None], index.shape + index.shape[1:]).ravel()
+    cols = np.broadcast_to(position[index][:, None, :], index.shape + index.shape[1:]).ravel()
+    keep = (rows >= 0) & (cols >= 0)
+    keys, target = np.unique(cols[keep] * free.size + rows[keep], return_inverse=True)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // free.size, minlength=free.size))])
+    return _ReducedPattern(keep, target, keys % free.size, indptr, free.size)
+
+
+def _reduced_matrix(local: np.ndarray, pattern: _ReducedPattern) -> scipy.sparse.csc_matrix:
+    data = np.bincount(pattern.target, weights=local.ravel()[pattern.keep], minlength=pattern.indices.size)
+    return scipy.sparse.csc_matrix((data, pattern.indices, pattern.indptr), shape=(pattern.size, pattern.size))
 
 
 @dataclass(frozen=True)
@@ -161,10 +184,11 @@ def _gauge(groups: np.ndarray, constant: np.ndarray) -> _Gauge:
     return _Gauge(free, groups, constant)
 
 
-def _solve_gauged(q: scipy.sparse.csr_matrix, gauge: _Gauge) -> np.ndarray:
+def _solve_gauged(reduced: scipy.sparse.csc_matrix, gauge: _Gauge) -> np.ndarray:
     """Minimise ``theta^T Q theta`` with mean scale 1 and mean shift 0 in each group.
 
-    With one shift per group held, Q is positive definite on the remaining unknowns, and the
+    ``reduced`` is Q on the free unknowns ``gauge.free``. With one shift per group held, Q is
+    positive definite on the remaining unknowns, and the
     Lagrange condition of the scale constraint says ``Q theta ~ e_s`` (ones on the scales): one
     sparse symmetric solve, then each group is rescaled to mean scale 1 and its shifts centred.
     Constant snippets keep scale 1 and shift 0.
@@ -174,7 +198,6 @@ def _solve_gauged(q: scipy.sparse.csr_matrix, gauge: _Gauge) -> np.ndarray:
     theta[:k][gauge.constant] = 1.0
     free = gauge.free
     if free.size:
-        reduced = q[free][:, free].tocsc()
         rhs = (free < k).astype(np.float64)
         try:
             theta[free] = scipy.sparse.linalg.splu(reduced, permc_spec="MMD_AT_PLUS_A").solve(rhs)
@@ -206,6 +229,7 @@ def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
     constant = _constant_snippets(samples)
     groups = _components(samples, ~constant)
     gauge = _gauge(groups, constant)
+    pattern = _reduced_pattern(layout, k, gauge.free)
     # constant snippets take no part in the fit: they would pull the others flat
     informative = layout.mask * torch.from_numpy(~constant)[layout.snippet].float()
     mask = informative[..., None].expand_as(layout.values)
@@ -221,7 +245,7 @@ def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
         else:
             residual = (aligned - target[:, None, :]).abs()
             weights = mask / magnitude / torch.maximum(residual, RESIDUAL_FLOOR * magnitude)
-        theta = torch.from_numpy(_solve_gauged(_quadratic_form(layout, weights, k), gauge))
+        theta = torch.from_numpy(_solve_gauged(_reduced_matrix(_local_forms(layout, weights), pattern), gauge))
         step = float((theta - torch.cat([scales, shifts])).abs().max())
         scales, shifts = theta[:k], theta[k:]
         if solves > 1 and step < settings.tolerance * float(scales.abs().mean()):
