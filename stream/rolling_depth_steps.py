@@ -1,8 +1,9 @@
 """The node's model steps on a loaded RollingDepth model (the pipeline's functions, one frame at a time).
 
 The shared noise map is drawn once per stream, on the first snippet (when the latent size is
-known), exactly as offline draws it once per video. Frames of another size than the first are
-an error: the noise map, the window and the aligner are all tied to one size.
+known), exactly as offline draws it once per video. The processing size is fixed by the first
+frame: the noise map, the window and the aligner are tied to it. A live source that changes
+resolution mid-stream (NDI may) has its later frames resized to that size, so the node goes on.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
-from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
-from pipeline.preprocess import prepare_frames
+from pipeline.preprocess import prepare_frames, resize
 from stream.depth_steps import StepCounts
 
 
@@ -31,16 +31,15 @@ class RollingDepthSteps:
         self.decode_batch = decode_batch
         self.counts = StepCounts()
         self.noise: torch.Tensor | None = None
-        self._input_shape: tuple[int, ...] | None = None
+        self._size: tuple[int, int] | None = None  # (H', W') of the first frame
 
     def encode(self, rgb: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """uint8 [H, W, 3] -> (uint8 [H', W', 3] display rgb, latent [4, h, w] on the model's device)."""
-        if self._input_shape is None:
-            self._input_shape = rgb.shape
-        elif rgb.shape != self._input_shape:
-            raise BadInputError(f"source frame size changed from {self._input_shape[1]}x{self._input_shape[0]} "
-                                f"to {rgb.shape[1]}x{rgb.shape[0]} mid-stream; restart the node for the new size")
         image = prepare_frames(rgb[None], self.res)
+        if self._size is None:
+            self._size = tuple(image.shape[-2:])
+        elif tuple(image.shape[-2:]) != self._size:
+            image = resize(image, self._size)
         latent = encode_rgb(self.model, image, batch_size=1)[0]
         self.counts.encodes += 1
         display = ((image[0].permute(1, 2, 0) + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,75 @@
+"""``rdstream run`` end to end as a user runs it: a subprocess with the tiny random checkpoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import count_frames, write_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
+
+
+def rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_no_drop_file_run_writes_exactly_as_many_frames_as_the_input(tmp_path, tiny_checkpoint):
+    clip = write_clip(tmp_path / "clip.mkv", num_frames=30, width=96, height=64)
+    mkv, npy = tmp_path / "depth.mkv", tmp_path / "depth.npy"
+    result = rdstream("run", "--source", f"file:{clip}", "--sink", f"file:{mkv}", "--sink", f"npy:{npy}",
+                      "-c", str(tiny_checkpoint), "--no-drop", "--lookahead", "2", *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "tiny RANDOM test model" in result.stderr and "30 frames in, 30 out" in result.stderr
+    depth = np.load(npy)
+    assert count_frames(mkv) == 30 and depth.shape == (30, 40, 64)
+    assert depth.dtype == np.float32 and 0.0 <= depth.min() and depth.max() <= 1.0
+
+
+def test_ctrl_c_in_the_middle_drains_and_leaves_valid_files(tmp_path, tiny_checkpoint):
+    mp4, npy, stats = tmp_path / "depth.mp4", tmp_path / "depth.npy", tmp_path / "stats.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=96x64&rate=30", "--sink", f"file:{mp4}",
+         "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--stats-json", str(stats), *SMALL],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = stats.read_text().splitlines() if stats.exists() else []
+            if lines and json.loads(lines[-1])["frames_out"] >= 5:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "interrupted:" in stderr and "Traceback" not in stderr
+    frames = np.load(npy).shape[0]
+    assert frames >= 5 and count_frames(mp4) == frames  # the never-ending source stopped, both files complete
+    last = json.loads(stats.read_text().splitlines()[-1])
+    assert last["frames_out"] == frames
+
+
+def test_bad_sink_is_one_line_and_exit_2_before_loading_a_model(tmp_path):
+    result = rdstream("run", "--source", "test:?frames=3", "--sink", "syphonx:Depth", "-c", str(tmp_path / "none"),
+                      timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--sink syphonx:Depth: unknown scheme" in result.stderr
+
+
+def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
+    for option in (["--normalize", "minmax"], ["--lookahead", "-1"]):
+        result = rdstream("run", "--source", "test:?frames=3", "--sink", "null:", "-c", str(tmp_path), *option,
+                          timeout=60)
+        assert result.returncode == 2 and result.stderr.startswith("rdstream: error:"), result.stderr
