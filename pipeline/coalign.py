@@ -122,7 +122,7 @@ def align_snippets(
     """
     if method not in METHODS:
         raise BadInputError(f"co-alignment: method {method!r} is not one of {', '.join(METHODS)}")
-    if max_iter is not None and (isinstance(max_iter, bool) or int(max_iter) < 1):
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1):
         raise BadInputError(f"co-alignment: max_iter must be a positive int, got {max_iter!r}")
     snippets = validate_snippets(depths, frame_indices, num_frames)
     start = time.perf_counter()

@@ -75,6 +75,8 @@ def test_too_small_frames_and_bad_options():
         align_snippets(depths, frames, n, method="adam", device_type="tpu")
     with pytest.raises(BadInputError, match="num_frames"):
         align_snippets(depths, frames, 0)
+    with pytest.raises(BadInputError, match="max_iter"):
+        align_snippets(depths, frames, n, method="adam", max_iter="many")
     with pytest.raises(BadInputError, match="need 3 scales"):
         objective(depths, frames, n, [1.0], [0.0])
 
