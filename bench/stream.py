@@ -1,0 +1,352 @@
+"""Streaming node benchmark (issue 4): prints ONE JSON document on stdout (progress on stderr).
+
+Sections (``--sections abcde``, all by default):
+(a) runtime overhead: ``test:`` -> node -> ``null:`` at 384 px with a model-free stand-in for the
+    model steps (defined here, used only here). ``runtime_only`` also stands in for the aligner
+    (plain mean), which isolates the node's own cost; ``with_online_aligner`` runs the real one.
+    Target >= 300 fps (runtime_only).
+(b) the tiny random model: node fps against the same steps run in a plain loop (no node, no
+    aligner, no sinks). Target node >= 90 % of isolated.
+(c) per output frame, stream against offline for the fast preset (dilations 1, 25, capped to the
+    clip as offline caps them) with the full-size RANDOM model on a short clip at 128 px, in one
+    process: counts of VAE encodes, UNet frame-passes and VAE decodes, and seconds.
+    Targets: stream/offline seconds <= 1.0 and exactly 1 encode per frame.
+(d) RSS after 100 frames and after ``--d-frames`` frames (tiny model, 64 px). Target growth < 50 MB.
+(e) depth of the node (lookahead 2) against the offline pipeline on the same clip and tiny
+    checkpoint: AbsRel of the node's aligned depth after one global affine fit to the offline
+    depth, with the offline depth mapped from [-1, 1] to [1, 2] (AbsRel needs a positive
+    reference). Target: within 0.01 (1 AbsRel point).
+
+Random weights give no depth: only timings, counts and memory mean something; (e) compares two
+alignments of the same (meaningless) snippets.
+Defaults suit a 2-core CPU (a few minutes, mostly (c)); ``--d-frames 10000`` is the full (d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import anyio
+import numpy as np
+import torch
+
+from bench.models import build_random_sd2_model, load_tiny_model
+from bench.synthetic_depth import abs_rel
+from io_adapters.frames import EndOfStream, VideoFrame
+from io_adapters.registry import open_sink, open_source
+from pipeline.display_normalizer import parse_normalize
+from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.online_aligner import OnlineAligner, window_frames
+from pipeline.snippets import plan_snippets
+from stream.depth_steps import SnippetPlan, StepCounts
+from stream.node import NodeConfig, NodeResult, StreamNode
+from stream.rolling_depth_steps import RollingDepthSteps
+from stream.snippet_schedule import snippets_ending_at
+
+FAST_DILATIONS = (1, 25)
+RANDOM_WEIGHTS_NOTE = "random weights: the output is not depth; timings, counts and memory are what is measured"
+
+
+def log(message: str) -> None:
+    print(f"[bench.stream] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+class StandInSteps:
+    """Model-free stand-in for the model steps (benchmark (a) only): the runtime's own cost.
+
+    encode: the frame itself is the display image; a [H/8, W/8] grey thumbnail is the "latent".
+    predict: a fixed depth pattern at the processing size, offset by each frame's mean grey
+    level, so snippets differ and the aligner has real work.
+    """
+
+    def __init__(self) -> None:
+        self.counts = StepCounts()
+        self._base: np.ndarray | None = None
+
+    def encode(self, rgb: np.ndarray):
+        self.counts.encodes += 1
+        if self._base is None:
+            h, w = rgb.shape[:2]
+            y, x = np.mgrid[0:h, 0:w]
+            self._base = (x / w - y / h).astype(np.float32)
+        return rgb, rgb[::8, ::8, 1].astype(np.float32) / 127.5 - 1.0
+
+    def predict(self, latents):
+        b, length = len(latents), len(latents[0])
+        levels = np.array([[latent.mean() for latent in snippet] for snippet in latents], dtype=np.float32)
+        self.counts.unet_frame_passes += b * length
+        self.counts.decodes += b * length
+        return self._base[None, None] + 0.05 * levels[:, :, None, None]
+
+
+class MeanAlignerStandIn:
+    """Benchmark-only stand-in for the aligner in (a): a frame is the plain mean of the snippets
+    covering it, ready ``lookahead`` frames behind the newest. It isolates the runtime's own cost
+    from the online co-alignment's (which (a) also reports with the real ``OnlineAligner``)."""
+
+    def __init__(self, lookahead: int) -> None:
+        self.lookahead = lookahead
+        self.sums: dict[int, np.ndarray] = {}
+        self.counts: dict[int, int] = {}
+        self.newest = -1
+        self.emitted_through = -1
+        self.flushed = False
+
+    def push(self, depth, frame_indices) -> None:
+        for d, n in zip(depth, frame_indices):
+            if n <= self.emitted_through:
+                continue  # already out (the real aligner keeps it only as an anchor)
+            self.sums[n] = self.sums[n] + d if n in self.sums else d.copy()
+            self.counts[n] = self.counts.get(n, 0) + 1
+        self.newest = max(self.newest, frame_indices[-1])
+
+    def ready_frames(self) -> list[int]:
+        limit = self.newest if self.flushed else self.newest - self.lookahead
+        return sorted(n for n in self.sums if n <= limit)
+
+    def emit(self, frame_index: int) -> np.ndarray:
+        self.emitted_through = frame_index
+        return self.sums.pop(frame_index) / self.counts.pop(frame_index)
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        self.flushed = True
+        return [(n, self.emit(n)) for n in self.ready_frames()]
+
+
+class ArraySource:
+    """Frames held in memory, delivered as fast as asked (uint8 [N, H, W, 3])."""
+
+    nominal_fps = 30.0
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+        self.next = 0
+
+    async def recv(self) -> VideoFrame:
+        if self.next >= len(self.frames):
+            raise EndOfStream()
+        i = self.next
+        self.next += 1
+        return VideoFrame(index=i, timestamp=i / self.nominal_fps, rgb=self.frames[i])
+
+    async def close(self) -> None:
+        pass
+
+
+class IdentityDisplay:
+    """Keeps the aligned depth as it is (benchmark (e) compares depth, not display ranges)."""
+
+    current_range = None
+
+    def __call__(self, depth: np.ndarray) -> np.ndarray:
+        return depth
+
+
+class CollectSink:
+    """Keeps what it is sent, optionally recording RSS at given frame counts."""
+
+    def __init__(self, rss_at: tuple[int, ...] = ()) -> None:
+        self.depth: list[np.ndarray] = []
+        self.keep = True
+        self.rss_at = set(rss_at)
+        self.rss_mb: dict[int, float] = {}
+        self.count = 0
+
+    def send(self, frame) -> None:
+        self.count += 1
+        if self.keep:
+            self.depth.append(frame.depth)
+        if self.count in self.rss_at:
+            gc.collect()
+            self.rss_mb[self.count] = rss_mb()
+
+    def close(self) -> None:
+        pass
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def test_pattern(frames: int, width: int, height: int) -> np.ndarray:
+    import av
+
+    out = []
+    graph = f"testsrc2=size={width}x{height}:rate=30:duration={frames / 30 + 1}"
+    with av.open(graph, format="lavfi") as container:
+        for frame in container.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == frames:
+                break
+    return np.stack(out)
+
+
+def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer=None, aligner=None) -> NodeResult:
+    aligner = aligner or OnlineAligner(lookahead=lookahead,
+                                       window=window_frames(max(plan.dilations), plan.snip_len, lookahead))
+    node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
+                      NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log)
+    return anyio.run(node.run, False)
+
+
+def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan) -> float:
+    """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets."""
+    latents = {}
+    start = time.perf_counter()
+    for t, rgb in enumerate(frames):
+        latents[t] = steps.encode(rgb)[1]
+        snippets = snippets_ending_at(t, plan.dilations, plan.snip_len)
+        if snippets:
+            steps.predict([[latents[i] for i in s] for s in snippets])
+        latents.pop(t - (plan.snip_len - 1) * max(plan.dilations), None)
+    return len(frames) / (time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- sections
+
+def section_a(args) -> dict:
+    out = {"size": "384x216", "target_fps": 300}
+    for label, make_aligner in (("runtime_only", lambda: MeanAlignerStandIn(2)), ("with_online_aligner", lambda: None)):
+        log(f"(a) {label}: test: -> null: at 384 px, {args.a_frames} frames, model-free stand-in steps")
+        source = open_source(f"test:?frames={args.a_frames}&size=384x216&rate=30", realtime=False)
+        sink = open_sink("null:", fps=30.0)
+        result = run_node(source, [("null:", sink)], StandInSteps(), SnippetPlan(3, FAST_DILATIONS), lookahead=2,
+                          aligner=make_aligner())
+        fps = result.frames_out / result.elapsed_s
+        out[label] = {"frames": result.frames_out, "seconds": result.elapsed_s, "fps": round(fps, 1),
+                      "latency_p50_ms": result.latency_p50_ms, "latency_p95_ms": result.latency_p95_ms,
+                      "stage_busy_s": {k: v["busy_s"] for k, v in result.stages.items()}}
+    out["meets_target"] = out["runtime_only"]["fps"] >= 300
+    return out
+
+
+def section_b(args, tiny) -> dict:
+    log(f"(b) tiny model at {args.b_res} px: node vs isolated, {args.b_frames} frames")
+    frames = test_pattern(args.b_frames, 640, 360)
+    plan = SnippetPlan(3, FAST_DILATIONS)
+    warm = RollingDepthSteps(tiny, args.b_res, seed=0)
+    isolated_fps(warm, frames[:6], plan)  # warm-up: first calls allocate
+    iso = isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan)
+    result = run_node(ArraySource(frames), [("null:", CollectSink())], RollingDepthSteps(tiny, args.b_res, seed=0),
+                      plan, lookahead=2)
+    node = result.frames_out / result.elapsed_s
+    return {"frames": result.frames_out, "res": args.b_res, "isolated_fps": round(iso, 2), "node_fps": round(node, 2),
+            "node_over_isolated": round(node / iso, 3), "target": 0.9, "meets_target": node / iso >= 0.9,
+            "latency_p50_ms": result.latency_p50_ms, "stage_busy_s": {k: v["busy_s"] for k, v in result.stages.items()}}
+
+
+def section_c(args) -> dict:
+    log(f"(c) full-size random model, fast preset, {args.c_frames} frames at {args.c_res} px: stream vs offline")
+    frames = test_pattern(args.c_frames, 640, 360)
+    model = build_random_sd2_model("cpu", torch.float32)
+    plans = plan_snippets(len(frames), FAST_DILATIONS, 3, True)
+    effective = tuple(sorted({p.dilation for p in plans}))
+    settings = OfflineSettings(dilations=FAST_DILATIONS, res=args.c_res, seed=0, coalign="exact", quality="fast")
+    pipeline = OfflinePipeline(model, settings)
+    start = time.perf_counter()
+    offline = pipeline(frames)
+    offline_s = time.perf_counter() - start
+    steps = RollingDepthSteps(model, args.c_res, seed=0)
+    start = time.perf_counter()
+    result = run_node(ArraySource(frames), [("collect:", CollectSink())], steps, SnippetPlan(3, effective), lookahead=2)
+    stream_s = time.perf_counter() - start
+    n = len(frames)
+    off_counts = {"encodes": offline.counts["frames_encoded"], "unet_frame_passes": offline.counts["unet_frame_passes"],
+                  "decodes": offline.counts["frames_decoded"]}
+    return {
+        "frames": n, "res": args.c_res, "dilations_requested": list(FAST_DILATIONS),
+        "dilations_used": list(effective),
+        "note": "offline caps dilation 25 to the clip; the stream runs the same capped dilations so both do the same snippets",
+        "offline": {"seconds": round(offline_s, 2), "seconds_per_frame": round(offline_s / n, 3), "counts": off_counts,
+                    "stage_seconds": {k: round(v, 2) for k, v in offline.seconds.items()}},
+        "stream": {"seconds": round(stream_s, 2), "seconds_per_frame": round(stream_s / result.frames_out, 3),
+                   "frames_out": result.frames_out, "counts": steps.counts.as_dict(),
+                   "stage_busy_s": {k: v["busy_s"] for k, v in result.stages.items()}},
+        "encodes_per_frame": steps.counts.encodes / n,
+        "stream_over_offline_seconds": round(stream_s / offline_s, 3),
+        "meets_target": stream_s / offline_s <= 1.0 and steps.counts.encodes == n,
+    }
+
+
+def section_d(args, tiny) -> dict:
+    total = args.d_frames
+    log(f"(d) RSS after 100 and {total} frames, tiny model at 64 px")
+    source = open_source(f"test:?frames={total}&size=96x64&rate=30", realtime=False)
+    sink = CollectSink(rss_at=(100, total))
+    sink.keep = False
+    result = run_node(source, [("probe:", sink)], RollingDepthSteps(tiny, 64, seed=0), SnippetPlan(3, FAST_DILATIONS),
+                      lookahead=2)
+    growth = sink.rss_mb.get(total, float("nan")) - sink.rss_mb.get(100, float("nan"))
+    return {"frames": result.frames_out, "rss_mb_after_100": round(sink.rss_mb.get(100, float("nan")), 1),
+            f"rss_mb_after_{total}": round(sink.rss_mb.get(total, float("nan")), 1), "growth_mb": round(growth, 1),
+            "seconds": result.elapsed_s, "target_growth_mb": 50, "meets_target": growth < 50}
+
+
+def section_e(args, tiny) -> dict:
+    n = args.e_frames
+    log(f"(e) node (lookahead 2) vs offline on the same {n}-frame clip, tiny checkpoint, 64 px")
+    frames = test_pattern(n, 96, 64)
+    offline = OfflinePipeline(tiny, OfflineSettings(dilations=FAST_DILATIONS, res=64, seed=0, cap_dilation=False))(frames)
+    sink = CollectSink()
+    run_node(ArraySource(frames), [("collect:", sink)], RollingDepthSteps(tiny, 64, seed=0),
+             SnippetPlan(3, FAST_DILATIONS), lookahead=2, normalizer=IdentityDisplay())
+    stream = torch.from_numpy(np.stack(sink.depth))
+    reference = (torch.from_numpy(offline.depth) + 3.0) / 2.0  # [-1, 1] -> [1, 2]
+    value = abs_rel(stream, reference)
+    return {"frames": len(sink.depth), "abs_rel_vs_offline": round(value, 4), "target": 0.01, "meets_target": value <= 0.01}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.stream", description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="abcde", help="which sections to run, e.g. ab")
+    parser.add_argument("--a-frames", type=int, default=600)
+    parser.add_argument("--b-frames", type=int, default=60)
+    parser.add_argument("--b-res", type=int, default=128)
+    parser.add_argument("--c-frames", type=int, default=16)
+    parser.add_argument("--c-res", type=int, default=128)
+    parser.add_argument("--d-frames", type=int, default=1000, help="frames for the second RSS reading (10000 for the full check)")
+    parser.add_argument("--e-frames", type=int, default=90)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "torch": torch.__version__}, "note": RANDOM_WEIGHTS_NOTE}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("RDSTREAM_CACHE_DIR", os.path.join(tmp, "cache"))
+        tiny = load_tiny_model(os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
+        runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny), "c": lambda: section_c(args),
+                   "d": lambda: section_d(args, tiny), "e": lambda: section_e(args, tiny)}
+        for key in "abcde":
+            if key in args.sections:
+                start = time.perf_counter()
+                report[key] = runners[key]()
+                log(f"({key}) done in {time.perf_counter() - start:.1f} s: {json.dumps(report[key])}")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
