@@ -57,9 +57,9 @@ class ExactSettings:
 
 
 _EXACT_TABLE = {
-    "fast": ExactSettings(stride=10, max_solves=4, tolerance=1e-2),
-    "balanced": ExactSettings(stride=10, max_solves=8, tolerance=2e-3),
-    "quality": ExactSettings(stride=5, max_solves=16, tolerance=5e-4),
+    "fast": ExactSettings(stride=10, max_solves=3, tolerance=1e-2),
+    "balanced": ExactSettings(stride=10, max_solves=5, tolerance=1e-3),
+    "quality": ExactSettings(stride=5, max_solves=10, tolerance=1e-4),
 }
 
 
