@@ -208,7 +208,8 @@ class OnlineAligner:
             raise BadInputError(
                 f"online aligner: snippet is {size[0]}x{size[1]} px but earlier ones are {self._size[0]}x{self._size[1]}"
             )
-        depth = depth.to(torch.float32)
+        # a copy: the caller may reuse its buffer for the next snippet while this one is held
+        depth = depth.to(torch.float32, copy=True)
         # the sum is finite whenever every value is (the full check runs only if it is not)
         if not bool(torch.isfinite(depth.sum())) and not bool(torch.isfinite(depth).all()):
             raise BadInputError(f"online aligner: snippet for frames {frames} contains NaN or Inf; only finite depth is allowed")

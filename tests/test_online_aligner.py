@@ -153,3 +153,13 @@ def test_frames_no_snippet_covers_are_never_ready():
     assert aligner.emit(1) is None and aligner.emit(3) is None
     assert aligner.emit(4) is not None
     assert [f for f, _ in aligner.flush()] == []
+
+
+def test_pushed_buffers_may_be_reused_by_the_caller():
+    scene = np.random.default_rng(0).random((4, 12, 12)).astype(np.float32) + 1.0
+    buffer = scene[0:3].copy()
+    aligner = OnlineAligner(lookahead=1, window=6)
+    aligner.push(buffer, (0, 1, 2))
+    buffer[:] = 0.0  # the caller refills its buffer
+    out = aligner.emit(0)
+    np.testing.assert_allclose(out, scene[0] - scene[0:3].min(), rtol=1e-6)
