@@ -7,32 +7,34 @@ the ``(s, t)`` and per-frame targets ``T[n, p]`` minimising
 
 the linear data term of SPEC.md s.5 with the target free (the L1 consensus, a per-pixel median)
 instead of the current mean. Each IRLS step replaces ``|r|`` by ``r^2 / max(|r_old|, delta)``
-(``delta = RESIDUAL_FLOOR * c_n``, so residuals below 1 % of the frame's magnitude are treated
-quadratically, larger ones, outliers above all, as L1): a weighted least-squares problem. Its targets have a closed form (the weighted mean of the covering
-predictions), and putting it back leaves a quadratic form ``theta^T Q theta`` in the 2K unknowns
-``theta = (s, t)``, assembled per frame from weighted pixel moments (sparse: a snippet only couples
-with snippets sharing a frame). A handful of such solves reach the L1 consensus; outlier regions get
-small weights and stop pulling on the fit.
+with ``delta = RESIDUAL_FLOOR * c_n`` (residuals below 1 % of the frame's magnitude are treated
+quadratically, larger ones, outliers above all, as L1): a weighted least-squares problem. Its
+targets have a closed form (the weighted mean of the covering predictions), and putting it back
+leaves a quadratic form ``theta^T Q theta`` in the 2K unknowns ``theta = (s, t)``, assembled per
+frame from weighted pixel moments (sparse: a snippet only couples with snippets sharing a frame).
+A handful of such solves reach the consensus; outlier regions get small weights and stop pulling.
 
 Gauge. The consensus only fixes ``(s, t)`` up to one global affine map per connected group of
 snippets (``theta -> (alpha s, alpha t + beta)``; ``theta = 0`` would be a trivial zero). We fix it
 explicitly with two linear constraints per group, mean scale = 1 and mean shift = 0, solved exactly
-(one sparse symmetric solve; see ``_solve_gauged``); no penalty pulls individual snippets toward s=1, t=0 (the reference's
-``10 t^2`` does, which keeps it from removing per-snippet shifts). A constant snippet carries no
-scale information and would pull the snippets it overlaps toward flat: it is left out of the fit,
-keeps scale 1 and is shifted to the mean consensus of its frames (the merge still averages it in). After the solve, the global shift is moved once more (one shift for all
-snippets, which the final normalisation removes anyway) to the value that minimises section 5's
-shift penalty, so ``loss`` compares as fairly as it can with Adam's. The regulariser still dominates
-that loss whenever the snippets' true shifts differ: Adam trades consistency for small shifts.
+(one sparse symmetric solve per step, see ``_solve_gauged``). No penalty pulls single snippets
+toward s=1, t=0 (the reference's ``10 t^2`` does, which keeps it from removing per-snippet shifts).
+A constant snippet carries no scale information and would pull the snippets it overlaps toward
+flat: it is left out of the fit, keeps scale 1 and is shifted to the mean consensus of its frames
+(the merge still averages it in). After the solve, the global shift is moved once more (one shift
+for all snippets, which the final normalisation removes anyway) to the value that minimises
+section 5's shift penalty, so ``loss`` compares as fairly as it can with Adam's. The regulariser
+still dominates that loss whenever the snippets' true shifts differ: Adam trades consistency for
+small shifts.
 
 Inverse depth. The data are inverse depth; section 5 adds the same consensus measured on
 ``1 / clamp(a, 1e-3)`` (i.e. on depth). That term is not a separate fit here: near the consensus
 ``|1/a - 1/T| ~ |a - T| / (a T)``, so it only re-weights the same residuals, strongly toward the
-farthest pixels (smallest a, down to the 1e-3 clamp on min-subtracted data). With
-the linearised term added to the IRLS weights (``1 / c_n + 1 / (c_inv_n a T)``) a handful of far
-pixels get most of the say; measured on the synthetic bench clip it made AbsRel slightly worse
-(0.0117 vs 0.0114), so the solver fits the linear consensus only. The inverse term is still part of
-the reported ``loss``, with the regulariser.
+farthest pixels (smallest a, down to the 1e-3 clamp on min-subtracted data). With the linearised
+term added to the IRLS weights (``1 / c_n + 1 / (c_inv_n a T)``) a handful of far pixels get most
+of the say; measured on the synthetic bench clip it made AbsRel slightly worse (0.0117 vs 0.0114),
+so the solver fits the linear consensus only. The inverse term is still part of the reported
+``loss``, with the regulariser.
 """
 
 from __future__ import annotations
