@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anyio
-
 from stream.depth_steps import DepthSteps
+from stream.model_thread import ModelThread
 from stream.messages import CapturedFrame, EncodedFrame
 from stream.stage import Stage
 
@@ -16,11 +15,11 @@ class EncodeStage(Stage):
 
     name = "encode"
 
-    def __init__(self, steps: DepthSteps, model_limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, steps: DepthSteps, model_thread: ModelThread) -> None:
         super().__init__()
         self.steps = steps
-        self.model_limiter = model_limiter
+        self.model_thread = model_thread
 
     async def process(self, item: CapturedFrame) -> Sequence[EncodedFrame]:
-        rgb, latent = await anyio.to_thread.run_sync(self.steps.encode, item.rgb, limiter=self.model_limiter)
+        rgb, latent = await self.model_thread.run(self.steps.encode, item.rgb)
         return [EncodedFrame(timing=item.timing, rgb=rgb, latent=latent)]

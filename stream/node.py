@@ -1,7 +1,7 @@
 """The streaming node: capture -> encode -> snippets -> align -> display -> sinks (SPEC.md section 8).
 
-Every stage is a task joined to the next by a bounded anyio memory stream. Model work and the
-aligner run in worker threads, so the event loop keeps receiving frames meanwhile. The node stops
+Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
+dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
 when the source ends, or on Ctrl-C / SIGTERM (``stop``): capture sends ``StreamEnd``, each stage
 drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
 A second Ctrl-C abandons the drain (sinks are still closed).
@@ -27,6 +27,7 @@ from stream.capture_stage import CaptureStage
 from stream.depth_steps import DepthSteps, SnippetPlan, StepCounts
 from stream.display_stage import DisplayStage
 from stream.encode_stage import EncodeStage
+from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
 from stream.stage import DEFAULT_QUEUE_SIZE, make_link
@@ -94,12 +95,12 @@ class StreamNode:
         self.stats_json = stats_json
         self.stop = anyio.Event()
         self.latency = LatencyTracker()
-        model_limiter = anyio.CapacityLimiter(1)  # one model call at a time: they share the device
+        self.model_thread = ModelThread()  # every model call on one thread (see stream.model_thread)
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
         self.stages = [
-            EncodeStage(steps, model_limiter),
-            SnippetStage(steps, config.plan, model_limiter),
+            EncodeStage(steps, self.model_thread),
+            SnippetStage(steps, config.plan, self.model_thread),
             AlignStage(aligner, config.lookahead, config.plan.snip_len),
             DisplayStage(normalizer),
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
@@ -134,6 +135,7 @@ class StreamNode:
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
                     await call_off_loop(self.source.close)
+            self.model_thread.close()
             if writer is not None:
                 if self.latency.count or self.capture.metrics.items_in:
                     writer.write(self.sampler.sample())

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anyio
-
 from stream.depth_steps import DepthSteps, SnippetPlan
+from stream.model_thread import ModelThread
 from stream.messages import EncodedFrame, SnippetDepths, StreamEnd
 from stream.rolling_window import RollingWindow, window_length
 from stream.snippet_schedule import first_snippet_for_short_stream, snippets_ending_at
@@ -24,11 +23,11 @@ class SnippetStage(Stage):
 
     name = "snippets"
 
-    def __init__(self, steps: DepthSteps, plan: SnippetPlan, model_limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, steps: DepthSteps, plan: SnippetPlan, model_thread: ModelThread) -> None:
         super().__init__()
         self.steps = steps
         self.plan = plan
-        self.model_limiter = model_limiter
+        self.model_thread = model_thread
         self.window: RollingWindow = RollingWindow(window_length(plan.snip_len, plan.dilations))
         self._frames_seen = 0
         self._snippets_run = 0
@@ -52,5 +51,5 @@ class SnippetStage(Stage):
             return []
         latents = [[self.window[i] for i in snippet] for snippet in snippets]
         self._snippets_run += len(snippets)
-        depth = await anyio.to_thread.run_sync(self.steps.predict, latents, limiter=self.model_limiter)
+        depth = await self.model_thread.run(self.steps.predict, latents)
         return list(zip(snippets, depth))

@@ -126,7 +126,7 @@ def test_slow_model_makes_realtime_node_drop_frames_with_bounded_latency():
     assert result.frames_in == 120 and result.frames_processed == 120 - result.dropped
     assert result.frames_out == result.frames_processed == steps.counts.encodes
     # bounded: a handful of model calls, not the growing backlog of 120 frames x 50 ms
-    assert result.latency_max_ms < 600, result
+    assert result.latency_max_ms < 1500, result  # a backlog would reach 120 x 50 ms = 6 s
     indices = [f.index for f in sink.frames]
     assert indices == sorted(indices) and indices[-1] >= 110  # the newest frames won
 
