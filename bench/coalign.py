@@ -11,7 +11,8 @@ of the merged depth to the truth. OnlineAligner (lookahead 0 and 2) is run over 
 in stream order for its accuracy and gaps to offline exact; its cost per push and per emit is
 measured on a long stream at the largest size, around frame 100 and frame 2000.
 Timings use ``--threads`` torch threads (default 1: the 2-core machine is shared, and contended
-multi-threaded torch ops slow down by orders of magnitude).
+multi-threaded torch ops slow down by orders of magnitude). Wall and CPU times are both reported;
+the ratio targets are judged on CPU time, which leaves out waits for a core taken by other jobs.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def _offline(clip, method: str, quality: str) -> dict:
     result = runs[0]
     return {
         "seconds": round(statistics.median(r.seconds for r in runs), 4),
+        "cpu_seconds": round(statistics.median(r.cpu_seconds for r in runs), 4),
         "runs": len(runs),
         "iterations": result.iterations,
         **{k: round(v, 5) for k, v in _objective_parts(clip, result.scales, result.shifts).items()},
@@ -117,11 +119,13 @@ def _clip_report(num_frames: int, size: tuple[int, int], skip_adam: bool, online
     if not skip_adam:
         adam = report["adam"]["quality"]
         report["exact_speedup_vs_adam_quality"] = round(adam["seconds"] / exact["seconds"], 1)
+        report["exact_cpu_speedup_vs_adam_quality"] = round(adam["cpu_seconds"] / exact["cpu_seconds"], 1)
         targets.update(
             {
                 "exact_abs_rel_le_adam_quality": exact["abs_rel"] <= adam["abs_rel"],
                 "exact_temporal_le_adam_quality": exact["temporal_error"] <= adam["temporal_error"],
-                "exact_100x_faster_than_adam_quality": report["exact_speedup_vs_adam_quality"] >= 100,
+                # judged on CPU time: wall time on the shared machine includes waits for a core
+                "exact_100x_faster_than_adam_quality": report["exact_cpu_speedup_vs_adam_quality"] >= 100,
             }
         )
     report["targets_met"] = targets
@@ -135,24 +139,27 @@ def _stream_cost(size: tuple[int, int], lookahead: int, total_frames: int, quali
     noise = SnippetNoise()
     push_ms: dict[int, float] = {}
     emit_ms: dict[int, float] = {}
+    push_cpu_ms: dict[int, float] = {}
     for t in range(total_frames):
         snippets = [
             (synthetic_snippet(scene_frames(f, *size, seed=9, period=300), f, noise, seed=9)[0], f)
             for f in stream_frames(t, DILATIONS)
         ]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for depth, frames in snippets:
             aligner.push(depth, frames)
-        pushed = time.perf_counter()
+        pushed, cpu_pushed = time.perf_counter(), time.process_time()
         for frame in aligner.ready_frames():
             aligner.emit(frame)
         push_ms[t] = (pushed - start) * 1e3 / max(len(snippets), 1)
+        push_cpu_ms[t] = (cpu_pushed - cpu_start) * 1e3 / max(len(snippets), 1)
         emit_ms[t] = (time.perf_counter() - pushed) * 1e3
     report = {"frames_held": aligner.frames_held, "open_snippets": aligner.open_snippets}
     for probe in probes:
         span = [t for t in range(probe, min(probe + 50, total_frames))]
         if span:
             report[f"push_ms_at_{probe}"] = round(statistics.median(push_ms[t] for t in span), 3)
+            report[f"push_cpu_ms_at_{probe}"] = round(statistics.median(push_cpu_ms[t] for t in span), 3)
             report[f"emit_ms_at_{probe}"] = round(statistics.median(emit_ms[t] for t in span), 3)
             report[f"frame_ms_at_{probe}"] = round(
                 statistics.median(push_ms[t] * len(stream_frames(t, DILATIONS)) + emit_ms[t] for t in span), 3
@@ -186,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     steady = [cost[f"lookahead_{la}"] for la in (0, 2)]
     if args.stream_frames > 2000:
         cost["targets_met"] = {
-            "push_cost_at_2000_within_10pct_of_100": all(c["push_ms_at_2000"] <= 1.1 * c["push_ms_at_100"] for c in steady),
+            # judged on CPU time: the load of the shared machine changes during the long run
+            "push_cost_at_2000_within_10pct_of_100": all(
+                c["push_cpu_ms_at_2000"] <= 1.1 * c["push_cpu_ms_at_100"] for c in steady
+            ),
             "push_le_5ms": all(c["push_ms_at_2000"] <= 5.0 for c in steady),
         }
     report["online_cost"] = cost
