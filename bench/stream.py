@@ -237,18 +237,22 @@ def section_a(args) -> dict:
 
 
 def section_b(args, tiny) -> dict:
-    log(f"(b) tiny model at {args.b_res} px: node vs isolated, {args.b_frames} frames")
+    log(f"(b) tiny model at {args.b_res} px: node vs isolated, {args.b_frames} frames, best of {args.b_repeats}")
     frames = test_pattern(args.b_frames, 640, 360)
     plan = SnippetPlan(3, FAST_DILATIONS)
-    warm = RollingDepthSteps(tiny, args.b_res, seed=0)
-    isolated_fps(warm, frames[:6], plan)  # warm-up: first calls allocate
-    iso = isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan)
-    result = run_node(ArraySource(frames), [("null:", CollectSink())], RollingDepthSteps(tiny, args.b_res, seed=0),
-                      plan, lookahead=2)
-    node = result.frames_out / result.elapsed_s
-    return {"frames": result.frames_out, "res": args.b_res, "isolated_fps": round(iso, 2), "node_fps": round(node, 2),
-            "node_over_isolated": round(node / iso, 3), "target": 0.9, "meets_target": node / iso >= 0.9,
-            "latency_p50_ms": result.latency_p50_ms, "stage_busy_s": {k: v["busy_s"] for k, v in result.stages.items()}}
+    isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames[:6], plan)  # warm-up: first calls allocate
+    isolated, node, last = [], [], None
+    for _ in range(args.b_repeats):  # interleaved, so both see the same load on a shared machine
+        isolated.append(isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan))
+        last = run_node(ArraySource(frames), [("null:", CollectSink())], RollingDepthSteps(tiny, args.b_res, seed=0),
+                        plan, lookahead=2)
+        node.append(last.frames_out / last.elapsed_s)
+    ratio = max(node) / max(isolated)
+    return {"frames": last.frames_out, "res": args.b_res, "isolated_fps_runs": [round(v, 2) for v in isolated],
+            "node_fps_runs": [round(v, 2) for v in node], "isolated_fps": round(max(isolated), 2),
+            "node_fps": round(max(node), 2), "node_over_isolated": round(ratio, 3), "target": 0.9,
+            "meets_target": ratio >= 0.9, "latency_p50_ms": last.latency_p50_ms,
+            "stage_busy_s": {k: v["busy_s"] for k, v in last.stages.items()}}
 
 
 def section_c(args) -> dict:
@@ -309,7 +313,10 @@ def section_e(args, tiny) -> dict:
     stream = torch.from_numpy(np.stack(sink.depth))
     reference = (torch.from_numpy(offline.depth) + 3.0) / 2.0  # [-1, 1] -> [1, 2]
     value = abs_rel(stream, reference)
-    return {"frames": len(sink.depth), "abs_rel_vs_offline": round(value, 4), "target": 0.01, "meets_target": value <= 0.01}
+    # With random weights the snippets may barely differ; say how much the depth varies at all.
+    spread = float(reference.std())
+    return {"frames": len(sink.depth), "abs_rel_vs_offline": round(value, 6), "target": 0.01,
+            "meets_target": value <= 0.01, "offline_depth_std": round(spread, 4)}
 
 
 def parse_args(argv):
@@ -318,6 +325,7 @@ def parse_args(argv):
     parser.add_argument("--a-frames", type=int, default=600)
     parser.add_argument("--b-frames", type=int, default=60)
     parser.add_argument("--b-res", type=int, default=128)
+    parser.add_argument("--b-repeats", type=int, default=2)
     parser.add_argument("--c-frames", type=int, default=16)
     parser.add_argument("--c-res", type=int, default=128)
     parser.add_argument("--d-frames", type=int, default=1000, help="frames for the second RSS reading (10000 for the full check)")
