@@ -73,3 +73,18 @@ def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
         result = rdstream("run", "--source", "test:?frames=3", "--sink", "null:", "-c", str(tmp_path), *option,
                           timeout=60)
         assert result.returncode == 2 and result.stderr.startswith("rdstream: error:"), result.stderr
+
+
+def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files():
+    from stream.run_command import RunOptions, check_options
+
+    def checked(source, realtime=None):
+        return check_options(RunOptions(source=source, sinks=["null:"], checkpoint="x", realtime=realtime))
+
+    assert checked("ndi:Cam").drop_frames and checked("camera:0").drop_frames
+    assert not checked("file:clip.mp4").drop_frames and not checked("test:?frames=3").drop_frames
+    assert checked("file:clip.mp4").pace_source is None  # a file is read as fast as the model goes
+    realtime_file = checked("file:clip.mp4", realtime=True)
+    assert realtime_file.drop_frames and realtime_file.pace_source is True
+    assert not checked("ndi:Cam", realtime=False).drop_frames
+    assert checked("test:?frames=3").plan.dilations == (1, 25)
