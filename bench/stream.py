@@ -47,6 +47,7 @@ from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.online_aligner import OnlineAligner, window_frames
 from pipeline.snippets import plan_snippets
 from stream.depth_steps import SnippetPlan, StepCounts
+from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
 from stream.snippet_schedule import snippets_ending_at
@@ -197,11 +198,13 @@ def test_pattern(frames: int, width: int, height: int) -> np.ndarray:
     return np.stack(out)
 
 
-def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer=None, aligner=None) -> NodeResult:
+def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer=None, aligner=None,
+             model_thread: ModelThread | None = None) -> NodeResult:
     aligner = aligner or OnlineAligner(lookahead=lookahead,
                                        window=window_frames(max(plan.dilations), plan.snip_len, lookahead))
     node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
-                      NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log)
+                      NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log,
+                      model_thread=model_thread)
     return anyio.run(node.run, False)
 
 
@@ -236,40 +239,45 @@ def section_a(args) -> dict:
     return out
 
 
-def section_b(args, tiny) -> dict:
+def section_b(args, tiny, model_thread: ModelThread) -> dict:
     log(f"(b) tiny model at {args.b_res} px: node vs isolated, {args.b_frames} frames, best of {args.b_repeats}")
     frames = test_pattern(args.b_frames, 640, 360)
     plan = SnippetPlan(3, FAST_DILATIONS)
-    isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames[:6], plan)  # warm-up: first calls allocate
-    isolated, node, last = [], [], None
+    # Both run on the thread the model was loaded on (as rdstream run does; see stream.model_thread).
+    isolated = lambda: model_thread.call(isolated_fps, RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan)
+    model_thread.call(isolated_fps, RollingDepthSteps(tiny, args.b_res, seed=0), frames[:6], plan)  # warm-up
+    iso_runs, node, last = [], [], None
     for _ in range(args.b_repeats):  # interleaved, so both see the same load on a shared machine
-        isolated.append(isolated_fps(RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan))
+        iso_runs.append(isolated())
         last = run_node(ArraySource(frames), [("null:", CollectSink())], RollingDepthSteps(tiny, args.b_res, seed=0),
-                        plan, lookahead=2)
+                        plan, lookahead=2, model_thread=model_thread)
         node.append(last.frames_out / last.elapsed_s)
-    ratio = max(node) / max(isolated)
-    return {"frames": last.frames_out, "res": args.b_res, "isolated_fps_runs": [round(v, 2) for v in isolated],
-            "node_fps_runs": [round(v, 2) for v in node], "isolated_fps": round(max(isolated), 2),
+    ratio = max(node) / max(iso_runs)
+    return {"frames": last.frames_out, "res": args.b_res, "isolated_fps_runs": [round(v, 2) for v in iso_runs],
+            "node_fps_runs": [round(v, 2) for v in node], "isolated_fps": round(max(iso_runs), 2),
             "node_fps": round(max(node), 2), "node_over_isolated": round(ratio, 3), "target": 0.9,
             "meets_target": ratio >= 0.9, "latency_p50_ms": last.latency_p50_ms,
             "stage_busy_s": {k: v["busy_s"] for k, v in last.stages.items()}}
 
 
-def section_c(args) -> dict:
+def section_c(args, model_thread: ModelThread) -> dict:
     log(f"(c) full-size random model, fast preset, {args.c_frames} frames at {args.c_res} px: stream vs offline")
     frames = test_pattern(args.c_frames, 640, 360)
-    model = build_random_sd2_model("cpu", torch.float32)
+    model = model_thread.call(build_random_sd2_model, "cpu", torch.float32)
     plans = plan_snippets(len(frames), FAST_DILATIONS, 3, True)
     effective = tuple(sorted({p.dilation for p in plans}))
     settings = OfflineSettings(dilations=FAST_DILATIONS, res=args.c_res, seed=0, coalign="exact", quality="fast")
     pipeline = OfflinePipeline(model, settings)
-    start = time.perf_counter()
-    offline = pipeline(frames)
-    offline_s = time.perf_counter() - start
+    # warm-up at the same size, so neither path pays the first calls' allocations
+    model_thread.call(isolated_fps, RollingDepthSteps(model, args.c_res, seed=0), frames[:3], SnippetPlan(3, (1,)))
+    start, cpu = time.perf_counter(), time.process_time()
+    offline = model_thread.call(pipeline, frames)
+    offline_s, offline_cpu = time.perf_counter() - start, time.process_time() - cpu
     steps = RollingDepthSteps(model, args.c_res, seed=0)
-    start = time.perf_counter()
-    result = run_node(ArraySource(frames), [("collect:", CollectSink())], steps, SnippetPlan(3, effective), lookahead=2)
-    stream_s = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    result = run_node(ArraySource(frames), [("collect:", CollectSink())], steps, SnippetPlan(3, effective), lookahead=2,
+                      model_thread=model_thread)
+    stream_s, stream_cpu = time.perf_counter() - start, time.process_time() - cpu
     n = len(frames)
     off_counts = {"encodes": offline.counts["frames_encoded"], "unet_frame_passes": offline.counts["unet_frame_passes"],
                   "decodes": offline.counts["frames_decoded"]}
@@ -277,39 +285,41 @@ def section_c(args) -> dict:
         "frames": n, "res": args.c_res, "dilations_requested": list(FAST_DILATIONS),
         "dilations_used": list(effective),
         "note": "offline caps dilation 25 to the clip; the stream runs the same capped dilations so both do the same snippets",
-        "offline": {"seconds": round(offline_s, 2), "seconds_per_frame": round(offline_s / n, 3), "counts": off_counts,
+        "offline": {"seconds": round(offline_s, 2), "cpu_seconds": round(offline_cpu, 2), "seconds_per_frame": round(offline_s / n, 3), "counts": off_counts,
                     "stage_seconds": {k: round(v, 2) for k, v in offline.seconds.items()}},
-        "stream": {"seconds": round(stream_s, 2), "seconds_per_frame": round(stream_s / result.frames_out, 3),
+        "stream": {"seconds": round(stream_s, 2), "cpu_seconds": round(stream_cpu, 2), "seconds_per_frame": round(stream_s / result.frames_out, 3),
                    "frames_out": result.frames_out, "counts": steps.counts.as_dict(),
                    "stage_busy_s": {k: v["busy_s"] for k, v in result.stages.items()}},
         "encodes_per_frame": steps.counts.encodes / n,
         "stream_over_offline_seconds": round(stream_s / offline_s, 3),
+        "stream_over_offline_cpu_seconds": round(stream_cpu / offline_cpu, 3),
         "meets_target": stream_s / offline_s <= 1.0 and steps.counts.encodes == n,
     }
 
 
-def section_d(args, tiny) -> dict:
+def section_d(args, tiny, model_thread: ModelThread) -> dict:
     total = args.d_frames
     log(f"(d) RSS after 100 and {total} frames, tiny model at 64 px")
     source = open_source(f"test:?frames={total}&size=96x64&rate=30", realtime=False)
     sink = CollectSink(rss_at=(100, total))
     sink.keep = False
     result = run_node(source, [("probe:", sink)], RollingDepthSteps(tiny, 64, seed=0), SnippetPlan(3, FAST_DILATIONS),
-                      lookahead=2)
+                      lookahead=2, model_thread=model_thread)
     growth = sink.rss_mb.get(total, float("nan")) - sink.rss_mb.get(100, float("nan"))
     return {"frames": result.frames_out, "rss_mb_after_100": round(sink.rss_mb.get(100, float("nan")), 1),
             f"rss_mb_after_{total}": round(sink.rss_mb.get(total, float("nan")), 1), "growth_mb": round(growth, 1),
             "seconds": result.elapsed_s, "target_growth_mb": 50, "meets_target": growth < 50}
 
 
-def section_e(args, tiny) -> dict:
+def section_e(args, tiny, model_thread: ModelThread) -> dict:
     n = args.e_frames
     log(f"(e) node (lookahead 2) vs offline on the same {n}-frame clip, tiny checkpoint, 64 px")
     frames = test_pattern(n, 96, 64)
-    offline = OfflinePipeline(tiny, OfflineSettings(dilations=FAST_DILATIONS, res=64, seed=0, cap_dilation=False))(frames)
+    offline = model_thread.call(OfflinePipeline(tiny, OfflineSettings(dilations=FAST_DILATIONS, res=64, seed=0,
+                                                                      cap_dilation=False)), frames)
     sink = CollectSink()
     run_node(ArraySource(frames), [("collect:", sink)], RollingDepthSteps(tiny, 64, seed=0),
-             SnippetPlan(3, FAST_DILATIONS), lookahead=2, normalizer=IdentityDisplay())
+             SnippetPlan(3, FAST_DILATIONS), lookahead=2, normalizer=IdentityDisplay(), model_thread=model_thread)
     stream = torch.from_numpy(np.stack(sink.depth))
     reference = (torch.from_numpy(offline.depth) + 3.0) / 2.0  # [-1, 1] -> [1, 2]
     value = abs_rel(stream, reference)
@@ -344,14 +354,18 @@ def main(argv=None) -> int:
                           "torch": torch.__version__}, "note": RANDOM_WEIGHTS_NOTE}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("RDSTREAM_CACHE_DIR", os.path.join(tmp, "cache"))
-        tiny = load_tiny_model(os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
-        runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny), "c": lambda: section_c(args),
-                   "d": lambda: section_d(args, tiny), "e": lambda: section_e(args, tiny)}
+        # every model is built and run on one thread, as rdstream run does (see stream.model_thread)
+        model_thread = ModelThread()
+        tiny = model_thread.call(load_tiny_model, os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
+        runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny, model_thread),
+                   "c": lambda: section_c(args, model_thread), "d": lambda: section_d(args, tiny, model_thread),
+                   "e": lambda: section_e(args, tiny, model_thread)}
         for key in "abcde":
             if key in args.sections:
                 start = time.perf_counter()
                 report[key] = runners[key]()
                 log(f"({key}) done in {time.perf_counter() - start:.1f} s: {json.dumps(report[key])}")
+        model_thread.close()
     print(json.dumps(report, indent=2))
     return 0
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import anyio
 import numpy as np
 
+from stream.model_thread import ModelThread
 from stream.messages import AlignedFrame, FrameTiming, SnippetDepths, StreamEnd
 from stream.rolling_window import RollingWindow
 from stream.stage import Stage
@@ -41,11 +41,10 @@ class AlignStage(Stage):
 
     name = "align"
 
-    def __init__(self, aligner: StreamAligner, lookahead: int, snip_len: int,
-                 limiter: anyio.CapacityLimiter | None = None) -> None:
+    def __init__(self, aligner: StreamAligner, lookahead: int, snip_len: int, thread: ModelThread) -> None:
         super().__init__()
         self.aligner = aligner
-        self.limiter = limiter or anyio.CapacityLimiter(1)
+        self.thread = thread
         # Frames wait here from arrival until emitted: lookahead frames, or L - 1 at the start of
         # the stream; the slack covers an aligner that answers a little later.
         self.waiting: RollingWindow[tuple[FrameTiming, np.ndarray]] = RollingWindow(lookahead + snip_len + 8)
@@ -54,10 +53,10 @@ class AlignStage(Stage):
     async def process(self, item: SnippetDepths) -> Sequence[AlignedFrame]:
         if item.timing is not None:
             self.waiting.add(item.timing.processed_index, (item.timing, item.rgb))
-        return await anyio.to_thread.run_sync(self._push_and_emit, item.snippets, limiter=self.limiter)
+        return await self.thread.run(self._push_and_emit, item.snippets)
 
     async def finish(self, end: StreamEnd) -> Sequence[AlignedFrame]:
-        return await anyio.to_thread.run_sync(self._flush, limiter=self.limiter)
+        return await self.thread.run(self._flush)
 
     def _push_and_emit(self, snippets) -> list[AlignedFrame]:
         for indices, depth in snippets:

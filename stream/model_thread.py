@@ -1,10 +1,13 @@
-"""One dedicated thread for all model work.
+"""Dedicated threads for torch work: one for the model, one for the aligner.
 
-Torch on the CPU runs each call on an OpenMP thread team that belongs to the calling thread, and
-a team keeps spinning for a while after its work. If model calls hop between the worker threads
-of a pool, two teams spin against each other; on a 2-core machine that made the node's model
-steps up to 3x slower than the same steps in a plain loop. Keeping every model call on one
-thread keeps one team (on GPUs it also keeps one CUDA/MPS context per thread).
+Torch on the CPU runs its parallel ops on an OpenMP thread team that belongs to the calling
+thread. Once more OpenMP threads exist than CPU cores (two teams of two on a 2-core machine),
+OpenMP stops spin-waiting between ops and the tiny model's many small ops got 1.7-2x slower
+(measured: node at 50-60 % of the same steps in a plain loop). So:
+- every model call runs on ONE thread, and the model should be loaded on it too
+  (``ModelThread.call(load_rolling_depth, ...)``): the thread that first runs torch owns the team;
+- the aligner's thread runs torch single-threaded (``torch_threads=1``), so it adds no team.
+On GPUs this also keeps one device context per thread.
 """
 
 from __future__ import annotations
@@ -16,11 +19,26 @@ from typing import Any
 import anyio
 
 
-class ModelThread:
-    """Runs blocking callables one at a time on a single thread; ``await run(fn, *args)``."""
+def _limit_torch_threads(count: int) -> None:
+    import torch
 
-    def __init__(self, name: str = "rdstream-model") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    torch.set_num_threads(count)  # per calling thread with OpenMP: the model thread keeps its own
+
+
+class ModelThread:
+    """Runs blocking callables one at a time on a single thread.
+
+    ``call(fn, *args)`` blocks (setup, e.g. loading the model on this thread);
+    ``await run(fn, *args)`` waits without blocking the event loop.
+    torch_threads: torch intra-op threads on this thread (None = torch's default).
+    """
+
+    def __init__(self, name: str = "rdstream-model", torch_threads: int | None = None) -> None:
+        initializer = (lambda: _limit_torch_threads(torch_threads)) if torch_threads else None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=initializer)
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._executor.submit(fn, *args, **kwargs).result()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         future = self._executor.submit(fn, *args)

@@ -78,6 +78,7 @@ class StreamNode:
 
     source: has ``recv()`` (VideoFrame, raises EndOfStream at the end) and ``close()``.
     sinks: (uri, sink) pairs; each sink has ``send(DepthFrame)`` and ``close()``.
+    model_thread: where model calls run (pass the one the model was loaded on); None = a new one.
     The node closes the source and every sink whatever happens.
     """
 
@@ -85,7 +86,7 @@ class StreamNode:
                  normalizer: DisplayNormalizer, config: NodeConfig,
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
-                 stats_json: Path | None = None) -> None:
+                 stats_json: Path | None = None, model_thread: ModelThread | None = None) -> None:
         self.source = source
         self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
         self.steps = steps
@@ -95,13 +96,17 @@ class StreamNode:
         self.stats_json = stats_json
         self.stop = anyio.Event()
         self.latency = LatencyTracker()
-        self.model_thread = ModelThread()  # every model call on one thread (see stream.model_thread)
+        # Every model call on one thread, best the one the model was loaded on; the aligner on its
+        # own, single-threaded for torch (see stream.model_thread for why).
+        self._owns_model_thread = model_thread is None
+        self.model_thread = model_thread or ModelThread()
+        self.align_thread = ModelThread("rdstream-align", torch_threads=1)
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
         self.stages = [
             EncodeStage(steps, self.model_thread),
             SnippetStage(steps, config.plan, self.model_thread),
-            AlignStage(aligner, config.lookahead, config.plan.snip_len),
+            AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread),
             DisplayStage(normalizer),
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
@@ -135,7 +140,9 @@ class StreamNode:
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
                     await call_off_loop(self.source.close)
-            self.model_thread.close()
+            self.align_thread.close()
+            if self._owns_model_thread:
+                self.model_thread.close()
             if writer is not None:
                 if self.latency.count or self.capture.metrics.items_in:
                     writer.write(self.sampler.sample())

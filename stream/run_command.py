@@ -22,6 +22,7 @@ from pipeline.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.presets import get_preset
 from stream.depth_steps import SnippetPlan
+from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.stream_stats import NodeStats
 
@@ -118,19 +119,29 @@ def check_options(opts: RunOptions) -> CheckedRun:
 def run_stream(opts: RunOptions) -> int:
     """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0)."""
     from pipeline.checkpoint import load_rolling_depth, resolve_device, resolve_dtype
-    from pipeline.online_aligner import OnlineAligner, window_frames
-    from stream.rolling_depth_steps import RollingDepthSteps
 
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
-    normalizer = parse_normalize(opts.normalize)
 
     # 2. Load the model. Half precision is the presets' choice for GPUs; on the CPU it is slow,
     #    so there only an explicit --dtype uses it (as `rdstream file` does).
+    #    The model is loaded on the thread that will run it (see stream.model_thread).
     device = resolve_device(opts.device)
     dtype_name = opts.dtype or (checked.dtype_name if device.type != "cpu" else None)
-    model = load_rolling_depth(opts.checkpoint, device, resolve_dtype(dtype_name, device))
+    model_thread = ModelThread()
+    try:
+        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, resolve_dtype(dtype_name, device))
+        return _open_and_run(opts, checked, model, model_thread, console)
+    finally:
+        model_thread.close()
+
+
+def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
+    from pipeline.online_aligner import OnlineAligner, window_frames
+    from stream.rolling_depth_steps import RollingDepthSteps
+
+    normalizer = parse_normalize(opts.normalize)
     if model.is_tiny:
         console.print(Text(TINY_BANNER, style="bold red"), soft_wrap=True)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed)
@@ -154,16 +165,16 @@ def run_stream(opts: RunOptions) -> int:
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | "
                   f"dilations {','.join(map(str, checked.plan.dilations))} lookahead {opts.lookahead} | "
-                  f"{device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
+                  f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
-                              Path(opts.stats_json) if opts.stats_json else None)
+                              Path(opts.stats_json) if opts.stats_json else None, model_thread)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     return 0
 
 
 def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConfig, console: Console,
-                     show_status: bool, stats_json: Path | None) -> NodeResult:
+                     show_status: bool, stats_json: Path | None, model_thread: ModelThread) -> NodeResult:
     def report(message: str) -> None:
         console.print(f"rdstream: {message}", highlight=False, markup=False, soft_wrap=True)
 
@@ -178,7 +189,7 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
     node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, on_stats=on_stats,
-                      stats_json=stats_json)
+                      stats_json=stats_json, model_thread=model_thread)
     if live is None:
         return anyio.run(node.run)
     with live:
