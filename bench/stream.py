@@ -336,7 +336,7 @@ def parse_args(argv):
     parser.add_argument("--b-frames", type=int, default=60)
     parser.add_argument("--b-res", type=int, default=128)
     parser.add_argument("--b-repeats", type=int, default=2)
-    parser.add_argument("--c-frames", type=int, default=16)
+    parser.add_argument("--c-frames", type=int, default=12)
     parser.add_argument("--c-res", type=int, default=128)
     parser.add_argument("--d-frames", type=int, default=1000, help="frames for the second RSS reading (10000 for the full check)")
     parser.add_argument("--e-frames", type=int, default=90)
