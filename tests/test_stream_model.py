@@ -1,0 +1,62 @@
+"""The node on the real model steps (tiny random checkpoint) against the offline pipeline."""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import torch
+
+from bench.synthetic_depth import abs_rel
+from io_adapters.frames import EndOfStream, VideoFrame
+from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.online_aligner import OnlineAligner, window_frames
+from stream.depth_steps import SnippetPlan
+from stream.node import NodeConfig, StreamNode
+from stream.rolling_depth_steps import RollingDepthSteps
+from tests.conftest import moving_pattern
+from tests.test_stream_support import RecordingSink
+
+
+class FramesSource:
+    def __init__(self, frames):
+        self.frames, self.next, self.nominal_fps = frames, 0, 30.0
+
+    async def recv(self):
+        if self.next >= len(self.frames):
+            raise EndOfStream()
+        self.next += 1
+        return VideoFrame(self.next - 1, (self.next - 1) / 30.0, self.frames[self.next - 1])
+
+    async def close(self):
+        pass
+
+
+class Unchanged:
+    """Display stage pass-through, so the node's aligned depth itself is compared."""
+
+    current_range = None
+
+    def __call__(self, depth):
+        return depth
+
+
+def test_node_does_offline_work_once_per_frame_and_matches_offline_depth(tiny_model):
+    frames = moving_pattern(24, 64, 96)
+    dilations, lookahead = (1, 5), 2
+    offline = OfflinePipeline(tiny_model, OfflineSettings(dilations=dilations, res=64, seed=0, cap_dilation=False))(frames)
+    steps = RollingDepthSteps(tiny_model, 64, seed=0)
+    sink = RecordingSink()
+    aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead))
+    node = StreamNode(FramesSource(frames), [("mem:", sink)], steps, aligner, Unchanged(),
+                      NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
+    result = anyio.run(node.run, False)
+    assert result.frames_out == 24 and [f.index for f in sink.frames] == list(range(24))
+    # the same work as offline: each frame encoded once, the same snippets
+    assert steps.counts.encodes == offline.counts["frames_encoded"] == 24
+    assert steps.counts.unet_frame_passes == offline.counts["unet_frame_passes"]
+    assert steps.counts.decodes == offline.counts["frames_decoded"]
+    # the same noise as offline (seeded) and depth within 1 AbsRel point of offline
+    stream = torch.from_numpy(np.stack([f.depth for f in sink.frames]))
+    assert stream.shape == offline.depth.shape
+    reference = (torch.from_numpy(offline.depth) + 3.0) / 2.0  # [-1, 1] -> [1, 2]: AbsRel needs > 0
+    assert abs_rel(stream, reference) < 0.01
