@@ -118,6 +118,7 @@ class CaptureStage:
     async def _receive(self) -> _Received | None:
         """The next frame; None at the end of the source or of ``max_frames``."""
         if self.max_frames is not None and self.metrics.items_in >= self.max_frames:
+            self.end_reason = "max frames reached"
             return None
         start = time.perf_counter()
         try:

@@ -17,7 +17,7 @@ from io_adapters.frames import DepthFrame
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """The end of the stream; ``reason`` is 'source ended', 'interrupted' or 'error'."""
+    """The end of the stream; ``reason`` is 'source ended', 'interrupted' or 'max frames reached'."""
 
     reason: str
 

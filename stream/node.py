@@ -56,7 +56,11 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class NodeResult:
-    """What a finished run did. ``end_reason``: 'source ended' or 'interrupted'."""
+    """What a finished run did. ``end_reason``: 'source ended', 'interrupted' or 'max frames reached'.
+
+    frames_in: received from the source; frames_processed: kept by the drop policy; frames_out:
+    delivered to the sinks; lost: kept but never covered by a snippet (0 in normal runs).
+    """
 
     end_reason: str
     frames_in: int
