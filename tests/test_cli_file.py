@@ -100,7 +100,7 @@ def test_batch_keeps_finished_outputs_when_one_input_is_bad(tiny_checkpoint, tmp
     assert np.load(tmp_path / "out" / "a_good_pred.npy").shape[0] == 10
 
 
-# Bad input: each gives one clear line, a non-zero exit and no traceback (run as a real process).
+# Bad input: each gives one clear line, a non-zero exit and no traceback.
 def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("hello")
@@ -128,18 +128,22 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
     }
 
 
-def test_bad_inputs_give_one_clear_line(tiny_checkpoint, clip40, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+def test_bad_inputs_give_one_clear_line(tiny_checkpoint, clip40, tmp_path, capsys):
     failures = []
     for name, (args, expected) in bad_inputs(tmp_path, clip40, tiny_checkpoint).items():
-        base = ["file", "-o", tmp_path / "out", "-c", tiny_checkpoint, "--res", "64"]
-        argv = [sys.executable, "-m", "stream.cli", *map(str, base + list(args))]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-        err = proc.stderr
-        ok = proc.returncode != 0 and "Traceback" not in err and expected in err
-        if not ok:
-            failures.append(f"{name}: rc={proc.returncode} stderr={err[-400:]!r}")
+        code = rdstream("file", "-o", tmp_path / "out", "-c", tiny_checkpoint, "--res", "64", *args)
+        err = capsys.readouterr().err
+        if code == 0 or "Traceback" in err or expected not in err:
+            failures.append(f"{name}: rc={code} stderr={err[-400:]!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_a_real_process_prints_one_line_and_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "stream.cli", "file", str(tmp_path / "missing.mp4")]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"rdstream: error: input {tmp_path / 'missing.mp4'}: no such file or folder"]
 
 
 def test_usage_errors_exit_2_without_traceback(capsys):
