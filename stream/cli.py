@@ -133,21 +133,21 @@ def file_command(
 def run_command(
     source: str = typer.Option(..., "--source", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
     sink: List[str] = typer.Option(..., "--sink", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
-    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help="checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"),
     preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
     quality: str = typer.Option("fast", "--quality", help="online co-alignment quality: fast | balanced | quality"),
-    res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native) [default: preset]"),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16 [default: preset on mps/cuda, fp32 on cpu]"),
+    res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native); default: the preset's"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
     lookahead: int = typer.Option(2, "--lookahead", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
-    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame [default: realtime for ndi/camera/syphon]"),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", help="display range: running | fixed:NEAR,FAR | window[:N]"),
     stats_json: Optional[str] = typer.Option(None, "--stats-json", help="append one JSON line of live stats per second to this file"),
     seed: Optional[int] = typer.Option(None, "--seed", help="noise seed, for reproducible runs"),
-    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", help="snippet dilations, e.g. -d 1 25 [default: preset]"),
-    snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4 [default: 3]"),
+    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", help="snippet dilations, e.g. -d 1 25; default: the preset's"),
+    snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4; default: 3"),
     max_frames: int = typer.Option(0, "--max-frames", help="stop after this many source frames (0 = until the source ends)"),
-    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line [default: on a terminal]"),
+    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
     from stream.run_command import RunOptions, run_stream
