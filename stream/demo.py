@@ -1,4 +1,7 @@
-"""``make demo``: the main job on the built-in test source, with the real weights when they are found.
+"""``make demo``: the live node on the built-in test source, with the real weights when they are found.
+
+It runs ``rdstream run`` from FFmpeg's test pattern to a colour video, a 16-bit video, a .npy
+file and, when ndi-python is installed, an NDI source that TouchDesigner can receive.
 
 Weights are looked up in this order: ``--checkpoint``, $RDSTREAM_CHECKPOINT, the Hugging Face cache
 (prs-eth/rollingdepth-v1-0). Without them the demo writes the tiny RANDOM test checkpoint and says
@@ -11,16 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
 import typer
 from rich.console import Console
 from rich.panel import Panel
 
-from io_adapters.video_file import ColorVideoWriter
 from pipeline.checkpoint import DEFAULT_CHECKPOINT, resolve_device
 
 OUTPUT = Path("demo_output")
+NAME = "stream"
+NDI_NAME = "rdstream demo"
 MISSING_WEIGHTS = (
     "[bold]The RollingDepth weights were not found[/] (prs-eth/rollingdepth-v1-0, 3.4 GB).\n"
     "This demo runs the TINY RANDOM test checkpoint instead: [bold red]its output is NOT depth[/], "
@@ -44,45 +46,61 @@ def find_real_checkpoint(explicit: str | None) -> str | None:
         return None
 
 
-def write_test_clip(path: Path, frames: int, size: str = "640x360", rate: int = 30) -> Path:
-    """FFmpeg's testsrc2 pattern as an H.264 clip (the built-in test source, made into a file)."""
-    with av.open(f"testsrc2=size={size}:rate={rate}:duration={frames / rate}", format="lavfi") as source:
-        with ColorVideoWriter(path, rate) as writer:
-            for frame in source.decode(video=0):
-                writer.write(frame.to_ndarray(format="rgb24"))
-    return path
+def ndi_available() -> bool:
+    """True when ndi-python imports (it bundles libndi for Linux x86_64 and macOS arm64)."""
+    try:
+        import NDIlib  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def demo(
     checkpoint: str | None = typer.Option(None, "--checkpoint", "-c", help="RollingDepth checkpoint folder or hub id"),
-    frames: int = typer.Option(60, "--frames", help="length of the built-in test clip"),
+    frames: int = typer.Option(0, "--frames", help="length of the built-in test source (0 = a default that suits the device)"),
+    ndi: bool = typer.Option(True, "--ndi/--no-ndi", help="also publish over NDI when ndi-python is installed"),
 ) -> None:
-    console = Console(stderr=True)
-    from stream.cli import main as rdstream
+    """Run the live node on the built-in test source and say where to look."""
     from pipeline.tiny_checkpoint import write_tiny_checkpoint
+    from stream.cli import main as rdstream
+    from stream.cli import quiet_libraries
 
+    quiet_libraries()
+    console = Console(stderr=True)
     OUTPUT.mkdir(exist_ok=True)
+    gpu = resolve_device("auto").type != "cpu"
     real = find_real_checkpoint(checkpoint)
     if real is None:
         console.print(Panel(MISSING_WEIGHTS, title="rollingdepth-stream demo", border_style="red"))
         real = str(write_tiny_checkpoint(OUTPUT / "tiny-checkpoint"))
-        res = "192"
+        res, frames = "192", frames or 150
     else:
         console.print(f"Using the RollingDepth weights at {real}")
-        res = "384" if resolve_device("auto").type != "cpu" else "256"
-    clip = write_test_clip(OUTPUT / "testsrc2.mp4", frames)
-    console.print(f"Built-in test clip: {clip} ({frames} frames). Running `rdstream file` on it...")
+        # The real model on a CPU takes seconds per frame: keep the CPU demo short.
+        res, frames = ("384", frames or 150) if gpu else ("256", frames or 30)
+    sinks = [f"file:{OUTPUT}/{NAME}_depth.mp4", f"file:{OUTPUT}/{NAME}_depth16.mkv", f"npy:{OUTPUT}/{NAME}_depth.npy"]
+    if ndi and ndi_available():
+        sinks.append(f"ndi:{NDI_NAME}?format=bgra&cmap=turbo")
+    source = f"test:?frames={frames}&size=640x360&rate=30"
+    console.print(f"Running the live node: {source} -> " + ", ".join(sinks))
+    args = ["run", "--source", source, "-c", real, "--res", res, "--no-drop", "--lookahead", "2", "--seed", "0",
+            "--stats-json", str(OUTPUT / f"{NAME}_stats.jsonl")]
+    for sink in sinks:
+        args += ["--sink", sink]
     try:
-        rdstream(["file", str(clip), "-o", str(OUTPUT), "-c", real, "--res", res, "--save-16bit", "--seed", "0", "--verbose"])
+        rdstream(args)
     except SystemExit as done:
         if done.code:
             sys.exit(done.code)
+    ndi_line = (f"  NDI source '{NDI_NAME}' was live while it ran (TouchDesigner: NDI In TOP)\n"
+                if any(s.startswith("ndi:") for s in sinks) else "  (install ndi-python to also publish over NDI)\n")
     console.print(Panel(
         f"Outputs in {OUTPUT.resolve()}:\n"
-        "  testsrc2_pred.npy        float32 [N, H, W] depth in [-1, 1] (1 = near)\n"
-        "  testsrc2_Spectral_r.mp4  testsrc2_Greys_r.mp4  colour-mapped depth\n"
-        "  testsrc2_rgbd.mp4        input beside depth\n"
-        "  testsrc2_depth16.mkv     lossless 16-bit depth (FFV1)",
+        f"  {NAME}_depth.mp4      colour-mapped depth (1 = near)\n"
+        f"  {NAME}_depth16.mkv    lossless 16-bit depth (FFV1)\n"
+        f"  {NAME}_depth.npy      float32 [N, H, W] depth in [0, 1]\n"
+        f"  {NAME}_stats.jsonl    live stats, one JSON line per second\n" + ndi_line +
+        "Live from a camera: rdstream run --source camera:0 --sink \"ndi:Depth?format=p216\"  (README: Live)",
         title="demo finished", border_style="green"))
 
 

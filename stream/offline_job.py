@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, load_rolling_depth, resolve_device, resolve_dtype
@@ -27,13 +28,9 @@ from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import resize
 from pipeline.presets import get_preset
+from pipeline.tiny_checkpoint import TINY_WARNING
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
-TINY_BANNER = (
-    "[bold red]This checkpoint is the tiny RANDOM test model: its output is NOT depth.[/] "
-    "Get the real weights (prs-eth/rollingdepth-v1-0, 3.4 GB) with "
-    "`huggingface-cli download prs-eth/rollingdepth-v1-0` and pass -c or set RDSTREAM_CHECKPOINT."
-)
 
 
 @dataclass
@@ -269,7 +266,7 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     # 2. The model.
     model = load_rolling_depth(opts.checkpoint, device, resolve_dtype(dtype_name, device))
     if model.is_tiny:
-        console.print(TINY_BANNER, soft_wrap=True)
+        console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each input in turn; a failure is one line and the others go on.
     exit_code = 0

@@ -21,6 +21,7 @@ from pipeline.coalign_quality import QUALITIES
 from pipeline.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.presets import get_preset
+from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.depth_steps import SnippetPlan
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
@@ -30,8 +31,6 @@ from stream.stream_stats import NodeStats
 LIVE_SCHEMES = ("ndi", "camera", "syphon")
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
 FALLBACK_FPS = 30.0
-TINY_BANNER = ("This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
-               "(prs-eth/rollingdepth-v1-0) and pass -c or set RDSTREAM_CHECKPOINT.")
 
 
 @dataclass
@@ -143,7 +142,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
     normalizer = parse_normalize(opts.normalize)
     if model.is_tiny:
-        console.print(Text(TINY_BANNER, style="bold red"), soft_wrap=True)
+        console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed)
     window = window_frames(max(checked.plan.dilations), checked.plan.snip_len, opts.lookahead)
     aligner = OnlineAligner(lookahead=opts.lookahead, window=window, quality=opts.quality)
