@@ -24,7 +24,7 @@ app = typer.Typer(
 dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 
-DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id [default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0]"
+DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
 # Options the reference run_video.py takes as several values after one flag (argparse nargs).
 MULTI_VALUE = {"-d": "int", "--dilations": "int", "--cmap": "name"}
 # Boolean options the reference takes as `--flag true|false`.
@@ -86,7 +86,7 @@ def file_command(
     start_frame: int = typer.Option(0, "--start-frame", help="first frame to process"),
     frame_count: int = typer.Option(0, "--frame-count", help="number of frames (0 = all)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
-    res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native) [default: preset]"),
+    res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native) (default: preset)"),
     max_vae_bs: int = typer.Option(4, "--max-vae-bs", help="frames per VAE batch"),
     fps: float = typer.Option(0.0, "--fps", help="output video frame rate (0 = input rate)"),
     restore_res: bool = typer.Option(False, "--restore-res/--no-restore-res", help="resize depth back to the input size"),
@@ -94,14 +94,14 @@ def file_command(
     save_npy: bool = typer.Option(True, "--save-npy/--no-save-npy", help="write {stem}_pred.npy (float32 [N,H,W] in [-1,1])"),
     save_snippets: bool = typer.Option(False, "--save-snippets/--no-save-snippets", help="write {stem}_snippets.npz"),
     save_16bit: bool = typer.Option(False, "--save-16bit/--no-save-16bit", help="write {stem}_depth16.mkv (lossless 16-bit FFV1)"),
-    cmap: Optional[List[str]] = typer.Option(None, "--cmap", help="colour maps for {stem}_{cmap}.mp4 [default: Spectral_r Greys_r]"),
-    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", help="snippet dilations, e.g. -d 1 10 25 [default: preset]"),
-    cap_dilation: Optional[bool] = typer.Option(None, "--cap-dilation/--no-cap-dilation", help="cap dilations on short clips [default: preset]"),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16 [default: fp16 on mps/cuda, fp32 on cpu]"),
-    snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4 [default: 3]"),
-    refine_step: Optional[int] = typer.Option(None, "--refine-step", help="refinement steps (0 = off) [default: preset]"),
-    refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", help="frames per refinement snippet [default: 3]"),
-    refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", help="first refinement dilation [default: 6]"),
+    cmap: Optional[List[str]] = typer.Option(None, "--cmap", help="colour maps for {stem}_{cmap}.mp4 (default: Spectral_r Greys_r)"),
+    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", help="snippet dilations, e.g. -d 1 10 25 (default: preset)"),
+    cap_dilation: Optional[bool] = typer.Option(None, "--cap-dilation/--no-cap-dilation", help="cap dilations on short clips (default: preset)"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+    snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4 (default: 3)"),
+    refine_step: Optional[int] = typer.Option(None, "--refine-step", help="refinement steps (0 = off) (default: preset)"),
+    refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", help="frames per refinement snippet (default: 3)"),
+    refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", help="first refinement dilation (default: 6)"),
     resample_method: str = typer.Option("bilinear", "--resample-method", help="bilinear | bicubic | nearest | nearest-exact | area"),
     unload_snippet: bool = typer.Option(False, "--unload-snippet/--no-unload-snippet", help="keep decoded snippets in CPU memory (saves GPU memory)"),
     verbose: bool = typer.Option(False, "--verbose/--no-verbose", help="print per-stage timings"),
