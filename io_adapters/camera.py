@@ -175,6 +175,9 @@ class CameraSource(BlockingSource):
                 f"cannot open camera {uri.target!r} ({args.format} {args.file}, {args.options}): "
                 f"{getattr(err, 'strerror', None) or err}; cameras: {found}"
             ) from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise BadInputError(f"camera {uri.target!r} ({args.format} {args.file}) delivers no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or (rate or 30.0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,6 +56,18 @@ class RollingDepthModel:
     vae_scale: int
     is_tiny: bool
     source: str
+    one_step_timestep: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Computed once here, not per UNet call (999 with trailing spacing).
+        self.one_step_timestep = scheduler_timesteps(self.scheduler, 1)[0]
+
+
+def scheduler_timesteps(scheduler, steps: int) -> list[int]:
+    """The timesteps of a ``steps``-step schedule, computed on a copy: the shared scheduler is never mutated."""
+    schedule = type(scheduler).from_config(scheduler.config)
+    schedule.set_timesteps(steps, device="cpu")
+    return [int(t) for t in schedule.timesteps]
 
 
 def cache_dir() -> Path:
@@ -95,6 +107,11 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def choose_dtype(explicit: str | None, preset_dtype: str | None, device: torch.device) -> torch.dtype:
+    """--dtype wins; else the preset's precision on mps/cuda; on the CPU fp32 (half precision is slow there)."""
+    return resolve_dtype(explicit or (preset_dtype if device.type != "cpu" else None), device)
+
+
 def _is_hub_id(text: str) -> bool:
     return not Path(text).exists() and text.count("/") == 1 and not text.startswith((".", "/", "~"))
 
@@ -131,6 +148,10 @@ def validate_checkpoint_folder(folder: Path) -> dict:
     """
     if not (folder / "model_index.json").is_file():
         raise BadInputError(f"checkpoint {folder}: model_index.json is missing (not a RollingDepth checkpoint folder)")
+    try:
+        json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"checkpoint {folder}: model_index.json is not valid JSON ({err})") from None
     for sub, config_name in CONFIG_NAMES.items():
         sub_path = folder / sub
         if not sub_path.is_dir():

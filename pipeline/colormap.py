@@ -13,6 +13,8 @@ TouchDesigner GLSL TOP). The layout is BGRA in memory: [..., 0] = B, [..., 1] = 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from pipeline.errors import BadInputError
@@ -29,8 +31,9 @@ def _known_colormaps() -> list[str]:
     return sorted(matplotlib.colormaps)
 
 
+@lru_cache(maxsize=32)
 def colormap_lut(name: str) -> np.ndarray:
-    """256-entry RGB lookup table of a matplotlib colour map.
+    """256-entry RGB lookup table of a matplotlib colour map (built once per name, read-only).
 
     Args:
         name: a matplotlib colour-map name, e.g. "Spectral_r", "Greys_r", "turbo", "inferno".
@@ -50,7 +53,9 @@ def colormap_lut(name: str) -> np.ndarray:
             f"({len(_known_colormaps())} available; append _r to reverse one)"
         ) from None
     rgba = cmap(np.linspace(0.0, 1.0, 256))
-    return np.round(rgba[:, :3] * 255.0).astype(np.uint8)
+    lut = np.round(rgba[:, :3] * 255.0).astype(np.uint8)
+    lut.setflags(write=False)  # shared by every caller through the cache
+    return lut
 
 
 def _scaled_rounded(depth01: np.ndarray, top: float) -> np.ndarray:
@@ -80,13 +85,16 @@ def to_uint16(depth01: np.ndarray) -> np.ndarray:
     return _scaled_rounded(depth01, 65535.0).astype(np.uint16)
 
 
+@lru_cache(maxsize=32)
 def _bgra_lut_words(name: str) -> np.ndarray:
-    """uint32 [256]: each entry one BGRA pixel (alpha 255) in memory order."""
+    """uint32 [256]: each entry one BGRA pixel (alpha 255) in memory order (built once per name)."""
     rgb = colormap_lut(name)
     bgra = np.empty((256, 4), np.uint8)
     bgra[:, :3] = rgb[:, ::-1]
     bgra[:, 3] = 255
-    return bgra.view(np.uint32).reshape(256)
+    words = bgra.view(np.uint32).reshape(256)
+    words.setflags(write=False)
+    return words
 
 
 def apply_colormap_bgra(depth01: np.ndarray, name: str) -> np.ndarray:

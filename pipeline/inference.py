@@ -61,8 +61,7 @@ def unet_v(model: RollingDepthModel, rgb_latents: torch.Tensor, depth_latents: t
 
 def first_timestep(model: RollingDepthModel) -> int:
     """The single timestep of one-step inference (999 with trailing spacing)."""
-    model.scheduler.set_timesteps(1, device="cpu")
-    return int(model.scheduler.timesteps[0])
+    return model.one_step_timestep
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from pipeline.checkpoint import RollingDepthModel
+from pipeline.checkpoint import RollingDepthModel, scheduler_timesteps
 from pipeline.inference import ddim_step, decode_depth, encode_depth, unet_v
 
 
@@ -17,8 +17,7 @@ def refine_dilations(steps: int, start_dilation: int) -> list[int]:
 
 def refine_timesteps(model: RollingDepthModel, steps: int) -> list[int]:
     """Schedule 2 * steps trailing timesteps and keep the second half (10 steps: 499, 449, ..., 49)."""
-    model.scheduler.set_timesteps(2 * steps, device="cpu")
-    return [int(t) for t in model.scheduler.timesteps[steps:]]
+    return scheduler_timesteps(model.scheduler, 2 * steps)[steps:]
 
 
 def covering_dilation(num_frames: int, snip_len: int, dilation: int) -> int:

@@ -69,7 +69,7 @@ class CheckedRun:
 
     plan: SnippetPlan
     res: int
-    dtype_name: str | None
+    preset_dtype: str  # the preset's precision for mps/cuda; see choose_dtype
     drop_frames: bool
     pace_source: bool | None
 
@@ -109,7 +109,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     return CheckedRun(
         plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
         res=preset.res,
-        dtype_name=opts.dtype or preset.dtype,
+        preset_dtype=preset.dtype,
         drop_frames=drop,
         pace_source=True if opts.realtime else None,
     )
@@ -117,20 +117,18 @@ def check_options(opts: RunOptions) -> CheckedRun:
 
 def run_stream(opts: RunOptions) -> int:
     """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0)."""
-    from pipeline.checkpoint import load_rolling_depth, resolve_device, resolve_dtype
+    from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
 
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
 
-    # 2. Load the model. Half precision is the presets' choice for GPUs; on the CPU it is slow,
-    #    so there only an explicit --dtype uses it (as `rdstream file` does).
-    #    The model is loaded on the thread that will run it (see stream.model_thread).
+    # 2. Load the model, on the thread that will run it (see stream.model_thread).
     device = resolve_device(opts.device)
-    dtype_name = opts.dtype or (checked.dtype_name if device.type != "cpu" else None)
+    dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
     model_thread = ModelThread()
     try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, resolve_dtype(dtype_name, device))
+        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype)
         return _open_and_run(opts, checked, model, model_thread, console)
     finally:
         model_thread.close()
