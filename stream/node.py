@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,20 @@ from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
 from stream.stage import DEFAULT_QUEUE_SIZE, make_link
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
+
+
+@contextmanager
+def sigint_ignored():
+    """While sinks finalise their files, a further Ctrl-C must not kill the process half-way."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to manage
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,7 @@ class StreamNode:
         except BaseExceptionGroup as group:
             raise _first_user_error(group) from None
         finally:
-            with anyio.CancelScope(shield=True):
+            with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
                     await call_off_loop(self.source.close)
@@ -162,7 +176,11 @@ class StreamNode:
                 tg.start_soon(stage.run, links[i][1], send)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with ExitStack() as stack:
+            try:
+                signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+            except NotImplementedError:
+                return  # Windows event loops have no signal handlers: Ctrl-C arrives as KeyboardInterrupt
             async for _ in signals:
                 self.request_stop()
                 if self._interrupts == 1:

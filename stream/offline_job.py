@@ -1,9 +1,9 @@
 """``rdstream file``: the offline job. Video files in; .npy, colour-mapped and 16-bit videos out.
 
 For each input: read its frames -> OfflinePipeline -> write the outputs. Outputs are written to a
-temporary name and renamed when complete (.npy), or finalised on close even when interrupted
-(videos), so nothing already written is ever a broken file. In a batch, one failing input is
-reported in one line and the others go on; the exit code is then non-zero.
+temporary name and renamed when complete, so every output file that exists is complete, even
+after Ctrl-C. In a batch, one failing input is reported in one line and the others go on; the
+exit code is then non-zero.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +23,9 @@ from rich.table import Table
 from rich.text import Text
 
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
-from pipeline.checkpoint import RollingDepthModel, load_rolling_depth, resolve_device, resolve_dtype
+from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from pipeline.colormap import colormap_lut, to_uint16, to_uint8
-from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import resize
 from pipeline.presets import get_preset
@@ -98,15 +99,14 @@ def check_output_dir(folder: str) -> Path:
     return path
 
 
-def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineSettings, str | None]:
-    """Preset values overridden by the options; returns the settings and the dtype name to load with."""
+def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineSettings, torch.dtype]:
+    """Preset values overridden by the options; returns the settings and the dtype to load with."""
     preset = get_preset(
         opts.preset, dilations=opts.dilations, cap_dilation=opts.cap_dilation, res=opts.res,
         snip_len=opts.snip_len, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
         refine_start_dilation=opts.refine_start_dilation, dtype=opts.dtype,
     )
-    # Half precision is the presets' choice for GPUs; on the CPU it is slow, so only an explicit --dtype uses it.
-    dtype = opts.dtype or (preset.dtype if device.type != "cpu" else None)
+    dtype = choose_dtype(opts.dtype, preset.dtype, device)
     settings = OfflineSettings(
         dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
         res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
@@ -131,19 +131,30 @@ def check_options(opts: FileJobOptions) -> None:
         colormap_lut(name)
 
 
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write .npy under a temporary name, then rename: the file is either complete or absent."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as fh:
+@contextmanager
+def completed_as(path: Path):
+    """Yield a temporary name beside ``path``; it becomes ``path`` only when the block completes.
+
+    An interrupted or failed write leaves no file under the final name (and no partial file), so
+    every output that exists is complete. The suffix is kept: PyAV picks the container from it.
+    """
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with completed_as(path) as partial, open(partial, "wb") as fh:
         np.save(fh, array)
-    os.replace(partial, path)
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as fh:
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with completed_as(path) as partial, open(partial, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(partial, path)
 
 
 def depth_to_output_size(depth: np.ndarray, size: tuple[int, int] | None, method: str) -> np.ndarray:
@@ -178,17 +189,19 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
     """Write every requested output for one input; returns the paths written."""
     written = []
     if opts.save_npy:
-        save_npy_atomic(out / f"{stem}_pred.npy", depth.astype(np.float32))
+        save_npy(out / f"{stem}_pred.npy", depth.astype(np.float32))
         written.append(out / f"{stem}_pred.npy")
     if snippets is not None:
-        save_npz_atomic(out / f"{stem}_snippets.npz", snippets)
+        save_npz(out / f"{stem}_snippets.npz", snippets)
         written.append(out / f"{stem}_snippets.npz")
-    depth01 = (depth + 1.0) / 2.0  # the video is exactly [-1, 1]: its own min/max range
+    # Colour maps span the whole video's min/max (refined presets are clipped, not renormalised).
+    low, high = float(depth.min()), float(depth.max())
+    depth01 = (depth - low) / max(high - low, 1e-12)
     total = len(depth) * (len(opts.cmaps) + int(opts.save_sbs) + int(opts.save_16bit))
     for name in opts.cmaps:
         lut = colormap_lut(name)
         path = out / f"{stem}_{name}.mp4"
-        with ColorVideoWriter(path, fps) as writer:
+        with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(lut[to_uint8(frame)])
                 report("write", 1, total)
@@ -196,14 +209,14 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
     if opts.save_sbs:
         lut = colormap_lut(opts.cmaps[0] if opts.cmaps else "Spectral_r")
         path = out / f"{stem}_rgbd.mp4"
-        with ColorVideoWriter(path, fps) as writer:
+        with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for rgb, frame in zip(frames, depth01):
                 writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), lut[to_uint8(frame)]], axis=1))
                 report("write", 1, total)
         written.append(path)
     if opts.save_16bit:
         path = out / f"{stem}_depth16.mkv"
-        with Gray16VideoWriter(path, fps) as writer:
+        with completed_as(path) as partial, Gray16VideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(to_uint16(frame))
                 report("write", 1, total)
@@ -233,13 +246,19 @@ def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline,
             raise BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has {info.frame_count or 'unknown'} frames)")
         frames = np.stack(frames)
         timings["read"] = time.perf_counter() - start
-        result = pipeline(frames, report)
+        try:
+            result = pipeline(frames, report)
+        except torch.OutOfMemoryError:
+            raise RuntimeFailure(f"{path.name}: out of memory; try a smaller --res or --max-vae-bs, or --unload-snippet") from None
         timings.update(result.seconds)
         start = time.perf_counter()
         size = frames.shape[1:3] if opts.restore_res else None
         depth = depth_to_output_size(result.depth, size, opts.resample_method)
         fps = opts.fps or info.fps or 30.0
-        written = write_outputs(stem, out, frames, depth, fps, opts, result.snippets, report)
+        try:
+            written = write_outputs(stem, out, frames, depth, fps, opts, result.snippets, report)
+        except OSError as err:
+            raise RuntimeFailure(f"{path.name}: cannot write its outputs to {out} ({err.strerror or err})") from None
         timings["write"] = time.perf_counter() - start
     console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written))
     return {"seconds": timings, "counts": result.counts}
@@ -262,9 +281,9 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
-    settings, dtype_name = build_settings(opts, device)
+    settings, dtype = build_settings(opts, device)
     # 2. The model.
-    model = load_rolling_depth(opts.checkpoint, device, resolve_dtype(dtype_name, device))
+    model = load_rolling_depth(opts.checkpoint, device, dtype)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
