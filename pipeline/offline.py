@@ -18,9 +18,9 @@ from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_unit_range
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
-from pipeline.preprocess import RESAMPLE_METHODS, prepare_frames, processing_size
+from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
 from pipeline.refine import refine_depth
-from pipeline.snippets import SnippetPlan, plan_snippets
+from pipeline.snippets import SnippetLevel, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
@@ -80,8 +80,7 @@ def synchronize(device: torch.device) -> None:
 
 def check_settings(settings: OfflineSettings) -> None:
     """Validate every setting up front, each with its own message."""
-    if settings.res < 0:
-        raise BadInputError(f"--res {settings.res}: must be 0 (native size) or a positive number of pixels")
+    check_res(settings.res)
     if settings.max_vae_bs < 1:
         raise BadInputError(f"--max-vae-bs {settings.max_vae_bs}: must be at least 1")
     if settings.coalign not in METHODS:
@@ -174,7 +173,7 @@ class OfflinePipeline:
         result = depth.float().clamp_(-1, 1).cpu().numpy()
         return OfflineResult(depth=result, snippets=snippets, seconds=seconds, counts=counts)
 
-    def _predict_all(self, plans: list[SnippetPlan], rgb_latents: torch.Tensor, noise: torch.Tensor, report):
+    def _predict_all(self, plans: list[SnippetLevel], rgb_latents: torch.Tensor, noise: torch.Tensor, report):
         """Every snippet's decoded depth [L, H, W], its frame indices, and the per-level stacks."""
         s, model = self.settings, self.model
         store = torch.device("cpu") if s.unload_snippet else model.device

@@ -16,10 +16,15 @@ from pipeline.errors import BadInputError
 RESAMPLE_METHODS = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
 
 
-def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
-    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``."""
+def check_res(res: int) -> None:
+    """--res is 0 (native size) or a positive number of pixels."""
     if res < 0:
         raise BadInputError(f"--res {res}: must be 0 (native size) or a positive number of pixels")
+
+
+def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
+    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``."""
+    check_res(res)
     if res == 0:
         new_h, new_w = height, width
     else:

@@ -8,7 +8,7 @@ from pipeline.errors import BadInputError
 
 
 @dataclass(frozen=True)
-class SnippetPlan:
+class SnippetLevel:
     """Snippets of one dilation level.
 
     requested: the dilation asked for (it names the level, e.g. ``dilation25`` in snippets.npz).
@@ -30,16 +30,22 @@ def cap_dilation(dilation: int, num_frames: int, snip_len: int) -> int:
     return min(dilation, limit)
 
 
-def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[SnippetPlan]:
-    """Offline snippets: for each dilation d, every start i in [0, N-1-(L-1)d] (stride 1).
-
-    Raises BadInputError when the clip is too short for any snippet of some dilation.
-    """
+def check_snippet_options(snip_len: int, dilations) -> None:
+    """Snippet length 2..4 and positive dilations that include 1 (offline and live alike)."""
     if not 2 <= snip_len <= 4:
         raise BadInputError(f"--snip-len {snip_len}: must be 2, 3 or 4")
     dilations = list(dilations)
     if not dilations or 1 not in dilations or any(d < 1 for d in dilations):
-        raise BadInputError(f"--dilations {dilations}: positive integers that include 1")
+        listed = ",".join(map(str, dilations)) or "(none)"
+        raise BadInputError(f"--dilations {listed}: must be positive whole numbers that include 1")
+
+
+def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[SnippetLevel]:
+    """Offline snippets: for each dilation d, every start i in [0, N-1-(L-1)d] (stride 1).
+
+    Raises BadInputError when the clip is too short for any snippet of some dilation.
+    """
+    check_snippet_options(snip_len, dilations)
     plans = []
     for requested in dilations:
         d = cap_dilation(requested, num_frames, snip_len) if cap else requested
@@ -50,5 +56,5 @@ def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = Tru
                 f"(needs at least {(snip_len - 1) * d + 1}; use fewer --dilations or a longer clip)"
             )
         frames = tuple(tuple(i + j * d for j in range(snip_len)) for i in range(count))
-        plans.append(SnippetPlan(requested, d, frames))
+        plans.append(SnippetLevel(requested, d, frames))
     return plans

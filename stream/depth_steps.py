@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.snippets import check_snippet_options
+
 
 @dataclass
 class StepCounts:
@@ -49,7 +51,4 @@ class SnippetPlan:
     dilations: tuple[int, ...] = field(default=(1, 25))
 
     def __post_init__(self) -> None:
-        if self.snip_len < 2:
-            raise ValueError(f"snippet length must be >= 2, got {self.snip_len}")
-        if not self.dilations or any(d < 1 for d in self.dilations) or 1 not in self.dilations:
-            raise ValueError(f"dilations must be >= 1 and include 1, got {self.dilations}")
+        check_snippet_options(self.snip_len, self.dilations)

@@ -27,7 +27,7 @@ from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_de
 from pipeline.colormap import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import resize
+from pipeline.preprocess import check_res, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_checkpoint import TINY_WARNING
 
@@ -123,8 +123,8 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--start-frame {opts.start_frame}: must be 0 or more")
     if opts.frame_count < 0:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
-    if opts.res is not None and opts.res < 0:
-        raise BadInputError(f"--res {opts.res}: must be 0 (native size) or a positive number of pixels")
+    if opts.res is not None:
+        check_res(opts.res)
     if opts.fps < 0:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
     for name in opts.cmaps:

@@ -20,7 +20,9 @@ from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open
 from pipeline.coalign_quality import QUALITIES
 from pipeline.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
+from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
+from pipeline.snippets import check_snippet_options
 from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.depth_steps import SnippetPlan
 from stream.model_thread import ModelThread
@@ -95,12 +97,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
-    if not 2 <= preset.snip_len <= 4:
-        raise BadInputError(f"--snip-len {preset.snip_len}: must be 2, 3 or 4")
-    if 1 not in preset.dilations or any(d < 1 for d in preset.dilations):
-        raise BadInputError(f"--dilations {','.join(map(str, preset.dilations))}: must be >= 1 and include 1")
-    if preset.res < 0:
-        raise BadInputError(f"--res {preset.res}: must be 0 (native size) or a positive number of pixels")
+    check_snippet_options(preset.snip_len, preset.dilations)
+    check_res(preset.res)
     if opts.stats_json is not None:
         folder = Path(opts.stats_json).expanduser().resolve().parent
         if not folder.is_dir():
