@@ -62,7 +62,7 @@ class CaptureStage:
                 received = await self._receive()
                 if received is None:
                     return
-                await send.send(self._keep(received))
+                await self._hand_on(send, received)
 
         await self._until_stopped(forward)
 
@@ -92,7 +92,7 @@ class CaptureStage:
             while True:
                 if waiting:
                     # while this send waits for the next stage, newer frames replace each other
-                    await send.send(self._keep(waiting.pop()))
+                    await self._hand_on(send, waiting.pop())
                 elif reading_done:
                     return
                 else:
@@ -130,10 +130,15 @@ class CaptureStage:
         self.metrics.items_in += 1
         return _Received(frame, time.perf_counter())
 
-    def _keep(self, received: _Received) -> CapturedFrame:
+    async def _hand_on(self, send: ObjectSendStream, received: _Received) -> None:
+        """Number the frame and send it; it counts as processed only once the next stage has it.
+
+        A stop can cancel this send while the next stage is busy: that frame is then not
+        processed (like the abandoned recv), so every processed frame reaches the sinks.
+        """
         frame = received.frame
         timing = FrameTiming(source_index=frame.index, processed_index=self._kept,
                              timestamp=frame.timestamp, received_at=received.received_at)
+        await send.send(CapturedFrame(timing=timing, rgb=frame.rgb))
         self._kept += 1
         self.metrics.items_out += 1
-        return CapturedFrame(timing=timing, rgb=frame.rgb)
