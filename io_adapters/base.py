@@ -191,6 +191,7 @@ class ThreadedSink(Sink):
         self._wake = threading.Condition()
         self._closing = False
         self._closed = False
+        self._writing = False  # a frame has left the queue but is not written yet
         self._error: RollingDepthError | None = None
         self._thread = threading.Thread(target=self._run, name=f"sink {uri}", daemon=True)
         self._thread.start()
@@ -230,18 +231,37 @@ class ThreadedSink(Sink):
                     if not self._queue:  # closing and drained
                         break
                     frame = self._queue.popleft()
+                    self._writing = True
                 self._write(frame)
-                self.sent += 1
+                with self._wake:
+                    self.sent += 1
+                    self._writing = False
+                    self._wake.notify_all()  # wakes lossless senders waiting for room
         except BaseException as err:  # noqa: BLE001 - reported to the caller as one line
             self._error = _as_user_error(err, self.uri)
             with self._wake:
                 self._queue.clear()
+                self._writing = False
+                self._wake.notify_all()
         finally:
             try:
                 self._finalise()
             except BaseException as err:  # noqa: BLE001
                 if self._error is None:
                     self._error = _as_user_error(err, self.uri)
+
+    def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Blocking: wait until fewer than ``limit`` frames are unwritten (queued or being written).
+
+        For lossless senders (``--no-drop``) that must not make the sink drop. Returns False when
+        ``timeout`` seconds pass first (a hung writer), True otherwise (also when the writer failed:
+        the next ``send()`` reports that).
+        """
+        with self._wake:
+            return self._wake.wait_for(
+                lambda: len(self._queue) + self._writing < limit or self._error is not None or self._closing,
+                timeout,
+            )
 
     async def close(self) -> None:
         if self._closed:

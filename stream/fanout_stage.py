@@ -80,29 +80,21 @@ class FanOutStage(Stage):
 
 
 # Frames a sink may hold unwritten in lossless mode: below the smallest sink queue (2), so the
-# sink never has to drop; the poll interval is short against any frame time.
+# sink never has to drop.
 LOSSLESS_IN_FLIGHT = 2
-_POLL_S = 0.001
-# A writer that makes no progress this long has failed or hung: send anyway, the sink reports it.
+# A writer that makes no room this long has failed or hung: send anyway, the sink reports it.
 _STALL_S = 10.0
 
 
 async def wait_for_room(slot: SinkSlot) -> None:
     """Wait until ``slot.sink`` has fewer than LOSSLESS_IN_FLIGHT frames unwritten.
 
-    Uses the sinks' public counters (``sent``: frames written, ``dropped``); a sink without
-    ``sent`` is assumed to take frames synchronously.
+    Blocks (off the event loop) on the sink's own ``wait_for_room``, which its writer wakes after
+    every frame; a sink without it is assumed to take frames synchronously.
     """
-    sink = slot.sink
-    if not hasattr(sink, "sent"):
-        return
-    last_progress, last_sent = time.perf_counter(), sink.sent
-    while slot.frames - sink.sent - slot.dropped >= LOSSLESS_IN_FLIGHT:
-        await anyio.sleep(_POLL_S)
-        if sink.sent != last_sent:
-            last_progress, last_sent = time.perf_counter(), sink.sent
-        elif time.perf_counter() - last_progress > _STALL_S:
-            return
+    wait = getattr(slot.sink, "wait_for_room", None)
+    if wait is not None:
+        await anyio.to_thread.run_sync(wait, LOSSLESS_IN_FLIGHT, _STALL_S, abandon_on_cancel=True)
 
 
 async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:
