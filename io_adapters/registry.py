@@ -17,16 +17,16 @@ from io_adapters.uri import ParsedUri, parse_uri, unknown_scheme_error
 from pipeline.errors import BadInputError, RollingDepthError
 
 SOURCE_EXAMPLES = {
-    "file": "file:clip.mp4 or just clip.mp4; ?start=0&frames=0&loop=0",
-    "camera": "camera:0 or camera:NAME; ?size=1280x720&rate=30&format=mjpeg",
-    "test": "test:?frames=90&size=640x360&rate=30&pattern=testsrc2",
-    "ndi": "ndi:Studio Cam; ?ips=10.0.0.5&timeout=10",
+    "file": "file:clip.mp4 or clip.mp4 (options start, frames, loop)",
+    "camera": "camera:0 or camera:NAME (options size, rate, format)",
+    "test": "test:?frames=90&size=640x360&rate=30",
+    "ndi": "ndi:Studio Cam (options ips, timeout)",
     "syphon": "syphon:Resolume (macOS)",
 }
 SINK_EXAMPLES = {
     "file": "file:depth.mp4?cmap=Spectral_r or file:depth.mkv (16-bit)",
     "npy": "npy:depth.npy",
-    "ndi": "ndi:Depth?format=bgra|uyvy|p216&cmap=turbo",
+    "ndi": "ndi:Depth?format=bgra|uyvy|p216",
     "syphon": "syphon:Depth?format=color|packed16 (macOS)",
     "null": "null:",
 }

@@ -66,8 +66,8 @@ def _listing(names) -> str:
 
 def unknown_scheme_error(uri: ParsedUri, kind: str, known: dict[str, str]) -> BadInputError:
     """The error for a scheme nobody handles; ``known`` maps scheme -> example."""
-    examples = "; ".join(f"{scheme}: ({example})" for scheme, example in known.items())
-    return BadInputError(f"unknown {kind} scheme {uri.scheme!r} in {uri.text!r}; known: {examples}")
+    examples = " | ".join(known.values())
+    return BadInputError(f"unknown {kind} scheme {uri.scheme!r} in {uri.text!r}; use one of: {examples}")
 
 
 class OptionReader:

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
+from io_adapters.uri import unknown_scheme_error
 from pipeline.coalign_quality import QUALITIES
 from pipeline.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
@@ -82,13 +83,11 @@ def check_options(opts: RunOptions) -> CheckedRun:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
     source = parse_uri(opts.source)
     if source.scheme not in SOURCE_EXAMPLES:
-        known = "; ".join(SOURCE_EXAMPLES.values())
-        raise BadInputError(f"--source {opts.source}: unknown scheme {source.scheme!r}; use one of: {known}")
+        raise unknown_scheme_error(source, "source", SOURCE_EXAMPLES)
     for uri in opts.sinks:
         sink = parse_uri(uri)
         if sink.scheme not in SINK_EXAMPLES:
-            known = "; ".join(SINK_EXAMPLES.values())
-            raise BadInputError(f"--sink {uri}: unknown scheme {sink.scheme!r}; use one of: {known}")
+            raise unknown_scheme_error(sink, "sink", SINK_EXAMPLES)
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     if opts.quality not in QUALITIES:

@@ -65,7 +65,7 @@ def test_bad_sink_is_one_line_and_exit_2_before_loading_a_model(tmp_path):
     result = rdstream("run", "--source", "test:?frames=3", "--sink", "syphonx:Depth", "-c", str(tmp_path / "none"),
                       timeout=60)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "--sink syphonx:Depth: unknown scheme" in result.stderr
+    assert result.stderr.count("\n") == 1 and "unknown sink scheme 'syphonx' in 'syphonx:Depth'" in result.stderr
 
 
 def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
