@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from bench.synthetic_depth import (
+    align_stream,
     SnippetNoise,
     abs_rel,
     make_clip,
@@ -81,18 +82,8 @@ def _offline(clip, method: str, quality: str) -> dict:
 
 
 def _online_accuracy(clip, lookahead: int, quality: str) -> dict:
-    num_frames = clip.truth.shape[0]
-    depths = dict(zip(clip.frame_indices, clip.depths))
     dilations = sorted({f[1] - f[0] for f in clip.frame_indices})
-    aligner = OnlineAligner(lookahead=lookahead, window=2 * max(dilations) + 1 + lookahead, quality=quality)
-    out = {}
-    for t in range(num_frames):
-        for frames in stream_frames(t, dilations):
-            aligner.push(depths[frames], frames)
-        for frame in aligner.ready_frames():
-            out[frame] = aligner.emit(frame)
-    out.update(dict(aligner.flush()))
-    merged = torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
+    merged = align_stream(dict(zip(clip.frame_indices, clip.depths)), clip.truth.shape[0], dilations, lookahead, quality)
     return {"abs_rel": round(abs_rel(merged, clip.truth), 5), "temporal_error": round(temporal_error(merged, clip.truth), 5)}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -135,6 +136,25 @@ def make_clip(
 def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
     """Snippets a live node runs when frame t arrives: one per dilation that fits, ending at t."""
     return [tuple(t - (length - 1 - i) * d for i in range(length)) for d in dilations if t - (length - 1) * d >= 0]
+
+
+def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast") -> torch.Tensor:
+    """Replay a clip's snippets as a live node would (one per dilation ending at each new frame)
+    through an ``OnlineAligner``; returns the emitted depth ``[num_frames, H, W]`` (flushed at the end).
+
+    depths_by_frames: snippet depth ``[3, H, W]`` keyed by its frame-index tuple.
+    """
+    from pipeline.online_aligner import OnlineAligner, window_frames
+
+    aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead), quality=quality)
+    out = {}
+    for t in range(num_frames):
+        for frames in stream_frames(t, dilations):
+            aligner.push(depths_by_frames[frames], frames)
+        for frame in aligner.ready_frames():
+            out[frame] = aligner.emit(frame)
+    out.update(dict(aligner.flush()))
+    return torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
 
 
 def affine_fit(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

@@ -6,23 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.synthetic_depth import SnippetNoise, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
+from bench.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
 from pipeline.coalign import align_snippets
 from pipeline.errors import BadInputError
 from pipeline.online_aligner import OnlineAligner, window_frames
 from pipeline.robust_fit import robust_affine_fit
-
-
-def _run_stream(clip_depths, num_frames, dilations, lookahead, quality="fast"):
-    aligner = OnlineAligner(lookahead=lookahead, window=2 * max(dilations) + 1 + lookahead, quality=quality)
-    out = {}
-    for t in range(num_frames):
-        for frames in stream_frames(t, dilations):
-            aligner.push(clip_depths[frames], frames)
-        for frame in aligner.ready_frames():
-            out[frame] = aligner.emit(frame)
-    out.update(dict(aligner.flush()))
-    return torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +21,8 @@ def clip():
 def test_online_with_lookahead_is_close_to_offline_exact(clip):
     depths = dict(zip(clip.frame_indices, clip.depths))
     offline = align_snippets(clip.depths, clip.frame_indices, 60, method="exact")
-    online2 = _run_stream(depths, 60, (1, 8), lookahead=2)
-    online0 = _run_stream(depths, 60, (1, 8), lookahead=0)
+    online2 = align_stream(depths, 60, (1, 8), lookahead=2)
+    online0 = align_stream(depths, 60, (1, 8), lookahead=0)
     ref_abs, ref_temp = abs_rel(offline.depth, clip.truth), temporal_error(offline.depth, clip.truth)
     assert abs_rel(online2, clip.truth) < ref_abs + 0.01
     assert temporal_error(online2, clip.truth) < 1.2 * ref_temp
@@ -44,7 +32,7 @@ def test_online_with_lookahead_is_close_to_offline_exact(clip):
 
 def test_noise_free_stream_is_exact_up_to_one_affine():
     clip = make_clip(num_frames=30, height=16, width=20, dilations=(1, 4), noise=0.0, outlier_fraction=0.0, seed=2)
-    out = _run_stream(dict(zip(clip.frame_indices, clip.depths)), 30, (1, 4), lookahead=1)
+    out = align_stream(dict(zip(clip.frame_indices, clip.depths)), 30, (1, 4), lookahead=1)
     assert abs_rel(out, clip.truth) < 1e-4
 
 
