@@ -39,12 +39,12 @@ import numpy as np
 import torch
 
 from bench.models import build_random_sd2_model, load_tiny_model
-from bench.synthetic_depth import abs_rel
+from bench.support.synthetic_depth import abs_rel
 from io_adapters.frames import EndOfStream, VideoFrame
 from io_adapters.registry import open_sink, open_source
-from pipeline.display_normalizer import parse_normalize
+from stream.display_normalizer import parse_normalize
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.online_aligner import OnlineAligner, window_frames
+from pipeline.coalign.online import OnlineAligner, window_frames
 from pipeline.snippets import plan_snippets
 from stream.depth_steps import SnippetPlan, StepCounts
 from stream.model_thread import ModelThread

@@ -31,7 +31,7 @@ from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.ndi_formats import depth_to_bgra, depth_to_p216, depth_to_uyvy
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import colormap_lut
+from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")

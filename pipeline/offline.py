@@ -19,7 +19,7 @@ from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_un
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
 from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
-from pipeline.refine import refine_depth
+from pipeline.diffusion_refine import refine_depth
 from pipeline.snippets import SnippetLevel, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 
-from pipeline.display_normalizer import DisplayNormalizer
+from stream.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
 from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop

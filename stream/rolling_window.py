@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from pipeline.online_aligner import window_frames
+from pipeline.coalign.online import window_frames
 
 T = TypeVar("T")
 

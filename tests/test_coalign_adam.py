@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.coalign import AlignResult, align_snippets, normalize_to_unit_range, objective
-from pipeline.coalign_quality import adam_early_stop
+from pipeline.coalign.quality import adam_early_stop
 
 
 def _random_snippets(num_frames=7, size=(14, 23), seed=0):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
+from bench.support.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
 from pipeline.coalign import align_snippets
 from pipeline.errors import BadInputError
-from pipeline.online_aligner import OnlineAligner, window_frames
-from pipeline.robust_fit import robust_affine_fit
+from pipeline.coalign.online import OnlineAligner, window_frames
+from pipeline.coalign.robust_fit import robust_affine_fit
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.refine import refine_dilations
+from pipeline.diffusion_refine import refine_dilations
 from pipeline.snippets import plan_snippets
 
 

@@ -6,15 +6,15 @@ import anyio
 import numpy as np
 import torch
 
-from bench.synthetic_depth import abs_rel
+from bench.support.synthetic_depth import abs_rel
 from io_adapters.frames import EndOfStream, VideoFrame
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.online_aligner import OnlineAligner, window_frames
+from pipeline.coalign.online import OnlineAligner, window_frames
 from stream.depth_steps import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
-from tests.test_stream_support import RecordingSink
+from bench.support.stream_doubles import RecordingSink
 
 
 class FramesSource:

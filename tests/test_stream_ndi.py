@@ -22,10 +22,10 @@ pytest.importorskip("NDIlib")
 
 from io_adapters.ndi import NdiReceiver, NdiSender  # noqa: E402
 from io_adapters.ndi_formats import p216_luma  # noqa: E402
-from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
+from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
-from pipeline.display_normalizer import parse_normalize  # noqa: E402
-from pipeline.online_aligner import OnlineAligner, window_frames  # noqa: E402
+from stream.display_normalizer import parse_normalize  # noqa: E402
+from pipeline.coalign.online import OnlineAligner, window_frames  # noqa: E402
 from stream.depth_steps import SnippetPlan  # noqa: E402
 from stream.node import NodeConfig, StreamNode  # noqa: E402
 from stream.rolling_depth_steps import RollingDepthSteps  # noqa: E402

@@ -10,14 +10,14 @@ import anyio
 import numpy as np
 import pytest
 
-from pipeline.display_normalizer import (FixedRangeNormalizer, RunningRangeNormalizer, WindowRangeNormalizer,
+from stream.display_normalizer import (FixedRangeNormalizer, RunningRangeNormalizer, WindowRangeNormalizer,
                                          parse_normalize)
 from pipeline.errors import BadInputError, RuntimeFailure
 from stream.depth_steps import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_window import RollingWindow, window_length
 from stream.snippet_schedule import snippets_ending_at
-from tests.test_stream_support import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
+from bench.support.stream_doubles import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
 
 
 def run_node(source, sinks, steps=None, normalize="running", **config):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.coalign_snippets import FitSamples
+from pipeline.coalign.snippet_set import FitSamples
 
 INVERSE_CLAMP = 1e-3
 INVERSE_WEIGHT = 1.0

@@ -47,9 +47,9 @@ import scipy.sparse.csgraph
 import scipy.sparse.linalg
 import torch
 
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_quality import ExactSettings
-from pipeline.coalign_snippets import FitSamples
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.quality import ExactSettings
+from pipeline.coalign.snippet_set import FitSamples
 
 #: IRLS smoothing: residuals below this fraction of the frame magnitude c_n count as this size,
 #: which makes the fitted loss Huber-like (quadratic below 1 %, L1 above). Measured on the bench

@@ -18,8 +18,8 @@ from rich.text import Text
 
 from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
 from io_adapters.uri import unknown_scheme_error
-from pipeline.coalign_quality import QUALITIES
-from pipeline.display_normalizer import parse_normalize
+from pipeline.coalign.quality import QUALITIES
+from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
@@ -132,7 +132,7 @@ def run_stream(opts: RunOptions) -> int:
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign.online import OnlineAligner, window_frames
     from stream.rolling_depth_steps import RollingDepthSteps
 
     normalizer = parse_normalize(opts.normalize)

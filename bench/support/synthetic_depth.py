@@ -144,7 +144,7 @@ def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: 
 
     depths_by_frames: snippet depth ``[3, H, W]`` keyed by its frame-index tuple.
     """
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign.online import OnlineAligner, window_frames
 
     aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead), quality=quality)
     out = {}

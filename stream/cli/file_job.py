@@ -24,7 +24,7 @@ from rich.text import Text
 
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
-from pipeline.colormap import colormap_lut, to_uint16, to_uint8
+from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import check_res, resize

@@ -20,7 +20,7 @@ How it works:
   estimates (the per-pixel median of the predictions already there), so outlier blobs do not
   wreck it. A snippet that overlaps nothing yet (the first one) is pinned at scale 1, shift 0.
 - Before a frame is emitted the open snippets are refined jointly (IRLS on the L1 consensus of
-  every frame they touch, frozen predictions fixed; ``pipeline.consensus_refine``), stopping early
+  every frame they touch, frozen predictions fixed; ``pipeline.coalign.open_snippets``), stopping early
   when converged. The refinement runs lazily, once per batch of pushes.
 - Memory and cost per push depend on the window and the snippets per frame, never on the stream
   length: frames older than ``window`` frames behind the newest are dropped (and skipped if they
@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.coalign_quality import online_settings
-from pipeline.coalign_snippets import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
-from pipeline.consensus_refine import RefineProblem, refine
+from pipeline.coalign.quality import online_settings
+from pipeline.coalign.snippet_set import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
+from pipeline.coalign.open_snippets import RefineProblem, refine_open_snippets
 from pipeline.errors import BadInputError
-from pipeline.robust_fit import symmetric_robust_affine_fit
+from pipeline.coalign.robust_fit import symmetric_robust_affine_fit
 
 
 #: Fewest fit pixels per frame; smaller frames are subsampled less.
@@ -87,7 +87,7 @@ class OnlineAligner:
             ``(L - 1) * max_dilation + 1 + lookahead`` (53 for L=3, dilation 25, lookahead 2).
             Must exceed ``lookahead``. Older frames are dropped; a frame never emitted by then is skipped.
         quality: ``"fast"``, ``"balanced"`` or ``"quality"`` (fit stride, refinement solves, tolerance;
-            see ``pipeline.coalign_quality.online_settings``).
+            see ``pipeline.coalign.quality.online_settings``).
     """
 
     def __init__(self, lookahead: int = 2, window: int = 53, quality: str = "fast") -> None:
@@ -274,7 +274,7 @@ class OnlineAligner:
         scales = np.array([self._snippets[k].scale for k in free_ids])
         shifts = np.array([self._snippets[k].shift for k in free_ids])
         problem = RefineProblem(values, mask, free, scales, shifts)
-        scales, shifts, _ = refine(problem, self._settings.max_solves, self._settings.tolerance)
+        scales, shifts, _ = refine_open_snippets(problem, self._settings.max_solves, self._settings.tolerance)
         for k, scale, shift in zip(free_ids, scales.tolist(), shifts.tolist()):
             self._snippets[k].scale, self._snippets[k].shift = scale, shift
 

@@ -8,7 +8,7 @@ it, at full resolution. ``normalize_to_unit_range`` then maps the whole video to
 Solvers (``method``):
 - ``"adam"``: the reference optimiser (Adam on the section-5 objective) with the quality modes'
   early stop; ``quality="reference"`` runs the reference's fixed 2000 steps.
-- ``"exact"``: solves the consensus directly (``pipeline.coalign_exact``), far faster.
+- ``"exact"``: solves the consensus directly (``pipeline.coalign.exact``), far faster.
 
 Example::
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.coalign_adam import solve_adam
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_exact import solve_exact
-from pipeline.coalign_quality import QUALITIES, EarlyStop, adam_early_stop, exact_settings
-from pipeline.coalign_snippets import SnippetSet, fit_samples, stride_for_min_pixels, validate_snippets
+from pipeline.coalign.adam import solve_adam
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.exact import solve_exact
+from pipeline.coalign.quality import QUALITIES, EarlyStop, adam_early_stop, exact_settings
+from pipeline.coalign.snippet_set import SnippetSet, fit_samples, stride_for_min_pixels, validate_snippets
 from pipeline.errors import BadInputError
 from pipeline.normalize import normalize_to_unit_range
 
@@ -120,7 +120,7 @@ def align_snippets(
             whose quality mode sets its pixel stride, most solves and tolerance.
 
     Raises:
-        BadInputError: bad snippets (see ``pipeline.coalign_snippets.validate_snippets``), or an
+        BadInputError: bad snippets (see ``pipeline.coalign.snippet_set.validate_snippets``), or an
             unknown method or quality.
     """
     if method not in METHODS:

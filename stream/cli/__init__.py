@@ -111,7 +111,7 @@ def file_command(
     device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
 ) -> int:
     """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
-    from stream.offline_job import FileJobOptions, run_file_job
+    from stream.cli.file_job import FileJobOptions, run_file_job
 
     inputs = list(input_pos or []) + list(input_video or [])
     if not inputs:
@@ -150,7 +150,7 @@ def run_command(
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
-    from stream.run_command import RunOptions, run_stream
+    from stream.cli.run import RunOptions, run_stream
 
     return run_stream(RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
