@@ -82,12 +82,15 @@ class StandInSteps:
             self._base = (x / w - y / h).astype(np.float32)
         return rgb, rgb[::8, ::8, 1].astype(np.float32) / 127.5 - 1.0
 
-    def predict(self, latents):
+    def predict(self, latents, merged=None):
+        from pipeline.coalign.online import SnippetDepth
+
         b, length = len(latents), len(latents[0])
         levels = np.array([[latent.mean() for latent in snippet] for snippet in latents], dtype=np.float32)
         self.counts.unet_frame_passes += b * length
-        self.counts.decodes += b * length
-        return self._base[None, None] + 0.05 * levels[:, :, None, None]
+        self.counts.decodes_full += b * length
+        depth = self._base[None, None] + 0.05 * levels[:, :, None, None]
+        return [SnippetDepth.from_full(torch.from_numpy(d)) for d in depth]
 
 
 class MeanAlignerStandIn:
@@ -104,7 +107,7 @@ class MeanAlignerStandIn:
         self.flushed = False
 
     def push(self, depth, frame_indices) -> None:
-        for d, n in zip(depth, frame_indices):
+        for d, n in zip(depth.full.numpy(), frame_indices):  # StandInSteps hands every frame over whole
             if n <= self.emitted_through:
                 continue  # already out (the real aligner keeps it only as an anchor)
             self.sums[n] = self.sums[n] + d if n in self.sums else d.copy()
@@ -208,15 +211,19 @@ def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer
     return anyio.run(node.run, False)
 
 
-def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan) -> float:
-    """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets."""
+def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 2) -> float:
+    """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets
+    (decoding at full resolution what the node's aligner at ``lookahead`` still merges)."""
+    from pipeline.coalign.online import still_merged
+
     latents = {}
     start = time.perf_counter()
     for t, rgb in enumerate(frames):
         latents[t] = steps.encode(rgb)[1]
         snippets = snippets_ending_at(t, plan.dilations, plan.snip_len)
         if snippets:
-            steps.predict([[latents[i] for i in s] for s in snippets])
+            steps.predict([[latents[i] for i in s] for s in snippets],
+                          [still_merged(s, lookahead, plan.snip_len) for s in snippets])
         latents.pop(t - (plan.snip_len - 1) * max(plan.dilations), None)
     return len(frames) / (time.perf_counter() - start)
 

@@ -65,7 +65,8 @@ class SnippetDepths:
 
     timing, rgb: the new frame (its latent is no longer needed downstream); both None for the
         snippet a stream shorter than one snippet gets at its end (no new frame then).
-    snippets: list of (processed frame indices (L,), depth float32 [L, H', W'] roughly [-1, 1]).
+    snippets: list of (processed frame indices (L,), ``SnippetDepth``: full-resolution depth of the
+        frames the aligner will still merge, fit samples of all; roughly [-1, 1]).
     """
 
     timing: FrameTiming | None

@@ -123,14 +123,15 @@ class StreamNode:
                                     max_frames=config.max_frames)
         self.stages = [
             EncodeStage(steps, self.model_thread),
-            SnippetStage(steps, config.plan, self.model_thread),
+            SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
             AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread),
             DisplayStage(normalizer),
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
         self.sampler = StatsSampler([self.capture.metrics] + [s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,
-                                    sink_dropped=lambda: sum(s.dropped for s in self.sink_slots))
+                                    sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
+                                    counts=lambda: getattr(self.steps, "counts", StepCounts()).as_dict())
         self._interrupts = 0
 
     def request_stop(self) -> None:

@@ -63,7 +63,11 @@ def _p50_p95_ms(values_ms: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class NodeStats:
-    """One line of ``--stats-json`` (and of the status line)."""
+    """One line of ``--stats-json`` (and of the status line).
+
+    counts: model work so far (``StepCounts.as_dict()``: encodes, unet_frame_passes, decodes_full,
+    decodes_fit); the last line of a run holds the whole run's.
+    """
 
     elapsed_s: float
     input_fps: float
@@ -76,6 +80,7 @@ class NodeStats:
     sink_dropped: int
     queues: dict[str, int]
     busy: dict[str, float]
+    counts: dict[str, int] | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -92,8 +97,10 @@ class StatsSampler:
     """Computes ``NodeStats`` from the stages' counters; rates are per interval between samples."""
 
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
-                 dropped: Callable[[], int], sink_dropped: Callable[[], int]) -> None:
+                 dropped: Callable[[], int], sink_dropped: Callable[[], int],
+                 counts: Callable[[], dict[str, int]] | None = None) -> None:
         self.stages = stages
+        self.counts = counts
         self.latency = latency
         self.dropped = dropped
         self.sink_dropped = sink_dropped
@@ -120,6 +127,7 @@ class StatsSampler:
             sink_dropped=self.sink_dropped(),
             queues={m.name: m.queue_depth() for m in self.stages[1:]},
             busy={m.name: round(m.busy_s, 3) for m in self.stages},
+            counts=self.counts() if self.counts is not None else None,
         )
 
 

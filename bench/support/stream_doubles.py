@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import torch
 
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from stream.depth_steps import StepCounts
@@ -80,11 +81,14 @@ class FailingSink(RecordingSink):
 class FakeSteps:
     """Model-free steps: latent = the frame's mean grey level; depth of a frame = that level.
 
-    ``predict_delay`` seconds per predict call simulates a slow model. Counts like the real steps.
+    ``predict_delay`` seconds per predict call simulates a slow model. Counts like the real steps
+    and hands over full-resolution depth only for the frames flagged as still merged (fit samples
+    on the grid of an aligner with ``fit_stride`` for all), as the real steps do.
     """
 
-    def __init__(self, predict_delay: float = 0.0, encode_delay: float = 0.0) -> None:
+    def __init__(self, predict_delay: float = 0.0, encode_delay: float = 0.0, fit_stride: int = 10) -> None:
         self.counts = StepCounts()
+        self.fit_stride = fit_stride
         self.predict_delay = predict_delay
         self.encode_delay = encode_delay
         self.threads: set[str] = set()
@@ -97,14 +101,22 @@ class FakeSteps:
         small = rgb[::2, ::2]
         return small, small.mean(axis=2).astype(np.float32) / 127.5 - 1.0
 
-    def predict(self, latents):
+    def predict(self, latents, merged):
+        from pipeline.coalign.online import SnippetDepth, fit_grid
+
         self.threads.add(threading.current_thread().name)
         if self.predict_delay:
             time.sleep(self.predict_delay)
-        out = np.stack([np.stack(snippet) for snippet in latents]).astype(np.float32)
+        out = torch.from_numpy(np.stack([np.stack(snippet) for snippet in latents]).astype(np.float32))
         self.counts.unet_frame_passes += out.shape[0] * out.shape[1]
-        self.counts.decodes += out.shape[0] * out.shape[1]
-        return out
+        grid = fit_grid(out.shape[2], out.shape[3], self.fit_stride)
+        snippets = []
+        for depth, flags in zip(out, merged):
+            keep = torch.tensor(flags)
+            self.counts.decodes_full += int(keep.sum())
+            self.counts.decodes_fit += int((~keep).sum())
+            snippets.append(SnippetDepth(depth[keep], tuple(flags), grid.take(depth)))
+        return snippets
 
 
 def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
