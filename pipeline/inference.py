@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from pipeline.checkpoint import RollingDepthModel
 from pipeline.preprocess import resize
-from pipeline.tiny_decoder import LATENT_SCALE
+from pipeline.tiny_decoder import LATENT_SCALE, DepthDecoder
 
 __all__ = ["LATENT_SCALE", "decode_depth", "ddim_step", "encode_depth", "encode_rgb", "first_timestep",
            "make_shared_noise", "predict_snippets", "prepare_frames_on", "unet_v"]
@@ -86,14 +86,16 @@ def predict_snippets(model: RollingDepthModel, rgb_latents: torch.Tensor, noise:
 
 @torch.no_grad()
 def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: int = 4, pool: int = 1,
-                 dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+                 dtype: torch.dtype | None = torch.float32, decoder: DepthDecoder | None = None) -> torch.Tensor:
     """[M, 4, h, w] depth latents -> depth [M, H, W] with the model's decoder (mean of its 3 output channels).
 
     pool: 1 = full resolution; 2 = decode the 2x average-pooled latent (ceil mode: an odd edge keeps
         its last latent), giving [M, 8 * ceil(h / 2), 8 * ceil(w / 2)] at a quarter of the cost; pixel
         (i, j) of it covers full-resolution pixels (2i, 2j) to (2i + 1, 2j + 1).
     dtype: of the result (None = the model's dtype, how snippets are held before the merge).
+    decoder: another decoder than the model's (``rdstream dev compare-decoders``).
     """
+    decoder = decoder or model.decoder
     if latents.shape[0] == 0:
         h, w = (-(-n // pool) * model.vae_scale for n in latents.shape[-2:])
         return torch.empty(0, h, w, device=model.device, dtype=dtype or model.dtype)
@@ -102,7 +104,7 @@ def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: in
         batch = latents[start : start + batch_size].to(device=model.device, dtype=model.dtype)
         if pool > 1:
             batch = F.avg_pool2d(batch, pool, ceil_mode=True)
-        out.append(model.decoder(batch).to(dtype or model.dtype))
+        out.append(decoder(batch).to(dtype or model.dtype))
     return torch.cat(out)
 
 

@@ -17,8 +17,8 @@ import torch
 from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_unit_range
 from pipeline.errors import BadInputError
-from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
-from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
+from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
+from pipeline.preprocess import RESAMPLE_METHODS, check_res, processing_size
 from pipeline.diffusion_refine import refine_depth
 from pipeline.snippets import SnippetLevel, plan_snippets
 
@@ -33,7 +33,7 @@ class OfflineSettings:
 
     dilations: snippet dilations, 1 included. snip_len: frames per snippet (2..4).
     res: longer edge of the processing size in pixels (0 = native; rounded to a multiple of 8).
-    refine_steps: 0 = no refinement. max_vae_bs: frames per VAE (and UNet) batch.
+    refine_steps: 0 = no refinement. max_vae_bs: frames per VAE batch. unet_bs: snippets per UNet call.
     seed: the shared noise seed (None = random). coalign: "exact" or "adam"; quality: fast,
     balanced or quality. unload_snippet: keep decoded snippets in CPU memory instead of on the device.
     keep_snippets: return the decoded snippets (for --save-snippets).
@@ -53,6 +53,7 @@ class OfflineSettings:
     quality: str = "balanced"
     unload_snippet: bool = False
     keep_snippets: bool = False
+    unet_bs: int = 4
 
 
 @dataclass
@@ -83,6 +84,8 @@ def check_settings(settings: OfflineSettings) -> None:
     check_res(settings.res)
     if settings.max_vae_bs < 1:
         raise BadInputError(f"--max-vae-bs {settings.max_vae_bs}: must be at least 1")
+    if settings.unet_bs < 1:
+        raise BadInputError(f"--unet-bs {settings.unet_bs}: must be at least 1")
     if settings.coalign not in METHODS:
         raise BadInputError(f"--coalign {settings.coalign}: use one of {', '.join(METHODS)}")
     if settings.quality not in QUALITIES:
@@ -123,11 +126,12 @@ class OfflinePipeline:
         # 2. The shared noise map: drawn once per video, before any other random draw.
         noise = make_shared_noise(model, latent_hw, s.seed)
 
-        # 3. Encode every frame once (preprocessing per batch keeps memory at one batch of pixels).
+        # 3. Encode every frame once (preprocessing per batch, on the model's device from the uint8
+        #    frames, keeps memory at one batch of pixels).
         start = time.perf_counter()
         latents = []
         for first in range(0, num_frames, s.max_vae_bs):
-            rgb = prepare_frames(frames[first : first + s.max_vae_bs], s.res, s.resample_method)
+            rgb = prepare_frames_on(model.device, frames[first : first + s.max_vae_bs], (height, width), s.resample_method)
             latents.append(encode_rgb(model, rgb, s.max_vae_bs))
             report("encode", rgb.shape[0], num_frames)
         rgb_latents = torch.cat(latents)
@@ -152,7 +156,7 @@ class OfflinePipeline:
         report("coalign", 1, 1)
         seconds["coalign"] = time.perf_counter() - start
         counts["coalign_iterations"] = aligned.iterations
-        snippets = {k: torch.stack(v).cpu().numpy() for k, v in per_level.items()} if s.keep_snippets else None
+        snippets = {k: torch.stack(v).float().cpu().numpy() for k, v in per_level.items()} if s.keep_snippets else None
         del depths, per_level
 
         # 6. Refinement (presets full and paper): a few more diffusion steps on the aligned depth.
@@ -174,10 +178,11 @@ class OfflinePipeline:
         return OfflineResult(depth=result, snippets=snippets, seconds=seconds, counts=counts)
 
     def _predict_all(self, plans: list[SnippetLevel], rgb_latents: torch.Tensor, noise: torch.Tensor, report):
-        """Every snippet's decoded depth [L, H, W], its frame indices, and the per-level stacks."""
+        """Every snippet's decoded depth [L, H, W] (in the model's dtype; the merge works in float32),
+        its frame indices, and the per-level stacks."""
         s, model = self.settings, self.model
         store = torch.device("cpu") if s.unload_snippet else model.device
-        per_call = max(1, s.max_vae_bs // s.snip_len)  # snippets per UNet call
+        per_call = s.unet_bs  # snippets per UNet call; the decoder batches by --max-vae-bs on its own
         total = sum(len(p.frames) for p in plans)
         depths: list[torch.Tensor] = []
         indices: list[tuple[int, ...]] = []
@@ -188,7 +193,7 @@ class OfflinePipeline:
                 chunk = plan.frames[first : first + per_call]
                 index = torch.tensor(chunk, device=rgb_latents.device)
                 depth_latents = predict_snippets(model, rgb_latents[index], noise)
-                decoded = decode_depth(model, depth_latents.flatten(0, 1), s.max_vae_bs)
+                decoded = decode_depth(model, depth_latents.flatten(0, 1), s.max_vae_bs, dtype=None)
                 decoded = decoded.unflatten(0, (len(chunk), s.snip_len)).to(store)
                 for frames_of_snippet, depth in zip(chunk, decoded):
                     depths.append(depth)

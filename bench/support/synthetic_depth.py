@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.depth_metrics import abs_rel, affine_fit, temporal_error  # noqa: F401  (the benchmarks' metrics)
+
 
 @dataclass(frozen=True)
 class SyntheticClip:
@@ -155,26 +157,3 @@ def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: 
             out[frame] = aligner.emit(frame)
     out.update(dict(aligner.flush()))
     return torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
-
-
-def affine_fit(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """``prediction`` mapped by the one global scale and shift that best fit ``truth`` (least squares)."""
-    p = prediction.double().reshape(-1)
-    g = truth.double().reshape(-1)
-    design = torch.stack([p, torch.ones_like(p)], 1)
-    coef = torch.linalg.lstsq(design, g[:, None]).solution[:, 0]
-    return (prediction.double() * coef[0] + coef[1]).to(truth.dtype)
-
-
-def abs_rel(prediction: torch.Tensor, truth: torch.Tensor) -> float:
-    """AbsRel after one global affine fit: ``mean |p' - g| / g`` over all frames and pixels."""
-    fitted = affine_fit(prediction, truth).double()
-    g = truth.double()
-    return float(((fitted - g).abs() / g).mean())
-
-
-def temporal_error(prediction: torch.Tensor, truth: torch.Tensor) -> float:
-    """Frame-to-frame error after one global affine fit: ``mean |dp - dg| / mean(g)``, d = t minus t-1."""
-    fitted = affine_fit(prediction, truth).double()
-    g = truth.double()
-    return float(((fitted[1:] - fitted[:-1]) - (g[1:] - g[:-1])).abs().mean() / g.mean())

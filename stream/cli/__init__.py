@@ -24,6 +24,9 @@ app = typer.Typer(
 dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 
+DECODER_HELP = ("depth decoder: full (the checkpoint's VAE) | tiny (AutoencoderTiny madebyollin/taesd, downloaded "
+                "on first use; faster, quality unmeasured here: check it with rdstream dev compare-decoders) | "
+                "a folder or hub id of an AutoencoderTiny; the encoder is always the checkpoint's VAE")
 DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
 # Options the reference run_video.py takes as several values after one flag (argparse nargs).
 MULTI_VALUE = {"-d": "int", "--dilations": "int", "--cmap": "name"}
@@ -82,7 +85,7 @@ def file_command(
     input_pos: Optional[List[str]] = typer.Argument(None, metavar="[INPUT]...", help="video file, folder of videos, or .txt list"),
     input_video: Optional[List[str]] = typer.Option(None, "-i", "--input-video", help="same as INPUT (reference name)"),
     output_dir: str = typer.Option("output", "-o", "--output-dir", help="folder for the outputs"),
-    preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper"),
+    preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper | live (384 px preview)"),
     start_frame: int = typer.Option(0, "--start-frame", help="first frame to process"),
     frame_count: int = typer.Option(0, "--frame-count", help="number of frames (0 = all)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
@@ -109,6 +112,8 @@ def file_command(
     quality: str = typer.Option("balanced", "--quality", help="co-alignment quality: fast | balanced | quality"),
     coalign: str = typer.Option("exact", "--coalign", help="co-alignment solver: exact | adam (the reference's)"),
     device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
+    decoder: str = typer.Option("full", "--decoder", help=DECODER_HELP),
+    unet_bs: int = typer.Option(4, "--unet-bs", help="snippets per UNet call (independent of --max-vae-bs)"),
 ) -> int:
     """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
     from stream.cli.file_job import FileJobOptions, run_file_job
@@ -125,6 +130,7 @@ def file_command(
         refine_step=refine_step, refine_snippet_len=refine_snippet_len,
         refine_start_dilation=refine_start_dilation, resample_method=resample_method,
         unload_snippet=unload_snippet, verbose=verbose, seed=seed, quality=quality, coalign=coalign, device=device,
+        decoder=decoder, unet_bs=unet_bs,
     )
     return run_file_job(opts)
 
@@ -134,8 +140,10 @@ def run_command(
     source: str = typer.Option(..., "--source", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
     sink: List[str] = typer.Option(..., "--sink", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help="checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"),
-    preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
-    quality: str = typer.Option("fast", "--quality", help="online co-alignment quality: fast | balanced | quality"),
+    preset: str = typer.Option("live", "-p", "--preset", help="live (384 px) | fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
+    quality: str = typer.Option("fast", "--quality", help="fast | balanced | quality: aligner effort and fit decode (see README: fast/balanced decode fit-only frames at half resolution, quality at full)"),
+    decoder: Optional[str] = typer.Option(None, "--decoder", help=DECODER_HELP + " (default: full)"),
+    fit_decode: Optional[str] = typer.Option(None, "--fit-decode", help="frames only the aligner's fit reads: half (2x pooled latent, 1/4 the cost) | full; default: the --quality's"),
     res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native); default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
@@ -156,7 +164,7 @@ def run_command(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
-        snip_len=snip_len, max_frames=max_frames, status=status,
+        snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
     ))
 
 
@@ -181,6 +189,33 @@ def make_tiny_checkpoint(folder: str = typer.Argument(..., help="folder to write
     path = write_tiny_checkpoint(folder)
     typer.echo(f"wrote a tiny random checkpoint to {path} (for tests only: its output is not depth)")
     return 0
+
+
+@dev_app.command("make-tiny-decoder")
+def make_tiny_decoder(folder: str = typer.Argument(..., help="folder to write")) -> int:
+    """Write a small RANDOM AutoencoderTiny folder for --decoder in tests (its output is NOT depth)."""
+    from pipeline.tiny_decoder import write_tiny_decoder
+
+    path = write_tiny_decoder(folder)
+    typer.echo(f"wrote a tiny random AutoencoderTiny to {path} (for tests only: its output is not depth)")
+    return 0
+
+
+@dev_app.command("compare-decoders")
+def compare_decoders_command(
+    clip: str = typer.Argument(..., help="a video file"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
+    decoder: str = typer.Option("tiny", "--decoder", help="the decoder to compare with the full VAE decoder: tiny | folder | hub id"),
+    frame_count: int = typer.Option(30, "--frame-count", help="frames of the clip to use (from the start)"),
+    res: int = typer.Option(384, "--res", help="longer edge in pixels (the live preset's 384 by default)"),
+    device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+) -> int:
+    """Depth with another decoder against the full VAE decoder: AbsRel, frame-to-frame error, speed of each."""
+    from stream.compare_decoders import CompareOptions, run_compare
+
+    return run_compare(CompareOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), decoder=decoder,
+                                      frame_count=frame_count, res=res, device=device, dtype=dtype))
 
 
 def quiet_libraries() -> None:

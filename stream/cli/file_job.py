@@ -26,10 +26,11 @@ from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_vid
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
-from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.offline import OfflinePipeline, OfflineSettings, check_settings
 from pipeline.preprocess import check_res, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_checkpoint import TINY_WARNING
+from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
@@ -67,6 +68,8 @@ class FileJobOptions:
     quality: str = "balanced"
     coalign: str = "exact"
     device: str = "auto"
+    decoder: str = "full"
+    unet_bs: int = 4
 
 
 def collect_inputs(spec: str) -> list[Path]:
@@ -112,7 +115,7 @@ def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineS
         res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
         refine_snippet_len=preset.refine_snippet_len, refine_start_dilation=preset.refine_start_dilation,
         max_vae_bs=opts.max_vae_bs, seed=opts.seed, coalign=opts.coalign, quality=opts.quality,
-        unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets,
+        unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets, unet_bs=opts.unet_bs,
     )
     return settings, dtype
 
@@ -282,10 +285,14 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
     settings, dtype = build_settings(opts, device)
+    check_settings(settings)
+    decoder = resolve_decoder(opts.decoder)  # may download: still before the model loads
     # 2. The model.
-    model = load_rolling_depth(opts.checkpoint, device, dtype)
+    model = load_rolling_depth(opts.checkpoint, device, dtype, decoder)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
+    if model.decoder.is_random:
+        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each input in turn; a failure is one line and the others go on.
     exit_code = 0

@@ -18,14 +18,15 @@ from rich.text import Text
 
 from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
 from io_adapters.uri import unknown_scheme_error
-from pipeline.coalign.quality import QUALITIES
 from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
-from pipeline.presets import get_preset
+from pipeline.presets import LiveQuality, get_preset, live_quality
+from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
 from pipeline.snippets import check_snippet_options
 from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.depth_steps import SnippetPlan
+from stream.rolling_depth_steps import check_fit_path
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.stream_stats import NodeStats
@@ -45,13 +46,17 @@ class RunOptions:
         (ndi, camera, syphon), every frame for files and test patterns.
     max_frames: stop after this many source frames (0 = until the source ends).
     status: live status line; None = only on a terminal.
+    quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
+        ``fit_decode`` (None = the quality's) override what it sets.
     """
 
     source: str
     sinks: list[str]
     checkpoint: str
-    preset: str = "fast"
+    preset: str = "live"
     quality: str = "fast"
+    decoder: str | None = None
+    fit_decode: str | None = None
     res: int | None = None
     dtype: str | None = None
     device: str = "auto"
@@ -75,6 +80,8 @@ class CheckedRun:
     preset_dtype: str  # the preset's precision for mps/cuda; see choose_dtype
     drop_frames: bool
     pace_source: bool | None
+    quality: LiveQuality
+    decoder: DecoderChoice
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
@@ -90,8 +97,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
             raise unknown_scheme_error(sink, "sink", SINK_EXAMPLES)
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
-    if opts.quality not in QUALITIES:
-        raise BadInputError(f"--quality {opts.quality}: use one of {', '.join(QUALITIES)}")
+    quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
+    check_fit_path(quality.fit_decode)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     parse_normalize(opts.normalize)
@@ -103,12 +110,15 @@ def check_options(opts: RunOptions) -> CheckedRun:
         if not folder.is_dir():
             raise BadInputError(f"--stats-json {opts.stats_json}: folder {folder} does not exist")
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
+    decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
     return CheckedRun(
         plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
         res=preset.res,
         preset_dtype=preset.dtype,
         drop_frames=drop,
         pace_source=True if opts.realtime else None,
+        quality=quality,
+        decoder=decoder,
     )
 
 
@@ -125,7 +135,7 @@ def run_stream(opts: RunOptions) -> int:
     dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
     model_thread = ModelThread()
     try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype)
+        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
         return _open_and_run(opts, checked, model, model_thread, console)
     finally:
         model_thread.close()
@@ -138,9 +148,13 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     normalizer = parse_normalize(opts.normalize)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    steps = RollingDepthSteps(model, checked.res, seed=opts.seed)
+    if model.decoder.is_random:
+        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
+    quality = checked.quality
     window = window_frames(max(checked.plan.dilations), checked.plan.snip_len, opts.lookahead)
-    aligner = OnlineAligner(lookahead=opts.lookahead, window=window, quality=opts.quality)
+    aligner = OnlineAligner(lookahead=opts.lookahead, window=window, quality=quality.aligner)
+    steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
+                              fit_path=quality.fit_decode)
 
     # 3. Open the source, then every sink (closing what is open if one fails).
     source = open_source(opts.source, realtime=checked.pace_source)
@@ -157,9 +171,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
-    console.print(f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | "
-                  f"dilations {','.join(map(str, checked.plan.dilations))} lookahead {opts.lookahead} | "
-                  f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
+    console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread)
@@ -190,6 +202,25 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
         return anyio.run(node.run)
 
 
+def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
+    """The first line of a run: what goes where, and the resolution, precision, decoder and quality in force."""
+    quality = checked.quality
+    res = f"{checked.res} px" if checked.res else "native size"
+    return (f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | preset {opts.preset}: {res}, "
+            f"dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead} | "
+            f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | decoder {model.decoder.name} | "
+            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | Ctrl-C stops cleanly")
+
+
+def per_frame_counts(result: NodeResult) -> str:
+    """Model work per output frame, e.g. '1.00 encodes, 6.00 UNet frame-passes, 2.00 full decodes, 4.00 fit decodes'."""
+    if not result.frames_out:
+        return "no output frames"
+    c = {k: v / result.frames_out for k, v in result.step_counts.items()}
+    return (f"{c.get('encodes', 0):.2f} encodes, {c.get('unet_frame_passes', 0):.2f} UNet frame-passes, "
+            f"{c.get('decodes_full', 0):.2f} full decodes, {c.get('decodes_fit', 0):.2f} fit decodes")
+
+
 def summary_line(result: NodeResult) -> str:
     """One line for the end of a run: frames, drops, rate, latency, sink problems."""
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
@@ -202,7 +233,7 @@ def summary_line(result: NodeResult) -> str:
             f"in {result.elapsed_s:.1f} s ({fps:.1f} fps); latency {latency}")
     if failed:
         text += "; failed sinks: " + ", ".join(failed)
-    return text
+    return text + f"; per output frame: {per_frame_counts(result)}"
 
 
 async def _close_all(source, sinks) -> None:
