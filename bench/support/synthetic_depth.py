@@ -140,11 +140,33 @@ def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int,
     return [tuple(t - (length - 1 - i) * d for i in range(length)) for d in dilations if t - (length - 1) * d >= 0]
 
 
-def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast") -> torch.Tensor:
+def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: int, stride: int, pool: int = 2):
+    """A snippet as the node's cheap fit path hands it over: full depth only for the frames the
+    aligner will still merge; the others' fit samples come from the snippet ``pool``x average-pooled
+    (what decoding a pooled latent approximates) and sampled bilinearly, exactly as
+    ``RollingDepthSteps`` samples its coarse decode. Returns a ``SnippetDepth``."""
+    import torch.nn.functional as F
+
+    from pipeline.coalign.online import SnippetDepth, fit_grid, still_merged
+
+    merged = still_merged(frames, lookahead, len(frames))
+    keep = torch.tensor(merged)
+    grid = fit_grid(depth.shape[1], depth.shape[2], stride)
+    fit = grid.take(depth).float()
+    if not all(merged):
+        coarse = F.avg_pool2d(depth[~keep][:, None], pool, ceil_mode=True)[:, 0]
+        fit[~keep] = grid.sample(coarse, pool)
+    return SnippetDepth(depth[keep].clone(), merged, fit)
+
+
+def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast",
+                 fit_path: str = "full") -> torch.Tensor:
     """Replay a clip's snippets as a live node would (one per dilation ending at each new frame)
     through an ``OnlineAligner``; returns the emitted depth ``[num_frames, H, W]`` (flushed at the end).
 
     depths_by_frames: snippet depth ``[3, H, W]`` keyed by its frame-index tuple.
+    fit_path: ``full`` = every frame at full resolution (the old path); ``half`` = frames the aligner
+        no longer merges reach it only as fit samples of their 2x pooled depth (``cheap_fit_snippet``).
     """
     from pipeline.coalign.online import OnlineAligner, window_frames
 
@@ -152,7 +174,10 @@ def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: 
     out = {}
     for t in range(num_frames):
         for frames in stream_frames(t, dilations):
-            aligner.push(depths_by_frames[frames], frames)
+            depth = depths_by_frames[frames]
+            if fit_path == "half":
+                depth = cheap_fit_snippet(depth, frames, lookahead, aligner.fit_stride)
+            aligner.push(depth, frames)
         for frame in aligner.ready_frames():
             out[frame] = aligner.emit(frame)
     out.update(dict(aligner.flush()))
