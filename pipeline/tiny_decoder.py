@@ -33,6 +33,8 @@ DECODER_CHOICES = "full, tiny (madebyollin/taesd), or a folder / hub id of an Au
 #: Key written into the config of a random test decoder, so every command can say so.
 TINY_DECODER_MARKER = "rdstream_tiny_random"
 TINY_DECODER_WARNING = "The decoder is a tiny RANDOM test AutoencoderTiny: its output is NOT depth."
+#: What a decoder download fetches: the diffusers config and weights, not the repo's other formats.
+DOWNLOAD_PATTERNS = ["*.json", "diffusion_pytorch_model*"]
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                 "diffusion_pytorch_model.bin")
 
@@ -107,12 +109,13 @@ def _download(hub_id: str, spec: str, allow_download: bool) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(hub_id, local_files_only=True))
+        return Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=DOWNLOAD_PATTERNS))
     except Exception:
         if not allow_download:
             raise BadInputError(f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache") from None
     try:
-        return Path(snapshot_download(hub_id))  # a tqdm progress bar per file, like the main checkpoint
+        # a tqdm progress bar per file, like the main checkpoint
+        return Path(snapshot_download(hub_id, allow_patterns=DOWNLOAD_PATTERNS))
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BadInputError(
