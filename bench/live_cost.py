@@ -127,7 +127,8 @@ class SteadyTicks:
             self.steps[name] = RollingDepthSteps(self.models[decoder], res, seed=seed, decode_everything=everything)
         # The window's latents: real encodes of the same frame (values do not change the cost).
         first = self.steps[OLD]
-        _, latent = first.encode(self.frame)
+        display, latent = first.encode(self.frame)
+        self.size = display.shape[:2]  # the processing size (H', W'), e.g. 288x384 at 384 px
         self.latents = {i: latent for i in range(STEADY_TICK + 1)}
 
     def tick(self, name: str) -> tuple[dict, float, float]:
@@ -200,8 +201,8 @@ def cpu_section(args, flops: dict, folder: str) -> dict:
         entry["tflop_ratio_vs_old"] = round(entry["tflop_per_frame_384px"] / old_tflop, 3)
         entry["cpu_s_ratio_vs_old"] = round(entry["cpu_s"] / old["cpu_s"], 3)
         entry["wall_s_ratio_vs_old"] = round(entry["wall_s"] / old["wall_s"], 3)
-    return {"model": label, "res": args.cpu_res, "timed_rounds": args.rounds, "threads": torch.get_num_threads(),
-            "variants": results}
+    return {"model": label, "res": args.cpu_res, "frame": list(ticks.size), "timed_rounds": args.rounds,
+            "threads": torch.get_num_threads(), "variants": results}
 
 
 def gpu_section(args, folder: str) -> dict:
@@ -215,7 +216,9 @@ def gpu_section(args, folder: str) -> dict:
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
     for res in (384, 512):
-        results = time_variants(SteadyTicks(model, tiny, res), args.gpu_rounds)
+        ticks = SteadyTicks(model, tiny, res)
+        results = time_variants(ticks, args.gpu_rounds)
+        report[f"{res}px_frame"] = list(ticks.size)
         report[f"{res}px"] = {name: {"output_fps": round(1.0 / r["wall_s"], 2), "seconds_per_frame": r["wall_s"],
                                      "counts_per_frame": r["counts_per_frame"]} for name, r in results.items()}
     return report

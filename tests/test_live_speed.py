@@ -157,13 +157,13 @@ class FramesSource:
         pass
 
 
-def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1, 3)):
+def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1, 3), source=None):
     settings = live_quality(quality)
     aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead),
                             quality=settings.aligner)
     steps = RollingDepthSteps(model, 64, seed=0, fit_stride=aligner.fit_stride, fit_path=settings.fit_decode)
     sink = RecordingSink()
-    node = StreamNode(FramesSource(frames), [("mem:", sink)], steps, aligner, lambda d: d,
+    node = StreamNode(source or FramesSource(frames), [("mem:", sink)], steps, aligner, lambda d: d,
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
     return anyio.run(node.run, False), steps, sink
 
@@ -181,13 +181,15 @@ def test_node_counts_follow_still_merged(tiny_model, lookahead):
 
 
 @pytest.mark.parametrize("decoder", ["full", "tiny"])
-def test_no_drop_run_outputs_every_frame_with_every_decoder_and_quality(tiny_checkpoint, tiny_decoder, decoder):
+def test_no_drop_file_run_outputs_every_frame_with_every_decoder_and_quality(tiny_checkpoint, tiny_decoder, decoder,
+                                                                            tmp_path):
+    from io_adapters.registry import open_source
     from pipeline.checkpoint import load_rolling_depth
 
     model = load_rolling_depth(str(tiny_checkpoint), "cpu", decoder=str(tiny_decoder) if decoder == "tiny" else "full")
-    frames = moving_pattern(9, 40, 64)
+    clip = write_clip(tmp_path / "clip.mkv", num_frames=9, width=96, height=64)
     for quality in LIVE_QUALITIES:
-        result, steps, sink = _run_node(model, frames, 1, quality)
+        result, steps, sink = _run_node(model, None, 1, quality, source=open_source(f"file:{clip}"))
         assert result.frames_in == result.frames_out == 9, quality
         assert all(np.isfinite(f.depth).all() for f in sink.frames)
 
