@@ -231,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="timed steady-state ticks per variant (after one warm-up)")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="cuda/mps: also fps at 384 and 512 px, fp16")
     parser.add_argument("--gpu-rounds", type=int, default=10, help="timed ticks per variant on the GPU")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: on a shared "
+                        "machine contended OpenMP threads spin and inflate CPU time for every variant)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     args.cpu_res = args.cpu_res or (64 if args.quick else 128)
     started = time.perf_counter()
     log("counting FLOPs on the meta device (SD2 shapes, 384x384 px)")
