@@ -69,6 +69,29 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
 
 
+def check_source(uri: str) -> None:
+    """Check a source URI's scheme and options without opening anything (no device, no file).
+
+    ``file:`` and ``test:`` options are checked in full (``test:`` sizes at most
+    MAX_FRAME_SIDE per side); other schemes check theirs when opened.
+    Raises:
+        BadInputError: unknown scheme, unknown option or bad option value.
+    """
+    parsed = parse_uri(uri)
+    if parsed.scheme not in SOURCE_EXAMPLES:
+        raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    if parsed.scheme == "file":
+        from io_adapters.file_source import check_file_source_options
+
+        if not parsed.target:
+            raise BadInputError("file: needs a path, e.g. file:clip.mp4")
+        check_file_source_options(parsed)
+    elif parsed.scheme == "test":
+        from io_adapters.file_source import TestPatternOptions
+
+        TestPatternOptions.parse(parsed)
+
+
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     """Open the sink a URI names; ``fps`` is the rate written into files and declared to NDI.
 
@@ -132,4 +155,4 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "parse_uri", "check_source", "open_source", "open_sink", "list_sources", "Source", "Sink"]

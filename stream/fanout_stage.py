@@ -1,7 +1,7 @@
 """The last stage: hand every output frame to every sink, in parallel, and measure latency.
 
-A sink that raises is reported once (``report``), closed and skipped from then on; the other
-sinks go on. Sinks drop their oldest queued frame rather than stall a live node; with
+A sink that raises (on a frame or while closing) is reported once (``report``), marked failed
+(``SinkSlot.error``), closed and skipped from then on; the other sinks go on. Sinks drop their oldest queued frame rather than stall a live node; with
 ``lossless`` (``--no-drop``) this stage instead waits until a sink has room, so a file gets
 every frame. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
 the stream every sink is closed, which finalises files so they stay valid.
@@ -98,7 +98,8 @@ async def wait_for_room(slot: SinkSlot) -> None:
 
 
 async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:
-    """Close every sink not closed yet (in parallel); a failing close is reported, never raised."""
+    """Close every sink not closed yet (in parallel); a failing close is reported and marks the
+    sink failed (a file that could not be finished is a lost recording), never raised."""
     async with anyio.create_task_group() as tg:
         for slot in sinks:
             tg.start_soon(_close_one, slot, report)
@@ -112,7 +113,10 @@ async def _close_one(slot: SinkSlot, report: Callable[[str], None]) -> None:
         with anyio.CancelScope(shield=True):
             await call_off_loop(slot.sink.close, limiter=slot.limiter)
     except Exception as err:
-        report(f"sink {slot.uri} failed to close: {_one_line(err)}")
+        message = _one_line(err)
+        if slot.error is None:
+            slot.error = message
+        report(f"sink {slot.uri} failed to close: {message}")
 
 
 def _one_line(err: BaseException) -> str:

@@ -90,6 +90,15 @@ class NodeResult:
     sinks: dict[str, dict]
     stages: dict[str, dict]
 
+    @property
+    def failed_sinks(self) -> dict[str, str]:
+        """URI -> error of every sink that failed at any moment (a frame or its close)."""
+        return {uri: info["error"] for uri, info in self.sinks.items() if info["error"]}
+
+    @property
+    def every_sink_failed(self) -> bool:
+        return bool(self.sinks) and len(self.failed_sinks) == len(self.sinks)
+
 
 class StreamNode:
     """One run of the node between one source and one or more sinks.

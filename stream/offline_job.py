@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from pipeline.colormap import colormap_lut, to_uint16, to_uint8
@@ -274,7 +275,15 @@ def print_timings(console: Console, name: str, stats: dict) -> None:
 
 
 def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
-    """Run the offline job; returns the exit code (0, or the worst error's code when inputs failed)."""
+    """Run the offline job; returns the exit code (0, or the worst error's code when inputs failed).
+
+    An output folder this run created is removed again if the run leaves it empty (it failed).
+    """
+    with remove_if_left_empty(opts.output_dir):
+        return _run_file_job(opts, console)
+
+
+def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     # 1. Everything that can be checked without the model, before loading it.
     check_options(opts)

@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
+from io_adapters.output_paths import check_outputs
+from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, check_source, open_sink, open_source, parse_uri
 from io_adapters.uri import unknown_scheme_error
 from pipeline.coalign_quality import QUALITIES
 from pipeline.display_normalizer import parse_normalize
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
 from pipeline.snippets import check_snippet_options
@@ -98,10 +99,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
     preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
     check_snippet_options(preset.snip_len, preset.dilations)
     check_res(preset.res)
-    if opts.stats_json is not None:
-        folder = Path(opts.stats_json).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise BadInputError(f"--stats-json {opts.stats_json}: folder {folder} does not exist")
+    check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
+    check_source(opts.source)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     return CheckedRun(
         plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
@@ -113,7 +112,10 @@ def check_options(opts: RunOptions) -> CheckedRun:
 
 
 def run_stream(opts: RunOptions) -> int:
-    """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0)."""
+    """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0).
+
+    Raises RuntimeFailure (exit 1) when every sink failed, at any moment of the run.
+    """
     from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
 
     console = Console(stderr=True)
@@ -164,6 +166,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
+    if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
+        raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
     return 0
 
 
