@@ -212,6 +212,7 @@ class _VideoWriter:
     codec: str
     pix_fmt: str
     input_format: str
+    container_format: str
 
     def __init__(self, path: str | os.PathLike, fps: float, options: dict[str, str], live: bool = False) -> None:
         self.path = Path(path)
@@ -219,6 +220,7 @@ class _VideoWriter:
         self._options = options
         self.live = live
         self._container: av.container.OutputContainer | None = None
+        self._file = None  # our own descriptor, for live files
         self._stream: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None  # (width, height) of the encoded frames
         self._closed = False
@@ -240,13 +242,18 @@ class _VideoWriter:
         return width, height
 
     def _open(self, width: int, height: int) -> None:
-        options = self._container_options()
-        if self.live:
-            options = {**options, **self._live_container_options(), "flush_packets": "1"}
         try:
-            self._container = av.open(str(self.path), mode="w", options=options)
+            if self.live:
+                # We own the descriptor: FFmpeg leaves its own open when writing the header fails
+                # (a full disk), and unbuffered writes reach the file as each packet is muxed.
+                self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in _release
+                options = {**self._live_container_options(), "flush_packets": "1"}
+                self._container = av.open(self._file, mode="w", format=self.container_format, options=options)
+            else:
+                self._container = av.open(str(self.path), mode="w", options=self._container_options())
             stream = self._container.add_stream(self.codec, rate=self._rate, options=self._codec_options())
         except (av.FFmpegError, OSError) as err:
+            self._fail()
             raise RuntimeFailure(f"cannot create {self.path}: {_ffmpeg_reason(err)}") from None
         stream.width, stream.height = self._encoded_size(width, height)
         stream.pix_fmt = self.pix_fmt
@@ -305,13 +312,24 @@ class _VideoWriter:
     def _mux(self, packet: av.Packet) -> None:
         self._container.mux(packet)
         if self.live:
-            self._good_bytes = self.path.stat().st_size
+            self._good_bytes = os.fstat(self._file.fileno()).st_size
+
+    def _release(self) -> None:
+        """Close the container (writing its trailer) and our descriptor, whatever fails."""
+        try:
+            if self._container is not None:
+                self._container.close()
+        finally:
+            self._container = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     def _fail(self) -> None:
         """After an error: release the container and keep only what is complete on disk."""
         self._failed = True
         try:
-            self._container.close()
+            self._release()
         except (av.FFmpegError, OSError):
             pass  # the disk refuses the trailer too; the cut below keeps the complete part
         if not self.live or not self.path.exists():
@@ -346,7 +364,7 @@ class _VideoWriter:
         try:
             for packet in self._stream.encode():
                 self._mux(packet)
-            self._container.close()
+            self._release()
         except (av.FFmpegError, OSError) as err:
             self._fail()
             raise RuntimeFailure(f"finishing {self.path} failed: {_ffmpeg_reason(err)}{self._kept()}") from None
@@ -376,6 +394,7 @@ class ColorVideoWriter(_VideoWriter):
     codec = "libx264"
     pix_fmt = "yuv420p"
     input_format = "rgb24"
+    container_format = "mp4"
 
     def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, preset: str = "medium",
                  live: bool = False) -> None:
@@ -429,6 +448,7 @@ class Gray16VideoWriter(_VideoWriter):
     codec = "ffv1"
     pix_fmt = "gray16le"
     input_format = "gray16le"
+    container_format = "matroska"
 
     def __init__(self, path: str | os.PathLike, fps: float, live: bool = False) -> None:
         # level 3 with slice CRCs: a damaged file is detected instead of decoding garbage.
