@@ -270,3 +270,22 @@ def test_a_folder_created_for_outputs_is_removed_when_left_empty(tmp_path):
         (target / "clip_pred.npy").write_bytes(b"x")
     assert (target / "clip_pred.npy").exists()
     assert timestamps_path("out/depth.npy") == Path("out/depth.timestamps.npy")
+
+
+def test_a_node_that_drops_frames_writes_files_that_keep_the_source_timing(tmp_path):
+    from pipeline.display_normalizer import parse_normalize
+    from stream.depth_steps import SnippetPlan
+    from stream.node import NodeConfig, StreamNode
+    from tests.test_stream_support import FakeSteps, ListSource, make_aligner
+
+    config = NodeConfig(plan=SnippetPlan(3, (1, 4)), drop_frames=True)
+    sinks = [(uri, open_sink(uri, fps=30)) for uri in (f"file:{tmp_path / 'd.mp4'}", f"npy:{tmp_path / 'd.npy'}")]
+    node = StreamNode(ListSource(90, interval=0.005), sinks, FakeSteps(predict_delay=0.03),
+                      make_aligner(config.plan, config.lookahead), parse_normalize("running"), config,
+                      report=lambda _message: None)
+    result = anyio.run(node.run, False)
+    stamps = np.load(tmp_path / "d.timestamps.npy")
+    assert result.dropped > 10 and len(stamps) == result.frames_out == result.frames_processed
+    gaps = np.round(np.diff(stamps) * 30).astype(int)
+    assert gaps.min() >= 1 and gaps.max() > 1  # source timestamps, with the gaps of dropped frames
+    assert np.allclose(_frame_times(tmp_path / "d.mp4"), stamps - stamps[0], atol=1 / 90000)
