@@ -31,7 +31,7 @@ from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.ndi_formats import depth_to_bgra, depth_to_p216, depth_to_uyvy
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import colormap_lut
+from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
@@ -326,7 +326,7 @@ class NdiSender:
             buffer = planes.view(np.uint8)  # the binding accepts uint8 only
         frame = self._ndi.VideoFrameV2()
         frame.data = np.ascontiguousarray(buffer)
-        # Assigning data resets these; set them afterwards (SPEC.md section 10).
+        # Assigning data resets these; set them afterwards (docs/method.md, section 10).
         frame.FourCC = self._fourcc
         frame.xres, frame.yres, frame.line_stride_in_bytes = width, height, stride
         frame.frame_rate_N, frame.frame_rate_D = self._rate

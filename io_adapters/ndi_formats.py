@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.colormap import apply_colormap_bgra, to_uint8, to_uint16
+from io_adapters.encodings import apply_colormap_bgra, to_uint8, to_uint16
 
 CHROMA_ZERO_8 = 128
 CHROMA_ZERO_16 = 32768

@@ -23,7 +23,7 @@ import numpy as np
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import apply_colormap_bgra, colormap_lut, pack16_bgra
+from io_adapters.encodings import apply_colormap_bgra, colormap_lut, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from io_adapters.frames import DepthFrame
-from pipeline.display_normalizer import DisplayNormalizer
+from stream.display_normalizer import DisplayNormalizer
 from stream.messages import AlignedFrame, OutputFrame
 from stream.stage import Stage
 

@@ -273,10 +273,10 @@ def test_a_folder_created_for_outputs_is_removed_when_left_empty(tmp_path):
 
 
 def test_a_node_that_drops_frames_writes_files_that_keep_the_source_timing(tmp_path):
-    from pipeline.display_normalizer import parse_normalize
-    from stream.depth_steps import SnippetPlan
+    from stream.display_normalizer import parse_normalize
+    from pipeline.snippets import SnippetPlan
     from stream.node import NodeConfig, StreamNode
-    from tests.test_stream_support import FakeSteps, ListSource, make_aligner
+    from bench.support.stream_doubles import FakeSteps, ListSource, make_aligner
 
     config = NodeConfig(plan=SnippetPlan(3, (1, 4)), drop_frames=True)
     sinks = [(uri, open_sink(uri, fps=30)) for uri in (f"file:{tmp_path / 'd.mp4'}", f"npy:{tmp_path / 'd.npy'}")]
