@@ -174,6 +174,8 @@ async def main(folder):
         depth = np.random.default_rng(i).random((48, 64), dtype=np.float32)
         for sink in sinks:
             await sink.send(DepthFrame(index=i, timestamp=i / 30, depth=depth))
+        while any(sink.sent <= i for sink in sinks):  # every frame written before it is announced
+            await anyio.sleep(0.001)
         print(i, flush=True)
         await anyio.sleep(1 / 60)
 
