@@ -28,16 +28,47 @@ COLOR_FILE_OPTIONS = {"cmap": f"matplotlib colour map, default {DEFAULT_FILE_CMA
 FILE_SINK_SUFFIXES = {".mp4": "colour-mapped H.264", ".mkv": "lossless 16-bit FFV1"}
 
 
+def color_file_options(uri: ParsedUri) -> tuple[str, int]:
+    """(cmap, crf) of ``file:out.mp4?cmap=NAME&crf=18``; unknown colour maps fail here, not in
+    the writer thread."""
+    options = OptionReader(uri, COLOR_FILE_OPTIONS)
+    cmap = options.text("cmap", DEFAULT_FILE_CMAP)
+    colormap_lut(cmap)
+    return cmap, options.integer("crf", 18, 0, 51)
+
+
+def file_sink_suffix(uri: ParsedUri) -> str:
+    """``.mp4`` or ``.mkv``, the kind of file a ``file:PATH`` sink writes; BadInputError otherwise."""
+    suffix = Path(uri.target).suffix.lower()
+    if suffix not in FILE_SINK_SUFFIXES:
+        kinds = ", ".join(f"{s} ({what})" for s, what in FILE_SINK_SUFFIXES.items())
+        raise BadInputError(f"file sink {uri.target!r}: unsupported extension {suffix or '(none)'}; use {kinds}, or npy:NAME.npy")
+    return suffix
+
+
+def check_file_sink_uri(uri: ParsedUri) -> None:
+    """Check a ``file:``, ``npy:`` or ``null:`` sink URI (extension, options, values) without
+    opening anything, so the CLI finds mistakes before the model loads."""
+    if uri.scheme == "file":
+        if file_sink_suffix(uri) == ".mp4":
+            color_file_options(uri)
+        else:
+            OptionReader(uri, {})
+    elif uri.scheme == "npy":
+        OptionReader(uri, {})
+        if not uri.target:
+            raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
+    elif uri.scheme == "null":
+        OptionReader(uri, {})
+
+
 class ColorFileSink(ThreadedSink):
     """``file:out.mp4?cmap=NAME&crf=18``: colour-mapped H.264 (even size, padded; see video_file)."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        options = OptionReader(uri, COLOR_FILE_OPTIONS)
-        self.cmap = options.text("cmap", DEFAULT_FILE_CMAP)
-        colormap_lut(self.cmap)  # unknown names fail now, not in the writer thread
+        self.cmap, crf = color_file_options(uri)
         # veryfast: a live node must not fall behind the encoder (medium is ~3x slower).
-        self._writer = ColorVideoWriter(uri.target, fps, crf=options.integer("crf", 18, 0, 51), preset="veryfast",
-                                        live=True)
+        self._writer = ColorVideoWriter(uri.target, fps, crf=crf, preset="veryfast", live=True)
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
@@ -107,10 +138,4 @@ class NullSink(ThreadedSink):
 
 def open_file_sink(uri: ParsedUri, fps: float) -> ThreadedSink:
     """Pick the file sink from the suffix of ``file:PATH``."""
-    suffix = Path(uri.target).suffix.lower()
-    if suffix == ".mp4":
-        return ColorFileSink(uri, fps)
-    if suffix == ".mkv":
-        return Gray16FileSink(uri, fps)
-    kinds = ", ".join(f"{s} ({what})" for s, what in FILE_SINK_SUFFIXES.items())
-    raise BadInputError(f"file sink {uri.target!r}: unsupported extension {suffix or '(none)'}; use {kinds}, or npy:NAME.npy")
+    return ColorFileSink(uri, fps) if file_sink_suffix(uri) == ".mp4" else Gray16FileSink(uri, fps)

@@ -44,7 +44,7 @@ def check_writable_file(path: str | os.PathLike, what: str) -> None:
     and removed in the folder, because only trying tells a read-only file system, a full inode
     table or a missing permission apart from a writable folder (root passes every access check).
     """
-    path = Path(path).expanduser()
+    path = Path(path)  # taken as written, like the sinks do (no ~ expansion inside a URI)
     folder = path.parent
     if path.is_dir():
         raise BadInputError(f"{what}: {path} is a folder; give a file name inside it")
@@ -63,7 +63,7 @@ def check_writable_file(path: str | os.PathLike, what: str) -> None:
 def _same_file_key(path: Path) -> tuple:
     """One key per file, however it is spelt: the real folder (symlinks and '..' resolved, its
     device and inode, so bind mounts too) and the name (case-folded where file names ignore case)."""
-    folder = path.expanduser().parent.resolve()
+    folder = path.parent.resolve()
     name = path.name.casefold() if sys.platform in ("darwin", "win32") else path.name
     try:
         info = folder.stat()
@@ -89,7 +89,7 @@ def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
         check_writable_file(path, what)
         key = _same_file_key(path)
         if key in writers:
-            raise BadInputError(f"{writers[key]} and {what} both write {path.expanduser().resolve()}; "
+            raise BadInputError(f"{writers[key]} and {what} both write {path.resolve()}; "
                                 "give each output its own file")
         writers[key] = what
 

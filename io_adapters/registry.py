@@ -92,6 +92,23 @@ def check_source(uri: str) -> None:
         TestPatternOptions.parse(parsed)
 
 
+def check_sink(uri: str) -> None:
+    """Check a sink URI's scheme and options without opening anything.
+
+    ``file:``, ``npy:`` and ``null:`` are checked in full (extension, options, colour map);
+    ``ndi:`` and ``syphon:`` check theirs when opened.
+    Raises:
+        BadInputError: unknown scheme, extension or option, bad option value.
+    """
+    parsed = parse_uri(uri)
+    if parsed.scheme not in SINK_EXAMPLES:
+        raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+    if parsed.scheme in ("file", "npy", "null"):
+        from io_adapters.file_sink import check_file_sink_uri
+
+        check_file_sink_uri(parsed)
+
+
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     """Open the sink a URI names; ``fps`` is the rate written into files and declared to NDI.
 
@@ -155,4 +172,4 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "check_source", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "open_source", "open_sink", "list_sources", "Source", "Sink"]

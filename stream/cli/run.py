@@ -19,14 +19,13 @@ from rich.live import Live
 from rich.text import Text
 
 from io_adapters.output_paths import check_outputs
-from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, check_source, open_sink, open_source, parse_uri
-from io_adapters.uri import unknown_scheme_error
+from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
 from pipeline.coalign.quality import check_quality
+from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
 from pipeline.snippets import SnippetPlan
-from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.model_thread import ModelThread
@@ -86,13 +85,10 @@ def check_options(opts: RunOptions) -> CheckedRun:
     """Validate every option up front, each problem with its own message."""
     if not opts.sinks:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
+    check_source(opts.source)  # scheme, options, test pattern size
     source = parse_uri(opts.source)
-    if source.scheme not in SOURCE_EXAMPLES:
-        raise unknown_scheme_error(source, "source", SOURCE_EXAMPLES)
     for uri in opts.sinks:
-        sink = parse_uri(uri)
-        if sink.scheme not in SINK_EXAMPLES:
-            raise unknown_scheme_error(sink, "sink", SINK_EXAMPLES)
+        check_sink(uri)  # scheme, extension, options
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     check_quality(opts.quality)
@@ -103,7 +99,6 @@ def check_options(opts: RunOptions) -> CheckedRun:
     plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
     check_res(preset.res)
     check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
-    check_source(opts.source)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     return CheckedRun(
         plan=plan,
