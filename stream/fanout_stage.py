@@ -3,8 +3,9 @@
 A sink that raises (on a frame or while closing) is reported once (``report``), marked failed
 (``SinkSlot.error``), closed and skipped from then on; the other sinks go on. Sinks drop their
 oldest queued frame rather than stall a live node; with ``lossless`` (``--no-drop``) this stage
-instead waits until a sink has room, so a file gets every frame. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
-the stream every sink is closed, which finalises files so they stay valid.
+instead waits until a sink has room, so a file gets every frame. When every sink has failed the
+node stops with ``RuntimeFailure``. At the end of the stream every sink is closed, which
+finalises files so they stay valid.
 """
 
 from __future__ import annotations
