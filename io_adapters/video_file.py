@@ -190,13 +190,13 @@ def _rate(fps: float) -> Fraction:
 TIME_BASE = Fraction(1, 90000)
 
 
-def frames_in_file(path: str | os.PathLike) -> int:
-    """Video packets a (possibly cut short) file holds; 0 when it holds none or cannot be read."""
+def holds_a_frame(path: str | os.PathLike) -> bool:
+    """Whether a (possibly cut short) video file holds at least one video packet."""
     try:
         with av.open(str(path)) as container:
-            return sum(1 for packet in container.demux(video=0) if packet.size)
+            return any(packet.size for packet in container.demux(video=0))
     except (av.FFmpegError, OSError, IndexError):
-        return 0
+        return False
 
 
 class _VideoWriter:
@@ -338,14 +338,15 @@ class _VideoWriter:
             os.truncate(self.path, self._good_bytes)
         except OSError:
             pass
-        if frames_in_file(self.path) == 0:  # a header without frames plays nowhere: leave nothing
+        if not holds_a_frame(self.path):  # a header without frames plays nowhere: leave nothing
             self.path.unlink(missing_ok=True)
 
     def _kept(self) -> str:
         if not self.live:
             return ""
-        kept = frames_in_file(self.path) if self.path.exists() else 0
-        return f" (the file keeps its first {kept} frames)" if kept else " (no frame reached the file; removed)"
+        if self.path.exists():
+            return " (the file keeps every frame up to its last complete second)"
+        return " (no frame reached the file; removed)"
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
         return image
