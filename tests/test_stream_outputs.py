@@ -3,8 +3,10 @@ bad outputs rejected before the model loads, true timestamps, no empty folder le
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -106,3 +108,27 @@ def test_a_failed_file_run_leaves_no_empty_output_folder(tmp_path, clip40):
     result = rdstream("file", str(clip40), "-o", str(out), "-c", str(tmp_path / "missing-checkpoint"), timeout=60)
     assert result.returncode == 2, result.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_rdstream_run_killed_with_sigkill_leaves_files_that_open(tmp_path, tiny_checkpoint):
+    mp4, mkv, npy, stats = (tmp_path / name for name in ("d.mp4", "d.mkv", "d.npy", "stats.jsonl"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=96x64&rate=30", "--sink", f"file:{mp4}",
+         "--sink", f"file:{mkv}", "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--stats-json", str(stats),
+         *SMALL], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = stats.read_text().splitlines() if stats.exists() else []
+            if lines and json.loads(lines[-1])["frames_out"] >= 75:  # 2.5 s: two complete pieces of video
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    depth, stamps = np.load(npy), np.load(tmp_path / "d.timestamps.npy")
+    assert depth.shape[0] >= 70 and depth.shape[0] - 1 <= len(stamps) <= depth.shape[0]
+    for video in (mp4, mkv):
+        with av.open(str(video)) as container:
+            assert sum(1 for _ in container.decode(video=0)) >= 30, video  # decodes to the end, no error
