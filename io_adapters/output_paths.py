@@ -61,8 +61,14 @@ def check_writable_file(path: str | os.PathLike, what: str) -> None:
 
 
 def _same_file_key(path: Path) -> tuple:
-    """One key per file, however it is spelt: the real folder (symlinks and '..' resolved, its
+    """One key per file, however it is spelt: an existing file's device and inode (so a symlink
+    to it or a hard link is the same file); else the real folder (symlinks and '..' resolved, its
     device and inode, so bind mounts too) and the name (case-folded where file names ignore case)."""
+    try:
+        info = path.stat()
+        return ("file", info.st_dev, info.st_ino)
+    except OSError:
+        pass
     folder = path.parent.resolve()
     name = path.name.casefold() if sys.platform in ("darwin", "win32") else path.name
     try:

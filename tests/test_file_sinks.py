@@ -223,6 +223,9 @@ def test_two_sinks_writing_one_file_are_rejected_however_it_is_spelt(tmp_path, m
         ["npy:d.npy", "npy:d.timestamps.npy"],  # the first one's timestamps file
     ]
     (tmp_path / "sub").mkdir()
+    (tmp_path / "take.mkv").write_bytes(b"")
+    (tmp_path / "alias.mkv").symlink_to(tmp_path / "take.mkv")
+    clashes.append(["file:take.mkv", "file:alias.mkv"])  # an existing file and a link to it
     for uris in clashes:
         with pytest.raises(BadInputError, match="both write"):
             check_outputs(uris)
