@@ -37,13 +37,12 @@ from bench.support.synthetic_depth import (
     synthetic_snippet,
     temporal_error,
 )
-from pipeline.coalign import align_snippets
+from pipeline.coalign import QUALITIES, align_snippets
 from pipeline.coalign.objective import objective_terms
 from pipeline.coalign.snippet_set import fit_samples, validate_snippets
 from pipeline.coalign.online import OnlineAligner
 
 DILATIONS = (1, 25)
-QUALITIES = ("fast", "balanced", "quality")
 EXACT_REFERENCE_QUALITY = "balanced"  # the default, compared with the targets
 
 

@@ -36,7 +36,7 @@ from pipeline.coalign.online import still_merged
 from pipeline.offline import synchronize
 from pipeline.tiny_decoder import FullVaeDecoder, TinyVaeDecoder
 from stream.rolling_depth_steps import RollingDepthSteps
-from stream.snippet_schedule import snippets_ending_at
+from pipeline.snippets import SnippetPlan
 
 DILATIONS = (1, 25)
 SNIP_LEN = 3
@@ -136,7 +136,7 @@ class SteadyTicks:
         lookahead, _, _ = _variant(name)
         steps = self.steps[name]
         before = steps.counts.as_dict()
-        snippets = snippets_ending_at(STEADY_TICK, DILATIONS, SNIP_LEN)
+        snippets = SnippetPlan(SNIP_LEN, DILATIONS).snippets_ending_at(STEADY_TICK)
         merged = [still_merged(s, lookahead, SNIP_LEN) for s in snippets]
         device = steps.model.device
         synchronize(device)

@@ -326,7 +326,7 @@ class NdiSender:
             buffer = planes.view(np.uint8)  # the binding accepts uint8 only
         frame = self._ndi.VideoFrameV2()
         frame.data = np.ascontiguousarray(buffer)
-        # Assigning data resets these; set them afterwards (SPEC.md section 10).
+        # Assigning data resets these; set them afterwards (docs/method.md, section 10).
         frame.FourCC = self._fourcc
         frame.xres, frame.yres, frame.line_stride_in_bytes = width, height, stride
         frame.frame_rate_N, frame.frame_rate_D = self._rate

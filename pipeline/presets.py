@@ -1,11 +1,10 @@
-"""Presets of the reference ``run_video`` (SPEC.md section 7), our ``live`` preset, and what ``--quality``
-sets for the live node.
+"""Presets of the reference ``run_video`` (docs/method.md, section 7), our ``live`` preset, and what
+``--quality`` sets for the live node.
 
 ``live`` (the default of ``rdstream run``): dilations 1 and 25, 384 px, fp16 on GPUs, no
 refinement: a quarter of the pixels of ``fast`` (768 px), so about a quarter of the work per frame.
 ``rdstream file`` accepts it too (a quick preview of a clip); its default stays ``fast``.
 """
-
 
 from __future__ import annotations
 

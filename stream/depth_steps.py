@@ -6,14 +6,13 @@ tests may pass their own object with the same two methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.coalign.online import SnippetDepth
-from pipeline.snippets import check_snippet_options
 
 
 @dataclass
@@ -53,14 +52,3 @@ class DepthSteps(Protocol):
         may decode cheaply. Depth is roughly [-1, 1], inverse depth, at the processing size [H', W'].
         """
         ...
-
-
-@dataclass(frozen=True)
-class SnippetPlan:
-    """How the node builds snippets: snippet length L and dilations (in processed frames)."""
-
-    snip_len: int = 3
-    dilations: tuple[int, ...] = field(default=(1, 25))
-
-    def __post_init__(self) -> None:
-        check_snippet_options(self.snip_len, self.dilations)

@@ -19,17 +19,20 @@ import torch
 
 from bench.support.stream_doubles import RecordingSink
 from io_adapters.frames import EndOfStream, VideoFrame
-from pipeline.coalign.online import OnlineAligner, SnippetDepth, fit_grid, still_merged, window_frames
+from pipeline.coalign.online import OnlineAligner, SnippetDepth, fit_grid, still_merged
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LIVE_QUALITIES, get_preset, live_quality
 from stream.cli import main
-from stream.depth_steps import SnippetPlan
+from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
-from stream.snippet_schedule import snippets_ending_at
 from tests.conftest import moving_pattern, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def snippets_ending_at(t: int, dilations, snip_len: int = 3) -> list[tuple[int, ...]]:
+    return SnippetPlan(snip_len, tuple(dilations)).snippets_ending_at(t)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +61,7 @@ def test_every_frame_still_merged_is_one_the_aligner_has_not_emitted():
     """Replaying a stream through the real aligner: a frame flagged fit-only was emitted already,
     a frame flagged merged was not (so the aligner never lacks full depth, nor is sent any in vain)."""
     for lookahead in (0, 2, 5):
-        aligner = OnlineAligner(lookahead=lookahead, window=window_frames(4, 3, lookahead))
+        aligner = OnlineAligner.for_plan(SnippetPlan(3, (1, 4)), lookahead)
         emitted = set()
         for t in range(30):
             for frames in snippets_ending_at(t, (1, 4), 3):
@@ -86,7 +89,7 @@ def test_fit_samples_for_emitted_frames_give_the_same_output_and_hold_less():
             depths[frames] = torch.rand(3, 24, 32, generator=gen) + 0.5
     outputs = []
     for partial in (False, True):
-        aligner = OnlineAligner(lookahead=2, window=window_frames(5, 3, 2))
+        aligner = OnlineAligner.for_plan(SnippetPlan(3, (1, 5)), 2)
         out, held = [], []
         for t in range(40):
             for frames in snippets_ending_at(t, (1, 5), 3):
@@ -159,8 +162,7 @@ class FramesSource:
 
 def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1, 3), source=None):
     settings = live_quality(quality)
-    aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead),
-                            quality=settings.aligner)
+    aligner = OnlineAligner.for_plan(SnippetPlan(3, dilations), lookahead, settings.aligner)
     steps = RollingDepthSteps(model, 64, seed=0, fit_stride=aligner.fit_stride, fit_path=settings.fit_decode)
     sink = RecordingSink()
     node = StreamNode(source or FramesSource(frames), [("mem:", sink)], steps, aligner, lambda d: d,
@@ -257,8 +259,7 @@ def test_live_preset_and_quality_levels():
     assert live_quality("quality").fit_decode == "full" and live_quality("balanced").aligner == "balanced"
     assert live_quality("quality", fit_decode="half", decoder="tiny") == \
         live_quality("quality").__class__("quality", "quality", "half", "tiny")  # explicit flags override
-    settings, _ = build_settings(FileJobOptions(inputs=[], output_dir=".", checkpoint="x", preset="live"),
-                                 torch.device("cpu"))
+    settings, _ = build_settings(FileJobOptions(inputs=[], output_dir=".", checkpoint="x", preset="live"))
     assert settings.res == 384  # rdstream file accepts the live preset
 
 

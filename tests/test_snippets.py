@@ -1,4 +1,4 @@
-"""Snippet indices and dilation capping (SPEC.md section 4)."""
+"""Snippet indices and dilation capping (docs/method.md, section 4)."""
 
 import pytest
 

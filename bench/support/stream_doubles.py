@@ -11,11 +11,12 @@ import time
 import numpy as np
 import torch
 
+from io_adapters.base import Sink, Source
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from stream.depth_steps import StepCounts
 
 
-class ListSource:
+class ListSource(Source):
     """A blocking source of ``count`` frames of size ``size`` (h, w); ``interval`` s between frames."""
 
     def __init__(self, count: int, size=(32, 48), interval: float = 0.0, fps: float = 30.0) -> None:
@@ -43,7 +44,7 @@ class ListSource:
         self.closed = True
 
 
-class RecordingSink:
+class RecordingSink(Sink):
     """Keeps every DepthFrame it is sent; ``delay`` seconds per send."""
 
     def __init__(self, delay: float = 0.0) -> None:
@@ -121,7 +122,6 @@ class FakeSteps:
 
 def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
     """The real online aligner, sized for ``plan`` (a SnippetPlan)."""
-    from pipeline.coalign.online import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
 
-    return OnlineAligner(lookahead=lookahead, window=window_frames(max(plan.dilations), plan.snip_len, lookahead),
-                         quality=quality)
+    return OnlineAligner.for_plan(plan, lookahead, quality)

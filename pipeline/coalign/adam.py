@@ -1,4 +1,4 @@
-"""The reference co-alignment optimiser (SPEC.md s.5): Adam on the section-5 objective.
+"""The reference co-alignment optimiser (docs/method.md, section 5): Adam on the section-5 objective.
 
 Scales start at 1, shifts at 0; Adam with lr 1e-3 and betas (0.5, 0.9) runs until the quality
 mode's early stop (``pipeline.coalign.quality.EarlyStop``) or its ``max_iter``.

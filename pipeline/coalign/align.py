@@ -1,4 +1,4 @@
-"""Co-alignment of depth snippets into one video (SPEC.md s.5): the one entry point for every solver.
+"""Co-alignment of depth snippets into one video (docs/method.md, section 5): the one entry point for every solver.
 
 Each snippet k (depth ``[L_k, H, W]`` covering frames ``frame_indices[k]``) is only known up to its
 own scale ``s_k`` and shift ``t_k``. Co-alignment finds them so that overlapping snippets agree, then
@@ -57,7 +57,7 @@ class AlignResult:
         shifts: float32 ``[K]`` (CPU), shift of each snippet.
         depth: float32 ``[N, H, W]`` on the snippets' device: the merged video before the final
             normalisation (inverse depth, larger = nearer, in the units the solver chose).
-        loss: the SPEC.md s.5 objective (regulariser included) at ``scales``, ``shifts``.
+        loss: the docs/method.md, section 5 objective (regulariser included) at ``scales``, ``shifts``.
         iterations: Adam steps, or least-squares solves for ``"exact"``.
         seconds: wall time of the solve (fit preprocessing included, merge excluded).
         cpu_seconds: CPU time of this process over the same span; on a shared machine it is the
@@ -80,7 +80,7 @@ def objective(
     scales: torch.Tensor | Sequence[float],
     shifts: torch.Tensor | Sequence[float],
 ) -> float:
-    """The SPEC.md s.5 objective (linear + inverse + regulariser) of one solution, as a float.
+    """The docs/method.md, section 5 objective (linear + inverse + regulariser) of one solution, as a float.
 
     Args:
         depths: K snippets ``[L_k, H, W]`` (any float dtype and device).
@@ -114,7 +114,7 @@ def align_snippets(
         method: ``"exact"`` (default) or ``"adam"`` (the reference optimiser).
         quality: ``"fast"``, ``"balanced"`` or ``"quality"``; for adam also ``"reference"``
             (2000 steps, no early stop).
-        device_type: picks the Adam early-stop table of SPEC.md s.5: ``"cuda"`` uses the CUDA
+        device_type: picks the Adam early-stop table of docs/method.md, section 5: ``"cuda"`` uses the CUDA
             values, ``"cpu"`` and ``"mps"`` the MPS values. Ignored by ``"exact"``.
         max_iter: optional cap on Adam steps (tests and benchmarks); ignored by ``"exact"``,
             whose quality mode sets its pixel stride, most solves and tolerance.

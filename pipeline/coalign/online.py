@@ -1,4 +1,4 @@
-"""Online co-alignment for live streams (SPEC.md s.8): a rolling window, frozen anchors, early stop.
+"""Online co-alignment for live streams (docs/method.md, section 8): a rolling window, frozen anchors, early stop.
 
 Usage, one tick per new frame t of a stream::
 
@@ -54,6 +54,7 @@ from pipeline.coalign.quality import online_settings
 from pipeline.coalign.snippet_set import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
 from pipeline.coalign.open_snippets import RefineProblem, refine_open_snippets
 from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.snippets import SnippetPlan
 from pipeline.coalign.robust_fit import symmetric_robust_affine_fit
 
 
@@ -139,12 +140,6 @@ def still_merged(frames: Sequence[int], lookahead: int, snippet_length: int) -> 
     return tuple(f > emitted_through for f in frames)
 
 
-def window_frames(max_dilation: int, snippet_length: int = 3, lookahead: int = 2) -> int:
-    """Frames an ``OnlineAligner`` must keep so the widest snippet still meets its anchors:
-    ``(snippet_length - 1) * max_dilation + 1 + lookahead`` (53 for dilation 25, L=3, lookahead 2)."""
-    return (snippet_length - 1) * max_dilation + 1 + lookahead
-
-
 @dataclass
 class _Snippet:
     frames: tuple[int, ...]
@@ -167,8 +162,9 @@ class OnlineAligner:
     Args:
         lookahead: frames to wait after a frame before it is ready (0 = lowest latency; each extra
             frame lets one more snippet per dilation cover it). ``>= 0``.
-        window: frames kept, counted back from the newest frame pushed; use ``window_frames()``:
-            ``(L - 1) * max_dilation + 1 + lookahead`` (53 for L=3, dilation 25, lookahead 2).
+        window: frames kept, counted back from the newest frame pushed; ``for_plan`` sizes it as
+            ``SnippetPlan.history(lookahead)`` = ``(L - 1) * max_dilation + 1 + lookahead`` (53 for
+            L=3, dilation 25, lookahead 2).
             Must exceed ``lookahead``. Older frames are dropped; a frame never emitted by then is skipped.
         quality: ``"fast"``, ``"balanced"`` or ``"quality"`` (fit stride, refinement solves, tolerance;
             see ``pipeline.coalign.quality.online_settings``).
@@ -192,6 +188,11 @@ class OnlineAligner:
         self._size: tuple[int, int] | None = None
         self._dirty = False
         self._flushed = False
+
+    @classmethod
+    def for_plan(cls, plan: SnippetPlan, lookahead: int = 2, quality: str = "fast") -> OnlineAligner:
+        """An aligner whose window holds exactly the history ``plan`` needs at this lookahead."""
+        return cls(lookahead=lookahead, window=plan.history(lookahead), quality=quality)
 
     # ----------------------------------------------------------------- public API
     def push(self, depth: "torch.Tensor | np.ndarray | SnippetDepth", frame_indices: Sequence[int]) -> None:

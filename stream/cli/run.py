@@ -10,22 +10,24 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import anyio
+import typer
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
-from io_adapters.uri import unknown_scheme_error
-from stream.display_normalizer import parse_normalize
-from pipeline.errors import BadInputError
+from io_adapters.output_paths import check_outputs
+from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
+from pipeline.checkpoint import TINY_WARNING
+from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, get_preset, live_quality
+from pipeline.snippets import SnippetPlan
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
-from pipeline.snippets import check_snippet_options
-from pipeline.tiny_checkpoint import TINY_WARNING
-from stream.depth_steps import SnippetPlan
+from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
+from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.rolling_depth_steps import check_fit_path
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
@@ -73,9 +75,11 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class CheckedRun:
-    """Everything resolved from RunOptions before anything is opened or loaded."""
+    """Everything resolved and checked from RunOptions before anything is opened or loaded;
+    the layers below trust it and check nothing again."""
 
     plan: SnippetPlan
+    normalizer: DisplayNormalizer
     res: int
     preset_dtype: str  # the preset's precision for mps/cuda; see choose_dtype
     drop_frames: bool
@@ -88,31 +92,26 @@ def check_options(opts: RunOptions) -> CheckedRun:
     """Validate every option up front, each problem with its own message."""
     if not opts.sinks:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
+    check_source(opts.source)  # scheme, options, test pattern size
     source = parse_uri(opts.source)
-    if source.scheme not in SOURCE_EXAMPLES:
-        raise unknown_scheme_error(source, "source", SOURCE_EXAMPLES)
     for uri in opts.sinks:
-        sink = parse_uri(uri)
-        if sink.scheme not in SINK_EXAMPLES:
-            raise unknown_scheme_error(sink, "sink", SINK_EXAMPLES)
+        check_sink(uri)  # scheme, extension, options
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
     check_fit_path(quality.fit_decode)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
-    parse_normalize(opts.normalize)
+    normalizer = parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
-    check_snippet_options(preset.snip_len, preset.dilations)
+    plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
     check_res(preset.res)
-    if opts.stats_json is not None:
-        folder = Path(opts.stats_json).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise BadInputError(f"--stats-json {opts.stats_json}: folder {folder} does not exist")
+    check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
     return CheckedRun(
-        plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
+        plan=plan,
+        normalizer=normalizer,
         res=preset.res,
         preset_dtype=preset.dtype,
         drop_frames=drop,
@@ -123,7 +122,10 @@ def check_options(opts: RunOptions) -> CheckedRun:
 
 
 def run_stream(opts: RunOptions) -> int:
-    """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0)."""
+    """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0).
+
+    Raises RuntimeFailure (exit 1) when every sink failed, at any moment of the run.
+    """
     from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
 
     console = Console(stderr=True)
@@ -142,17 +144,15 @@ def run_stream(opts: RunOptions) -> int:
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
-    from pipeline.coalign.online import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
-    normalizer = parse_normalize(opts.normalize)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     if model.decoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     quality = checked.quality
-    window = window_frames(max(checked.plan.dilations), checked.plan.snip_len, opts.lookahead)
-    aligner = OnlineAligner(lookahead=opts.lookahead, window=window, quality=quality.aligner)
+    aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
                               fit_path=quality.fit_decode)
 
@@ -173,9 +173,11 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
-    result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
+    result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
+    if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
+        raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
     return 0
 
 
@@ -244,3 +246,33 @@ async def _close_all(source, sinks) -> None:
             await call_off_loop(thing.close)
         except Exception as err:
             print(f"rdstream: closing {getattr(thing, 'uri', thing)} failed: {err}", file=sys.stderr)
+
+
+def run_command(
+    source: str = typer.Option(..., "--source", metavar="URI", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
+    sink: List[str] = typer.Option(..., "--sink", metavar="URI", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
+    preset: str = typer.Option("live", "-p", "--preset", metavar="NAME", help="live (384 px) | fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
+    quality: str = typer.Option("fast", "--quality", metavar="LEVEL", help="fast | balanced | quality: aligner effort and fit decode (fast/balanced decode fit-only frames at half resolution, quality at full; see README)"),
+    decoder: Optional[str] = typer.Option(None, "--decoder", metavar="DECODER", help=DECODER_HELP + " (default: full)"),
+    fit_decode: Optional[str] = typer.Option(None, "--fit-decode", metavar="MODE", help="frames only the aligner's fit reads: half (2x pooled latent, 1/4 the cost) | full; default: the --quality's"),
+    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
+    normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),
+    stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file"),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),
+    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", metavar="D", help="snippet dilations, e.g. -d 1 25; default: the preset's"),
+    snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4; default: 3"),
+    max_frames: int = typer.Option(0, "--max-frames", metavar="N", help="stop after this many source frames (0 = until the source ends)"),
+    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
+) -> int:
+    """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
+    return run_stream(RunOptions(
+        source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
+        normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
+        snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
+    ))
