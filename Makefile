@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.coalign
 	$(BIN)/python -m bench.io
 	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.live_cost
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output
