@@ -10,6 +10,9 @@ frames of the clip -> encode them and run every snippet (preset ``fast``'s dilat
   divides by the reference, so its far end is kept off zero).
 - ``temporal_error``: the frame-to-frame error of the same pair (``pipeline.depth_metrics``).
 - ``decoders``: seconds per decoded frame and frames per second of each decoder.
+- ``fit_path_half_error``: the live node's cheap fit path with the full decoder: fit samples taken
+  from the decode of the 2x pooled latent against the same samples of the full-resolution decode,
+  mean absolute difference over the mean absolute deviation of the latter (0 = identical).
 
 Only meaningful with the real weights: with a random checkpoint or a random decoder the numbers
 measure nothing about depth, and the document says so.
@@ -90,6 +93,7 @@ def compare_decoders(model, other, frames: np.ndarray, res: int) -> dict:
                          "frames_per_second": round(depth.shape[0] / seconds, 2)}
     reference, candidate = merged["full"], merged[other.name]
     return {
+        "fit_path_half_error": round(fit_path_error(model, latents), 5),
         "frames": num_frames,
         "size": list(size),
         "decoded_frames": len(indices) * SNIP_LEN,
@@ -98,6 +102,21 @@ def compare_decoders(model, other, frames: np.ndarray, res: int) -> dict:
         "decoders": results,
         "speedup": round(results["full"]["seconds_per_frame"] / results[other.name]["seconds_per_frame"], 2),
     }
+
+
+@torch.no_grad()
+def fit_path_error(model, latents: torch.Tensor) -> float:
+    """Fit samples of the 2x pooled decode against those of the full decode (module docstring)."""
+    from pipeline.coalign.online import fit_grid
+    from pipeline.coalign.quality import online_settings
+    from pipeline.inference import decode_depth
+
+    full = decode_depth(model, latents, 4)
+    grid = fit_grid(full.shape[-2], full.shape[-1], online_settings("fast").stride)
+    reference = grid.take(full).double()
+    cheap = grid.sample(decode_depth(model, latents, 4, pool=2), 2).double()
+    spread = (reference - reference.mean(dim=1, keepdim=True)).abs().mean()
+    return float((cheap - reference).abs().mean() / spread.clamp_min(1e-12))
 
 
 def run_compare(opts: CompareOptions) -> int:

@@ -329,6 +329,7 @@ def test_compare_decoders_on_the_tiny_pair(tmp_path, tiny_checkpoint, tiny_decod
     assert code == 0
     report = json.loads(out.out)
     assert report["abs_rel"] >= 0 and report["temporal_error"] >= 0 and report["frames"] == 9
+    assert report["fit_path_half_error"] > 0
     assert set(report["decoders"]) == {"full", str(tiny_decoder)}
     assert all(v["seconds_per_frame"] > 0 for v in report["decoders"].values())
     assert "say nothing about depth quality" in report["note"]
@@ -351,3 +352,15 @@ def test_live_cost_quick_meets_the_count_and_flop_targets():
     assert per_frame["lookahead_2/full"]["counts"]["decodes_full"] == 4
     targets = report["targets_met"]
     assert all(v for k, v in targets.items() if not k.startswith("cpu_")), targets
+
+
+def test_summary_gives_model_work_per_output_frame():
+    from stream.cli.run import summary_line
+    from stream.node import NodeResult
+
+    result = NodeResult(end_reason="source ended", frames_in=10, frames_out=10, frames_processed=10, dropped=0, lost=0,
+                        elapsed_s=1.0, latency_p50_ms=1.0, latency_p95_ms=2.0, latency_max_ms=3.0,
+                        step_counts={"encodes": 10, "unet_frame_passes": 60, "decodes_full": 20, "decodes_fit": 40},
+                        sinks={}, stages={})
+    assert summary_line(result).endswith("per output frame: 1.00 encodes, 6.00 UNet frame-passes, "
+                                         "2.00 full decodes, 4.00 fit decodes")

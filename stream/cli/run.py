@@ -224,7 +224,7 @@ def per_frame_counts(result: NodeResult) -> str:
 
 
 def summary_line(result: NodeResult) -> str:
-    """One line for the end of a run: frames, drops, rate, latency, sink problems."""
+    """One line for the end of a run: frames, drops, rate, latency, model work per output frame, sink problems."""
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
     latency = ("-" if result.latency_p50_ms is None
                else f"p50 {result.latency_p50_ms:.0f} ms, p95 {result.latency_p95_ms:.0f} ms")
@@ -233,9 +233,11 @@ def summary_line(result: NodeResult) -> str:
     text = (f"{result.end_reason}: {result.frames_in} frames in, {result.frames_out} out "
             f"({result.dropped} dropped by the realtime policy, {sink_drops} by sinks) "
             f"in {result.elapsed_s:.1f} s ({fps:.1f} fps); latency {latency}")
+    if result.step_counts and result.frames_out:
+        text += f"; per output frame: {per_frame_counts(result)}"
     if failed:
         text += "; failed sinks: " + ", ".join(failed)
-    return text + f"; per output frame: {per_frame_counts(result)}"
+    return text
 
 
 async def _close_all(source, sinks) -> None:
