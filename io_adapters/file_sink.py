@@ -10,6 +10,7 @@ from pathlib import Path
 
 from io_adapters.base import ThreadedSink
 from io_adapters.frames import DepthFrame
+from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.npy_stream import NpyStreamWriter
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
@@ -18,7 +19,8 @@ from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32
 DEFAULT_FILE_CMAP = "Spectral_r"  # the reference's default colour map
-COLOR_FILE_OPTIONS = {"cmap": f"matplotlib colour map, default {DEFAULT_FILE_CMAP}", "crf": "H.264 quality 0..51, default 18"}
+COLOR_FILE_OPTIONS = {"cmap": f"matplotlib colour map, default {DEFAULT_FILE_CMAP}", "crf": "H.264 quality 0..51, default 18",
+                      "layout": LAYOUT_OPTION_HELP}
 FILE_SINK_SUFFIXES = {".mp4": "colour-mapped H.264", ".mkv": "lossless 16-bit FFV1"}
 
 
@@ -29,12 +31,14 @@ class ColorFileSink(ThreadedSink):
         options = OptionReader(uri, COLOR_FILE_OPTIONS)
         self.cmap = options.text("cmap", DEFAULT_FILE_CMAP)
         colormap_lut(self.cmap)  # unknown names fail now, not in the writer thread
+        self.layout = read_layout(options)
+        self.wants_colour = needs_colour(self.layout)
         # veryfast: a live node must not fall behind the encoder (medium is ~3x slower).
         self._writer = ColorVideoWriter(uri.target, fps, crf=options.integer("crf", 18, 0, 51), preset="veryfast")
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(apply_colormap(frame.depth, self.cmap))
+        self._writer.write(compose(apply_colormap(frame.depth, frame.cmap or self.cmap), frame.rgb, self.layout, "rgb"))
 
     def _finalise(self) -> None:
         self._writer.close()
@@ -44,12 +48,13 @@ class Gray16FileSink(ThreadedSink):
     """``file:out.mkv``: depth as 16-bit grey (0..65535, 1 = nearest), FFV1, bit-exact."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        OptionReader(uri, {})
+        self.layout = read_layout(OptionReader(uri, {"layout": LAYOUT_OPTION_HELP}))
+        self.wants_colour = needs_colour(self.layout)
         self._writer = Gray16VideoWriter(uri.target, fps)
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(to_uint16(frame.depth))
+        self._writer.write(compose(to_uint16(frame.depth), frame.rgb, self.layout, "grey16"))
 
     def _finalise(self) -> None:
         self._writer.close()

@@ -8,12 +8,19 @@ Layouts (NDI SDK):
   interleaved UV plane [H, W] (U, V, U, V ...). Depth goes in Y (0..65535), U = V = 32768.
 
 4:2:2 needs an even width: an odd width is padded by repeating the last column.
+
+Per frame the sender also sets the NDI timecode (the source timestamp in 100 ns units) and an
+XML metadata string (``frame_metadata_xml``).
 """
 
 from __future__ import annotations
 
+import math
+from xml.etree import ElementTree
+
 import numpy as np
 
+from io_adapters.frames import DepthFrame
 from pipeline.colormap import apply_colormap_bgra, to_uint8, to_uint16
 
 CHROMA_ZERO_8 = 128
@@ -41,7 +48,12 @@ def depth_to_bgra(depth01: np.ndarray, cmap: str | None) -> np.ndarray:
 
 def depth_to_uyvy(depth01: np.ndarray) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint8 [H, W', 2] UYVY grey (W' = W rounded up to even)."""
-    luma = _even_width(to_uint8(depth01))
+    return grey8_to_uyvy(to_uint8(depth01))
+
+
+def grey8_to_uyvy(grey: np.ndarray) -> np.ndarray:
+    """uint8 [H, W] -> uint8 [H, W', 2] UYVY with that luma and neutral chroma (W' even)."""
+    luma = _even_width(grey)
     uyvy = np.empty(luma.shape + (2,), np.uint8)
     uyvy[..., 0] = CHROMA_ZERO_8
     uyvy[..., 1] = luma
@@ -50,7 +62,12 @@ def depth_to_uyvy(depth01: np.ndarray) -> np.ndarray:
 
 def depth_to_p216(depth01: np.ndarray) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint16 [2H, W'] P216: Y plane on top, UV plane below."""
-    luma = _even_width(to_uint16(depth01))
+    return grey16_to_p216(to_uint16(depth01))
+
+
+def grey16_to_p216(grey: np.ndarray) -> np.ndarray:
+    """uint16 [H, W] -> uint16 [2H, W'] P216 with that Y plane and neutral chroma (W' even)."""
+    luma = _even_width(grey)
     height, width = luma.shape
     planes = np.empty((2 * height, width), np.uint16)
     planes[:height] = luma
@@ -68,3 +85,36 @@ def p216_luma(data: np.ndarray, width: int, height: int) -> np.ndarray:
     if rows.shape[1] < 2 * width:
         raise ValueError(f"P216 buffer too small: {rows.shape[1]} bytes per row for width {width}")
     return np.ascontiguousarray(rows[:, : 2 * width]).view("<u2")
+
+
+# NDI timecodes count 100 ns ticks.
+NDI_TICKS_PER_SECOND = 10_000_000
+FRAME_METADATA_TAG = "rdstream_frame"
+
+
+def timecode_ticks(timestamp_s: float) -> int:
+    """Seconds -> NDI timecode (int, 100 ns units)."""
+    return int(round(timestamp_s * NDI_TICKS_PER_SECOND))
+
+
+def frame_metadata_xml(frame: DepthFrame, latency_ms: float | None) -> str:
+    """The per-frame NDI metadata: one XML element, e.g.
+    ``<rdstream_frame index="12" timestamp="0.400000" latency_ms="812.3" near="0.9132" far="-0.8271" />``.
+
+    index: the source frame index; timestamp: source seconds; latency_ms: capture to send;
+    near/far: the display range in the aligned depth's units (attributes absent when unknown).
+    """
+    attributes = {"index": str(frame.index), "timestamp": f"{frame.timestamp:.6f}"}
+    if latency_ms is not None:
+        attributes["latency_ms"] = f"{latency_ms:.1f}"
+    if frame.display_range is not None and all(math.isfinite(v) for v in frame.display_range):
+        attributes["near"], attributes["far"] = (f"{v:.6g}" for v in frame.display_range)
+    return ElementTree.tostring(ElementTree.Element(FRAME_METADATA_TAG, attributes), encoding="unicode")
+
+
+def parse_frame_metadata(xml: str) -> dict:
+    """Inverse of ``frame_metadata_xml`` (for receivers and tests): attribute name -> float/int."""
+    element = ElementTree.fromstring(xml)
+    if element.tag != FRAME_METADATA_TAG:
+        raise ValueError(f"not rdstream frame metadata: {xml[:80]!r}")
+    return {key: int(value) if key == "index" else float(value) for key, value in element.attrib.items()}

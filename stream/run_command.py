@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
+from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import unknown_scheme_error
 from pipeline.coalign_quality import QUALITIES
 from pipeline.display_normalizer import parse_normalize
@@ -88,6 +89,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
         sink = parse_uri(uri)
         if sink.scheme not in SINK_EXAMPLES:
             raise unknown_scheme_error(sink, "sink", SINK_EXAMPLES)
+        check_sink_layout(sink)
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     if opts.quality not in QUALITIES:
