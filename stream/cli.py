@@ -148,6 +148,8 @@ def run_command(
     snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4; default: 3"),
     max_frames: int = typer.Option(0, "--max-frames", help="stop after this many source frames (0 = until the source ends)"),
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
+    osc: Optional[str] = typer.Option(None, "--osc", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
+    osc_status: Optional[str] = typer.Option(None, "--osc-status", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
     from stream.run_command import RunOptions, run_stream
@@ -156,7 +158,7 @@ def run_command(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
-        snip_len=snip_len, max_frames=max_frames, status=status,
+        snip_len=snip_len, max_frames=max_frames, status=status, osc=osc, osc_status=osc_status,
     ))
 
 

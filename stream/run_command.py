@@ -27,8 +27,10 @@ from pipeline.presets import get_preset
 from pipeline.snippets import check_snippet_options
 from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.depth_steps import SnippetPlan
+from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
+from stream.osc_control import OscControl, OscEndpoint, check_can_listen, parse_endpoint
 from stream.stream_stats import NodeStats
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -65,6 +67,8 @@ class RunOptions:
     snip_len: int | None = None
     max_frames: int = 0
     status: bool | None = None
+    osc: str | None = None
+    osc_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class CheckedRun:
     preset_dtype: str  # the preset's precision for mps/cuda; see choose_dtype
     drop_frames: bool
     pace_source: bool | None
+    osc: OscEndpoint | None = None
+    osc_status: OscEndpoint | None = None
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
@@ -104,6 +110,10 @@ def check_options(opts: RunOptions) -> CheckedRun:
         folder = Path(opts.stats_json).expanduser().resolve().parent
         if not folder.is_dir():
             raise BadInputError(f"--stats-json {opts.stats_json}: folder {folder} does not exist")
+    osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
+    if osc is not None:
+        check_can_listen(osc)
+    osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     return CheckedRun(
         plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
@@ -111,6 +121,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
         preset_dtype=preset.dtype,
         drop_frames=drop,
         pace_source=True if opts.realtime else None,
+        osc=osc,
+        osc_status=osc_status,
     )
 
 
@@ -164,13 +176,15 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
                   f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
-                              Path(opts.stats_json) if opts.stats_json else None, model_thread)
+                              Path(opts.stats_json) if opts.stats_json else None, model_thread,
+                              checked.osc, checked.osc_status)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     return 0
 
 
 def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConfig, console: Console,
-                     show_status: bool, stats_json: Path | None, model_thread: ModelThread) -> NodeResult:
+                     show_status: bool, stats_json: Path | None, model_thread: ModelThread,
+                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None) -> NodeResult:
     def report(message: str) -> None:
         console.print(f"rdstream: {message}", highlight=False, markup=False, soft_wrap=True)
 
@@ -178,18 +192,33 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
     live = Live(Text("starting..."), console=console, refresh_per_second=4, transient=True) \
         if show_status and console.is_terminal else None
 
+    control = OscControl(osc, osc_status, report) if osc is not None or osc_status is not None else None
+
     def on_stats(stats: NodeStats) -> None:
+        if control is not None:
+            control.send_status(stats)
         if live is not None:
             live.update(Text(stats.status_text()))
         elif show_status:
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
+    controls = LiveControls(on_applied=control.acknowledge) if control is not None else None
     node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, on_stats=on_stats,
-                      stats_json=stats_json, model_thread=model_thread)
+                      stats_json=stats_json, model_thread=model_thread, controls=controls)
+
+    async def run_node() -> NodeResult:
+        if control is None or control.listen is None:
+            return await node.run()
+        async with anyio.create_task_group() as tg:
+            await tg.start(control.serve, node.command)
+            result = await node.run()
+            tg.cancel_scope.cancel()
+        return result
+
     if live is None:
-        return anyio.run(node.run)
+        return anyio.run(run_node)
     with live:
-        return anyio.run(node.run)
+        return anyio.run(run_node)
 
 
 def summary_line(result: NodeResult) -> str:
