@@ -154,6 +154,12 @@ class RateLimitedWarnings:
         self.report(f"OSC: {message}{more}")
         self._last, self._held = now, 0
 
+    def flush(self) -> None:
+        """Tell the count of warnings still held back (at the end of a run)."""
+        if self._held:
+            self.report(f"OSC: {self._held} more ignored OSC message{'s' if self._held > 1 else ''}")
+            self._held = 0
+
 
 class PacketBudget:
     """Token bucket: ``rate`` packets a second, bursts of ``burst``."""
@@ -205,13 +211,16 @@ class OscControl:
             raise BadInputError(f"--osc {self.listen}: cannot listen on UDP {self.listen}: {err.strerror or err}") from None
         async with udp:
             task_status.started()
-            async for data, _sender in udp:
-                self.received += 1
-                if not self.budget.take():
-                    self.ignored += 1
-                    self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
-                    continue
-                self.handle_packet(data, command)
+            try:
+                async for data, _sender in udp:
+                    self.received += 1
+                    if not self.budget.take():
+                        self.ignored += 1
+                        self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
+                        continue
+                    self.handle_packet(data, command)
+            finally:
+                self.warnings.flush()
 
     def handle_packet(self, data: bytes, command: Callable[[NodeCommand], None]) -> None:
         """Parse one UDP payload (a message or a bundle) and pass its valid commands on."""

@@ -1,0 +1,107 @@
+"""RGB-D layouts: the pure compositing, the sinks that use it, and the check before the model loads."""
+
+from __future__ import annotations
+
+import anyio
+import av
+import numpy as np
+import pytest
+
+from io_adapters.frames import DepthFrame
+from io_adapters.layouts import check_sink_layout, colour_as, compose, split
+from io_adapters.ndi_formats import grey8_to_uyvy, grey16_to_p216
+from io_adapters.registry import open_sink
+from io_adapters.syphon_io import depth_to_syphon_bgra
+from pipeline.colormap import apply_colormap, pack16_bgra, to_uint8, to_uint16, unpack16_bgra
+from pipeline.errors import BadInputError, RuntimeFailure
+
+
+def _rgb(height=4, width=6, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_rgbd_puts_colour_left_and_rgbd_v_on_top_in_every_pixel_format():
+    depth = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
+    rgb = _rgb()
+    pictures = {"rgb": apply_colormap(depth, "turbo"), "bgra": pack16_bgra(depth),
+                "grey8": to_uint8(depth), "grey16": to_uint16(depth)}
+    for pixel, picture in pictures.items():
+        assert compose(picture, rgb, "depth", pixel) is picture
+        side = compose(picture, rgb, "rgbd", pixel)
+        top = compose(picture, rgb, "rgbd-v", pixel)
+        assert side.shape[:2] == (4, 12) and top.shape[:2] == (8, 6) and side.dtype == picture.dtype
+        for composed, layout in ((side, "rgbd"), (top, "rgbd-v")):
+            colour, depth_half = split(composed, layout)
+            assert np.array_equal(depth_half, picture) and np.array_equal(colour, colour_as(rgb, pixel))
+    assert np.array_equal(colour_as(rgb, "bgra")[..., 2::-1], rgb)
+    assert (colour_as(rgb, "bgra")[..., 3] == 255).all()
+    # Grey formats carry the Rec. 709 luma; 16-bit is the 8-bit value * 257.
+    white_red = np.array([[[255, 255, 255], [255, 0, 0]]], np.uint8)
+    assert colour_as(white_red, "grey8").tolist() == [[255, 54]]
+    assert colour_as(white_red, "grey16").tolist() == [[65535, round(0.2126 * 255 * 257)]]
+    # packed16 stays decodable in the depth half.
+    assert np.array_equal(unpack16_bgra(split(compose(pictures["bgra"], rgb, "rgbd", "bgra"), "rgbd")[1]),
+                          to_uint16(depth))
+
+
+def test_colour_of_another_size_is_scaled_to_the_depth_and_missing_colour_is_one_error():
+    picture = np.zeros((4, 6), np.uint8)
+    big = np.repeat(np.repeat(_rgb(2, 3), 2, axis=0), 2, axis=1)  # 4x6 from 2x3 blocks
+    small = _rgb(2, 3)
+    assert np.array_equal(compose(picture, small, "rgbd", "grey8")[:, :6], colour_as(big, "grey8"))
+    with pytest.raises(RuntimeFailure, match="needs the colour frame"):
+        compose(picture, None, "rgbd", "grey8")
+
+
+def test_4_2_2_formats_pack_the_composed_grey_picture():
+    grey = np.arange(15, dtype=np.uint8).reshape(3, 5)  # odd width: rgbd-v keeps it odd, packing pads
+    rgb = _rgb(3, 5)
+    composed = compose(grey, rgb, "rgbd-v", "grey8")
+    uyvy = grey8_to_uyvy(composed)
+    assert uyvy.shape == (6, 6, 2) and np.array_equal(uyvy[3:, :5, 1], grey)
+    p216 = grey16_to_p216(compose(grey.astype(np.uint16) * 257, rgb, "rgbd", "grey16"))
+    assert p216.shape == (6, 10) and np.array_equal(p216[:3, 5:], grey.astype(np.uint16) * 257)
+
+
+def test_syphon_rgbd_keeps_the_colour_half_plain_and_the_depth_half_packed():
+    depth = np.full((2, 3), 0.5, np.float32)
+    rgb = _rgb(2, 3)
+    bgra = depth_to_syphon_bgra(depth, "packed16", "Greys_r", rgb, "rgbd")
+    assert bgra.shape == (2, 6, 4)
+    assert np.array_equal(bgra[:, :3, 2::-1], rgb) and np.array_equal(unpack16_bgra(bgra[:, 3:]), to_uint16(depth))
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("file:out.mp4?layout=sbs", "layout='sbs'.*expected one of depth, rgbd, rgbd-v"),
+    ("npy:out.npy?layout=rgbd", "npy: sinks cannot carry layout=rgbd"),
+    ("null:?layout=rgbd-v", "null: sinks cannot carry layout=rgbd-v"),
+])
+def test_unknown_or_uncarriable_layouts_are_refused_before_anything_opens(uri, message):
+    with pytest.raises(BadInputError, match=message):
+        check_sink_layout(uri)
+
+
+def test_layout_depth_is_accepted_everywhere_and_is_the_default():
+    assert check_sink_layout("ndi:Depth?format=p216&layout=RGBD") == "rgbd"
+    assert check_sink_layout("npy:x.npy") == "depth" and check_sink_layout("syphon:D?layout=depth") == "depth"
+
+
+def test_mkv_sink_writes_rgbd_with_exact_16_bit_grey_colour(tmp_path):
+    path = tmp_path / "rgbd.mkv"
+    depth = np.linspace(0, 1, 40 * 64, dtype=np.float32).reshape(40, 64)
+    colours = [_rgb(40, 64, seed) for seed in range(3)]
+
+    async def write():
+        sink = open_sink(f"file:{path}?layout=rgbd", fps=30)
+        assert sink.wants_colour
+        for i, rgb in enumerate(colours):
+            await sink.send(DepthFrame(index=i, timestamp=i / 30, depth=depth, rgb=rgb))
+        await sink.close()
+
+    anyio.run(write)
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="gray16le") for f in container.decode(video=0)]
+    assert len(frames) == 3
+    for frame, rgb in zip(frames, colours):
+        assert frame.shape == (40, 128)
+        assert np.array_equal(frame[:, :64], colour_as(rgb, "grey16")) and np.array_equal(frame[:, 64:], to_uint16(depth))
