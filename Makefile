@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 # make demo CHECKPOINT=/path/to/rollingdepth-v1-0 uses those weights (else: env, hub cache, tiny test model).
 demo: $(STAMP)
-	$(BIN)/python -m stream.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
+	$(BIN)/python -m stream.cli.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -4,7 +4,7 @@
     python -m bench.coalign --frames 300          # the longer offline clips
     python -m bench.coalign --sizes 96x128 --stream-frames 300 --skip-adam   # a quick look
 
-For each clip (dilations 1 and 25, L=3; see ``bench.synthetic_depth``): Adam in each quality mode
+For each clip (dilations 1 and 25, L=3; see ``bench.support.synthetic_depth``): Adam in each quality mode
 and the exact solver in each quality mode, with seconds, iterations, the section-5 objective (and
 its data and regulariser parts), AbsRel and the temporal error, each after one global affine fit
 of the merged depth to the truth. OnlineAligner (lookahead 0 and 2) is run over the same snippets
@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from bench.synthetic_depth import (
+from bench.support.synthetic_depth import (
     align_stream,
     SnippetNoise,
     abs_rel,
@@ -37,13 +37,12 @@ from bench.synthetic_depth import (
     synthetic_snippet,
     temporal_error,
 )
-from pipeline.coalign import align_snippets
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_snippets import fit_samples, validate_snippets
-from pipeline.online_aligner import OnlineAligner
+from pipeline.coalign import QUALITIES, align_snippets
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.snippet_set import fit_samples, validate_snippets
+from pipeline.coalign.online import OnlineAligner
 
 DILATIONS = (1, 25)
-QUALITIES = ("fast", "balanced", "quality")
 EXACT_REFERENCE_QUALITY = "balanced"  # the default, compared with the targets
 
 

@@ -39,18 +39,18 @@ import numpy as np
 import torch
 
 from bench.models import build_random_sd2_model, load_tiny_model
-from bench.synthetic_depth import abs_rel
+from bench.support.synthetic_depth import abs_rel
 from io_adapters.frames import EndOfStream, VideoFrame
 from io_adapters.registry import open_sink, open_source
-from pipeline.display_normalizer import parse_normalize
+from stream.display_normalizer import parse_normalize
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.online_aligner import OnlineAligner, window_frames
+from pipeline.coalign import OnlineAligner
+from pipeline.snippets import SnippetPlan
 from pipeline.snippets import plan_snippets
-from stream.depth_steps import SnippetPlan, StepCounts
+from stream.depth_steps import StepCounts
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
-from stream.snippet_schedule import snippets_ending_at
 
 FAST_DILATIONS = (1, 25)
 RANDOM_WEIGHTS_NOTE = "random weights: the output is not depth; timings, counts and memory are what is measured"
@@ -200,8 +200,7 @@ def test_pattern(frames: int, width: int, height: int) -> np.ndarray:
 
 def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer=None, aligner=None,
              model_thread: ModelThread | None = None) -> NodeResult:
-    aligner = aligner or OnlineAligner(lookahead=lookahead,
-                                       window=window_frames(max(plan.dilations), plan.snip_len, lookahead))
+    aligner = aligner or OnlineAligner.for_plan(plan, lookahead)
     node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log,
                       model_thread=model_thread)
@@ -214,7 +213,7 @@ def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan) -> float:
     start = time.perf_counter()
     for t, rgb in enumerate(frames):
         latents[t] = steps.encode(rgb)[1]
-        snippets = snippets_ending_at(t, plan.dilations, plan.snip_len)
+        snippets = plan.snippets_ending_at(t)
         if snippets:
             steps.predict([[latents[i] for i in s] for s in snippets])
         latents.pop(t - (plan.snip_len - 1) * max(plan.dilations), None)

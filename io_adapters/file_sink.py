@@ -14,7 +14,7 @@ from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_
 from io_adapters.npy_stream import NpyStreamWriter
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
-from pipeline.colormap import apply_colormap, colormap_lut, to_uint16
+from io_adapters.encodings import apply_colormap, colormap_lut, to_uint16
 from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32

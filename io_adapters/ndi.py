@@ -41,7 +41,7 @@ from io_adapters.ndi_formats import (
     timecode_ticks,
 )
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import colormap_lut, to_uint8, to_uint16
+from io_adapters.encodings import colormap_lut, to_uint8, to_uint16
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
@@ -359,7 +359,7 @@ class NdiSender:
         buffer, width, height, stride = self.picture(depth01, rgb, cmap)
         frame = self._ndi.VideoFrameV2()
         frame.data = np.ascontiguousarray(buffer)
-        # Assigning data resets these; set them afterwards (SPEC.md section 10).
+        # Assigning data resets these; set them afterwards (docs/method.md, section 10).
         frame.FourCC = self._fourcc
         frame.xres, frame.yres, frame.line_stride_in_bytes = width, height, stride
         frame.frame_rate_N, frame.frame_rate_D = self._rate

@@ -20,8 +20,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from io_adapters.encodings import apply_colormap_bgra, to_uint8, to_uint16
 from io_adapters.frames import DepthFrame
-from pipeline.colormap import apply_colormap_bgra, to_uint8, to_uint16
 
 CHROMA_ZERO_8 = 128
 CHROMA_ZERO_16 = 32768

@@ -36,7 +36,7 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     """Open the source a URI names.
 
     Args:
-        uri: see the module docstring (SPEC.md section 11).
+        uri: see the module docstring (docs/method.md, section 11).
         realtime: pace frames to their timestamps. None = the source's own habit: files come as
             fast as they decode, ``test:`` plays in real time, live inputs pace themselves.
     Raises:

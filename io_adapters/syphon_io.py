@@ -3,7 +3,7 @@
 * Sink ``syphon:NAME?format=color|packed16&cmap=NAME``: a Syphon server. Syphon surfaces are
   always 8-bit BGRA, so ``color`` publishes the colour-mapped depth (default cmap Greys_r =
   white is near), and ``packed16`` publishes 16-bit depth split over two channels (R = high
-  byte, G = low byte; pipeline/colormap.py ``pack16_bgra``). docs/live_io.md has the
+  byte, G = low byte; io_adapters/encodings.py ``pack16_bgra``). docs/live_io.md has the
   TouchDesigner GLSL TOP that rebuilds the 16-bit value. ``layout=rgbd|rgbd-v`` puts the input
   colour frame beside / above the depth (io_adapters/layouts.py).
 * Source ``syphon:SERVER NAME``: a client of a named server (its name, or its app name).
@@ -25,7 +25,7 @@ from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import apply_colormap_bgra, colormap_lut, pack16_bgra
+from io_adapters.encodings import apply_colormap_bgra, colormap_lut, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")

@@ -1,4 +1,4 @@
-"""The model steps of RollingDepth (SPEC.md sections 1 and 3), shared by the offline and live paths.
+"""The model steps of RollingDepth (docs/method.md, sections 1 and 3), shared by the offline and live paths.
 
 encode_rgb: RGB [N, 3, H, W] in [-1, 1] -> latents [N, 4, H/8, W/8] (each frame encoded once).
 predict_snippets: snippet latents [B, L, 4, h, w] + shared noise -> depth latents, one UNet pass.

@@ -1,4 +1,4 @@
-"""Offline RollingDepth: a whole clip of RGB frames to co-aligned depth (SPEC.md sections 3-7).
+"""Offline RollingDepth: a whole clip of RGB frames to co-aligned depth (docs/method.md, sections 3-7).
 
 ``OfflinePipeline(model, settings)(frames)`` reads as numbered steps: check inputs, plan snippets,
 draw the shared noise, encode every frame once, predict and decode each snippet, co-align, refine
@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
-from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_unit_range
+from pipeline.coalign import METHODS, align_snippets, normalize_to_unit_range
+from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
 from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
-from pipeline.refine import refine_depth
-from pipeline.snippets import SnippetLevel, plan_snippets
+from pipeline.diffusion_refine import refine_depth
+from pipeline.snippets import SnippetLevel, check_snippet_options, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
@@ -54,6 +55,9 @@ class OfflineSettings:
     unload_snippet: bool = False
     keep_snippets: bool = False
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 @dataclass
 class OfflineResult:
@@ -79,14 +83,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def check_settings(settings: OfflineSettings) -> None:
-    """Validate every setting up front, each with its own message."""
+    """Validate every setting once, when the settings are made; each problem with its own message."""
     check_res(settings.res)
+    check_snippet_options(settings.snip_len, settings.dilations)
     if settings.max_vae_bs < 1:
         raise BadInputError(f"--max-vae-bs {settings.max_vae_bs}: must be at least 1")
     if settings.coalign not in METHODS:
         raise BadInputError(f"--coalign {settings.coalign}: use one of {', '.join(METHODS)}")
-    if settings.quality not in QUALITIES:
-        raise BadInputError(f"--quality {settings.quality}: use one of {', '.join(QUALITIES)}")
+    check_quality(settings.quality)
     if settings.refine_steps < 0:
         raise BadInputError(f"--refine-step {settings.refine_steps}: must be 0 (off) or more")
     if settings.refine_steps and not 2 <= settings.refine_snippet_len <= 4:
@@ -100,8 +104,8 @@ def check_settings(settings: OfflineSettings) -> None:
 class OfflinePipeline:
     """Runs RollingDepth on one clip held in memory. See the module docstring for the steps."""
 
-    def __init__(self, model: RollingDepthModel, settings: OfflineSettings = OfflineSettings()):
-        check_settings(settings)
+    def __init__(self, model: RollingDepthModel, settings: OfflineSettings | None = None):
+        settings = settings or OfflineSettings()  # checked when it was made
         self.model = model
         self.settings = settings
 

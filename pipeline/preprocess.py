@@ -1,4 +1,4 @@
-"""RGB frames to model input (SPEC.md section 1).
+"""RGB frames to model input (docs/method.md, section 1).
 
 Frames are resized so that the longer edge equals ``res`` (aspect kept, antialiased), then both
 edges are rounded to a multiple of 8 so the VAE's latent grid covers the image exactly (the
@@ -23,8 +23,10 @@ def check_res(res: int) -> None:
 
 
 def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
-    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``."""
-    check_res(res)
+    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``.
+
+    ``res`` was checked once where the settings were made (``check_res``); it is trusted here.
+    """
     if res == 0:
         new_h, new_w = height, width
     else:

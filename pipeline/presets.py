@@ -1,4 +1,4 @@
-"""Presets of the reference ``run_video`` (SPEC.md section 7) and the quality modes (section 5)."""
+"""Presets of the reference ``run_video`` (docs/method.md, section 7) and the quality modes (section 5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Write a tiny RollingDepth checkpoint with RANDOM weights, in the real folder layout.
 
-The folder has exactly the layout of ``prs-eth/rollingdepth-v1-0`` (SPEC.md section 1):
+The folder has exactly the layout of ``prs-eth/rollingdepth-v1-0`` (docs/method.md, section 1):
 ``model_index.json``, ``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/``, ``tokenizer/``, so the
 real loading code runs on it. Its weights are random: the depth it produces is MEANINGLESS and must
 never be presented as depth quality. ``model_index.json`` carries ``"rdstream_tiny_random": true`` so
@@ -51,7 +51,7 @@ TINY_VAE = dict(
     sample_size=128,
     scaling_factor=0.18215,
 )
-# The scheduler is the real one (SPEC.md section 1), not a tiny variant.
+# The scheduler is the real one (docs/method.md, section 1), not a tiny variant.
 ROLLINGDEPTH_SCHEDULER = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,

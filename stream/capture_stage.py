@@ -1,6 +1,6 @@
 """The first stage: receive frames from a source, apply the real-time policy, number what is kept.
 
-Policies (SPEC.md section 8, issue 4):
+Policies (docs/method.md, section 8):
 - every frame (``drop_frames=False``, default for files): the source is read only as fast as the
   model consumes; nothing is lost.
 - newest wins (``drop_frames=True``, ``--realtime``): the source is read at its own pace; while

@@ -6,12 +6,11 @@ tests may pass their own object with the same two methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.snippets import check_snippet_options
 
 
 @dataclass
@@ -41,14 +40,3 @@ class DepthSteps(Protocol):
         Returns float32 [B, L, H', W'], roughly [-1, 1], inverse depth.
         """
         ...
-
-
-@dataclass(frozen=True)
-class SnippetPlan:
-    """How the node builds snippets: snippet length L and dilations (in processed frames)."""
-
-    snip_len: int = 3
-    dilations: tuple[int, ...] = field(default=(1, 25))
-
-    def __post_init__(self) -> None:
-        check_snippet_options(self.snip_len, self.dilations)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from io_adapters.frames import DepthFrame
-from pipeline.display_normalizer import DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer
+from stream.display_normalizer import DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer
 from stream.messages import AlignedFrame, NodeCommand, OutputFrame
 from stream.stage import Stage
 

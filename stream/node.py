@@ -1,4 +1,4 @@
-"""The streaming node: capture -> encode -> snippets -> align -> display -> sinks (SPEC.md section 8).
+"""The streaming node: capture -> encode -> snippets -> align -> display -> sinks (docs/method.md, section 8).
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
@@ -19,12 +19,13 @@ from pathlib import Path
 
 import anyio
 
-from pipeline.display_normalizer import DisplayNormalizer
+from stream.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
+from pipeline.snippets import SnippetPlan
 from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop
 from stream.capture_stage import CaptureStage
-from stream.depth_steps import DepthSteps, SnippetPlan, StepCounts
+from stream.depth_steps import DepthSteps, StepCounts
 from stream.display_stage import DisplayStage, LiveControls
 from stream.encode_stage import EncodeStage
 from stream.messages import NodeCommand

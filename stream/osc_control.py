@@ -37,7 +37,7 @@ import anyio
 from pythonosc.osc_packet import OscPacket, ParseError
 from pythonosc.udp_client import SimpleUDPClient
 
-from pipeline.colormap import colormap_lut
+from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError, RollingDepthError
 from stream.messages import NodeCommand
 from stream.stream_stats import NodeStats

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream.depth_steps import DepthSteps, SnippetPlan
-from stream.model_thread import ModelThread
+from pipeline.snippets import SnippetPlan, short_stream_snippet
+from stream.depth_steps import DepthSteps
 from stream.messages import EncodedFrame, SnippetDepths, StreamEnd
-from stream.rolling_window import RollingWindow, window_length
-from stream.snippet_schedule import first_snippet_for_short_stream, snippets_ending_at
+from stream.model_thread import ModelThread
+from stream.rolling_window import RollingWindow
 from stream.stage import Stage
 
 
@@ -28,7 +28,7 @@ class SnippetStage(Stage):
         self.steps = steps
         self.plan = plan
         self.model_thread = model_thread
-        self.window: RollingWindow = RollingWindow(window_length(plan.snip_len, plan.dilations))
+        self.window: RollingWindow = RollingWindow(plan.history())
         self._frames_seen = 0
         self._snippets_run = 0
 
@@ -36,14 +36,14 @@ class SnippetStage(Stage):
         newest = item.timing.processed_index
         self.window.add(newest, item.latent)
         self._frames_seen += 1
-        snippets = snippets_ending_at(newest, self.plan.dilations, self.plan.snip_len)
+        snippets = self.plan.snippets_ending_at(newest)
         depths = await self._predict(snippets)
         return [SnippetDepths(timing=item.timing, rgb=item.rgb, snippets=depths)]
 
     async def finish(self, end: StreamEnd) -> Sequence[SnippetDepths]:
         if self._snippets_run or not self._frames_seen:
             return ()
-        depths = await self._predict([first_snippet_for_short_stream(self._frames_seen)])
+        depths = await self._predict([short_stream_snippet(self._frames_seen)])
         return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
 
     async def _predict(self, snippets: list[tuple[int, ...]]) -> list:

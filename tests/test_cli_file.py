@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from io_adapters.video_file import read_gray16_video
-from stream.cli import main, normalize_argv
+from stream.cli import main
+from stream.cli.argv import normalize_argv
 from tests.conftest import count_frames, write_clip
 
 SMALL = ["--res", "64", "--seed", "1"]

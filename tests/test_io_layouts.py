@@ -12,7 +12,7 @@ from io_adapters.layouts import check_sink_layout, colour_as, compose, split
 from io_adapters.ndi_formats import grey8_to_uyvy, grey16_to_p216
 from io_adapters.registry import open_sink
 from io_adapters.syphon_io import depth_to_syphon_bgra
-from pipeline.colormap import apply_colormap, pack16_bgra, to_uint8, to_uint16, unpack16_bgra
+from io_adapters.encodings import apply_colormap, pack16_bgra, to_uint8, to_uint16, unpack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 

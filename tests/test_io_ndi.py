@@ -29,7 +29,7 @@ pytest.importorskip("NDIlib")
 
 from io_adapters.frames import DepthFrame, EndOfStream  # noqa: E402
 from io_adapters.ndi import NdiReceiver, NdiSender, matches_source_name  # noqa: E402
-from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
+from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.layouts import colour_as  # noqa: E402
 from io_adapters.ndi_formats import (  # noqa: E402
     depth_to_p216,
@@ -39,7 +39,7 @@ from io_adapters.ndi_formats import (  # noqa: E402
     parse_frame_metadata,
 )
 from io_adapters.registry import open_sink, open_source  # noqa: E402
-from pipeline.colormap import to_uint8, to_uint16  # noqa: E402
+from io_adapters.encodings import to_uint8, to_uint16  # noqa: E402
 from pipeline.errors import BadInputError  # noqa: E402
 
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120

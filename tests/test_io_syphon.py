@@ -10,7 +10,7 @@ import pytest
 
 from io_adapters.frames import DepthFrame
 from io_adapters.registry import open_sink, open_source
-from pipeline.colormap import apply_colormap, to_uint16, unpack16_bgra
+from io_adapters.encodings import apply_colormap, to_uint16, unpack16_bgra
 from pipeline.errors import BadInputError
 
 FAKES = Path(__file__).parent / "fakes"

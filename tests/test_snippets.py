@@ -1,9 +1,9 @@
-"""Snippet indices and dilation capping (SPEC.md section 4)."""
+"""Snippet indices and dilation capping (docs/method.md, section 4)."""
 
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.refine import refine_dilations
+from pipeline.diffusion_refine import refine_dilations
 from pipeline.snippets import plan_snippets
 
 

@@ -76,7 +76,7 @@ def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
 
 
 def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files():
-    from stream.run_command import RunOptions, check_options
+    from stream.cli.run import RunOptions, check_options
 
     def checked(source, realtime=None):
         return check_options(RunOptions(source=source, sinks=["null:"], checkpoint="x", realtime=realtime))

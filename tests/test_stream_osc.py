@@ -1,6 +1,6 @@
 """OSC control and status with a real python-osc client and server on 127.0.0.1.
 
-The node runs with model-free test doubles (tests/test_stream_support.py) so the tests are fast;
+The node runs with model-free test doubles (bench/support/stream_doubles.py) so the tests are fast;
 ``rdstream run`` itself is driven in tests/test_stream_rgbd_osc.py.
 """
 
@@ -21,14 +21,14 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from pipeline.display_normalizer import parse_normalize
+from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
-from stream.depth_steps import SnippetPlan
+from pipeline.snippets import SnippetPlan
 from stream.display_stage import LiveControls
 from stream.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, parse_command, parse_endpoint
-from tests.test_stream_support import FakeSteps, ListSource, RecordingSink, make_aligner
+from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 
 LOOPBACK = "127.0.0.1"
 

@@ -24,10 +24,10 @@ from rich.text import Text
 
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
-from pipeline.colormap import colormap_lut, to_uint16, to_uint8
+from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import check_res, resize
+from pipeline.preprocess import resize
 from pipeline.presets import get_preset
 from pipeline.tiny_checkpoint import TINY_WARNING
 
@@ -99,14 +99,14 @@ def check_output_dir(folder: str) -> Path:
     return path
 
 
-def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineSettings, torch.dtype]:
-    """Preset values overridden by the options; returns the settings and the dtype to load with."""
+def build_settings(opts: FileJobOptions) -> tuple[OfflineSettings, str]:
+    """Preset values overridden by the options, checked once (``OfflineSettings`` checks itself when
+    made); returns the settings and the preset's precision for GPUs (see ``choose_dtype``)."""
     preset = get_preset(
         opts.preset, dilations=opts.dilations, cap_dilation=opts.cap_dilation, res=opts.res,
         snip_len=opts.snip_len, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
         refine_start_dilation=opts.refine_start_dilation, dtype=opts.dtype,
     )
-    dtype = choose_dtype(opts.dtype, preset.dtype, device)
     settings = OfflineSettings(
         dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
         res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
@@ -114,7 +114,7 @@ def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineS
         max_vae_bs=opts.max_vae_bs, seed=opts.seed, coalign=opts.coalign, quality=opts.quality,
         unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets,
     )
-    return settings, dtype
+    return settings, preset.dtype
 
 
 def check_options(opts: FileJobOptions) -> None:
@@ -123,8 +123,6 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--start-frame {opts.start_frame}: must be 0 or more")
     if opts.frame_count < 0:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
-    if opts.res is not None:
-        check_res(opts.res)
     if opts.fps < 0:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
     for name in opts.cmaps:
@@ -278,10 +276,11 @@ def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     # 1. Everything that can be checked without the model, before loading it.
     check_options(opts)
+    settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
-    settings, dtype = build_settings(opts, device)
+    dtype = choose_dtype(opts.dtype, preset_dtype, device)
     # 2. The model.
     model = load_rolling_depth(opts.checkpoint, device, dtype)
     if model.is_tiny:

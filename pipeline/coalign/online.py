@@ -1,4 +1,4 @@
-"""Online co-alignment for live streams (SPEC.md s.8): a rolling window, frozen anchors, early stop.
+"""Online co-alignment for live streams (docs/method.md, section 8): a rolling window, frozen anchors, early stop.
 
 Usage, one tick per new frame t of a stream::
 
@@ -20,7 +20,7 @@ How it works:
   estimates (the per-pixel median of the predictions already there), so outlier blobs do not
   wreck it. A snippet that overlaps nothing yet (the first one) is pinned at scale 1, shift 0.
 - Before a frame is emitted the open snippets are refined jointly (IRLS on the L1 consensus of
-  every frame they touch, frozen predictions fixed; ``pipeline.consensus_refine``), stopping early
+  every frame they touch, frozen predictions fixed; ``pipeline.coalign.open_snippets``), stopping early
   when converged. The refinement runs lazily, once per batch of pushes.
 - Memory and cost per push depend on the window and the snippets per frame, never on the stream
   length: frames older than ``window`` frames behind the newest are dropped (and skipped if they
@@ -44,21 +44,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.coalign_quality import online_settings
-from pipeline.coalign_snippets import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
-from pipeline.consensus_refine import RefineProblem, refine
+from pipeline.coalign.quality import online_settings
+from pipeline.coalign.snippet_set import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
+from pipeline.coalign.open_snippets import RefineProblem, refine_open_snippets
 from pipeline.errors import BadInputError
-from pipeline.robust_fit import symmetric_robust_affine_fit
+from pipeline.snippets import SnippetPlan
+from pipeline.coalign.robust_fit import symmetric_robust_affine_fit
 
 
 #: Fewest fit pixels per frame; smaller frames are subsampled less.
 MIN_FIT_PIXELS = 64
-
-
-def window_frames(max_dilation: int, snippet_length: int = 3, lookahead: int = 2) -> int:
-    """Frames an ``OnlineAligner`` must keep so the widest snippet still meets its anchors:
-    ``(snippet_length - 1) * max_dilation + 1 + lookahead`` (53 for dilation 25, L=3, lookahead 2)."""
-    return (snippet_length - 1) * max_dilation + 1 + lookahead
 
 
 @dataclass
@@ -83,11 +78,12 @@ class OnlineAligner:
     Args:
         lookahead: frames to wait after a frame before it is ready (0 = lowest latency; each extra
             frame lets one more snippet per dilation cover it). ``>= 0``.
-        window: frames kept, counted back from the newest frame pushed; use ``window_frames()``:
-            ``(L - 1) * max_dilation + 1 + lookahead`` (53 for L=3, dilation 25, lookahead 2).
+        window: frames kept, counted back from the newest frame pushed; ``for_plan`` sizes it as
+            ``SnippetPlan.history(lookahead)`` = ``(L - 1) * max_dilation + 1 + lookahead`` (53 for
+            L=3, dilation 25, lookahead 2).
             Must exceed ``lookahead``. Older frames are dropped; a frame never emitted by then is skipped.
         quality: ``"fast"``, ``"balanced"`` or ``"quality"`` (fit stride, refinement solves, tolerance;
-            see ``pipeline.coalign_quality.online_settings``).
+            see ``pipeline.coalign.quality.online_settings``).
     """
 
     def __init__(self, lookahead: int = 2, window: int = 53, quality: str = "fast") -> None:
@@ -108,6 +104,11 @@ class OnlineAligner:
         self._size: tuple[int, int] | None = None
         self._dirty = False
         self._flushed = False
+
+    @classmethod
+    def for_plan(cls, plan: SnippetPlan, lookahead: int = 2, quality: str = "fast") -> OnlineAligner:
+        """An aligner whose window holds exactly the history ``plan`` needs at this lookahead."""
+        return cls(lookahead=lookahead, window=plan.history(lookahead), quality=quality)
 
     # ----------------------------------------------------------------- public API
     def push(self, depth: torch.Tensor | np.ndarray, frame_indices: Sequence[int]) -> None:
@@ -274,7 +275,7 @@ class OnlineAligner:
         scales = np.array([self._snippets[k].scale for k in free_ids])
         shifts = np.array([self._snippets[k].shift for k in free_ids])
         problem = RefineProblem(values, mask, free, scales, shifts)
-        scales, shifts, _ = refine(problem, self._settings.max_solves, self._settings.tolerance)
+        scales, shifts, _ = refine_open_snippets(problem, self._settings.max_solves, self._settings.tolerance)
         for k, scale, shift in zip(free_ids, scales.tolist(), shifts.tolist()):
             self._snippets[k].scale, self._snippets[k].shift = scale, shift
 

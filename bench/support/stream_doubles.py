@@ -112,7 +112,6 @@ class FakeSteps:
 
 def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
     """The real online aligner, sized for ``plan`` (a SnippetPlan)."""
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
 
-    return OnlineAligner(lookahead=lookahead, window=window_frames(max(plan.dilations), plan.snip_len, lookahead),
-                         quality=quality)
+    return OnlineAligner.for_plan(plan, lookahead, quality)

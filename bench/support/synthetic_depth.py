@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.snippets import SnippetPlan, snippet_frames
+
 
 @dataclass(frozen=True)
 class SyntheticClip:
@@ -62,16 +64,6 @@ def scene_frames(frames, height: int, width: int, seed: int = 0, period: int = 1
         bump = near * torch.clamp(1.0 - dist2, min=0.0).sqrt()  # a rounded object, nearer at its centre
         scene = torch.maximum(scene, ground + bump)
     return scene
-
-
-def snippet_frames(num_frames: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
-    """Offline snippet plan of SPEC.md s.4: every start frame, dilations capped to ``N // L - 1``."""
-    cap = max(num_frames // length - 1, 1)
-    plan = []
-    for dilation in dict.fromkeys(min(d, cap) for d in dilations):
-        for start in range(num_frames - (length - 1) * dilation):
-            plan.append(tuple(start + i * dilation for i in range(length)))
-    return plan
 
 
 @dataclass(frozen=True)
@@ -135,7 +127,7 @@ def make_clip(
 
 def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
     """Snippets a live node runs when frame t arrives: one per dilation that fits, ending at t."""
-    return [tuple(t - (length - 1 - i) * d for i in range(length)) for d in dilations if t - (length - 1) * d >= 0]
+    return SnippetPlan(length, tuple(dilations)).snippets_ending_at(t)
 
 
 def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast") -> torch.Tensor:
@@ -144,9 +136,9 @@ def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: 
 
     depths_by_frames: snippet depth ``[3, H, W]`` keyed by its frame-index tuple.
     """
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
 
-    aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead), quality=quality)
+    aligner = OnlineAligner.for_plan(SnippetPlan(3, tuple(dilations)), lookahead, quality)
     out = {}
     for t in range(num_frames):
         for frames in stream_frames(t, dilations):

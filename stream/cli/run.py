@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import anyio
+import typer
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -19,14 +21,14 @@ from rich.text import Text
 from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open_source, parse_uri
 from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import unknown_scheme_error
-from pipeline.coalign_quality import QUALITIES
-from pipeline.display_normalizer import parse_normalize
+from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
-from pipeline.snippets import check_snippet_options
+from pipeline.snippets import SnippetPlan
 from pipeline.tiny_checkpoint import TINY_WARNING
-from stream.depth_steps import SnippetPlan
+from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
+from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
@@ -73,9 +75,11 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class CheckedRun:
-    """Everything resolved from RunOptions before anything is opened or loaded."""
+    """Everything resolved and checked from RunOptions before anything is opened or loaded;
+    the layers below trust it and check nothing again."""
 
     plan: SnippetPlan
+    normalizer: DisplayNormalizer
     res: int
     preset_dtype: str  # the preset's precision for mps/cuda; see choose_dtype
     drop_frames: bool
@@ -98,13 +102,12 @@ def check_options(opts: RunOptions) -> CheckedRun:
         check_sink_layout(sink)
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
-    if opts.quality not in QUALITIES:
-        raise BadInputError(f"--quality {opts.quality}: use one of {', '.join(QUALITIES)}")
+    check_quality(opts.quality)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
-    parse_normalize(opts.normalize)
+    normalizer = parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
-    check_snippet_options(preset.snip_len, preset.dilations)
+    plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
     check_res(preset.res)
     if opts.stats_json is not None:
         folder = Path(opts.stats_json).expanduser().resolve().parent
@@ -116,7 +119,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     return CheckedRun(
-        plan=SnippetPlan(snip_len=preset.snip_len, dilations=tuple(sorted(set(preset.dilations)))),
+        plan=plan,
+        normalizer=normalizer,
         res=preset.res,
         preset_dtype=preset.dtype,
         drop_frames=drop,
@@ -146,15 +150,13 @@ def run_stream(opts: RunOptions) -> int:
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
-    normalizer = parse_normalize(opts.normalize)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed)
-    window = window_frames(max(checked.plan.dilations), checked.plan.snip_len, opts.lookahead)
-    aligner = OnlineAligner(lookahead=opts.lookahead, window=window, quality=opts.quality)
+    aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, opts.quality)
 
     # 3. Open the source, then every sink (closing what is open if one fails).
     source = open_source(opts.source, realtime=checked.pace_source)
@@ -175,7 +177,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
                   f"dilations {','.join(map(str, checked.plan.dilations))} lookahead {opts.lookahead} | "
                   f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
-    result = _run_with_status(source, sinks, steps, aligner, normalizer, config, console, show_status,
+    result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
                               checked.osc, checked.osc_status)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
@@ -244,3 +246,33 @@ async def _close_all(source, sinks) -> None:
             await call_off_loop(thing.close)
         except Exception as err:
             print(f"rdstream: closing {getattr(thing, 'uri', thing)} failed: {err}", file=sys.stderr)
+
+
+def run_command(
+    source: str = typer.Option(..., "--source", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
+    sink: List[str] = typer.Option(..., "--sink", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
+    preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
+    quality: str = typer.Option("fast", "--quality", help="online co-alignment quality: fast | balanced | quality"),
+    res: Optional[int] = typer.Option(None, "--res", help="longer edge in pixels, rounded to a multiple of 8 (0 = native); default: the preset's"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
+    device: str = typer.Option("auto", "--device", help="auto | mps | cuda | cpu"),
+    lookahead: int = typer.Option(2, "--lookahead", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
+    normalize: str = typer.Option("running", "--normalize", help="display range: running | fixed:NEAR,FAR | window[:N]"),
+    stats_json: Optional[str] = typer.Option(None, "--stats-json", help="append one JSON line of live stats per second to this file"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="noise seed, for reproducible runs"),
+    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", help="snippet dilations, e.g. -d 1 25; default: the preset's"),
+    snip_len: Optional[int] = typer.Option(None, "--snip-len", help="frames per snippet, 2..4; default: 3"),
+    max_frames: int = typer.Option(0, "--max-frames", help="stop after this many source frames (0 = until the source ends)"),
+    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
+    osc: Optional[str] = typer.Option(None, "--osc", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
+    osc_status: Optional[str] = typer.Option(None, "--osc-status", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
+) -> int:
+    """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
+    return run_stream(RunOptions(
+        source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
+        normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
+        snip_len=snip_len, max_frames=max_frames, status=status, osc=osc, osc_status=osc_status,
+    ))
