@@ -105,3 +105,21 @@ def test_mkv_sink_writes_rgbd_with_exact_16_bit_grey_colour(tmp_path):
     for frame, rgb in zip(frames, colours):
         assert frame.shape == (40, 128)
         assert np.array_equal(frame[:, :64], colour_as(rgb, "grey16")) and np.array_equal(frame[:, 64:], to_uint16(depth))
+
+
+def test_mp4_sink_follows_a_live_colour_map_from_the_frame(tmp_path):
+    path = tmp_path / "live.mp4"
+    depth = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (32, 1))
+
+    async def write():
+        sink = open_sink(f"file:{path}?cmap=Greys_r", fps=30)
+        assert not sink.wants_colour
+        await sink.send(DepthFrame(index=0, timestamp=0.0, depth=depth))
+        await sink.send(DepthFrame(index=1, timestamp=1 / 30, depth=depth, cmap="turbo"))
+        await sink.close()
+
+    anyio.run(write)
+    with av.open(str(path)) as container:
+        first, second = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    assert np.abs(first - apply_colormap(depth, "Greys_r")).mean() < 6
+    assert np.abs(second - apply_colormap(depth, "turbo")).mean() < 6

@@ -251,3 +251,15 @@ def test_garbage_and_a_flood_of_10000_packets_a_second_cost_no_frame_and_little_
     rate, base_rate = flooded.frames_out / flooded.elapsed_s, baseline.frames_out / baseline.elapsed_s
     print(f"flood: {control.received} packets read, {control.ignored} ignored; {rate:.1f} fps vs {base_rate:.1f} fps without")
     assert rate >= 0.9 * base_rate, (rate, base_rate)
+
+
+def test_colour_frames_travel_only_when_a_sink_shows_them():
+    class DepthOnlySink(RecordingSink):
+        wants_colour = False
+
+    plan = SnippetPlan(3, (1, 5))
+    for sink, has_colour in ((DepthOnlySink(), False), (RecordingSink(), True)):
+        node = StreamNode(ListSource(8), [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"),
+                          NodeConfig(plan=plan))
+        anyio.run(node.run, False)
+        assert len(sink.frames) == 8 and all((f.rgb is not None) == has_colour for f in sink.frames)
