@@ -96,6 +96,15 @@ def check_can_listen(endpoint: OscEndpoint, option: str = "--osc") -> None:
         raise BadInputError(f"{option} {endpoint}: cannot listen on UDP {endpoint}: {reason}") from None
 
 
+def check_endpoints_differ(listen: OscEndpoint | None, status: OscEndpoint | None) -> None:
+    """Status sent to our own listening port would come back as unknown commands: refuse it."""
+    if listen is None or status is None or listen.port != status.port:
+        return
+    loopbacks = {"127.0.0.1", "localhost", "0.0.0.0"}
+    if listen.host == status.host or (listen.host in loopbacks and status.host in loopbacks):
+        raise BadInputError(f"--osc-status {status} is the port --osc listens on; send status to another port (e.g. {status.port + 1})")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -27,7 +27,8 @@ from pipeline.snippets import SnippetPlan
 from stream.display_stage import LiveControls
 from stream.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
-from stream.osc_control import OscControl, OscEndpoint, check_can_listen, parse_command, parse_endpoint
+from stream.osc_control import (OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
+                                 parse_endpoint)
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 
 LOOPBACK = "127.0.0.1"
@@ -107,6 +108,9 @@ def test_endpoints_default_to_loopback_and_bad_ones_are_one_line_errors():
         busy.bind((LOOPBACK, 0))
         with pytest.raises(BadInputError, match="already in use"):
             check_can_listen(OscEndpoint(LOOPBACK, busy.getsockname()[1]))
+    with pytest.raises(BadInputError, match="is the port --osc listens on"):
+        check_endpoints_differ(parse_endpoint("9000", "--osc"), parse_endpoint("localhost:9000", "--osc-status"))
+    check_endpoints_differ(parse_endpoint("9000", "--osc"), parse_endpoint("9001", "--osc-status"))
 
 
 def test_commands_are_validated_and_malformed_ones_say_why():

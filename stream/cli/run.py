@@ -32,7 +32,7 @@ from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
-from stream.osc_control import OscControl, OscEndpoint, check_can_listen, parse_endpoint
+from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -117,6 +117,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     if osc is not None:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
+    check_endpoints_differ(osc, osc_status)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     return CheckedRun(
         plan=plan,
