@@ -32,13 +32,15 @@ import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
-from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
+from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, compose_ycbcr, needs_colour, read_layout
 from io_adapters.ndi_formats import (
     depth_to_bgra,
+    depth_to_p216,
+    depth_to_uyvy,
     frame_metadata_xml,
-    grey8_to_uyvy,
-    grey16_to_p216,
     timecode_ticks,
+    ycbcr_to_p216,
+    ycbcr_to_uyvy,
 )
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.encodings import colormap_lut, to_uint8, to_uint16
@@ -344,9 +346,11 @@ class NdiSender:
             buffer = compose(depth_to_bgra(depth01, cmap or self.cmap), rgb, self.layout, "bgra")
             return buffer, buffer.shape[1], buffer.shape[0], buffer.shape[1] * 4
         if self.fmt == "uyvy":
-            buffer = grey8_to_uyvy(compose(to_uint8(depth01), rgb, self.layout, "grey8"))
+            buffer = (depth_to_uyvy(depth01) if self.layout == "depth"
+                      else ycbcr_to_uyvy(*compose_ycbcr(to_uint8(depth01), rgb, self.layout)))
             return buffer, buffer.shape[1], buffer.shape[0], buffer.shape[1] * 2
-        planes = grey16_to_p216(compose(to_uint16(depth01), rgb, self.layout, "grey16"))
+        planes = (depth_to_p216(depth01) if self.layout == "depth"
+                  else ycbcr_to_p216(*compose_ycbcr(to_uint16(depth01), rgb, self.layout)))
         return planes.view(np.uint8), planes.shape[1], planes.shape[0] // 2, planes.shape[1] * 2  # binding takes uint8 only
 
     def send(self, depth01: np.ndarray, rgb: np.ndarray | None = None, *, timestamp_s: float | None = None,

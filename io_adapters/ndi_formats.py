@@ -3,9 +3,11 @@
 Layouts (NDI SDK):
 * BGRA: uint8 [H, W, 4], B, G, R, A per pixel.
 * UYVY: 8-bit 4:2:2, uint8 [H, W, 2]: per pixel (chroma, luma) with chroma alternating U, V
-  along the row. Grey depth: luma = depth * 255 (rounded), U = V = 128.
+  along the row (one U, V pair per two pixels). Grey depth: luma = depth * 255 (rounded),
+  U = V = 128.
 * P216: 16-bit 4:2:2, two planes of uint16 stacked into [2H, W]: the Y plane [H, W], then the
   interleaved UV plane [H, W] (U, V, U, V ...). Depth goes in Y (0..65535), U = V = 32768.
+* RGB-D layouts (io_adapters/layouts.py ``compose_ycbcr``) add a colour half in real colour.
 
 4:2:2 needs an even width: an odd width is padded by repeating the last column.
 
@@ -48,31 +50,45 @@ def depth_to_bgra(depth01: np.ndarray, cmap: str | None) -> np.ndarray:
 
 def depth_to_uyvy(depth01: np.ndarray) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint8 [H, W', 2] UYVY grey (W' = W rounded up to even)."""
-    return grey8_to_uyvy(to_uint8(depth01))
-
-
-def grey8_to_uyvy(grey: np.ndarray) -> np.ndarray:
-    """uint8 [H, W] -> uint8 [H, W', 2] UYVY with that luma and neutral chroma (W' even)."""
-    luma = _even_width(grey)
+    luma = _even_width(to_uint8(depth01))
     uyvy = np.empty(luma.shape + (2,), np.uint8)
-    uyvy[..., 0] = CHROMA_ZERO_8
+    uyvy[..., 0] = CHROMA_ZERO_8  # neutral chroma needs no averaging: filled directly (per-frame path)
     uyvy[..., 1] = luma
     return uyvy
 
 
 def depth_to_p216(depth01: np.ndarray) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint16 [2H, W'] P216: Y plane on top, UV plane below."""
-    return grey16_to_p216(to_uint16(depth01))
-
-
-def grey16_to_p216(grey: np.ndarray) -> np.ndarray:
-    """uint16 [H, W] -> uint16 [2H, W'] P216 with that Y plane and neutral chroma (W' even)."""
-    luma = _even_width(grey)
-    height, width = luma.shape
-    planes = np.empty((2 * height, width), np.uint16)
-    planes[:height] = luma
-    planes[height:] = CHROMA_ZERO_16
+    luma = _even_width(to_uint16(depth01))
+    planes = np.empty((2 * luma.shape[0], luma.shape[1]), np.uint16)
+    planes[: luma.shape[0]] = luma
+    planes[luma.shape[0] :] = CHROMA_ZERO_16
     return planes
+
+
+def _chroma_422(cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Full-resolution Cb, Cr [H, W'] (W' even) -> [H, W'] interleaved U, V, U, V: one (U, V)
+    per pixel pair, the mean of the pair."""
+    wide = np.uint32
+    out = np.empty_like(cb)
+    out[:, 0::2] = (cb[:, 0::2].astype(wide) + cb[:, 1::2] + 1) // 2
+    out[:, 1::2] = (cr[:, 0::2].astype(wide) + cr[:, 1::2] + 1) // 2
+    return out
+
+
+def ycbcr_to_uyvy(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """uint8 Y, Cb, Cr [H, W] -> uint8 [H, W', 2] UYVY (W' = W rounded up to even)."""
+    y, cb, cr = (_even_width(plane) for plane in (y, cb, cr))
+    uyvy = np.empty(y.shape + (2,), np.uint8)
+    uyvy[..., 0] = _chroma_422(cb, cr)
+    uyvy[..., 1] = y
+    return uyvy
+
+
+def ycbcr_to_p216(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """uint16 Y, Cb, Cr [H, W] -> uint16 [2H, W'] P216: Y plane, then the interleaved UV plane."""
+    y, cb, cr = (_even_width(plane) for plane in (y, cb, cr))
+    return np.concatenate([y, _chroma_422(cb, cr)])
 
 
 def p216_luma(data: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from io_adapters.frames import DepthFrame
-from io_adapters.layouts import check_sink_layout, colour_as, compose, split
-from io_adapters.ndi_formats import grey8_to_uyvy, grey16_to_p216
+from io_adapters.layouts import check_sink_layout, colour_as, colour_ycbcr, compose, compose_ycbcr, split
+from io_adapters.ndi_formats import depth_to_p216, depth_to_uyvy, ycbcr_to_p216, ycbcr_to_uyvy
 from io_adapters.registry import open_sink
 from io_adapters.syphon_io import depth_to_syphon_bgra
 from io_adapters.encodings import apply_colormap, pack16_bgra, to_uint8, to_uint16, unpack16_bgra
@@ -23,8 +23,7 @@ def _rgb(height=4, width=6, seed=0):
 def test_rgbd_puts_colour_left_and_rgbd_v_on_top_in_every_pixel_format():
     depth = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
     rgb = _rgb()
-    pictures = {"rgb": apply_colormap(depth, "turbo"), "bgra": pack16_bgra(depth),
-                "grey8": to_uint8(depth), "grey16": to_uint16(depth)}
+    pictures = {"rgb": apply_colormap(depth, "turbo"), "bgra": pack16_bgra(depth), "grey16": to_uint16(depth)}
     for pixel, picture in pictures.items():
         assert compose(picture, rgb, "depth", pixel) is picture
         side = compose(picture, rgb, "rgbd", pixel)
@@ -35,9 +34,8 @@ def test_rgbd_puts_colour_left_and_rgbd_v_on_top_in_every_pixel_format():
             assert np.array_equal(depth_half, picture) and np.array_equal(colour, colour_as(rgb, pixel))
     assert np.array_equal(colour_as(rgb, "bgra")[..., 2::-1], rgb)
     assert (colour_as(rgb, "bgra")[..., 3] == 255).all()
-    # Grey formats carry the Rec. 709 luma; 16-bit is the 8-bit value * 257.
+    # 16-bit grey carries the Rec. 709 luma, full range.
     white_red = np.array([[[255, 255, 255], [255, 0, 0]]], np.uint8)
-    assert colour_as(white_red, "grey8").tolist() == [[255, 54]]
     assert colour_as(white_red, "grey16").tolist() == [[65535, round(0.2126 * 255 * 257)]]
     # packed16 stays decodable in the depth half.
     assert np.array_equal(unpack16_bgra(split(compose(pictures["bgra"], rgb, "rgbd", "bgra"), "rgbd")[1]),
@@ -45,22 +43,43 @@ def test_rgbd_puts_colour_left_and_rgbd_v_on_top_in_every_pixel_format():
 
 
 def test_colour_of_another_size_is_scaled_to_the_depth_and_missing_colour_is_one_error():
-    picture = np.zeros((4, 6), np.uint8)
-    big = np.repeat(np.repeat(_rgb(2, 3), 2, axis=0), 2, axis=1)  # 4x6 from 2x3 blocks
+    picture = np.zeros((4, 6), np.uint16)
     small = _rgb(2, 3)
-    assert np.array_equal(compose(picture, small, "rgbd", "grey8")[:, :6], colour_as(big, "grey8"))
+    big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # 4x6 from 2x3 blocks
+    assert np.array_equal(compose(picture, small, "rgbd", "grey16")[:, :6], colour_as(big, "grey16"))
     with pytest.raises(RuntimeFailure, match="needs the colour frame"):
-        compose(picture, None, "rgbd", "grey8")
+        compose(picture, None, "rgbd", "grey16")
 
 
-def test_4_2_2_formats_pack_the_composed_grey_picture():
-    grey = np.arange(15, dtype=np.uint8).reshape(3, 5)  # odd width: rgbd-v keeps it odd, packing pads
-    rgb = _rgb(3, 5)
-    composed = compose(grey, rgb, "rgbd-v", "grey8")
-    uyvy = grey8_to_uyvy(composed)
-    assert uyvy.shape == (6, 6, 2) and np.array_equal(uyvy[3:, :5, 1], grey)
-    p216 = grey16_to_p216(compose(grey.astype(np.uint16) * 257, rgb, "rgbd", "grey16"))
-    assert p216.shape == (6, 10) and np.array_equal(p216[:3, 5:], grey.astype(np.uint16) * 257)
+def test_ycbcr_is_rec709_video_range():
+    # black, white, red, green, blue -> standard Rec. 709 8-bit video-range values
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
+    y, cb, cr = colour_ycbcr(rgb, 8)
+    assert y.tolist() == [[16, 235, 63, 173, 32]]
+    assert cb.tolist() == [[128, 128, 102, 42, 240]]
+    assert cr.tolist() == [[128, 128, 240, 26, 118]]
+    y16, cb16, _ = colour_ycbcr(rgb[:, :2], 16)
+    assert y16.tolist() == [[4096, 60160]] and cb16.tolist() == [[32768, 32768]]
+
+
+def test_4_2_2_formats_carry_colour_beside_grey_depth():
+    depth = np.linspace(0, 1, 15, dtype=np.float32).reshape(3, 5)
+    rgb = np.zeros((3, 5, 3), np.uint8)
+    rgb[...] = (255, 0, 0)  # flat red: chroma survives the pairing exactly
+    # depth layout: the same buffers as the grey-only encoders
+    assert np.array_equal(ycbcr_to_uyvy(*compose_ycbcr(to_uint8(depth), None, "depth")), depth_to_uyvy(depth))
+    assert np.array_equal(ycbcr_to_p216(*compose_ycbcr(to_uint16(depth), None, "depth")), depth_to_p216(depth))
+    # rgbd-v keeps the odd width (5), the packing pads it to 6
+    uyvy = ycbcr_to_uyvy(*compose_ycbcr(to_uint8(depth), rgb, "rgbd-v"))
+    assert uyvy.shape == (6, 6, 2)
+    assert (uyvy[:3, :, 1] == 63).all() and (uyvy[:3, 0::2, 0] == 102).all() and (uyvy[:3, 1::2, 0] == 240).all()
+    assert np.array_equal(uyvy[3:, :5, 1], to_uint8(depth)) and (uyvy[3:, :, 0] == 128).all()
+    p216 = ycbcr_to_p216(*compose_ycbcr(to_uint16(depth), rgb, "rgbd"))
+    assert p216.shape == (6, 10)
+    red_y, red_cb, red_cr = (int(plane[0, 0]) for plane in colour_ycbcr(rgb[:1, :1], 16))
+    assert abs(red_y - 63 * 256) < 256 and abs(red_cb - 102 * 256) < 256 and abs(red_cr - 240 * 256) < 256
+    assert np.array_equal(p216[:3, 5:], to_uint16(depth)) and (p216[:3, :5] == red_y).all()
+    assert p216[3, 0] == red_cb and p216[3, 1] == red_cr and (p216[3:, 6:] == 32768).all()
 
 
 def test_syphon_rgbd_keeps_the_colour_half_plain_and_the_depth_half_packed():

@@ -30,7 +30,7 @@ pytest.importorskip("NDIlib")
 from io_adapters.frames import DepthFrame, EndOfStream  # noqa: E402
 from io_adapters.ndi import NdiReceiver, NdiSender, matches_source_name  # noqa: E402
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
-from io_adapters.layouts import colour_as  # noqa: E402
+from io_adapters.layouts import colour_ycbcr  # noqa: E402
 from io_adapters.ndi_formats import (  # noqa: E402
     depth_to_p216,
     depth_to_uyvy,
@@ -296,7 +296,7 @@ def test_rgbd_frames_carry_colour_timecode_and_metadata_to_a_receiver():
 
 
 @needs_ndi_here
-def test_p216_rgbd_v_carries_the_colour_as_16_bit_grey_above_the_depth():
+def test_p216_rgbd_v_carries_real_colour_above_16_bit_depth():
     height, width = 32, 48
     depth = _ramp(height, width)
     colour = _colour(2, height, width)
@@ -304,12 +304,18 @@ def test_p216_rgbd_v_carries_the_colour_as_16_bit_grey_above_the_depth():
     def make_frame(i, depth01):
         return DepthFrame(index=i, timestamp=i / 60, depth=depth01, rgb=colour)
 
+    # As sent: 16-bit depth in the lower half's Y plane, the colour's Rec. 709 Y in the upper half.
     frames = _round_trip("p216", [depth] * 3, "best", ("P216",), "&layout=rgbd-v", make_frame)
     assert len(frames) == 3
     luma = p216_luma(frames[-1].data, width, 2 * height).astype(np.int64)
-    assert np.abs(luma[:height] - colour_as(colour, "grey16")).mean() <= P216_MEAN_ERROR
+    assert np.abs(luma[:height] - colour_ycbcr(colour, 16)[0]).mean() <= P216_MEAN_ERROR
     assert np.abs(luma[height:] - to_uint16(depth)).mean() <= P216_MEAN_ERROR
     assert frames[-1].timecode == round(2 / 60 * 10_000_000)
+    # As an RGB receiver (TouchDesigner's NDI In TOP) converts it: the upper half is the colour frame.
+    rgba = _round_trip("p216", [depth] * 3, "rgb", ("RGBA", "RGBX"), "&layout=rgbd-v", make_frame)
+    error = np.abs(rgba[-1].data[:height, :, :3].astype(int) - colour.astype(int))
+    print(f"p216 rgbd-v colour half as RGB: mean |error| {error.mean():.2f}, max {error.max()}")
+    assert error.mean() <= BGRA_MEAN_ERROR, error.mean()
 
 
 def test_frame_metadata_xml_round_trips_and_skips_unknown_values():
