@@ -17,7 +17,15 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.tiny_checkpoint import TINY_MARKER
+
+# model_index.json key that marks the tiny RANDOM test checkpoint (pipeline.tiny_checkpoint writes it).
+TINY_MARKER = "rdstream_tiny_random"
+# Shown by every command that runs a tiny checkpoint.
+TINY_WARNING = (
+    "This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
+    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `huggingface-cli download prs-eth/rollingdepth-v1-0` "
+    "and pass -c or set RDSTREAM_CHECKPOINT."
+)
 
 DEFAULT_CHECKPOINT = "prs-eth/rollingdepth-v1-0"
 CACHE_ENV = "RDSTREAM_CACHE_DIR"

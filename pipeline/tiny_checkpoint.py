@@ -14,13 +14,8 @@ from pathlib import Path
 
 import torch
 
-TINY_MARKER = "rdstream_tiny_random"
-# Shown by every command that runs a tiny checkpoint.
-TINY_WARNING = (
-    "This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
-    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `huggingface-cli download prs-eth/rollingdepth-v1-0` "
-    "and pass -c or set RDSTREAM_CHECKPOINT."
-)
+from pipeline.checkpoint import TINY_MARKER
+
 
 # Sizes chosen so a 3-frame step at a 16x16 latent takes well under a second on 2 CPU cores,
 # while keeping every structural feature of SD2 that our code relies on (cross-attention blocks

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from io_adapters.base import Sink
 from pipeline.errors import RuntimeFailure
 from stream.calls import call_off_loop
 from stream.messages import OutputFrame, StreamEnd
@@ -27,7 +28,7 @@ class SinkSlot:
     """One sink with the URI it was opened from and its state in this run."""
 
     uri: str
-    sink: object
+    sink: Sink
     frames: int = 0
     error: str | None = None
     closed: bool = False
@@ -35,7 +36,7 @@ class SinkSlot:
 
     @property
     def dropped(self) -> int:
-        return int(getattr(self.sink, "dropped", 0) or 0)
+        return self.sink.dropped
 
 
 class FanOutStage(Stage):
@@ -90,11 +91,11 @@ async def wait_for_room(slot: SinkSlot) -> None:
     """Wait until ``slot.sink`` has fewer than LOSSLESS_IN_FLIGHT frames unwritten.
 
     Blocks (off the event loop) on the sink's own ``wait_for_room``, which its writer wakes after
-    every frame; a sink without it is assumed to take frames synchronously.
+    every frame; a sink that is not ``buffered`` takes frames synchronously and is not asked.
     """
-    wait = getattr(slot.sink, "wait_for_room", None)
-    if wait is not None:
-        await anyio.to_thread.run_sync(wait, LOSSLESS_IN_FLIGHT, _STALL_S, abandon_on_cancel=True)
+    if slot.sink.buffered:
+        await anyio.to_thread.run_sync(slot.sink.wait_for_room, LOSSLESS_IN_FLIGHT, _STALL_S,
+                                       abandon_on_cancel=True)
 
 
 async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio
 
+from io_adapters.base import Sink, Source
 from stream.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
 from pipeline.snippets import SnippetPlan
@@ -32,7 +33,7 @@ from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
-from stream.stage import DEFAULT_QUEUE_SIZE, make_link
+from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
 
 
@@ -96,13 +97,13 @@ class NodeResult:
 class StreamNode:
     """One run of the node between one source and one or more sinks.
 
-    source: has ``recv()`` (VideoFrame, raises EndOfStream at the end) and ``close()``.
-    sinks: (uri, sink) pairs; each sink has ``send(DepthFrame)`` and ``close()``.
+    source: an ``io_adapters.base.Source`` (``recv()`` -> VideoFrame, EndOfStream at the end).
+    sinks: (uri, ``io_adapters.base.Sink``) pairs.
     model_thread: where model calls run (pass the one the model was loaded on); None = a new one.
     The node closes the source and every sink whatever happens.
     """
 
-    def __init__(self, source, sinks: list[tuple[str, object]], steps: DepthSteps, aligner: StreamAligner,
+    def __init__(self, source: Source, sinks: list[tuple[str, Sink]], steps: DepthSteps, aligner: StreamAligner,
                  normalizer: DisplayNormalizer, config: NodeConfig,
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
@@ -123,19 +124,22 @@ class StreamNode:
         self.model_thread = model_thread or ModelThread()
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)
         # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
-        keep_colour = any(getattr(sink, "wants_colour", False) for _, sink in sinks)
         self.controls = controls
-        self.display = DisplayStage(normalizer, keep_colour=keep_colour, controls=controls)
+        self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
+                                    controls=controls)
+        # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
-        self.stages = [
+        self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
+        self.stages: list[Stage] = [
+            self.capture,
             EncodeStage(steps, self.model_thread),
             SnippetStage(steps, config.plan, self.model_thread),
-            AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread),
+            self.align,
             self.display,
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
-        self.sampler = StatsSampler([self.capture.metrics] + [s.metrics for s in self.stages], self.latency,
+        self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
                                     frame_report=self.display.report_for)
@@ -187,12 +191,13 @@ class StreamNode:
         return self._result(time.perf_counter() - start)
 
     async def _run_stages(self) -> None:
-        links = [make_link(self.config.queue_size) for _ in self.stages]
+        # stage i sends on link i, stage i+1 receives from it; the first has no input, the last no output
+        links = [make_link(self.config.queue_size) for _ in self.stages[1:]]
+        receives = [None] + [receive for _, receive in links]
+        sends = [send for send, _ in links] + [None]
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.capture.run, links[0][0])
-            for i, stage in enumerate(self.stages):
-                send = links[i + 1][0] if i + 1 < len(self.stages) else None
-                tg.start_soon(stage.run, links[i][1], send)
+            for stage, receive, send in zip(self.stages, receives, sends):
+                tg.start_soon(stage.run, receive, send)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with ExitStack() as stack:
@@ -218,22 +223,21 @@ class StreamNode:
 
     def _result(self, elapsed: float) -> NodeResult:
         p50, p95 = self.latency.run_percentiles_ms()
-        align = self.stages[2]
-        counts: StepCounts = getattr(self.steps, "counts", StepCounts())
+        counts: StepCounts = self.steps.counts
         return NodeResult(
             end_reason=self.capture.end_reason,
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,
             dropped=self.capture.dropped,
-            lost=align.lost,
+            lost=self.align.lost,
             elapsed_s=round(elapsed, 3),
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             latency_max_ms=round(self.latency.max_s * 1000.0, 1),
             step_counts=counts.as_dict(),
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
-            stages={m.name: m.snapshot().as_dict() for m in [self.capture.metrics] + [s.metrics for s in self.stages]},
+            stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
         )
 
 

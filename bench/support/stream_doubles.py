@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 
+from io_adapters.base import Sink, Source
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from stream.depth_steps import StepCounts
 
 
-class ListSource:
+class ListSource(Source):
     """A blocking source of ``count`` frames of size ``size`` (h, w); ``interval`` s between frames."""
 
     def __init__(self, count: int, size=(32, 48), interval: float = 0.0, fps: float = 30.0) -> None:
@@ -42,7 +43,7 @@ class ListSource:
         self.closed = True
 
 
-class RecordingSink:
+class RecordingSink(Sink):
     """Keeps every DepthFrame it is sent; ``delay`` seconds per send. Asks for the colour frame
     (as a sink with an rgbd layout does), so tests can check which input each depth came from."""
 

@@ -23,13 +23,12 @@ from rich.table import Table
 from rich.text import Text
 
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
-from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
+from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import resize
 from pipeline.presets import get_preset
-from pipeline.tiny_checkpoint import TINY_WARNING
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 

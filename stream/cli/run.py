@@ -22,11 +22,11 @@ from io_adapters.registry import SINK_EXAMPLES, SOURCE_EXAMPLES, open_sink, open
 from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import unknown_scheme_error
 from pipeline.coalign.quality import check_quality
+from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
 from pipeline.snippets import SnippetPlan
-from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
