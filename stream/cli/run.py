@@ -251,7 +251,7 @@ async def _close_all(source, sinks) -> None:
 
 def run_command(
     source: str = typer.Option(..., "--source", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
-    sink: List[str] = typer.Option(..., "--sink", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
+    sink: List[str] = typer.Option(..., "--sink", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:; video sinks take layout=rgbd or rgbd-v (colour beside/above the depth)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", help=DEFAULT_CHECKPOINT_HELP),
     preset: str = typer.Option("fast", "-p", "--preset", help="fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
     quality: str = typer.Option("fast", "--quality", help="online co-alignment quality: fast | balanced | quality"),
