@@ -26,15 +26,20 @@ unparsed, so a flood costs the node little more than the kernel's receive work.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import logging
 import math
 import socket
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
-from pythonosc.osc_packet import OscPacket, ParseError
+import pythonosc
+from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
 from io_adapters.encodings import colormap_lut
@@ -92,7 +97,7 @@ def check_can_listen(endpoint: OscEndpoint, option: str = "--osc") -> None:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.bind((endpoint.host, endpoint.port))
     except OSError as err:
-        reason = "already in use" if err.errno in (98, 48, 10048) else (err.strerror or str(err))
+        reason = "already in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
         raise BadInputError(f"{option} {endpoint}: cannot listen on UDP {endpoint}: {reason}") from None
 
 
@@ -170,6 +175,24 @@ class RateLimitedWarnings:
             self._held = 0
 
 
+@contextmanager
+def python_osc_quiet():
+    """python-osc logs a root-logger warning for some malformed bundles and argument types; under
+    a flood of garbage that would be thousands of stderr lines. While the listener runs, records
+    from python-osc's own files are dropped (our RateLimitedWarnings says what was ignored)."""
+    library = str(Path(pythonosc.__file__).resolve().parent)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.pathname.startswith(library)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 class PacketBudget:
     """Token bucket: ``rate`` packets a second, bursts of ``burst``."""
 
@@ -218,18 +241,22 @@ class OscControl:
             udp = await anyio.create_udp_socket(local_host=self.listen.host, local_port=self.listen.port)
         except OSError as err:
             raise BadInputError(f"--osc {self.listen}: cannot listen on UDP {self.listen}: {err.strerror or err}") from None
-        async with udp:
-            task_status.started()
-            try:
-                async for data, _sender in udp:
-                    self.received += 1
-                    if not self.budget.take():
-                        self.ignored += 1
-                        self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
-                        continue
-                    self.handle_packet(data, command)
-            finally:
-                self.warnings.flush()
+        with python_osc_quiet():
+            async with udp:
+                task_status.started()
+                await self._receive(udp, command)
+
+    async def _receive(self, udp, command: Callable[[NodeCommand], None]) -> None:
+        try:
+            async for data, _sender in udp:
+                self.received += 1
+                if not self.budget.take():
+                    self.ignored += 1
+                    self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
+                    continue
+                self.handle_packet(data, command)
+        finally:
+            self.warnings.flush()
 
     def handle_packet(self, data: bytes, command: Callable[[NodeCommand], None]) -> None:
         """Parse one UDP payload (a message or a bundle) and pass its valid commands on."""
@@ -239,7 +266,8 @@ class OscControl:
             return
         try:
             messages = [timed.message for timed in OscPacket(data).messages]
-        except (ParseError, ValueError, IndexError, TypeError, OverflowError) as err:
+        except Exception as err:  # noqa: BLE001 - untrusted bytes: whatever the parser raises, one warning
+
             self.ignored += 1
             self.warnings.warn(f"ignored a packet that is not OSC ({type(err).__name__})")
             return
