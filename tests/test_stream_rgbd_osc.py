@@ -146,6 +146,7 @@ def test_rdstream_run_takes_osc_commands_and_reports_status(tmp_path, tiny_check
         server.server_close()
     assert proc.returncode == 0, stderr
     assert "interrupted:" in stderr and "OSC: ignored '/rdstream/zoom'" in stderr and "Traceback" not in stderr
+    assert f"OSC commands on udp 127.0.0.1:{port}" in stderr
     acks = [args for address, args in received if address == "/rdstream/ack"]
     assert [a[0] for a in acks] == ["/rdstream/pause", "/rdstream/stop"], acks
     paused_from = acks[0][1]

@@ -176,7 +176,10 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | "
                   f"dilations {','.join(map(str, checked.plan.dilations))} lookahead {opts.lookahead} | "
-                  f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly", highlight=False, soft_wrap=True)
+                  f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | Ctrl-C stops cleanly"
+                  + (f" | OSC commands on udp {checked.osc}" if checked.osc else "")
+                  + (f" | OSC status to udp {checked.osc_status}" if checked.osc_status else ""),
+                  highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
