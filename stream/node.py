@@ -175,7 +175,7 @@ class StreamNode:
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _first_user_error(group) from None
+            raise first_user_error(group) from None
         finally:
             with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
@@ -241,7 +241,7 @@ class StreamNode:
         )
 
 
-def _first_user_error(group: BaseExceptionGroup) -> BaseException:
+def first_user_error(group: BaseExceptionGroup) -> BaseException:
     """The error to show: a RollingDepthError if any, else the first leaf exception."""
     leaves = []
 

@@ -274,3 +274,22 @@ def test_colour_frames_travel_only_when_a_sink_shows_them():
                           NodeConfig(plan=plan))
         anyio.run(node.run, False)
         assert len(sink.frames) == 8 and all((f.rgb is not None) == has_colour for f in sink.frames)
+
+
+def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
+    from rich.console import Console
+
+    from bench.support.stream_doubles import FailingSink
+    from pipeline.errors import RuntimeFailure
+    from stream.cli.run import _run_with_status
+    from stream.model_thread import ModelThread
+
+    plan = SnippetPlan(3, (1, 5))
+    thread = ModelThread()
+    try:
+        with pytest.raises(RuntimeFailure, match="every sink failed"):
+            _run_with_status(ListSource(30), [("bad:", FailingSink(2))], FakeSteps(), make_aligner(plan),
+                             parse_normalize("running"), NodeConfig(plan=plan), Console(stderr=True), False, None,
+                             thread, OscEndpoint(LOOPBACK, free_udp_port()), None)
+    finally:
+        thread.close()

@@ -31,7 +31,7 @@ from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_v
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
-from stream.node import NodeConfig, NodeResult, StreamNode
+from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats
 
@@ -215,10 +215,13 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
     async def run_node() -> NodeResult:
         if control is None or control.listen is None:
             return await node.run()
-        async with anyio.create_task_group() as tg:
-            await tg.start(control.serve, node.command)
-            result = await node.run()
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(control.serve, node.command)
+                result = await node.run()
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the node's own one-line errors, not a group of them
+            raise first_user_error(group) from None
         return result
 
     if live is None:
