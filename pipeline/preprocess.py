@@ -16,10 +16,15 @@ from pipeline.errors import BadInputError
 RESAMPLE_METHODS = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
 
 
+# Largest processing size (longer edge). The reference's largest preset uses 1024; 4096 already
+# needs tens of GB for the VAE, and a typo such as 100000 would try to allocate hundreds.
+MAX_RES = 4096
+
+
 def check_res(res: int) -> None:
-    """--res is 0 (native size) or a positive number of pixels."""
-    if res < 0:
-        raise BadInputError(f"--res {res}: must be 0 (native size) or a positive number of pixels")
+    """--res is 0 (native size) or a number of pixels up to ``MAX_RES``."""
+    if res < 0 or res > MAX_RES:
+        raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from 8 to {MAX_RES}")
 
 
 def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:

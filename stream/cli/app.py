@@ -19,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: it wraps cleanly at 80 columns (rich's boxed tables cut names and defaults)
+    rich_markup_mode=None,
 )
 app.command("file")(file_command)
 app.command("run")(run_command)

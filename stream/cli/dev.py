@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
+dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @dev_app.command("make-tiny-checkpoint")

@@ -8,6 +8,7 @@ exit code is then non-zero.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -27,9 +28,11 @@ from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, l
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import resize
+from pipeline.preprocess import processing_size, resize
 from pipeline.presets import get_preset
 
+# Output frame rates above this are typos (video players and encoders top out well below it).
+MAX_FPS = 1000.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
 
@@ -122,8 +125,8 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--start-frame {opts.start_frame}: must be 0 or more")
     if opts.frame_count < 0:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
-    if opts.fps < 0:
-        raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
+    if not math.isfinite(opts.fps) or opts.fps < 0 or opts.fps > MAX_FPS:
+        raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or a rate up to {MAX_FPS:g}")
     for name in opts.cmaps:
         colormap_lut(name)
 
@@ -182,6 +185,36 @@ class StageProgress:
         self.progress.update(self.tasks[stage], advance=advance, total=total)
 
 
+class PlainProgress:
+    """Progress as plain lines, for when stderr is not a terminal (a script, TouchDesigner's Python,
+    a log file): one line per stage when it starts and ends, and at most one every ``interval_s``
+    in between, with frames done, elapsed time and an estimate of the time left."""
+
+    def __init__(self, console: Console, label: str, interval_s: float = 10.0, clock=time.monotonic):
+        self.console, self.label, self.interval_s, self.clock = console, label, interval_s, clock
+        self.done: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+        self.last_line = 0.0
+
+    def __call__(self, stage: str, advance: int, total: int) -> None:
+        now = self.clock()
+        first = stage not in self.done
+        if first:
+            self.done[stage], self.started[stage] = 0, now
+        self.done[stage] += advance
+        finished = total and self.done[stage] >= total
+        if first or finished or now - self.last_line >= self.interval_s:
+            self.last_line = now
+            self.console.print(self.line(stage, total, now), highlight=False, markup=False, soft_wrap=True)
+
+    def line(self, stage: str, total: int, now: float) -> str:
+        done, elapsed = self.done[stage], now - self.started[stage]
+        text = f"{self.label} {stage}: {done}/{total or '?'}, {elapsed:.0f} s elapsed"
+        if total and 0 < done < total and elapsed >= 1:
+            text += f", about {elapsed / done * (total - done):.0f} s left"
+        return text
+
+
 def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
     written = []
@@ -221,16 +254,28 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
     return written
 
 
+def size_line(name: str, height: int, width: int, res: int) -> str:
+    """"clip.mp4: 320x240 in, processed at 768x576 (upscaled by the preset's --res 768)"."""
+    out_h, out_w = processing_size(height, width, res)
+    text = f"{name}: {width}x{height} in, processed at {out_w}x{out_h}"
+    if out_h * out_w > height * width:
+        text += f" (upscaled: --res {res}; --res 0 keeps the input size)"
+    return text
+
+
 def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline, opts: FileJobOptions, out: Path, console: Console) -> dict:
     """Read, infer and write one input; returns its stage seconds and counts."""
     info = probe_video(path)
     stem = path.stem
+    console.print(size_line(path.name, info.height, info.width, pipeline.settings.res), highlight=False, soft_wrap=True)
     timings: dict[str, float] = {}
-    with Progress(
+    # A bar on a terminal; elsewhere plain lines (a bar would print nothing until the end).
+    progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=not opts.verbose,
-    ) as progress:
-        report = StageProgress(progress, stem)
+        TimeRemainingColumn(), console=console, transient=not opts.verbose, disable=not console.is_terminal,
+    )
+    with progress:
+        report = StageProgress(progress, stem) if console.is_terminal else PlainProgress(console, stem)
         start = time.perf_counter()
         expected = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
         if opts.frame_count:
@@ -257,7 +302,7 @@ def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline,
         except OSError as err:
             raise RuntimeFailure(f"{path.name}: cannot write its outputs to {out} ({err.strerror or err})") from None
         timings["write"] = time.perf_counter() - start
-    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written))
+    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written), soft_wrap=True)
     return {"seconds": timings, "counts": result.counts}
 
 

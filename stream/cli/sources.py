@@ -9,8 +9,8 @@ import typer
 
 def sources_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
-    ndi_wait: float = typer.Option(1.5, "--ndi-wait", help="seconds to listen for NDI sources"),
-    ndi_ips: Optional[str] = typer.Option(None, "--ndi-ips", help="extra IPs to ask for NDI sources, comma-separated"),
+    ndi_wait: float = typer.Option(1.5, "--ndi-wait", metavar="SECONDS", help="seconds to listen for NDI sources"),
+    ndi_ips: Optional[str] = typer.Option(None, "--ndi-ips", metavar="IPS", help="extra IPs to ask for NDI sources, comma-separated"),
 ) -> int:
     """List the cameras, NDI sources and Syphon servers this machine can open as sources."""
     from io_adapters.listing import print_sources
