@@ -293,3 +293,24 @@ def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
                              thread, OscEndpoint(LOOPBACK, free_udp_port()), None)
     finally:
         thread.close()
+
+
+def test_a_port_taken_during_the_model_load_is_one_error_and_closes_the_edges():
+    from rich.console import Console
+
+    from stream.cli.run import _run_with_status
+    from stream.model_thread import ModelThread
+
+    plan = SnippetPlan(3, (1, 5))
+    source, sink = ListSource(5), RecordingSink()
+    thread = ModelThread()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind((LOOPBACK, 0))
+            with pytest.raises(BadInputError, match="cannot listen on UDP"):
+                _run_with_status(source, [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"),
+                                 NodeConfig(plan=plan), Console(stderr=True), False, None, thread,
+                                 OscEndpoint(LOOPBACK, taken.getsockname()[1]), None)
+    finally:
+        thread.close()
+    assert source.closed and sink.closed

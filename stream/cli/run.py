@@ -217,7 +217,11 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
             return await node.run()
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(control.serve, node.command)
+                try:
+                    await tg.start(control.serve, node.command)
+                except BaseException:  # the port was taken during the model load: the node never ran
+                    await _close_all(source, [sink for _, sink in sinks])
+                    raise
                 result = await node.run()
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # the node's own one-line errors, not a group of them
