@@ -301,6 +301,19 @@ class NdiReceiver:
         self._finder.close()
 
 
+def sender_name_free(name: str) -> bool:
+    """True when an NDI sender called ``name`` can be created here now (the NDI library locks
+    sender names per machine, so a second sender of one name fails)."""
+    ndi = load_ndi()
+    settings = ndi.SendCreate()
+    settings.ndi_name = name
+    handle = ndi.send_create(settings)
+    if handle is None:
+        return False
+    ndi.send_destroy(handle)
+    return True
+
+
 class NdiSender:
     """A named NDI output of depth frames in one of ``NDI_FORMATS``.
 
@@ -329,7 +342,8 @@ class NdiSender:
         settings.clock_video = clock
         self._send = self._ndi.send_create(settings)
         if self._send is None:
-            raise RuntimeFailure(f"could not create the NDI sender {name!r} (is another sender of that name running?)")
+            raise RuntimeFailure(f"could not create the NDI sender {name!r}: the name is in use by another sender on this "
+                                 f"machine (NDI allows one sender per name); choose another name, e.g. ndi:{name} 2")
         self._fourcc = {
             "bgra": self._ndi.FOURCC_VIDEO_TYPE_BGRA,
             "uyvy": self._ndi.FOURCC_VIDEO_TYPE_UYVY,

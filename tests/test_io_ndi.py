@@ -324,3 +324,26 @@ def test_frame_metadata_xml_round_trips_and_skips_unknown_values():
         "index": 7, "timestamp": 0.25, "latency_ms": 12.3, "near": 1.5, "far": -0.25}
     bare = DepthFrame(index=0, timestamp=0.0, depth=frame.depth)
     assert parse_frame_metadata(frame_metadata_xml(bare, None)) == {"index": 0, "timestamp": 0.0}
+
+
+@needs_ndi_here
+def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
+    import io
+
+    from rich.console import Console
+
+    from io_adapters.ndi import sender_name_free
+    from pipeline.errors import RuntimeFailure
+    from stream.cli.demo import NDI_NAME, free_ndi_name
+
+    holder = NdiSender(NDI_NAME, 30.0, "bgra")  # another "process" holding the demo's name
+    try:
+        assert not sender_name_free(NDI_NAME)
+        with pytest.raises(RuntimeFailure, match="name is in use"):
+            NdiSender(NDI_NAME, 30.0, "bgra")
+        console = Console(file=io.StringIO(), width=200)
+        assert free_ndi_name(console) == f"{NDI_NAME} 2"
+        assert "is in use by another sender" in console.file.getvalue()
+    finally:
+        holder.close()
+    assert sender_name_free(NDI_NAME)
