@@ -68,11 +68,14 @@ class Sink(ABC):
     dropped: frames discarded because the sink could not keep up (oldest dropped first).
     buffered: True when ``send`` only queues the frame for a writer thread; a lossless sender
         (``--no-drop``) then calls ``wait_for_room`` before each send so the queue never drops.
+    wants_colour: True when the sink shows the input frame beside the depth (``layout=rgbd``);
+        the node only carries ``DepthFrame.rgb`` when some sink does.
     """
 
     uri: str = ""
     dropped: int = 0
     buffered: bool = False
+    wants_colour: bool = False
 
     def wait_for_room(self, limit: int, timeout: float) -> bool:
         """Blocking: wait until fewer than ``limit`` frames are unwritten; False on timeout.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from io_adapters.base import ThreadedSink
 from io_adapters.frames import DepthFrame
+from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
@@ -24,17 +25,19 @@ from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32
 DEFAULT_FILE_CMAP = "Spectral_r"  # the reference's default colour map
-COLOR_FILE_OPTIONS = {"cmap": f"matplotlib colour map, default {DEFAULT_FILE_CMAP}", "crf": "H.264 quality 0..51, default 18"}
+COLOR_FILE_OPTIONS = {"cmap": f"matplotlib colour map, default {DEFAULT_FILE_CMAP}", "crf": "H.264 quality 0..51, default 18",
+                      "layout": LAYOUT_OPTION_HELP}
+GRAY16_FILE_OPTIONS = {"layout": LAYOUT_OPTION_HELP}
 FILE_SINK_SUFFIXES = {".mp4": "colour-mapped H.264", ".mkv": "lossless 16-bit FFV1"}
 
 
-def color_file_options(uri: ParsedUri) -> tuple[str, int]:
-    """(cmap, crf) of ``file:out.mp4?cmap=NAME&crf=18``; unknown colour maps fail here, not in
-    the writer thread."""
+def color_file_options(uri: ParsedUri) -> tuple[str, int, str]:
+    """(cmap, crf, layout) of ``file:out.mp4?cmap=NAME&crf=18&layout=rgbd``; unknown colour maps
+    fail here, not in the writer thread."""
     options = OptionReader(uri, COLOR_FILE_OPTIONS)
     cmap = options.text("cmap", DEFAULT_FILE_CMAP)
     colormap_lut(cmap)
-    return cmap, options.integer("crf", 18, 0, 51)
+    return cmap, options.integer("crf", 18, 0, 51), read_layout(options)
 
 
 def file_sink_suffix(uri: ParsedUri) -> str:
@@ -53,7 +56,7 @@ def check_file_sink_uri(uri: ParsedUri) -> None:
         if file_sink_suffix(uri) == ".mp4":
             color_file_options(uri)
         else:
-            OptionReader(uri, {})
+            read_layout(OptionReader(uri, GRAY16_FILE_OPTIONS))
     elif uri.scheme == "npy":
         OptionReader(uri, {})
         if not uri.target:
@@ -66,13 +69,15 @@ class ColorFileSink(ThreadedSink):
     """``file:out.mp4?cmap=NAME&crf=18``: colour-mapped H.264 (even size, padded; see video_file)."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        self.cmap, crf = color_file_options(uri)
+        self.cmap, crf, self.layout = color_file_options(uri)
+        self.wants_colour = needs_colour(self.layout)
         # veryfast: a live node must not fall behind the encoder (medium is ~3x slower).
         self._writer = ColorVideoWriter(uri.target, fps, crf=crf, preset="veryfast", live=True)
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(apply_colormap(frame.depth, self.cmap), frame.timestamp)
+        self._writer.write(compose(apply_colormap(frame.depth, frame.cmap or self.cmap), frame.rgb, self.layout, "rgb"),
+                           frame.timestamp)
 
     def _finalise(self) -> None:
         self._writer.close()
@@ -82,12 +87,13 @@ class Gray16FileSink(ThreadedSink):
     """``file:out.mkv``: depth as 16-bit grey (0..65535, 1 = nearest), FFV1, bit-exact."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        OptionReader(uri, {})
+        self.layout = read_layout(OptionReader(uri, GRAY16_FILE_OPTIONS))
+        self.wants_colour = needs_colour(self.layout)
         self._writer = Gray16VideoWriter(uri.target, fps, live=True)
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(to_uint16(frame.depth), frame.timestamp)
+        self._writer.write(compose(to_uint16(frame.depth), frame.rgb, self.layout, "grey16"), frame.timestamp)
 
     def _finalise(self) -> None:
         self._writer.close()

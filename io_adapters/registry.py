@@ -13,6 +13,7 @@ import math
 import sys
 
 from io_adapters.base import Sink, Source
+from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import ParsedUri, parse_uri, unknown_scheme_error
 from pipeline.errors import BadInputError, RollingDepthError
 
@@ -95,14 +96,15 @@ def check_source(uri: str) -> None:
 def check_sink(uri: str) -> None:
     """Check a sink URI's scheme and options without opening anything.
 
-    ``file:``, ``npy:`` and ``null:`` are checked in full (extension, options, colour map);
-    ``ndi:`` and ``syphon:`` check theirs when opened.
+    Every sink's ``layout`` is checked; ``file:``, ``npy:`` and ``null:`` in full (extension,
+    options, colour map); ``ndi:`` and ``syphon:`` check their other options when opened.
     Raises:
         BadInputError: unknown scheme, extension or option, bad option value.
     """
     parsed = parse_uri(uri)
     if parsed.scheme not in SINK_EXAMPLES:
         raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+    check_sink_layout(parsed)
     if parsed.scheme in ("file", "npy", "null"):
         from io_adapters.file_sink import check_file_sink_uri
 

@@ -92,3 +92,20 @@ class OutputFrame:
 
     timing: FrameTiming
     frame: DepthFrame
+
+
+# Kinds of live commands (OSC addresses under /rdstream/ use the same names).
+COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop")
+
+
+@dataclass(frozen=True)
+class NodeCommand:
+    """A live change asked for while the node runs (e.g. over OSC), already validated.
+
+    kind: one of COMMAND_KINDS.
+    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
+        ``cmap``; (True/False,) for ``pause``; () otherwise.
+    """
+
+    kind: str
+    args: tuple = ()

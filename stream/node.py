@@ -27,8 +27,9 @@ from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop
 from stream.capture_stage import CaptureStage
 from stream.depth_steps import DepthSteps, StepCounts
-from stream.display_stage import DisplayStage
+from stream.display_stage import DisplayStage, LiveControls
 from stream.encode_stage import EncodeStage
+from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
@@ -115,7 +116,8 @@ class StreamNode:
                  normalizer: DisplayNormalizer, config: NodeConfig,
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
-                 stats_json: Path | None = None, model_thread: ModelThread | None = None) -> None:
+                 stats_json: Path | None = None, model_thread: ModelThread | None = None,
+                 controls: LiveControls | None = None) -> None:
         self.source = source
         self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
         self.steps = steps
@@ -130,6 +132,10 @@ class StreamNode:
         self._owns_model_thread = model_thread is None
         self.model_thread = model_thread or ModelThread()
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)
+        # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
+        self.controls = controls
+        self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
+                                    controls=controls)
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
@@ -139,19 +145,31 @@ class StreamNode:
             EncodeStage(steps, self.model_thread),
             SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
             self.align,
-            DisplayStage(normalizer),
+            self.display,
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
-                                    counts=lambda: getattr(self.steps, "counts", StepCounts()).as_dict())
+                                    counts=lambda: getattr(self.steps, "counts", StepCounts()).as_dict(),
+                                    frame_report=self.display.report_for)
         self._interrupts = 0
 
     def request_stop(self) -> None:
         """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
         self._interrupts += 1
         self.stop.set()
+
+    def command(self, command: NodeCommand) -> None:
+        """The command hook (OSC): ``stop`` acts now, the rest from the next output frame."""
+        if command.kind == "stop":
+            self.request_stop()
+            if self.controls is not None:
+                self.controls.applied(command, None)
+        elif self.controls is not None:
+            self.controls.submit(command)
+        else:
+            raise RuntimeError("this node was built without live controls")
 
     async def run(self, handle_signals: bool = True) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
@@ -167,7 +185,7 @@ class StreamNode:
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _first_user_error(group) from None
+            raise first_user_error(group) from None
         finally:
             with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
@@ -233,7 +251,7 @@ class StreamNode:
         )
 
 
-def _first_user_error(group: BaseExceptionGroup) -> BaseException:
+def first_user_error(group: BaseExceptionGroup) -> BaseException:
     """The error to show: a RollingDepthError if any, else the first leaf exception."""
     leaves = []
 

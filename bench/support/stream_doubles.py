@@ -45,7 +45,10 @@ class ListSource(Source):
 
 
 class RecordingSink(Sink):
-    """Keeps every DepthFrame it is sent; ``delay`` seconds per send."""
+    """Keeps every DepthFrame it is sent; ``delay`` seconds per send. Asks for the colour frame
+    (as a sink with an rgbd layout does), so tests can check which input each depth came from."""
+
+    wants_colour = True
 
     def __init__(self, delay: float = 0.0) -> None:
         self.frames: list[DepthFrame] = []

@@ -29,8 +29,10 @@ from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_d
 from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.rolling_depth_steps import check_fit_path
+from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
-from stream.node import NodeConfig, NodeResult, StreamNode
+from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
+from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -71,6 +73,8 @@ class RunOptions:
     snip_len: int | None = None
     max_frames: int = 0
     status: bool | None = None
+    osc: str | None = None
+    osc_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class CheckedRun:
     pace_source: bool | None
     quality: LiveQuality
     decoder: DecoderChoice
+    osc: OscEndpoint | None = None
+    osc_status: OscEndpoint | None = None
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
@@ -95,7 +101,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     check_source(opts.source)  # scheme, options, test pattern size
     source = parse_uri(opts.source)
     for uri in opts.sinks:
-        check_sink(uri)  # scheme, extension, options
+        check_sink(uri)  # scheme, extension, options, layout
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
@@ -107,6 +113,11 @@ def check_options(opts: RunOptions) -> CheckedRun:
     plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
     check_res(preset.res)
     check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
+    osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
+    if osc is not None:
+        check_can_listen(osc)
+    osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
+    check_endpoints_differ(osc, osc_status)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
     return CheckedRun(
@@ -118,6 +129,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
         pace_source=True if opts.realtime else None,
         quality=quality,
         decoder=decoder,
+        osc=osc,
+        osc_status=osc_status,
     )
 
 
@@ -174,7 +187,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
-                              Path(opts.stats_json) if opts.stats_json else None, model_thread)
+                              Path(opts.stats_json) if opts.stats_json else None, model_thread,
+                              checked.osc, checked.osc_status)
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
         raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
@@ -182,7 +196,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
 
 def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConfig, console: Console,
-                     show_status: bool, stats_json: Path | None, model_thread: ModelThread) -> NodeResult:
+                     show_status: bool, stats_json: Path | None, model_thread: ModelThread,
+                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None) -> NodeResult:
     def report(message: str) -> None:
         console.print(f"rdstream: {message}", highlight=False, markup=False, soft_wrap=True)
 
@@ -190,18 +205,40 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
     live = Live(Text("starting..."), console=console, refresh_per_second=4, transient=True) \
         if show_status and console.is_terminal else None
 
+    control = OscControl(osc, osc_status, report) if osc is not None or osc_status is not None else None
+
     def on_stats(stats: NodeStats) -> None:
+        if control is not None:
+            control.send_status(stats)
         if live is not None:
             live.update(Text(stats.status_text()))
         elif show_status:
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
+    controls = LiveControls(on_applied=control.acknowledge) if control is not None else None
     node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, on_stats=on_stats,
-                      stats_json=stats_json, model_thread=model_thread)
+                      stats_json=stats_json, model_thread=model_thread, controls=controls)
+
+    async def run_node() -> NodeResult:
+        if control is None or control.listen is None:
+            return await node.run()
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    await tg.start(control.serve, node.command)
+                except BaseException:  # the port was taken during the model load: the node never ran
+                    await _close_all(source, [sink for _, sink in sinks])
+                    raise
+                result = await node.run()
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the node's own one-line errors, not a group of them
+            raise first_user_error(group) from None
+        return result
+
     if live is None:
-        return anyio.run(node.run)
+        return anyio.run(run_node)
     with live:
-        return anyio.run(node.run)
+        return anyio.run(run_node)
 
 
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
@@ -211,7 +248,9 @@ def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str
     return (f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | preset {opts.preset}: {res}, "
             f"dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead} | "
             f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | decoder {model.decoder.name} | "
-            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | Ctrl-C stops cleanly")
+            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | Ctrl-C stops cleanly"
+            + (f" | OSC commands on udp {checked.osc}" if checked.osc else "")
+            + (f" | OSC status to udp {checked.osc_status}" if checked.osc_status else ""))
 
 
 def per_frame_counts(result: NodeResult) -> str:
@@ -252,7 +291,7 @@ async def _close_all(source, sinks) -> None:
 
 def run_command(
     source: str = typer.Option(..., "--source", metavar="URI", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
-    sink: List[str] = typer.Option(..., "--sink", metavar="URI", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:"),
+    sink: List[str] = typer.Option(..., "--sink", metavar="URI", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:; video sinks take layout=rgbd or rgbd-v (colour beside/above the depth)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
     preset: str = typer.Option("live", "-p", "--preset", metavar="NAME", help="live (384 px) | fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
     quality: str = typer.Option("fast", "--quality", metavar="LEVEL", help="fast | balanced | quality: aligner effort and fit decode (fast/balanced decode fit-only frames at half resolution, quality at full; see README)"),
@@ -270,6 +309,8 @@ def run_command(
     snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4; default: 3"),
     max_frames: int = typer.Option(0, "--max-frames", metavar="N", help="stop after this many source frames (0 = until the source ends)"),
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
+    osc: Optional[str] = typer.Option(None, "--osc", metavar="[HOST:]PORT", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
+    osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
     return run_stream(RunOptions(
@@ -277,4 +318,5 @@ def run_command(
         quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
+        osc=osc, osc_status=osc_status,
     ))
