@@ -24,6 +24,7 @@ from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LIVE_QUALITIES, get_preset, live_quality
 from stream.cli import main
 from pipeline.snippets import SnippetPlan
+from stream.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern, write_clip
@@ -165,7 +166,7 @@ def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1
     aligner = OnlineAligner.for_plan(SnippetPlan(3, dilations), lookahead, settings.aligner)
     steps = RollingDepthSteps(model, 64, seed=0, fit_stride=aligner.fit_stride, fit_path=settings.fit_decode)
     sink = RecordingSink()
-    node = StreamNode(source or FramesSource(frames), [("mem:", sink)], steps, aligner, lambda d: d,
+    node = StreamNode(source or FramesSource(frames), [("mem:", sink)], steps, aligner, parse_normalize("running"),
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
     return anyio.run(node.run, False), steps, sink
 
