@@ -27,6 +27,18 @@ def check_res(res: int) -> None:
         raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from 8 to {MAX_RES}")
 
 
+def describe_sizes(name: str, size: tuple[int, int], processed: tuple[int, int]) -> str:
+    """One line for the user: "clip.mp4: 320x240 in, processed at 768x576 (upscaled: ...)".
+
+    size, processed: (height, width) of the input and of the model's input.
+    """
+    (height, width), (out_h, out_w) = size, processed
+    text = f"{name}: {width}x{height} in, processed at {out_w}x{out_h}"
+    if out_h * out_w > height * width:
+        text += " (upscaled: --res is above the input's size; --res 0 keeps it)"
+    return text
+
+
 def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
     """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``.
 

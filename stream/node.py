@@ -142,7 +142,7 @@ class StreamNode:
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
         self.stages: list[Stage] = [
             self.capture,
-            EncodeStage(steps, self.model_thread),
+            EncodeStage(steps, self.model_thread, self.report),
             SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
             self.align,
             self.display,

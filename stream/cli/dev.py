@@ -42,7 +42,7 @@ def compare_decoders_command(
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
 ) -> int:
     """Depth with another decoder against the full VAE decoder: AbsRel, frame-to-frame error, speed of each."""
-    from stream.compare_decoders import CompareOptions, run_compare
+    from stream.cli.compare_decoders import CompareOptions, run_compare
 
     return run_compare(CompareOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), decoder=decoder,
                                       frame_count=frame_count, res=res, device=device, dtype=dtype))

@@ -29,7 +29,7 @@ from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, l
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import processing_size, resize
+from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
 
@@ -258,20 +258,12 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
     return written
 
 
-def size_line(name: str, height: int, width: int, res: int) -> str:
-    """"clip.mp4: 320x240 in, processed at 768x576 (upscaled by the preset's --res 768)"."""
-    out_h, out_w = processing_size(height, width, res)
-    text = f"{name}: {width}x{height} in, processed at {out_w}x{out_h}"
-    if out_h * out_w > height * width:
-        text += f" (upscaled: --res {res}; --res 0 keeps the input size)"
-    return text
-
-
 def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline, opts: FileJobOptions, out: Path, console: Console) -> dict:
     """Read, infer and write one input; returns its stage seconds and counts."""
     info = probe_video(path)
     stem = path.stem
-    console.print(size_line(path.name, info.height, info.width, pipeline.settings.res), highlight=False, soft_wrap=True)
+    processed = processing_size(info.height, info.width, pipeline.settings.res)
+    console.print(describe_sizes(path.name, (info.height, info.width), processed), highlight=False, soft_wrap=True)
     timings: dict[str, float] = {}
     # A bar on a terminal; elsewhere plain lines (a bar would print nothing until the end).
     progress = Progress(
