@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 from bench.support.synthetic_depth import (

@@ -40,7 +40,8 @@ import torch
 
 from bench.models import build_random_sd2_model, load_tiny_model
 from bench.support.synthetic_depth import abs_rel
-from io_adapters.frames import EndOfStream, VideoFrame
+from bench.support.stream_doubles import ArraySource
+from io_adapters.base import Sink
 from io_adapters.registry import open_sink, open_source
 from stream.display_normalizer import parse_normalize
 from pipeline.offline import OfflinePipeline, OfflineSettings
@@ -127,26 +128,6 @@ class MeanAlignerStandIn:
         return [(n, self.emit(n)) for n in self.ready_frames()]
 
 
-class ArraySource:
-    """Frames held in memory, delivered as fast as asked (uint8 [N, H, W, 3])."""
-
-    nominal_fps = 30.0
-
-    def __init__(self, frames: np.ndarray) -> None:
-        self.frames = frames
-        self.next = 0
-
-    async def recv(self) -> VideoFrame:
-        if self.next >= len(self.frames):
-            raise EndOfStream()
-        i = self.next
-        self.next += 1
-        return VideoFrame(index=i, timestamp=i / self.nominal_fps, rgb=self.frames[i])
-
-    async def close(self) -> None:
-        pass
-
-
 class IdentityDisplay:
     """Keeps the aligned depth as it is (benchmark (e) compares depth, not display ranges)."""
 
@@ -156,10 +137,11 @@ class IdentityDisplay:
         return depth
 
 
-class CollectSink:
+class CollectSink(Sink):
     """Keeps what it is sent, optionally recording RSS at given frame counts."""
 
     def __init__(self, rss_at: tuple[int, ...] = ()) -> None:
+        self.uri = "collect:"
         self.depth: list[np.ndarray] = []
         self.keep = True
         self.rss_at = set(rss_at)
@@ -223,7 +205,7 @@ def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 
         if snippets:
             steps.predict([[latents[i] for i in s] for s in snippets],
                           [still_merged(s, lookahead, plan.snip_len) for s in snippets])
-        latents.pop(t - (plan.snip_len - 1) * max(plan.dilations), None)
+        latents.pop(t - plan.span + 1, None)  # the oldest frame no later snippet reaches
     return len(frames) / (time.perf_counter() - start)
 
 

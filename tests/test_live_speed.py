@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.support.stream_doubles import RecordingSink
-from io_adapters.frames import EndOfStream, VideoFrame
+from bench.support.stream_doubles import ArraySource, RecordingSink
 from pipeline.coalign.online import OnlineAligner, SnippetDepth, fit_grid, still_merged
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LIVE_QUALITIES, get_preset, live_quality
@@ -147,26 +146,12 @@ def test_fit_grid_samples_a_half_resolution_decode_at_the_full_resolution_pixels
 
 # --- model steps: counts, cheap path, decoders -----------------------------------------------
 
-class FramesSource:
-    def __init__(self, frames):
-        self.frames, self.next, self.nominal_fps = frames, 0, 30.0
-
-    async def recv(self):
-        if self.next >= len(self.frames):
-            raise EndOfStream()
-        self.next += 1
-        return VideoFrame(self.next - 1, (self.next - 1) / 30.0, self.frames[self.next - 1])
-
-    async def close(self):
-        pass
-
-
 def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1, 3), source=None):
     settings = live_quality(quality)
     aligner = OnlineAligner.for_plan(SnippetPlan(3, dilations), lookahead, settings.aligner)
     steps = RollingDepthSteps(model, 64, seed=0, fit_stride=aligner.fit_stride, fit_path=settings.fit_decode)
     sink = RecordingSink()
-    node = StreamNode(source or FramesSource(frames), [("mem:", sink)], steps, aligner, parse_normalize("running"),
+    node = StreamNode(source or ArraySource(frames), [("mem:", sink)], steps, aligner, parse_normalize("running"),
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
     return anyio.run(node.run, False), steps, sink
 

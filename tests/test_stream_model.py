@@ -7,28 +7,13 @@ import numpy as np
 import torch
 
 from bench.support.synthetic_depth import abs_rel
-from io_adapters.frames import EndOfStream, VideoFrame
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
-from bench.support.stream_doubles import RecordingSink
-
-
-class FramesSource:
-    def __init__(self, frames):
-        self.frames, self.next, self.nominal_fps = frames, 0, 30.0
-
-    async def recv(self):
-        if self.next >= len(self.frames):
-            raise EndOfStream()
-        self.next += 1
-        return VideoFrame(self.next - 1, (self.next - 1) / 30.0, self.frames[self.next - 1])
-
-    async def close(self):
-        pass
+from bench.support.stream_doubles import ArraySource, RecordingSink
 
 
 class Unchanged:
@@ -47,7 +32,7 @@ def test_node_does_offline_work_once_per_frame_and_matches_offline_depth(tiny_mo
     steps = RollingDepthSteps(tiny_model, 64, seed=0)
     sink = RecordingSink()
     aligner = OnlineAligner.for_plan(SnippetPlan(3, dilations), lookahead)
-    node = StreamNode(FramesSource(frames), [("mem:", sink)], steps, aligner, Unchanged(),
+    node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, aligner, Unchanged(),
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
     result = anyio.run(node.run, False)
     assert result.frames_out == 24 and [f.index for f in sink.frames] == list(range(24))

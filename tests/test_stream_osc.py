@@ -6,10 +6,7 @@ The node runs with model-free test doubles (bench/support/stream_doubles.py) so 
 
 from __future__ import annotations
 
-import math
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time

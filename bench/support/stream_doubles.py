@@ -44,6 +44,27 @@ class ListSource(Source):
         self.closed = True
 
 
+class ArraySource(Source):
+    """Frames held in memory (uint8 [N, H, W, 3]), delivered as fast as asked, at a nominal 30 fps."""
+
+    nominal_fps = 30.0
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.uri = "memory:"
+        self.frames = frames
+        self.next = 0
+
+    async def recv(self) -> VideoFrame:
+        if self.next >= len(self.frames):
+            raise EndOfStream()
+        i = self.next
+        self.next += 1
+        return VideoFrame(index=i, timestamp=i / self.nominal_fps, rgb=self.frames[i])
+
+    async def close(self) -> None:
+        pass
+
+
 class RecordingSink(Sink):
     """Keeps every DepthFrame it is sent; ``delay`` seconds per send. Asks for the colour frame
     (as a sink with an rgbd layout does), so tests can check which input each depth came from."""

@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> None:
 
         args = normalize_argv(raw)
         quiet_libraries()
-        from pipeline.errors import RollingDepthError
         from stream.cli.app import app
 
         code = app(args=args, prog_name="rdstream", standalone_mode=False)
