@@ -1,4 +1,4 @@
-"""Co-alignment benchmark on synthetic clips with ground truth (issue 5); prints JSON to stdout.
+"""Co-alignment benchmark on synthetic clips with ground truth; prints JSON to stdout.
 
     python -m bench.coalign                       # default: 100 frames at 96x128 and 288x384, streams of 2000 frames
     python -m bench.coalign --frames 300          # the longer offline clips

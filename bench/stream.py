@@ -1,4 +1,4 @@
-"""Streaming node benchmark (issue 4): prints ONE JSON document on stdout (progress on stderr).
+"""Streaming node benchmark: prints ONE JSON document on stdout (progress on stderr).
 
 Sections (``--sections abcde``, all by default):
 (a) runtime overhead: ``test:`` -> node -> ``null:`` at 384 px with a model-free stand-in for the

@@ -32,6 +32,9 @@ SINK_EXAMPLES = {
     "null": "null:",
 }
 
+# Frame rates above this are typos: encoders and players top out well below it.
+MAX_FPS = 1000.0
+
 
 def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     """Open the source a URI names.
@@ -117,8 +120,8 @@ def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     Raises:
         BadInputError: unknown scheme, extension or option, bad option value, missing folder.
     """
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 1000):
-        raise BadInputError(f"sink frame rate must be in (0, 1000], got {fps!r}")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise BadInputError(f"sink frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     parsed = parse_uri(uri)
     scheme = parsed.scheme
     if scheme == "file":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
 
 
@@ -49,6 +50,17 @@ def get_preset(name: str, **overrides) -> Preset:
     return replace(PRESETS[name], **changes)
 
 
+#: How frames needed only for the aligner's fit are decoded: ``half`` = the 2x average-pooled
+#: latent (a quarter of the decoder's work), ``full`` = full resolution.
+FIT_PATHS = ("half", "full")
+
+
+def check_fit_path(fit_path: str) -> None:
+    """The one check of a ``--fit-decode`` value."""
+    if fit_path not in FIT_PATHS:
+        raise BadInputError(f"--fit-decode {fit_path}: use one of {', '.join(FIT_PATHS)}")
+
+
 @dataclass(frozen=True)
 class LiveQuality:
     """What one ``--quality`` level sets for the live node (``rdstream run``).
@@ -75,7 +87,8 @@ LIVE_QUALITIES = {
 
 def live_quality(name: str, fit_decode: str | None = None, decoder: str | None = None) -> LiveQuality:
     """The settings of ``--quality name``; ``--fit-decode`` and ``--decoder`` given explicitly override them."""
-    if name not in LIVE_QUALITIES:
-        raise BadInputError(f"--quality {name}: use one of {', '.join(LIVE_QUALITIES)}")
+    check_quality(name, tuple(LIVE_QUALITIES))
+    if fit_decode is not None:
+        check_fit_path(fit_decode)
     changes = {k: v for k, v in (("fit_decode", fit_decode), ("decoder", decoder)) if v is not None}
     return replace(LIVE_QUALITIES[name], **changes)

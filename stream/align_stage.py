@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.coalign.online import SnippetDepth
 from stream.model_thread import ModelThread
 from stream.messages import AlignedFrame, FrameTiming, SnippetDepths, StreamEnd
 from stream.rolling_window import RollingWindow
@@ -23,7 +24,7 @@ from stream.stage import Stage
 class StreamAligner(Protocol):
     """The part of ``pipeline.coalign.online.OnlineAligner`` the node uses (it applies the lookahead)."""
 
-    def push(self, depth: np.ndarray, frame_indices: Sequence[int]) -> None:
+    def push(self, depth: SnippetDepth, frame_indices: Sequence[int]) -> None:
         """Add one snippet: depth float32 [L, H, W] for processed frames ``frame_indices``."""
 
     def ready_frames(self) -> list[int]:

@@ -109,6 +109,8 @@ class StreamNode:
     source: an ``io_adapters.base.Source`` (``recv()`` -> VideoFrame, EndOfStream at the end).
     sinks: (uri, ``io_adapters.base.Sink``) pairs.
     model_thread: where model calls run (pass the one the model was loaded on); None = a new one.
+    report: warnings and failures (one line each); inform: facts worth one line, such as the input
+        and processing sizes of the first frame (None = not said).
     The node closes the source and every sink whatever happens.
     """
 
@@ -117,7 +119,7 @@ class StreamNode:
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
                  stats_json: Path | None = None, model_thread: ModelThread | None = None,
-                 controls: LiveControls | None = None) -> None:
+                 controls: LiveControls | None = None, inform: Callable[[str], None] | None = None) -> None:
         self.source = source
         self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
         self.steps = steps
@@ -142,7 +144,7 @@ class StreamNode:
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
         self.stages: list[Stage] = [
             self.capture,
-            EncodeStage(steps, self.model_thread, self.report),
+            EncodeStage(steps, self.model_thread, inform),
             SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
             self.align,
             self.display,
@@ -151,7 +153,7 @@ class StreamNode:
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
-                                    counts=lambda: getattr(self.steps, "counts", StepCounts()).as_dict(),
+                                    counts=lambda: self.steps.counts.as_dict(),
                                     frame_report=self.display.report_for)
         self._interrupts = 0
 

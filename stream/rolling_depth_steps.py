@@ -22,20 +22,13 @@ import torch
 
 from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign.online import SnippetDepth, fit_grid
-from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
 from pipeline.preprocess import processing_size
+from pipeline.presets import check_fit_path
 from stream.depth_steps import StepCounts
 
-#: How fit-only frames are decoded: ``half`` = 2x average-pooled latent, ``full`` = full resolution.
-FIT_PATHS = ("half", "full")
-#: Resolution factor of each fit path's decode.
+#: Resolution factor of each fit path's decode (the paths are ``pipeline.presets.FIT_PATHS``).
 FIT_PATH_POOL = {"half": 2, "full": 1}
-
-
-def check_fit_path(fit_path: str) -> None:
-    if fit_path not in FIT_PATHS:
-        raise BadInputError(f"--fit-decode {fit_path}: use one of {', '.join(FIT_PATHS)}")
 
 
 class RollingDepthSteps:

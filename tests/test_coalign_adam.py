@@ -109,7 +109,7 @@ def test_early_stop_rule_stops_when_calm():
     assert stop.min_iter <= result.iterations < stop.max_iter
 
 
-def test_quality_tables_follow_spec():
+def test_quality_tables_follow_the_method_notes():  # docs/method.md, section 5
     assert adam_early_stop("fast", "cpu") == adam_early_stop("fast", "mps")
     assert (adam_early_stop("balanced").patience, adam_early_stop("balanced").min_iter) == (50, 800)
     cuda = adam_early_stop("quality", "cuda")

@@ -53,7 +53,7 @@ def _decoded_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-# --- True timestamps (issue 11, item 2) -------------------------------------------------------
+# --- True timestamps -------------------------------------------------------------------------
 
 
 def test_file_sinks_stamp_each_frame_with_its_timestamp_when_frames_were_dropped(tmp_path):
@@ -120,7 +120,7 @@ def test_npy_on_a_full_disk_keeps_the_frames_written_before(tmp_path):
         assert (disk / "depth.npy").stat().st_size <= 128 + written * frame_bytes + 4096
 
 
-# --- Valid at every moment: video, full disk (issue 10, item 3) -----------------------------
+# --- Valid at every moment: video, full disk -----------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["depth.mp4", "depth.mkv"])
@@ -159,7 +159,7 @@ def test_a_sink_that_fails_while_closing_counts_as_failed():
     assert reports == [f"sink file:x.mp4 failed to close: {slots[0].error}"]
 
 
-# --- Valid after kill -9 (issue 10, item 4) --------------------------------------------------
+# --- Valid after kill -9 --------------------------------------------------------------------
 
 _WRITE_FOREVER = """
 import sys, time
@@ -207,7 +207,7 @@ def test_every_file_sink_is_valid_after_kill_9(tmp_path):
         assert _decoded_frames(tmp_path / name) >= 30, name  # opens and decodes to the end, no error
 
 
-# --- Start-up checks (issue 10, items 2, 5 and 7) ---------------------------------------------
+# --- Start-up checks --------------------------------------------------------------------------
 
 
 def test_two_sinks_writing_one_file_are_rejected_however_it_is_spelt(tmp_path, monkeypatch):

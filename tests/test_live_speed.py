@@ -1,4 +1,4 @@
-"""Issue 9: decode only what reaches the output, the tiny decoder, --quality for the live node, the live preset.
+"""Live speed: decode only what reaches the output, the tiny decoder, --quality for the live node, the live preset.
 
 The tiny checkpoint and the tiny random decoder give meaningless depth: these tests check counts,
 shapes, frames, ranges and errors, never depth quality.

@@ -1,6 +1,6 @@
-"""Test doubles for the streaming node's tests: sources, sinks and model-free steps.
+"""Test doubles for the streaming node: in-memory sources, recording sinks, model-free steps.
 
-Used only by tests/test_stream_*.py; the node under test always runs the real ``OnlineAligner``.
+Used by the tests and the benchmarks; the node under test always runs the real ``OnlineAligner``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from io_adapters.output_paths import remove_if_left_empty
+from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
 from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
@@ -33,8 +34,6 @@ from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
 
-# Output frame rates above this are typos (video players and encoders top out well below it).
-MAX_FPS = 1000.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
 

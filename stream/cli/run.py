@@ -28,7 +28,6 @@ from pipeline.snippets import SnippetPlan
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
 from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
-from stream.rolling_depth_steps import check_fit_path
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
@@ -105,7 +104,6 @@ def check_options(opts: RunOptions) -> CheckedRun:
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
-    check_fit_path(quality.fit_decode)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     normalizer = parse_normalize(opts.normalize)
@@ -216,7 +214,7 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
     controls = LiveControls(on_applied=control.acknowledge) if control is not None else None
-    node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, on_stats=on_stats,
+    node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, inform=report, on_stats=on_stats,
                       stats_json=stats_json, model_thread=model_thread, controls=controls)
 
     async def run_node() -> NodeResult:
@@ -286,7 +284,7 @@ async def _close_all(source, sinks) -> None:
         try:
             await call_off_loop(thing.close)
         except Exception as err:
-            print(f"rdstream: closing {getattr(thing, 'uri', thing)} failed: {err}", file=sys.stderr)
+            print(f"rdstream: closing {thing.uri} failed: {err}", file=sys.stderr)
 
 
 def run_command(

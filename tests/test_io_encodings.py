@@ -1,4 +1,4 @@
-"""Colour maps and 8/16-bit encodings (pipeline/colormap.py)."""
+"""Colour maps and 8/16-bit encodings of depth (io_adapters/encodings.py)."""
 
 import numpy as np
 import pytest
