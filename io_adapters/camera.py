@@ -11,8 +11,9 @@
 * Windows: dshow addresses cameras by name (``video=NAME``); an index is looked up in the
   device list.
 
-``camera_open_args`` computes what to pass to ``av.open`` without touching a device, so the
-per-OS choices are testable everywhere.
+``camera_options`` checks a URI's options and ``camera_open_args`` computes what to pass to
+``av.open``, both without touching a device, so mistakes are found before the model loads and
+the per-OS choices are testable everywhere.
 """
 
 from __future__ import annotations
@@ -43,6 +44,44 @@ class CameraOpenArgs:
     file: str
     format: str
     options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """What ``camera:INDEX_OR_NAME?size=WxH&rate=R&format=F`` asks for.
+
+    target: index, name or /dev path, stripped (non-empty). size: (width, height) or None for
+    the camera's own. rate: frames per second or None (30 is asked for). pixel_format: e.g.
+    mjpeg, or None for the camera's own.
+    """
+
+    target: str
+    size: tuple[int, int] | None = None
+    rate: float | None = None
+    pixel_format: str | None = None
+
+
+def camera_options(uri: ParsedUri) -> CameraOptions:
+    """The options of a ``camera:`` URI, checked without touching any device.
+
+    Raises:
+        BadInputError: unknown option, bad size or rate, empty target.
+    """
+    options = OptionReader(uri, CAMERA_OPTIONS)
+    return CameraOptions(
+        target=camera_target(uri.target),
+        size=options.size("size", None),
+        rate=options.number("rate", None),
+        pixel_format=options.text("format") or None,
+    )
+
+
+def camera_target(target: str) -> str:
+    """The camera index, name or path without surrounding spaces; BadInputError when empty."""
+    target = target.strip()
+    if not target:
+        raise BadInputError("camera: needs an index or a name, e.g. camera:0 (see `rdstream sources`)")
+    return target
 
 
 def _platform_key(platform: str) -> str:
@@ -76,9 +115,7 @@ def camera_open_args(
     key = _platform_key(platform)
     if key not in CAMERA_DEVICE_FORMATS:
         raise BadInputError(f"camera: is not supported on {platform}; use a file, test:, ndi: or syphon: source")
-    target = target.strip()
-    if not target:
-        raise BadInputError("camera: needs an index or a name, e.g. camera:0 (see `rdstream sources`)")
+    target = camera_target(target)
     options: dict[str, str] = {}
     rate_text = f"{rate:g}" if rate else "30"
     size_text = f"{size[0]}x{size[1]}" if size else None
@@ -162,11 +199,11 @@ class CameraSource(BlockingSource):
     """
 
     def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
-        options = OptionReader(uri, CAMERA_OPTIONS)
-        size = options.size("size", None)
-        rate = options.number("rate", None)
-        needs_list = not (uri.target.strip().isdigit() or uri.target.strip().startswith("/dev/")) or _platform_key(sys.platform) == "win32"
-        args = camera_open_args(uri.target, size, rate, options.text("format"), devices=list_cameras() if needs_list else None)
+        options = camera_options(uri)
+        target, rate = options.target, options.rate
+        needs_list = not (target.isdigit() or target.startswith("/dev/")) or _platform_key(sys.platform) == "win32"
+        args = camera_open_args(target, options.size, rate, options.pixel_format,
+                                devices=list_cameras() if needs_list else None)
         try:
             self._container = av.open(args.file, format=args.format, options=args.options)
         except (av.FFmpegError, OSError, ValueError) as err:

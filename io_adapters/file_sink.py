@@ -20,7 +20,7 @@ from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_
 from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
-from io_adapters.encodings import apply_colormap, colormap_lut, to_uint16
+from io_adapters.encodings import apply_colormap, to_uint16
 from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32
@@ -35,8 +35,7 @@ def color_file_options(uri: ParsedUri) -> tuple[str, int, str]:
     """(cmap, crf, layout) of ``file:out.mp4?cmap=NAME&crf=18&layout=rgbd``; unknown colour maps
     fail here, not in the writer thread."""
     options = OptionReader(uri, COLOR_FILE_OPTIONS)
-    cmap = options.text("cmap", DEFAULT_FILE_CMAP)
-    colormap_lut(cmap)
+    cmap = options.colormap("cmap", DEFAULT_FILE_CMAP)
     return cmap, options.integer("crf", 18, 0, 51), read_layout(options)
 
 

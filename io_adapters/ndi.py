@@ -23,6 +23,7 @@ of the same process may still be using it.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from io_adapters.ndi_formats import (
     ycbcr_to_uyvy,
 )
 from io_adapters.uri import OptionReader, ParsedUri
-from io_adapters.encodings import colormap_lut, to_uint8, to_uint16
+from io_adapters.encodings import to_uint8, to_uint16
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
@@ -62,14 +63,101 @@ LOOPBACK = "127.0.0.1"
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # then 4 s between attempts while the sender is away
 
 
+@dataclass(frozen=True)
+class NdiSinkOptions:
+    """What an ``ndi:`` sink sends; creating one checks the rules between the values.
+
+    name: the sender name receivers see (non-empty). fmt: one of NDI_FORMATS. cmap: colour map
+    for bgra (None = grey; only bgra carries colour). clock: let the SDK pace sends to the rate.
+    layout: one of io_adapters.layouts.LAYOUTS.
+    """
+
+    name: str
+    fmt: str = "bgra"
+    cmap: str | None = None
+    clock: bool = True
+    layout: str = "depth"
+
+    def __post_init__(self) -> None:
+        if self.fmt not in NDI_FORMATS:
+            raise BadInputError(f"NDI format {self.fmt!r} is not one of {', '.join(NDI_FORMATS)}")
+        if self.cmap is not None and self.fmt != "bgra":
+            raise BadInputError(f"cmap only applies to format=bgra (got cmap={self.cmap!r} with format={self.fmt}; "
+                                f"uyvy and p216 carry grey depth)")
+        if not self.name.strip():
+            raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
+
+
+def ndi_sink_options(uri: ParsedUri) -> NdiSinkOptions:
+    """The options of ``ndi:NAME?format=...&cmap=...&clock=...&layout=...``, checked without
+    touching the NDI library (so a mistake is found before the model loads).
+
+    Raises:
+        BadInputError: unknown option, bad value, cmap with a grey format, empty name.
+    """
+    options = OptionReader(uri, NDI_SINK_OPTIONS)
+    return NdiSinkOptions(
+        name=uri.target,
+        fmt=options.choice("format", NDI_FORMATS, "bgra"),
+        cmap=options.colormap("cmap", None),
+        clock=options.flag("clock", True),
+        layout=read_layout(options),
+    )
+
+
+@dataclass(frozen=True)
+class NdiSourceOptions:
+    """Which NDI source to receive and how long to wait; creating one checks the name.
+
+    name: source name, full ('MACHINE (NAME)') or just NAME. ips: extra IPs for discovery
+    (comma-separated) or None. timeout_s: wait for the source at the start. lost_s: seconds
+    without video before looking the source up again.
+    """
+
+    name: str
+    ips: str | None = None
+    timeout_s: float = 10.0
+    lost_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise BadInputError("ndi: needs a source name, e.g. ndi:Studio Cam (see `rdstream sources`)")
+
+
+def ndi_source_options(uri: ParsedUri) -> NdiSourceOptions:
+    """The options of ``ndi:SOURCE NAME?ips=...&timeout=10&lost=2``, checked without touching
+    the NDI library.
+
+    Raises:
+        BadInputError: unknown option, bad value, empty source name.
+    """
+    options = OptionReader(uri, NDI_SOURCE_OPTIONS)
+    return NdiSourceOptions(
+        name=uri.target,
+        ips=options.text("ips"),
+        timeout_s=options.number("timeout", 10.0),
+        lost_s=options.number("lost", 2.0),
+    )
+
+
+def _ndi_missing() -> RuntimeFailure:
+    return RuntimeFailure(
+        "ndi: URIs need the ndi-python package: pip install 'rollingdepth-stream[ndi]' (Linux x86_64, macOS arm64)"
+    )
+
+
+def check_ndi_installed() -> None:
+    """RuntimeFailure when ndi-python is not installed; looks for it without importing it."""
+    if importlib.util.find_spec("NDIlib") is None:
+        raise _ndi_missing()
+
+
 def load_ndi():
     """Import ndi-python and initialise the SDK; RuntimeFailure with the fix when it cannot."""
     try:
         import NDIlib as ndi
     except ImportError:
-        raise RuntimeFailure(
-            "ndi: URIs need the ndi-python package: pip install 'rollingdepth-stream[ndi]' (Linux x86_64, macOS arm64)"
-        ) from None
+        raise _ndi_missing() from None
     if not ndi.initialize():
         raise RuntimeFailure("the NDI library failed to initialise (unsupported CPU?); ndi: URIs are unavailable")
     return ndi
@@ -178,9 +266,8 @@ class NdiReceiver:
     """
 
     def __init__(self, name: str, color: str = "rgb", ips: str | None = None, lost_s: float = 2.0) -> None:
+        NdiSourceOptions(name, ips, lost_s=lost_s)  # the same name rule as ndi: URIs
         self._ndi = load_ndi()
-        if not name.strip():
-            raise BadInputError("ndi: needs a source name, e.g. ndi:Studio Cam (see `rdstream sources`)")
         self.name = name
         self.lost_s = lost_s
         self._color = {
@@ -327,12 +414,7 @@ class NdiSender:
 
     def __init__(self, name: str, fps: float, fmt: str = "bgra", cmap: str | None = None, clock: bool = True,
                  layout: str = "depth") -> None:
-        if fmt not in NDI_FORMATS:
-            raise BadInputError(f"NDI format {fmt!r} is not one of {', '.join(NDI_FORMATS)}")
-        if cmap is not None and fmt != "bgra":
-            raise BadInputError(f"cmap only applies to format=bgra, not {fmt} (uyvy and p216 carry grey depth)")
-        if not name.strip():
-            raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
+        NdiSinkOptions(name, fmt, cmap, clock, layout)  # the same rules as ndi: URIs
         self._ndi = load_ndi()
         self.fmt, self.cmap, self.layout = fmt, cmap, layout
         rate = Fraction(fps).limit_denominator(1001)
@@ -401,14 +483,10 @@ class NdiSink(ThreadedSink):
     NDI output. Every frame carries the source timestamp as its timecode and ``frame_metadata_xml``."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        options = OptionReader(uri, NDI_SINK_OPTIONS)
-        fmt = options.choice("format", NDI_FORMATS, "bgra")
-        cmap = options.text("cmap")
-        if cmap is not None:
-            colormap_lut(cmap)
-        self.layout = read_layout(options)
+        options = ndi_sink_options(uri)
+        self.layout = options.layout
         self.wants_colour = needs_colour(self.layout)
-        self.sender = NdiSender(uri.target, fps, fmt, cmap, clock=options.flag("clock", True), layout=self.layout)
+        self.sender = NdiSender(options.name, fps, options.fmt, options.cmap, options.clock, options.layout)
         super().__init__(uri.text)
 
     def _write(self, frame: DepthFrame) -> None:
@@ -430,10 +508,9 @@ class NdiSource(BlockingSource):
     """
 
     def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
-        options = OptionReader(uri, NDI_SOURCE_OPTIONS)
-        self.timeout_s = options.number("timeout", 10.0)
-        lost_s = options.number("lost", 2.0)
-        self._receiver = NdiReceiver(uri.target, "rgb", options.text("ips"), lost_s)
+        options = ndi_source_options(uri)
+        self.timeout_s = options.timeout_s
+        self._receiver = NdiReceiver(options.name, "rgb", options.ips, options.lost_s)
         self._stop = threading.Event()
         super().__init__(uri.text, None, realtime=False)  # live: frames come at their own pace
 

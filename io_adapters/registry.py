@@ -74,12 +74,16 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
 
 
 def check_source(uri: str) -> None:
-    """Check a source URI's scheme and options without opening anything (no device, no file).
+    """Check a source URI's scheme and options without opening anything (no device, no file,
+    no NDI or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
 
-    ``file:`` and ``test:`` options are checked in full (``test:`` sizes at most
-    MAX_FRAME_SIDE per side); other schemes check theirs when opened.
+    Every scheme's options are checked in full (``test:`` sizes at most MAX_FRAME_SIDE per
+    side); ``ndi:`` and ``syphon:`` then also check that their library can be imported (for
+    Syphon off macOS: the "macOS only" error). What only opening can tell (a missing file,
+    camera or NDI source) is left to ``open_source``.
     Raises:
-        BadInputError: unknown scheme, unknown option or bad option value.
+        BadInputError: unknown scheme, unknown option, bad option value, syphon: off macOS.
+        RuntimeFailure: ndi-python or syphon-python (on macOS) is not installed.
     """
     parsed = parse_uri(uri)
     if parsed.scheme not in SOURCE_EXAMPLES:
@@ -94,15 +98,33 @@ def check_source(uri: str) -> None:
         from io_adapters.file_source import TestPatternOptions
 
         TestPatternOptions.parse(parsed)
+    elif parsed.scheme == "camera":
+        from io_adapters.camera import camera_options
+
+        camera_options(parsed)
+    elif parsed.scheme == "ndi":
+        from io_adapters.ndi import check_ndi_installed, ndi_source_options
+
+        ndi_source_options(parsed)
+        check_ndi_installed()
+    elif parsed.scheme == "syphon":
+        from io_adapters.syphon_io import check_syphon_installed, syphon_source_options
+
+        syphon_source_options(parsed)
+        check_syphon_installed()
 
 
 def check_sink(uri: str) -> None:
-    """Check a sink URI's scheme and options without opening anything.
+    """Check a sink URI's scheme and options without opening anything (no file written, no NDI
+    or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
 
-    Every sink's ``layout`` is checked; ``file:``, ``npy:`` and ``null:`` in full (extension,
-    options, colour map); ``ndi:`` and ``syphon:`` check their other options when opened.
+    Every sink's options are checked in full (extension, colour map, format, layout, name);
+    ``ndi:`` and ``syphon:`` then also check that their library can be imported (for Syphon
+    off macOS: the "macOS only" error, after any option error, so a URI is judged the same on
+    every platform).
     Raises:
-        BadInputError: unknown scheme, extension or option, bad option value.
+        BadInputError: unknown scheme, extension or option, bad option value, syphon: off macOS.
+        RuntimeFailure: ndi-python or syphon-python (on macOS) is not installed.
     """
     parsed = parse_uri(uri)
     if parsed.scheme not in SINK_EXAMPLES:
@@ -112,6 +134,16 @@ def check_sink(uri: str) -> None:
         from io_adapters.file_sink import check_file_sink_uri
 
         check_file_sink_uri(parsed)
+    elif parsed.scheme == "ndi":
+        from io_adapters.ndi import check_ndi_installed, ndi_sink_options
+
+        ndi_sink_options(parsed)
+        check_ndi_installed()
+    elif parsed.scheme == "syphon":
+        from io_adapters.syphon_io import check_syphon_installed, syphon_sink_options
+
+        syphon_sink_options(parsed)
+        check_syphon_installed()
 
 
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:

@@ -9,15 +9,18 @@
 * Source ``syphon:SERVER NAME``: a client of a named server (its name, or its app name).
 
 syphon-python (PyObjC + Metal) only exists on macOS: it is imported lazily, and elsewhere a
-``syphon:`` URI gives one clear line suggesting ndi: instead.
+``syphon:`` URI gives one clear line suggesting ndi: instead. ``syphon_sink_options`` /
+``syphon_source_options`` check a URI's options on any platform without importing it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +28,7 @@ from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.uri import OptionReader, ParsedUri
-from io_adapters.encodings import apply_colormap_bgra, colormap_lut, pack16_bgra
+from io_adapters.encodings import apply_colormap_bgra, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")
@@ -39,6 +42,73 @@ DEFAULT_SYPHON_CMAP = "Greys_r"
 _POLL_S = 0.002  # the client has no frame callback in syphon-python: poll often, cheaply
 
 
+@dataclass(frozen=True)
+class SyphonSinkOptions:
+    """What a ``syphon:`` sink publishes: server name, format (one of SYPHON_FORMATS), colour
+    map for format=color, layout (one of io_adapters.layouts.LAYOUTS)."""
+
+    name: str
+    fmt: str = "color"
+    cmap: str = DEFAULT_SYPHON_CMAP
+    layout: str = "depth"
+
+
+def syphon_sink_options(uri: ParsedUri) -> SyphonSinkOptions:
+    """The options of ``syphon:NAME?format=color|packed16&cmap=NAME&layout=...``, checked
+    without importing syphon-python (which exists only on macOS).
+
+    Raises:
+        BadInputError: unknown option, bad value, cmap with packed16, empty server name.
+    """
+    options = OptionReader(uri, SYPHON_SINK_OPTIONS)
+    fmt = options.choice("format", SYPHON_FORMATS, "color")
+    cmap = options.colormap("cmap", DEFAULT_SYPHON_CMAP)
+    if fmt == "packed16" and "cmap" in uri.options:
+        raise BadInputError(f"cmap only applies to syphon format=color (got cmap={cmap!r} with format=packed16; "
+                            f"packed16 carries raw 16-bit depth)")
+    layout = read_layout(options)
+    if not uri.target.strip():
+        raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
+    return SyphonSinkOptions(uri.target, fmt, cmap, layout)
+
+
+@dataclass(frozen=True)
+class SyphonSourceOptions:
+    """Which Syphon server to receive (its name or its app name) and how long to wait for it."""
+
+    name: str
+    timeout_s: float = 10.0
+
+
+def syphon_source_options(uri: ParsedUri) -> SyphonSourceOptions:
+    """The options of ``syphon:SERVER NAME?timeout=10``, checked without importing syphon-python.
+
+    Raises:
+        BadInputError: unknown option, bad value, empty server name.
+    """
+    options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
+    timeout_s = options.number("timeout", 10.0)
+    if not uri.target.strip():
+        raise BadInputError("syphon: needs a server name, e.g. syphon:Resolume (see `rdstream sources`)")
+    return SyphonSourceOptions(uri.target, timeout_s)
+
+
+def _syphon_missing() -> BadInputError | RuntimeFailure:
+    """The error when syphon-python cannot be imported: off macOS no install can help."""
+    if sys.platform != "darwin":
+        return BadInputError(
+            f"syphon: URIs need macOS (Syphon is a macOS framework; this is {sys.platform}); use ndi:NAME instead"
+        )
+    return RuntimeFailure("syphon: URIs need the syphon-python package: pip install 'rollingdepth-stream[syphon]'")
+
+
+def check_syphon_installed() -> None:
+    """The error of ``load_syphon`` for a missing syphon-python (on Linux: macOS only), found
+    without importing it, so ``rdstream run`` says it before the model loads."""
+    if importlib.util.find_spec("syphon") is None:
+        raise _syphon_missing()
+
+
 def load_syphon():
     """Import syphon and its numpy/raw helpers; one clear line where that is impossible."""
     try:
@@ -46,11 +116,7 @@ def load_syphon():
         numpy_utils = importlib.import_module("syphon.utils.numpy")
         raw_utils = importlib.import_module("syphon.utils.raw")
     except ImportError:
-        if sys.platform != "darwin":
-            raise BadInputError(
-                f"syphon: URIs need macOS (Syphon is a macOS framework; this is {sys.platform}); use ndi:NAME instead"
-            ) from None
-        raise RuntimeFailure("syphon: URIs need the syphon-python package: pip install 'rollingdepth-stream[syphon]'") from None
+        raise _syphon_missing() from None
     return syphon, numpy_utils, raw_utils
 
 
@@ -67,18 +133,11 @@ class SyphonSink(ThreadedSink):
     """A Syphon Metal server publishing depth; the texture follows the frame size."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        options = OptionReader(uri, SYPHON_SINK_OPTIONS)
-        self.fmt = options.choice("format", SYPHON_FORMATS, "color")
-        self.cmap = options.text("cmap", DEFAULT_SYPHON_CMAP)
-        if self.fmt == "packed16" and "cmap" in uri.options:
-            raise BadInputError("cmap only applies to syphon format=color; packed16 carries raw 16-bit depth")
-        colormap_lut(self.cmap)
-        self.layout = read_layout(options)
+        options = syphon_sink_options(uri)
+        self.fmt, self.cmap, self.layout = options.fmt, options.cmap, options.layout
         self.wants_colour = needs_colour(self.layout)
-        if not uri.target.strip():
-            raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
         self._syphon, self._numpy_utils, self._raw_utils = load_syphon()
-        self.server = self._syphon.SyphonMetalServer(uri.target)
+        self.server = self._syphon.SyphonMetalServer(options.name)
         self._texture = None
         self._texture_size: tuple[int, int] | None = None
         super().__init__(uri.text)
@@ -101,11 +160,8 @@ class SyphonSource(BlockingSource):
     """Frames of a named Syphon server as RGB (timestamps: arrival time)."""
 
     def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
-        options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
-        if not uri.target.strip():
-            raise BadInputError("syphon: needs a server name, e.g. syphon:Resolume (see `rdstream sources`)")
-        self.timeout_s = options.number("timeout", 10.0)
-        self.server_name = uri.target
+        options = syphon_source_options(uri)
+        self.timeout_s, self.server_name = options.timeout_s, options.name
         self._syphon, self._numpy_utils, _ = load_syphon()
         self._directory = self._syphon.SyphonServerDirectory()
         self._directory.run_loop_interval = 0.05  # its default spins the run loop for a whole second

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from urllib.parse import unquote_plus
 
+from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
 
 # Largest width or height a source may be asked for (``size=WxH``): 8K. Larger asks are typos,
@@ -141,6 +142,17 @@ class OptionReader:
         if max(width, height) > MAX_FRAME_SIDE:
             raise self._bad(name, raw, f"WIDTHxHEIGHT with each side at most {MAX_FRAME_SIDE}")
         return width, height
+
+    def colormap(self, name: str, default: str | None) -> str | None:
+        """A matplotlib colour-map name (checked now, so a typo fails before anything opens)."""
+        value = self.uri.options.get(name, default)
+        if value is None:
+            return None
+        try:
+            colormap_lut(value)
+        except BadInputError as err:
+            raise BadInputError(f"option {name}={value!r} in {self.uri.text!r}: {err}") from None
+        return value
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self.uri.options.get(name)

@@ -50,6 +50,23 @@ def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, arg
     assert code == 2 and expected in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("sink, expected", [
+    ("ndi:X?format=bogus", "option format='bogus' in 'ndi:X?format=bogus'"),
+    ("ndi:X?format=p216&cmap=turbo", "cmap='turbo' with format=p216"),
+    ("syphon:X?format=bogus", "option format='bogus'"),
+])
+def test_a_bad_live_sink_option_stops_run_before_the_model_loads(capsys, monkeypatch, sink, expected):
+    import pipeline.checkpoint
+
+    def load_must_not_happen(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded before the sink options were checked")
+
+    monkeypatch.setattr(pipeline.checkpoint, "load_rolling_depth", load_must_not_happen)
+    code, err = run_main(capsys, "run", "--source", "test:", "--sink", sink, "-c", "/nonexistent")
+    assert code == 2 and err.startswith("rdstream: error: ") and err.count("\n") == 1, err
+    assert expected in err, err
+
+
 def test_help_reads_cleanly_at_80_columns():
     env = {"COLUMNS": "80", "PATH": "/usr/bin:/bin"}
     for command in ("file", "run"):

@@ -1,10 +1,12 @@
 """URI parsing and the scheme/option errors (io_adapters/uri.py, registry.py)."""
 
+import sys
+
 import pytest
 
-from io_adapters.registry import open_sink, open_source
+from io_adapters.registry import check_sink, check_source, open_sink, open_source
 from io_adapters.uri import OptionReader, parse_uri
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 
 
 @pytest.mark.parametrize(
@@ -74,3 +76,67 @@ def test_sink_option_errors():
         open_sink("file:/no/such/folder/x.mkv")
     with pytest.raises(BadInputError, match="frame rate"):
         open_sink("null:", fps=0)
+
+
+@pytest.mark.parametrize("kind, uri, expected", [
+    ("sink", "ndi:X?format=bogus", ["format='bogus'", "bgra, p216, uyvy"]),
+    ("sink", "ndi:X?cmap=nosuchmap", ["cmap='nosuchmap'", "unknown colour map"]),
+    ("sink", "ndi:X?format=p216&cmap=turbo", ["cmap='turbo'", "format=p216", "only applies to format=bgra"]),
+    ("sink", "ndi:X?clock=maybe", ["clock='maybe'"]),
+    ("sink", "ndi:?format=p216", ["ndi: sink needs a name"]),
+    ("sink", "ndi: ", ["ndi: sink needs a name"]),
+    ("sink", "syphon:X?format=bogus", ["format='bogus'", "color, packed16"]),
+    ("sink", "syphon:X?cmap=nosuchmap", ["cmap='nosuchmap'", "unknown colour map"]),
+    ("sink", "syphon:X?format=packed16&cmap=turbo", ["cmap='turbo'", "format=packed16"]),
+    ("sink", "syphon:?format=packed16", ["syphon: sink needs a server name"]),
+    ("sink", "file:/tmp/x.mp4?cmap=nosuchmap", ["cmap='nosuchmap'", "unknown colour map"]),
+    ("source", "camera:0?bogus=1", ["unknown option 'bogus'", "size", "rate", "format"]),
+    ("source", "camera:0?size=abc", ["size='abc'", "WIDTHxHEIGHT"]),
+    ("source", "camera:0?rate=fast", ["rate='fast'"]),
+    ("source", "camera: ", ["camera: needs an index or a name"]),
+    ("source", "ndi:X?timeout=soon", ["timeout='soon'"]),
+    ("source", "ndi:X?lost=0", ["lost='0'"]),
+    ("source", "ndi:X?bogus=1", ["unknown option 'bogus'", "ips"]),
+    ("source", "ndi:", ["ndi: needs a source name"]),
+    ("source", "syphon:X?timeout=abc", ["timeout='abc'"]),
+    ("source", "syphon:X?bogus=1", ["unknown option 'bogus'", "timeout"]),
+    ("source", "syphon:", ["syphon: needs a server name"]),
+])
+def test_live_uri_options_are_checked_before_opening_with_the_rule_opening_uses(kind, uri, expected):
+    """check_source/check_sink (run before the model loads) reject what opening would reject, with
+    the same one line: both call the adapter's one options function, which loads no library."""
+    check, open_it = (check_sink, open_sink) if kind == "sink" else (check_source, open_source)
+    with pytest.raises(BadInputError) as checked:
+        check(uri)
+    message = str(checked.value)
+    assert "\n" not in message and all(part in message for part in expected), message
+    with pytest.raises(BadInputError) as opened:
+        open_it(uri)
+    assert str(opened.value) == message
+
+
+@pytest.mark.parametrize("uri", ["ndi:Depth?format=p216&layout=rgbd", "ndi:Depth?cmap=turbo&clock=0",
+                                 "syphon:Depth?format=packed16", "syphon:Depth?cmap=turbo&layout=rgbd-v"])
+def test_good_live_sink_options_pass_the_check_up_to_the_library(uri, monkeypatch):
+    monkeypatch.setitem(sys.modules, "NDIlib", None)  # not installed: find_spec says so, nothing imported
+    monkeypatch.setitem(sys.modules, "syphon", None)
+    with pytest.raises(RollingDepthError, match="ndi-python package" if uri.startswith("ndi:") else "syphon: URIs need"):
+        check_sink(uri)
+
+
+def test_good_live_source_options_pass_the_check(monkeypatch):
+    check_source("camera:0?size=1280x720&rate=30000/1001&format=mjpeg")
+    check_source("camera:/dev/video2")
+    monkeypatch.setitem(sys.modules, "NDIlib", None)
+    with pytest.raises(RuntimeFailure, match="ndi-python package"):
+        check_source("ndi:Studio Cam?ips=10.0.0.5&timeout=3&lost=1")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="the macOS-only error is for other platforms")
+def test_syphon_off_macos_is_said_by_the_check_after_any_option_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "syphon", None)
+    for check, uri in ((check_sink, "syphon:Depth?format=packed16"), (check_source, "syphon:Resolume?timeout=2")):
+        with pytest.raises(BadInputError, match=r"syphon: URIs need macOS.*ndi:"):
+            check(uri)
+    with pytest.raises(BadInputError, match="format='bogus'"):  # the URI is judged the same everywhere
+        check_sink("syphon:Depth?format=bogus")
