@@ -78,9 +78,10 @@ def check_source(uri: str) -> None:
     no NDI or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
 
     Every scheme's options are checked in full (``test:`` sizes at most MAX_FRAME_SIDE per
-    side); ``ndi:`` and ``syphon:`` then also check that their library can be imported (for
-    Syphon off macOS: the "macOS only" error). What only opening can tell (a missing file,
-    camera or NDI source) is left to ``open_source``.
+    side); a ``file:`` source is probed (milliseconds: a missing or damaged file is said now, not
+    after a model load); ``ndi:`` and ``syphon:`` then also check that their library can be
+    imported (for Syphon off macOS: the "macOS only" error). What only opening can tell (a
+    camera or an NDI source that is not there) is left to ``open_source``.
     Raises:
         BadInputError: unknown scheme, unknown option, bad option value, syphon: off macOS.
         RuntimeFailure: ndi-python or syphon-python (on macOS) is not installed.
@@ -94,6 +95,9 @@ def check_source(uri: str) -> None:
         if not parsed.target:
             raise BadInputError("file: needs a path, e.g. file:clip.mp4")
         check_file_source_options(parsed)
+        from io_adapters.video_file import probe_video
+
+        probe_video(parsed.target)
     elif parsed.scheme == "test":
         from io_adapters.file_source import TestPatternOptions
 

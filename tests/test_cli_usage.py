@@ -110,3 +110,41 @@ def test_a_stop_during_start_up_is_one_line_and_exit_0(tiny_checkpoint, sig, del
     assert "Traceback" not in stderr
     # stopped before the node ran ("stopped"), or by the running node ("interrupted:"), never silently
     assert "rdstream: stopped" in stderr or "interrupted:" in stderr, stderr
+
+
+def _no_model_load(monkeypatch):
+    import pipeline.checkpoint
+    import stream.cli.file_job
+
+    def load_must_not_happen(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded before the input was checked")
+
+    monkeypatch.setattr(pipeline.checkpoint, "load_rolling_depth", load_must_not_happen)
+    monkeypatch.setattr(stream.cli.file_job, "load_rolling_depth", load_must_not_happen)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: d / "missing.mp4", "missing.mp4"),
+    (lambda d: (d / "bad.mp4").write_text("not a video") and d / "bad.mp4", "cannot read"),
+])
+def test_a_missing_or_damaged_video_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path, make, expected):
+    _no_model_load(monkeypatch)
+    path = make(tmp_path)
+    for args in (["run", "--source", f"file:{path}", "--sink", "null:"], ["run", "--source", str(path), "--sink", "null:"],
+                 ["file", str(path), "-o", str(tmp_path / "out")]):
+        code, err = run_main(capsys, *args, "-c", "/nonexistent")
+        assert code == 2 and err.startswith("rdstream: error: ") and err.count("\n") == 1, err
+        assert expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_video_in_a_batch_is_skipped_and_the_others_go_on(capsys, tmp_path, tiny_checkpoint):
+    from tests.conftest import write_clip
+
+    good = write_clip(tmp_path / "good.mp4", 8, 64, 48)
+    (tmp_path / "bad.mp4").write_text("not a video")
+    code, err = run_main(capsys, "file", tmp_path / "bad.mp4", good, "-o", tmp_path / "out", "-c", tiny_checkpoint,
+                         "--res", "64", "-d", "1", "--no-save-sbs", "--cmap", "turbo")
+    assert code == 2  # the worst problem of the batch
+    assert err.index("bad.mp4") < err.index("NOT depth")  # said before the model loaded
+    assert (tmp_path / "out" / "good_pred.npy").exists()

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
-from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
+from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
 from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
@@ -257,9 +257,28 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
     return written
 
 
-def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline, opts: FileJobOptions, out: Path, console: Console) -> dict:
-    """Read, infer and write one input; returns its stage seconds and counts."""
-    info = probe_video(path)
+def probe_inputs(inputs: list[Path], console: Console) -> tuple[dict[Path, VideoInfo], int]:
+    """Probe every input before the model loads: {readable input: its info} and the exit code so far.
+
+    One unreadable input of several is reported in one line and skipped (the others go on); when
+    none can be read, the first problem is raised (one line, exit 2).
+    """
+    infos, failures = {}, []
+    for path in inputs:
+        try:
+            infos[path] = probe_video(path)
+        except RollingDepthError as err:
+            failures.append(err)
+    if failures and not infos:
+        raise failures[0]
+    for err in failures:
+        console.print(f"[red]rdstream: error:[/] {err}", highlight=False, soft_wrap=True)
+    return infos, max((err.exit_code for err in failures), default=0)
+
+
+def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline: OfflinePipeline,
+                opts: FileJobOptions, out: Path, console: Console) -> dict:
+    """Read, infer and write one input (``info``: its probe); returns its stage seconds and counts."""
     stem = path.stem
     processed = processing_size(info.height, info.width, pipeline.settings.res)
     console.print(describe_sizes(path.name, (info.height, info.width), processed), highlight=False, soft_wrap=True)
@@ -297,7 +316,7 @@ def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline,
         except OSError as err:
             raise RuntimeFailure(f"{path.name}: cannot write its outputs to {out} ({err.strerror or err})") from None
         timings["write"] = time.perf_counter() - start
-    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written), soft_wrap=True)
+    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> {out}/: " + ", ".join(p.name for p in written), soft_wrap=True)
     return {"seconds": timings, "counts": result.counts}
 
 
@@ -325,6 +344,7 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     check_options(opts)
     settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
+    infos, exit_code = probe_inputs(inputs, console)  # a missing or damaged video is said now
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, preset_dtype, device)
@@ -336,11 +356,10 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     if model.decoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
-    # 3. Each input in turn; a failure is one line and the others go on.
-    exit_code = 0
-    for path in inputs:
+    # 3. Each readable input in turn; a failure is one line and the others go on.
+    for path, info in infos.items():
         try:
-            stats = process_one(path, model, pipeline, opts, out, console)
+            stats = process_one(path, info, model, pipeline, opts, out, console)
         except RollingDepthError as err:
             console.print(f"[red]rdstream: error:[/] {err}", highlight=False, soft_wrap=True)
             exit_code = max(exit_code, err.exit_code)
