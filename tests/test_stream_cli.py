@@ -92,3 +92,14 @@ def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files
     assert realtime_file.drop_frames and realtime_file.pace_source is True
     assert not checked("ndi:Cam", realtime=False).drop_frames
     assert checked("test:?frames=3").plan.dilations == (1, 25)
+
+
+def test_summary_says_a_frame_that_arrived_during_the_stop_was_not_processed():
+    from stream.cli.run import summary_line
+    from stream.node import NodeResult
+
+    result = NodeResult(end_reason="interrupted", frames_in=25, frames_out=24, frames_processed=24, dropped=0, lost=0,
+                        elapsed_s=1.0, latency_p50_ms=1.0, latency_p95_ms=2.0, latency_max_ms=3.0, step_counts={},
+                        sinks={}, stages={})
+    assert "25 frames in, 24 out" in summary_line(result)
+    assert "1 received after the stop, not processed" in summary_line(result)

@@ -22,7 +22,8 @@ app = typer.Typer(
     # click's plain help: it wraps cleanly at 80 columns (rich's boxed tables cut names and defaults)
     rich_markup_mode=None,
 )
-app.command("file")(file_command)
-app.command("run")(run_command)
-app.command("sources")(sources_command)
+# Short lines for the command list (the docstrings' first lines are cut at 80 columns).
+app.command("file", short_help="Offline: video files to depth .npy and colour-mapped videos.")(file_command)
+app.command("run", short_help="Live node: a source through the model to Syphon, NDI or files.")(run_command)
+app.command("sources", short_help="List cameras, NDI sources and Syphon servers.")(sources_command)
 app.add_typer(dev_app, name="dev")

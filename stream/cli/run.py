@@ -270,6 +270,10 @@ def summary_line(result: NodeResult) -> str:
     text = (f"{result.end_reason}: {result.frames_in} frames in, {result.frames_out} out "
             f"({result.dropped} dropped by the realtime policy, {sink_drops} by sinks) "
             f"in {result.elapsed_s:.1f} s ({fps:.1f} fps); latency {latency}")
+    # a frame received while a stop was under way is not processed (the stop does not wait for it)
+    unprocessed = result.frames_in - result.frames_processed - result.dropped
+    if unprocessed > 0:
+        text += f"; {unprocessed} received after the stop, not processed"
     if result.step_counts and result.frames_out:
         text += f"; per output frame: {per_frame_counts(result)}"
     if failed:
