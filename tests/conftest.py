@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -78,3 +80,12 @@ def clip40(tmp_path_factory) -> Path:
 def count_frames(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``rdstream ARGS`` as a user runs it: a real process, output captured."""
+    return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import count_frames, write_clip
+from tests.conftest import run_rdstream, count_frames, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 
-def rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+rdstream = run_rdstream  # a real process, as a user runs it
 
 
 def test_no_drop_file_run_writes_exactly_as_many_frames_as_the_input(tmp_path, tiny_checkpoint):

@@ -15,16 +15,14 @@ import pytest
 
 from stream.node import NodeResult
 from stream.cli.run import summary_line
-from tests.conftest import write_clip
+from tests.conftest import run_rdstream, write_clip
 from tests.small_fs import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 
-def rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+rdstream = run_rdstream  # a real process, as a user runs it
 
 
 def test_a_run_whose_only_sink_fails_at_close_exits_1_and_leaves_no_broken_file(tmp_path, tiny_checkpoint):

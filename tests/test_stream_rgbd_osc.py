@@ -21,15 +21,13 @@ import torch
 
 from io_adapters.layouts import colour_as, split
 from pipeline.preprocess import prepare_frames
-from tests.conftest import write_clip
+from tests.conftest import run_rdstream, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 
-def rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+rdstream = run_rdstream  # a real process, as a user runs it
 
 
 def decoded(path: Path, fmt: str) -> list[np.ndarray]:
