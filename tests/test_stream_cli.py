@@ -74,8 +74,10 @@ def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
         assert result.returncode == 2 and result.stderr.startswith("rdstream: error:"), result.stderr
 
 
-def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files(monkeypatch):
+def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files(monkeypatch, tmp_path):
     from stream.cli.run import RunOptions, check_options
+
+    clip = write_clip(tmp_path / "clip.mp4", num_frames=3, width=32, height=32)  # file: sources are probed
 
     # The policy is the same whether or not ndi-python is installed here (the check asks for it).
     monkeypatch.setattr("io_adapters.ndi.check_ndi_installed", lambda: None)
@@ -84,9 +86,9 @@ def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files
         return check_options(RunOptions(source=source, sinks=["null:"], checkpoint="x", realtime=realtime))
 
     assert checked("ndi:Cam").drop_frames and checked("camera:0").drop_frames
-    assert not checked("file:clip.mp4").drop_frames and not checked("test:?frames=3").drop_frames
-    assert checked("file:clip.mp4").pace_source is None  # a file is read as fast as the model goes
-    realtime_file = checked("file:clip.mp4", realtime=True)
+    assert not checked(f"file:{clip}").drop_frames and not checked("test:?frames=3").drop_frames
+    assert checked(f"file:{clip}").pace_source is None  # a file is read as fast as the model goes
+    realtime_file = checked(f"file:{clip}", realtime=True)
     assert realtime_file.drop_frames and realtime_file.pace_source is True
     assert not checked("ndi:Cam", realtime=False).drop_frames
     assert checked("test:?frames=3").plan.dilations == (1, 25)
