@@ -19,7 +19,7 @@ from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_un
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
 from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
-from pipeline.refine import refine_depth
+from pipeline.refine import check_refine_clip, refine_depth
 from pipeline.snippets import SnippetLevel, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
@@ -117,6 +117,8 @@ class OfflinePipeline:
             raise BadInputError(f"expected uint8 RGB frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
         num_frames = frames.shape[0]
         plans = plan_snippets(num_frames, s.dilations, s.snip_len, s.cap_dilation)
+        if s.refine_steps:
+            check_refine_clip(num_frames, s.refine_snippet_len)
         height, width = processing_size(frames.shape[1], frames.shape[2], s.res)
         latent_hw = (height // model.vae_scale, width // model.vae_scale)
 
@@ -161,7 +163,7 @@ class OfflinePipeline:
             depth, passes = refine_depth(
                 model, rgb_latents, depth, noise, s.refine_steps, s.refine_snippet_len,
                 s.refine_start_dilation, s.max_vae_bs,
-                progress=lambda n: report("refine", n, s.refine_steps),
+                progress=lambda n: report("refine", n, s.refine_steps), cap=s.cap_dilation,
             )
             synchronize(model.device)
             seconds["refine"] = time.perf_counter() - start

@@ -107,6 +107,7 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     short = write_clip(tmp_path / "short.mp4", 2)
+    three = write_clip(tmp_path / "three.mp4", 3)
     no_unet = tmp_path / "no_unet"
     import shutil
 
@@ -119,6 +120,8 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
         "not a video": ([not_video], "notes.mp4"),
         "truncated": ([truncated], "truncated.mp4"),
         "too short": ([short], "too short"),
+        "refinement snippet longer than the clip": (
+            [three, "-d", "1", "--refine-step", "2", "--refine-snippet-len", "4"], "--refine-snippet-len 4: the clip has only 3 frames"),
         "negative res": ([clip, "--res", "-8"], "--res -8"),
         "checkpoint without unet": ([clip, "-c", no_unet], "unet/"),
         "unwritable output": ([clip, "-o", blocker / "sub"], "cannot write"),

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.refine import refine_dilations
+from pipeline.refine import refine_dilations, refine_schedule
 from pipeline.snippets import plan_snippets
 
 
@@ -39,3 +39,17 @@ def test_dilations_must_include_one():
 
 def test_refinement_dilation_schedule():
     assert refine_dilations(10, 6) == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
+
+
+def test_refinement_schedule_caps_the_start_dilation_on_short_clips():
+    # the reference caps --refine-start-dilation with cap_dilation: int(20 / 3) - 1 = 5 at N = 20
+    assert refine_schedule(20, 10, 3, 6, cap=True) == [5, 4, 4, 3, 3, 3, 2, 2, 1, 1]
+    assert refine_schedule(21, 10, 3, 6, cap=True) == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
+    # preset paper (cap off): the requested start, lowered only where frames would go uncovered
+    assert refine_schedule(20, 10, 3, 6, cap=False) == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
+    assert refine_schedule(12, 10, 3, 6, cap=False) == [4, 4, 4, 4, 4, 3, 3, 2, 1, 1]
+
+
+def test_refinement_snippet_longer_than_the_clip_is_a_clear_error():
+    with pytest.raises(BadInputError, match="--refine-snippet-len 4: the clip has only 3 frames"):
+        refine_schedule(3, 10, 4, 6)
