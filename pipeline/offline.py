@@ -18,7 +18,7 @@ from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_unit_range
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
-from pipeline.preprocess import RESAMPLE_METHODS, check_res, prepare_frames, processing_size
+from pipeline.preprocess import check_res, prepare_frames, processing_size, resample_mode
 from pipeline.refine import check_refine_clip, refine_depth
 from pipeline.snippets import SnippetLevel, plan_snippets
 
@@ -93,8 +93,7 @@ def check_settings(settings: OfflineSettings) -> None:
         raise BadInputError(f"--refine-snippet-len {settings.refine_snippet_len}: must be 2, 3 or 4")
     if settings.refine_start_dilation < 1:
         raise BadInputError(f"--refine-start-dilation {settings.refine_start_dilation}: must be at least 1")
-    if settings.resample_method not in RESAMPLE_METHODS:
-        raise BadInputError(f"--resample-method {settings.resample_method}: use one of {', '.join(RESAMPLE_METHODS)}")
+    resample_mode(settings.resample_method)
 
 
 class OfflinePipeline:

@@ -27,7 +27,7 @@ from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_de
 from pipeline.colormap import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import check_res, resize
+from pipeline.preprocess import check_res, resample_mode, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_checkpoint import TINY_WARNING
 
@@ -129,6 +129,7 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
     for name in opts.cmaps:
         colormap_lut(name)
+    resample_mode(opts.resample_method)
 
 
 @contextmanager

@@ -44,7 +44,8 @@ def test_reference_argument_habits_are_accepted():
 
 def test_frame_range_input_flag_and_restore_res(tiny_checkpoint, clip40, tmp_path):
     code = rdstream("file", "-i", clip40, "-o", tmp_path, "-c", tiny_checkpoint, *SMALL, "--start-frame", "5",
-                    "--frame-count", "20", "--restore-res", "--no-save-sbs", "--cmap", "turbo")
+                    "--frame-count", "20", "--restore-res", "--no-save-sbs", "--cmap", "turbo",
+                    "--resample-method", "NEAREST_EXACT")  # the reference's spelling
     assert code == 0
     assert np.load(tmp_path / "clip_pred.npy").shape == (20, 64, 96)
     assert count_frames(tmp_path / "clip_turbo.mp4") == 20
@@ -128,6 +129,7 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
         "no mps": ([clip, "--device", "mps"], "MPS is not available"),
         "unknown preset": ([clip, "--preset", "ultra"], "--preset ultra"),
         "unknown colour map": ([clip, "--cmap", "Nope"], "Nope"),
+        "unknown resample method": ([clip, "--resample-method", "LANCZOS"], "use one of bilinear, bicubic"),
     }
 
 
