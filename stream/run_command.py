@@ -23,7 +23,7 @@ from pipeline.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
 from pipeline.presets import get_preset
-from pipeline.snippets import check_snippet_options
+from pipeline.snippets import check_snippet_options, lookahead_latency_note
 from pipeline.tiny_checkpoint import TINY_WARNING
 from stream.depth_steps import SnippetPlan
 from stream.model_thread import ModelThread
@@ -119,6 +119,9 @@ def run_stream(opts: RunOptions) -> int:
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
+    note = lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
+    if note:
+        console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
     # 2. Load the model, on the thread that will run it (see stream.model_thread).
     device = resolve_device(opts.device)
