@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 # make demo CHECKPOINT=/path/to/rollingdepth-v1-0 uses those weights (else: env, hub cache, tiny test model).
 demo: $(STAMP)
-	$(BIN)/python -m stream.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
+	$(BIN)/python -m stream.cli.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.coalign
 	$(BIN)/python -m bench.io
 	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.live_cost
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output

@@ -28,7 +28,7 @@ import anyio
 import numpy as np
 
 from io_adapters.frames import DepthFrame, EndOfStream
-from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command
+from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command
 from io_adapters.registry import open_sink, open_source
 from io_adapters.video_file import ColorVideoWriter, iter_video_frames
 

@@ -1,7 +1,7 @@
 """Models for benchmarks: the tiny random checkpoint and the full-size SD2-shaped model with RANDOM weights.
 
 Neither gives depth: their weights are random. They exist so that timings and counts of the real
-code paths can be measured without the real weights (SPEC.md s.1 gives the shapes used here).
+code paths can be measured without the real weights (docs/method.md, section 1 gives the shapes used here).
 
 Example::
 
@@ -46,7 +46,7 @@ SD2_VAE = dict(
     sample_size=768,
     scaling_factor=0.18215,
 )
-# Parameter counts of the real checkpoint (SPEC.md s.1), to check the shapes above against.
+# Parameter counts of the real checkpoint (docs/method.md, section 1), to check the shapes above against.
 SD2_UNET_PARAMS_M = 865.9
 SD2_VAE_PARAMS_M = 83.7
 TEXT_TOKENS = 2  # the empty prompt: BOS, EOS

@@ -39,18 +39,18 @@ import numpy as np
 import torch
 
 from bench.models import build_random_sd2_model, load_tiny_model
-from bench.synthetic_depth import abs_rel
+from bench.support.synthetic_depth import abs_rel
 from io_adapters.frames import EndOfStream, VideoFrame
 from io_adapters.registry import open_sink, open_source
-from pipeline.display_normalizer import parse_normalize
+from stream.display_normalizer import parse_normalize
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.online_aligner import OnlineAligner, window_frames
+from pipeline.coalign import OnlineAligner
+from pipeline.snippets import SnippetPlan
 from pipeline.snippets import plan_snippets
-from stream.depth_steps import SnippetPlan, StepCounts
+from stream.depth_steps import StepCounts
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
-from stream.snippet_schedule import snippets_ending_at
 
 FAST_DILATIONS = (1, 25)
 RANDOM_WEIGHTS_NOTE = "random weights: the output is not depth; timings, counts and memory are what is measured"
@@ -82,12 +82,15 @@ class StandInSteps:
             self._base = (x / w - y / h).astype(np.float32)
         return rgb, rgb[::8, ::8, 1].astype(np.float32) / 127.5 - 1.0
 
-    def predict(self, latents):
+    def predict(self, latents, merged=None):
+        from pipeline.coalign.online import SnippetDepth
+
         b, length = len(latents), len(latents[0])
         levels = np.array([[latent.mean() for latent in snippet] for snippet in latents], dtype=np.float32)
         self.counts.unet_frame_passes += b * length
-        self.counts.decodes += b * length
-        return self._base[None, None] + 0.05 * levels[:, :, None, None]
+        self.counts.decodes_full += b * length
+        depth = self._base[None, None] + 0.05 * levels[:, :, None, None]
+        return [SnippetDepth.from_full(torch.from_numpy(d)) for d in depth]
 
 
 class MeanAlignerStandIn:
@@ -104,7 +107,7 @@ class MeanAlignerStandIn:
         self.flushed = False
 
     def push(self, depth, frame_indices) -> None:
-        for d, n in zip(depth, frame_indices):
+        for d, n in zip(depth.full.numpy(), frame_indices):  # StandInSteps hands every frame over whole
             if n <= self.emitted_through:
                 continue  # already out (the real aligner keeps it only as an anchor)
             self.sums[n] = self.sums[n] + d if n in self.sums else d.copy()
@@ -200,23 +203,26 @@ def test_pattern(frames: int, width: int, height: int) -> np.ndarray:
 
 def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer=None, aligner=None,
              model_thread: ModelThread | None = None) -> NodeResult:
-    aligner = aligner or OnlineAligner(lookahead=lookahead,
-                                       window=window_frames(max(plan.dilations), plan.snip_len, lookahead))
+    aligner = aligner or OnlineAligner.for_plan(plan, lookahead)
     node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log,
                       model_thread=model_thread)
     return anyio.run(node.run, False)
 
 
-def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan) -> float:
-    """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets."""
+def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 2) -> float:
+    """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets
+    (decoding at full resolution what the node's aligner at ``lookahead`` still merges)."""
+    from pipeline.coalign.online import still_merged
+
     latents = {}
     start = time.perf_counter()
     for t, rgb in enumerate(frames):
         latents[t] = steps.encode(rgb)[1]
-        snippets = snippets_ending_at(t, plan.dilations, plan.snip_len)
+        snippets = plan.snippets_ending_at(t)
         if snippets:
-            steps.predict([[latents[i] for i in s] for s in snippets])
+            steps.predict([[latents[i] for i in s] for s in snippets],
+                          [still_merged(s, lookahead, plan.snip_len) for s in snippets])
         latents.pop(t - (plan.snip_len - 1) * max(plan.dilations), None)
     return len(frames) / (time.perf_counter() - start)
 

@@ -2,7 +2,10 @@
 
 A ``Source`` is one object with ``async recv() -> VideoFrame`` (raising ``EndOfStream`` at the
 end) and ``async close()``. A ``Sink`` has ``async send(DepthFrame)`` and ``async close()``.
-Everything between them only sees frames with timestamps.
+Everything between them only sees frames with timestamps. These two classes declare everything
+the streaming node calls on its edges; the node calls nothing else. (A test double may implement
+``recv``/``send``/``close`` as blocking functions: the node runs those in a worker thread, see
+stream.calls.)
 
 Most device and codec libraries (PyAV, NDI, Syphon) block. The two helper bases here keep
 them off the event loop, once for every adapter:
@@ -63,10 +66,21 @@ class Sink(ABC):
 
     uri: the URI it was opened from.
     dropped: frames discarded because the sink could not keep up (oldest dropped first).
+    buffered: True when ``send`` only queues the frame for a writer thread; a lossless sender
+        (``--no-drop``) then calls ``wait_for_room`` before each send so the queue never drops.
+    wants_colour: True when the sink shows the input frame beside the depth (``layout=rgbd``);
+        the node only carries ``DepthFrame.rgb`` when some sink does.
     """
 
-    uri: str
-    dropped: int
+    uri: str = ""
+    dropped: int = 0
+    buffered: bool = False
+    wants_colour: bool = False
+
+    def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Blocking: wait until fewer than ``limit`` frames are unwritten; False on timeout.
+        A sink that is not ``buffered`` writes in ``send`` and always has room."""
+        return True
 
     @abstractmethod
     async def send(self, frame: DepthFrame) -> None:
@@ -249,6 +263,8 @@ class ThreadedSink(Sink):
             except BaseException as err:  # noqa: BLE001
                 if self._error is None:
                     self._error = _as_user_error(err, self.uri)
+
+    buffered = True
 
     def wait_for_room(self, limit: int, timeout: float) -> bool:
         """Blocking: wait until fewer than ``limit`` frames are unwritten (queued or being written).

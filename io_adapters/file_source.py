@@ -1,15 +1,20 @@
 """Sources that read with PyAV: a video file (``file:PATH`` or a bare path) and FFmpeg's
-lavfi test pattern (``test:?frames=N&size=WxH&rate=R``)."""
+lavfi test pattern (``test:?frames=N&size=WxH&rate=R``).
+
+``check_file_source_options`` and ``TestPatternOptions.parse`` check a URI's options without
+opening anything, so the CLI finds bad values before the model loads.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
 
 from io_adapters.base import BlockingSource
-from io_adapters.uri import OptionReader, ParsedUri
+from io_adapters.uri import MAX_FRAME_SIDE, OptionReader, ParsedUri
 from io_adapters.video_file import iter_timed_video_frames, probe_video
 from pipeline.errors import BadInputError, RuntimeFailure
 
@@ -20,11 +25,44 @@ FILE_SOURCE_OPTIONS = {
 }
 TEST_SOURCE_OPTIONS = {
     "frames": "number of frames, default 0 = endless",
-    "size": "WIDTHxHEIGHT, default 640x360",
+    "size": f"WIDTHxHEIGHT, default 640x360, at most {MAX_FRAME_SIDE} per side",
     "rate": "frames per second, default 30",
     "pattern": "testsrc2 (default), testsrc, smptehdbars, mandelbrot, rgbtestsrc",
 }
 TEST_PATTERNS = ("testsrc2", "testsrc", "smptehdbars", "mandelbrot", "rgbtestsrc")
+
+
+def check_file_source_options(uri: ParsedUri) -> None:
+    """Raise BadInputError for an unknown option or a bad value of a ``file:`` source."""
+    options = OptionReader(uri, FILE_SOURCE_OPTIONS)
+    options.integer("start", 0)
+    options.integer("frames", 0)
+    options.flag("loop", False)
+
+
+@dataclass(frozen=True)
+class TestPatternOptions:
+    """The options of a ``test:`` URI. size: (width, height), each 2..MAX_FRAME_SIDE pixels."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    frames: int
+    size: tuple[int, int]
+    rate: Fraction
+    pattern: str
+
+    @classmethod
+    def parse(cls, uri: ParsedUri) -> "TestPatternOptions":
+        """Raises BadInputError for a target, an unknown option or a bad value."""
+        options = OptionReader(uri, TEST_SOURCE_OPTIONS)
+        if uri.target:
+            raise BadInputError(f"test: takes no target, only options (got {uri.target!r}); e.g. test:?frames=90&size=640x360&rate=30")
+        rate = options.number("rate", 30.0)
+        if rate > 1000:
+            raise BadInputError(f"test: rate must be <= 1000, got {rate}")
+        return cls(frames=options.integer("frames", 0), size=options.size("size", (640, 360)),
+                   rate=Fraction(rate).limit_denominator(1001),
+                   pattern=options.choice("pattern", TEST_PATTERNS, "testsrc2"))
 
 
 class FileSource(BlockingSource):
@@ -80,16 +118,11 @@ class TestPatternSource(BlockingSource):
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
-        options = OptionReader(uri, TEST_SOURCE_OPTIONS)
-        if uri.target:
-            raise BadInputError(f"test: takes no target, only options (got {uri.target!r}); e.g. test:?frames=90&size=640x360&rate=30")
-        self.frames = options.integer("frames", 0)
-        self.width, self.height = options.size("size", (640, 360))
-        rate = options.number("rate", 30.0)
-        if rate > 1000:
-            raise BadInputError(f"test: rate must be <= 1000, got {rate}")
-        self.rate = Fraction(rate).limit_denominator(1001)
-        self.pattern = options.choice("pattern", TEST_PATTERNS, "testsrc2")
+        options = TestPatternOptions.parse(uri)
+        self.frames = options.frames
+        self.width, self.height = options.size
+        self.rate = options.rate
+        self.pattern = options.pattern
         super().__init__(uri.text, float(self.rate), realtime)
         graph = f"{self.pattern}=size={self.width}x{self.height}:rate={self.rate.numerator}/{self.rate.denominator}"
         try:

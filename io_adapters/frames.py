@@ -30,13 +30,22 @@ class DepthFrame:
 
     depth: float32 [H, W] in [0, 1]; 1 = nearest (affine-invariant inverse depth after the
         node's normalisation). 8- and 16-bit encodings are scaled from it (0..255, 0..65535).
-    rgb: the matching input frame, uint8 [H, W, 3], or None when the producer has none.
+    rgb: the input frame the depth came from, uint8 [H, W, 3] at the depth's size, or None when
+        the producer has none (or no sink asked for a layout with colour).
+    received_at: ``time.perf_counter()`` when the node received the input frame (for the
+        per-frame latency sinks report), or None.
+    display_range: (near, far), the aligned-depth values mapped to 1 and 0 (the model's units),
+        or None when unknown.
+    cmap: colour map chosen live (OSC) for sinks that colour-map; None = each sink's own.
     """
 
     index: int
     timestamp: float
     depth: np.ndarray
     rgb: np.ndarray | None = None
+    received_at: float | None = None
+    display_range: tuple[float, float] | None = None
+    cmap: str | None = None
 
 
 class EndOfStream(Exception):

@@ -6,8 +6,11 @@ Every finder here also asks 127.0.0.1 directly (``extra_ips``), so sources on th
 are found without one; ``?ips=10.0.0.5,10.0.0.6`` adds machines elsewhere. An NDI config file
 in ``$NDI_CONFIG_DIR/ndi-config.v1.json`` is read by the SDK itself and is honoured as well.
 
-Output (``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME``) is sent with ``clock_video`` on, so the
-SDK paces frames to the declared rate. ``p216`` carries 16-bit depth in the Y plane
+Output (``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&layout=depth|rgbd|rgbd-v``) is sent with
+``clock_video`` on, so the SDK paces frames to the declared rate. Each frame carries the source
+timestamp as its NDI timecode (100 ns units) and an XML metadata string with the source frame
+index, timestamp, latency and display range (``ndi_formats.frame_metadata_xml``); TouchDesigner's
+NDI In TOP shows both in its Info DAT. ``p216`` carries 16-bit depth in the Y plane
 (U = V = 32768); NDI compresses it, to about 11 effective bits (see tests/test_io_ndi.py).
 
 Binding quirks (ndi-python 6.3): ``VideoFrameV2.data`` only accepts uint8 arrays and resets
@@ -29,9 +32,18 @@ import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
-from io_adapters.ndi_formats import depth_to_bgra, depth_to_p216, depth_to_uyvy
+from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, compose_ycbcr, needs_colour, read_layout
+from io_adapters.ndi_formats import (
+    depth_to_bgra,
+    depth_to_p216,
+    depth_to_uyvy,
+    frame_metadata_xml,
+    timecode_ticks,
+    ycbcr_to_p216,
+    ycbcr_to_uyvy,
+)
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import colormap_lut
+from io_adapters.encodings import colormap_lut, to_uint8, to_uint16
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
@@ -39,6 +51,7 @@ NDI_SINK_OPTIONS = {
     "format": "bgra (8-bit, colour map or grey; default), uyvy (8-bit grey), p216 (16-bit grey)",
     "cmap": "matplotlib colour map for format=bgra; default: grey",
     "clock": "1 = let NDI pace frames to the rate (default), 0 = send as they come",
+    "layout": LAYOUT_OPTION_HELP,
 }
 NDI_SOURCE_OPTIONS = {
     "ips": "extra IP addresses to ask for sources, comma-separated (127.0.0.1 is always asked)",
@@ -136,6 +149,9 @@ class ReceivedVideo:
     data: uint8 array as the binding shapes it ([H, W, 4] for RGBA/BGRA, [H, W, 2] for UYVY
         and the Y plane of P216/PA16).
     frame_rate: frames per second the sender declared (0 when it did not).
+    timecode: the sender's timecode, 100 ns units.
+    timestamp: when the SDK sent it (sender's clock, 100 ns units since the Unix epoch).
+    metadata: the frame's XML metadata string, or None.
     """
 
     fourcc: str
@@ -143,6 +159,9 @@ class ReceivedVideo:
     height: int
     data: np.ndarray
     frame_rate: float
+    timecode: int = 0
+    timestamp: int = 0
+    metadata: str | None = None
 
 
 class NdiReceiver:
@@ -268,6 +287,9 @@ class NdiReceiver:
                 height=video.yres,
                 data=np.array(video.data, copy=True),
                 frame_rate=float(rate),
+                timecode=int(video.timecode),
+                timestamp=int(video.timestamp),
+                metadata=video.metadata or None,
             )
         finally:
             self._ndi.recv_free_video_v2(self._recv, video)
@@ -279,6 +301,19 @@ class NdiReceiver:
         self._finder.close()
 
 
+def sender_name_free(name: str) -> bool:
+    """True when an NDI sender called ``name`` can be created here now (the NDI library locks
+    sender names per machine, so a second sender of one name fails)."""
+    ndi = load_ndi()
+    settings = ndi.SendCreate()
+    settings.ndi_name = name
+    handle = ndi.send_create(settings)
+    if handle is None:
+        return False
+    ndi.send_destroy(handle)
+    return True
+
+
 class NdiSender:
     """A named NDI output of depth frames in one of ``NDI_FORMATS``.
 
@@ -287,9 +322,11 @@ class NdiSender:
         fps: declared frame rate; with ``clock`` the SDK paces sends to it.
         fmt: "bgra" (colour map or grey), "uyvy" (8-bit grey), "p216" (16-bit grey).
         cmap: colour map for bgra; None = grey.
+        layout: "depth", "rgbd" or "rgbd-v" (io_adapters.layouts): colour beside/above the depth.
     """
 
-    def __init__(self, name: str, fps: float, fmt: str = "bgra", cmap: str | None = None, clock: bool = True) -> None:
+    def __init__(self, name: str, fps: float, fmt: str = "bgra", cmap: str | None = None, clock: bool = True,
+                 layout: str = "depth") -> None:
         if fmt not in NDI_FORMATS:
             raise BadInputError(f"NDI format {fmt!r} is not one of {', '.join(NDI_FORMATS)}")
         if cmap is not None and fmt != "bgra":
@@ -297,7 +334,7 @@ class NdiSender:
         if not name.strip():
             raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
         self._ndi = load_ndi()
-        self.fmt, self.cmap = fmt, cmap
+        self.fmt, self.cmap, self.layout = fmt, cmap, layout
         rate = Fraction(fps).limit_denominator(1001)
         self._rate = (rate.numerator, rate.denominator)
         settings = self._ndi.SendCreate()
@@ -305,32 +342,49 @@ class NdiSender:
         settings.clock_video = clock
         self._send = self._ndi.send_create(settings)
         if self._send is None:
-            raise RuntimeFailure(f"could not create the NDI sender {name!r}")
+            raise RuntimeFailure(f"could not create the NDI sender {name!r}: the name is in use by another sender on this "
+                                 f"machine (NDI allows one sender per name); choose another name, e.g. ndi:{name} 2")
         self._fourcc = {
             "bgra": self._ndi.FOURCC_VIDEO_TYPE_BGRA,
             "uyvy": self._ndi.FOURCC_VIDEO_TYPE_UYVY,
             "p216": self._ndi.FOURCC_VIDEO_TYPE_P216,
         }[fmt]
 
-    def send(self, depth01: np.ndarray) -> None:
-        """Send float [H, W] in [0, 1]; blocks until the SDK took it (and, with clock, paces)."""
+    def picture(self, depth01: np.ndarray, rgb: np.ndarray | None = None, cmap: str | None = None):
+        """(buffer, width, height, line stride in bytes) of one frame in this sender's format and layout.
+
+        depth01: float [H, W] in [0, 1]; rgb: uint8 [H, W, 3], needed for rgbd layouts;
+        cmap: a colour map replacing this sender's for this frame (bgra only; grey formats ignore it).
+        """
         if self.fmt == "bgra":
-            buffer = depth_to_bgra(depth01, self.cmap)
-            width, height, stride = buffer.shape[1], buffer.shape[0], buffer.shape[1] * 4
-        elif self.fmt == "uyvy":
-            buffer = depth_to_uyvy(depth01)
-            width, height, stride = buffer.shape[1], buffer.shape[0], buffer.shape[1] * 2
-        else:
-            planes = depth_to_p216(depth01)
-            width, height, stride = planes.shape[1], planes.shape[0] // 2, planes.shape[1] * 2
-            buffer = planes.view(np.uint8)  # the binding accepts uint8 only
+            buffer = compose(depth_to_bgra(depth01, cmap or self.cmap), rgb, self.layout, "bgra")
+            return buffer, buffer.shape[1], buffer.shape[0], buffer.shape[1] * 4
+        if self.fmt == "uyvy":
+            buffer = (depth_to_uyvy(depth01) if self.layout == "depth"
+                      else ycbcr_to_uyvy(*compose_ycbcr(to_uint8(depth01), rgb, self.layout)))
+            return buffer, buffer.shape[1], buffer.shape[0], buffer.shape[1] * 2
+        planes = (depth_to_p216(depth01) if self.layout == "depth"
+                  else ycbcr_to_p216(*compose_ycbcr(to_uint16(depth01), rgb, self.layout)))
+        return planes.view(np.uint8), planes.shape[1], planes.shape[0] // 2, planes.shape[1] * 2  # binding takes uint8 only
+
+    def send(self, depth01: np.ndarray, rgb: np.ndarray | None = None, *, timestamp_s: float | None = None,
+             metadata: str | None = None, cmap: str | None = None) -> None:
+        """Send float [H, W] in [0, 1]; blocks until the SDK took it (and, with clock, paces).
+
+        timestamp_s: the source timestamp, sent as the NDI timecode (100 ns units); None lets the
+        SDK synthesise one. metadata: an XML string attached to the frame (NDI frame metadata).
+        """
+        buffer, width, height, stride = self.picture(depth01, rgb, cmap)
         frame = self._ndi.VideoFrameV2()
         frame.data = np.ascontiguousarray(buffer)
-        # Assigning data resets these; set them afterwards (SPEC.md section 10).
+        # Assigning data resets these; set them afterwards (docs/method.md, section 10).
         frame.FourCC = self._fourcc
         frame.xres, frame.yres, frame.line_stride_in_bytes = width, height, stride
         frame.frame_rate_N, frame.frame_rate_D = self._rate
         frame.frame_format_type = self._ndi.FRAME_FORMAT_TYPE_PROGRESSIVE
+        frame.timecode = self._ndi.SEND_TIMECODE_SYNTHESIZE if timestamp_s is None else timecode_ticks(timestamp_s)
+        if metadata is not None:
+            frame.metadata = metadata
         self._ndi.send_send_video_v2(self._send, frame)
 
     def connections(self) -> int:
@@ -343,7 +397,8 @@ class NdiSender:
 
 
 class NdiSink(ThreadedSink):
-    """``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&clock=1``: depth as an NDI output."""
+    """``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&clock=1&layout=depth|rgbd|rgbd-v``: depth as an
+    NDI output. Every frame carries the source timestamp as its timecode and ``frame_metadata_xml``."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
         options = OptionReader(uri, NDI_SINK_OPTIONS)
@@ -351,11 +406,15 @@ class NdiSink(ThreadedSink):
         cmap = options.text("cmap")
         if cmap is not None:
             colormap_lut(cmap)
-        self.sender = NdiSender(uri.target, fps, fmt, cmap, clock=options.flag("clock", True))
+        self.layout = read_layout(options)
+        self.wants_colour = needs_colour(self.layout)
+        self.sender = NdiSender(uri.target, fps, fmt, cmap, clock=options.flag("clock", True), layout=self.layout)
         super().__init__(uri.text)
 
     def _write(self, frame: DepthFrame) -> None:
-        self.sender.send(frame.depth)
+        latency_ms = None if frame.received_at is None else (time.perf_counter() - frame.received_at) * 1000.0
+        self.sender.send(frame.depth, frame.rgb, timestamp_s=frame.timestamp,
+                         metadata=frame_metadata_xml(frame, latency_ms), cmap=frame.cmap)
 
     def _finalise(self) -> None:
         self.sender.close()

@@ -13,6 +13,7 @@ import math
 import sys
 
 from io_adapters.base import Sink, Source
+from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import ParsedUri, parse_uri, unknown_scheme_error
 from pipeline.errors import BadInputError, RollingDepthError
 
@@ -36,7 +37,7 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     """Open the source a URI names.
 
     Args:
-        uri: see the module docstring (SPEC.md section 11).
+        uri: see the module docstring (docs/method.md, section 11).
         realtime: pace frames to their timestamps. None = the source's own habit: files come as
             fast as they decode, ``test:`` plays in real time, live inputs pace themselves.
     Raises:
@@ -67,6 +68,47 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
 
         return SyphonSource(parsed)
     raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+
+
+def check_source(uri: str) -> None:
+    """Check a source URI's scheme and options without opening anything (no device, no file).
+
+    ``file:`` and ``test:`` options are checked in full (``test:`` sizes at most
+    MAX_FRAME_SIDE per side); other schemes check theirs when opened.
+    Raises:
+        BadInputError: unknown scheme, unknown option or bad option value.
+    """
+    parsed = parse_uri(uri)
+    if parsed.scheme not in SOURCE_EXAMPLES:
+        raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    if parsed.scheme == "file":
+        from io_adapters.file_source import check_file_source_options
+
+        if not parsed.target:
+            raise BadInputError("file: needs a path, e.g. file:clip.mp4")
+        check_file_source_options(parsed)
+    elif parsed.scheme == "test":
+        from io_adapters.file_source import TestPatternOptions
+
+        TestPatternOptions.parse(parsed)
+
+
+def check_sink(uri: str) -> None:
+    """Check a sink URI's scheme and options without opening anything.
+
+    Every sink's ``layout`` is checked; ``file:``, ``npy:`` and ``null:`` in full (extension,
+    options, colour map); ``ndi:`` and ``syphon:`` check their other options when opened.
+    Raises:
+        BadInputError: unknown scheme, extension or option, bad option value.
+    """
+    parsed = parse_uri(uri)
+    if parsed.scheme not in SINK_EXAMPLES:
+        raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+    check_sink_layout(parsed)
+    if parsed.scheme in ("file", "npy", "null"):
+        from io_adapters.file_sink import check_file_sink_uri
+
+        check_file_sink_uri(parsed)
 
 
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
@@ -132,4 +174,4 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "open_source", "open_sink", "list_sources", "Source", "Sink"]

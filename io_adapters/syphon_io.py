@@ -3,8 +3,9 @@
 * Sink ``syphon:NAME?format=color|packed16&cmap=NAME``: a Syphon server. Syphon surfaces are
   always 8-bit BGRA, so ``color`` publishes the colour-mapped depth (default cmap Greys_r =
   white is near), and ``packed16`` publishes 16-bit depth split over two channels (R = high
-  byte, G = low byte; pipeline/colormap.py ``pack16_bgra``). docs/live_io.md has the
-  TouchDesigner GLSL TOP that rebuilds the 16-bit value.
+  byte, G = low byte; io_adapters/encodings.py ``pack16_bgra``). docs/live_io.md has the
+  TouchDesigner GLSL TOP that rebuilds the 16-bit value. ``layout=rgbd|rgbd-v`` puts the input
+  colour frame beside / above the depth (io_adapters/layouts.py).
 * Source ``syphon:SERVER NAME``: a client of a named server (its name, or its app name).
 
 syphon-python (PyObjC + Metal) only exists on macOS: it is imported lazily, and elsewhere a
@@ -22,14 +23,16 @@ import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
+from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.uri import OptionReader, ParsedUri
-from pipeline.colormap import apply_colormap_bgra, colormap_lut, pack16_bgra
+from io_adapters.encodings import apply_colormap_bgra, colormap_lut, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")
 SYPHON_SINK_OPTIONS = {
     "format": "color (colour-mapped BGRA, default) or packed16 (16-bit depth: R = high byte, G = low byte)",
     "cmap": "matplotlib colour map for format=color, default Greys_r",
+    "layout": LAYOUT_OPTION_HELP,
 }
 SYPHON_SOURCE_OPTIONS = {"timeout": "seconds to wait for the server to appear, default 10"}
 DEFAULT_SYPHON_CMAP = "Greys_r"
@@ -51,11 +54,13 @@ def load_syphon():
     return syphon, numpy_utils, raw_utils
 
 
-def depth_to_syphon_bgra(depth01: np.ndarray, fmt: str, cmap: str) -> np.ndarray:
-    """float [H, W] in [0, 1] -> uint8 [H, W, 4] BGRA for a Syphon surface."""
-    if fmt == "packed16":
-        return pack16_bgra(depth01)
-    return apply_colormap_bgra(depth01, cmap)
+def depth_to_syphon_bgra(depth01: np.ndarray, fmt: str, cmap: str, rgb: np.ndarray | None = None,
+                         layout: str = "depth") -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 BGRA for a Syphon surface: [H, W, 4] for layout=depth,
+    [H, 2W, 4] / [2H, W, 4] with the colour frame rgb (uint8 [H, W, 3]) for rgbd / rgbd-v.
+    With packed16 only the depth half is packed; the colour half is plain BGRA."""
+    depth_picture = pack16_bgra(depth01) if fmt == "packed16" else apply_colormap_bgra(depth01, cmap)
+    return compose(depth_picture, rgb, layout, "bgra")
 
 
 class SyphonSink(ThreadedSink):
@@ -68,6 +73,8 @@ class SyphonSink(ThreadedSink):
         if self.fmt == "packed16" and "cmap" in uri.options:
             raise BadInputError("cmap only applies to syphon format=color; packed16 carries raw 16-bit depth")
         colormap_lut(self.cmap)
+        self.layout = read_layout(options)
+        self.wants_colour = needs_colour(self.layout)
         if not uri.target.strip():
             raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
         self._syphon, self._numpy_utils, self._raw_utils = load_syphon()
@@ -77,7 +84,7 @@ class SyphonSink(ThreadedSink):
         super().__init__(uri.text)
 
     def _write(self, frame: DepthFrame) -> None:
-        bgra = depth_to_syphon_bgra(frame.depth, self.fmt, self.cmap)
+        bgra = depth_to_syphon_bgra(frame.depth, self.fmt, frame.cmap or self.cmap, frame.rgb, self.layout)
         height, width = bgra.shape[:2]
         if self._texture_size != (width, height):  # new size: new texture (Syphon follows it)
             self._texture = self._raw_utils.create_mtl_texture(self.server.device, width, height)

@@ -20,6 +20,10 @@ from urllib.parse import unquote_plus
 
 from pipeline.errors import BadInputError
 
+# Largest width or height a source may be asked for (``size=WxH``): 8K. Larger asks are typos,
+# and one 100000x100000 frame alone would need 30 GB.
+MAX_FRAME_SIDE = 8192
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(.*)$", re.DOTALL)
 
 
@@ -126,14 +130,17 @@ class OptionReader:
         return value
 
     def size(self, name: str, default: tuple[int, int] | None) -> tuple[int, int] | None:
-        """``WxH`` -> (width, height)."""
+        """``WxH`` -> (width, height), each 2..MAX_FRAME_SIDE."""
         raw = self.uri.options.get(name)
         if raw is None:
             return default
         match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", raw)
         if not match or int(match.group(1)) < 2 or int(match.group(2)) < 2:
             raise self._bad(name, raw, "WIDTHxHEIGHT, e.g. 640x360")
-        return int(match.group(1)), int(match.group(2))
+        width, height = int(match.group(1)), int(match.group(2))
+        if max(width, height) > MAX_FRAME_SIDE:
+            raise self._bad(name, raw, f"WIDTHxHEIGHT with each side at most {MAX_FRAME_SIDE}")
+        return width, height
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self.uri.options.get(name)

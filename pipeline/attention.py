@@ -1,4 +1,4 @@
-"""Cross-frame attention for the stock diffusers UNet (SPEC.md section 2).
+"""Cross-frame attention for the stock diffusers UNet (docs/method.md, section 2).
 
 RollingDepth changes nothing in SD2's weights: in every attention layer the tokens of the L frames
 of one snippet are joined into one sequence, so each frame attends to all frames of its snippet.

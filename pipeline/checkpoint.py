@@ -17,7 +17,16 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.tiny_checkpoint import TINY_MARKER
+from pipeline.tiny_decoder import DecoderChoice, DepthDecoder, FullVaeDecoder, load_decoder, resolve_decoder
+
+# model_index.json key that marks the tiny RANDOM test checkpoint (pipeline.tiny_checkpoint writes it).
+TINY_MARKER = "rdstream_tiny_random"
+# Shown by every command that runs a tiny checkpoint.
+TINY_WARNING = (
+    "This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
+    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `huggingface-cli download prs-eth/rollingdepth-v1-0` "
+    "and pass -c or set RDSTREAM_CHECKPOINT."
+)
 
 DEFAULT_CHECKPOINT = "prs-eth/rollingdepth-v1-0"
 CACHE_ENV = "RDSTREAM_CACHE_DIR"
@@ -45,6 +54,8 @@ class RollingDepthModel:
     text_embedding: [1, 2, C] empty-prompt CLIP embedding (C = unet cross_attention_dim).
     vae_scale: spatial downsampling of the VAE (8 for the real model): latent = image / vae_scale.
     is_tiny: True for a random test checkpoint (its depth is meaningless).
+    decoder: turns depth latents into depth (None = the VAE's own decoder, see pipeline.tiny_decoder);
+        the encoder is always ``vae``'s.
     """
 
     unet: torch.nn.Module
@@ -56,11 +67,14 @@ class RollingDepthModel:
     vae_scale: int
     is_tiny: bool
     source: str
+    decoder: DepthDecoder | None = None
     one_step_timestep: int = field(init=False)
 
     def __post_init__(self) -> None:
         # Computed once here, not per UNet call (999 with trailing spacing).
         self.one_step_timestep = scheduler_timesteps(self.scheduler, 1)[0]
+        if self.decoder is None:
+            self.decoder = FullVaeDecoder(self.vae)
 
 
 def scheduler_timesteps(scheduler, steps: int) -> list[int]:
@@ -228,11 +242,14 @@ def load_rolling_depth(
     checkpoint: str = DEFAULT_CHECKPOINT,
     device: torch.device | str = "auto",
     dtype: torch.dtype | None = None,
+    decoder: DecoderChoice | str | None = None,
 ) -> RollingDepthModel:
     """Load unet, vae, scheduler and the cached empty-prompt embedding; see the module docstring.
 
     checkpoint: a folder in the prs-eth/rollingdepth-v1-0 layout or a hub id.
     device: a torch.device or a name for resolve_device(). dtype: None = device default.
+    decoder: ``--decoder`` (``full``, ``tiny``, a folder or hub id) or a resolved DecoderChoice;
+        checked (and downloaded) before any weights load.
     """
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
@@ -242,6 +259,7 @@ def load_rolling_depth(
     dtype = dtype or resolve_dtype(None, device)
     folder = resolve_checkpoint_folder(str(checkpoint))
     unet_config = validate_checkpoint_folder(folder)
+    decoder = decoder if isinstance(decoder, DecoderChoice) else resolve_decoder(decoder)
     model_index = json.loads((folder / "model_index.json").read_text())
 
     try:
@@ -264,6 +282,7 @@ def load_rolling_depth(
     unet.requires_grad_(False)
     vae.requires_grad_(False)
     enable_cross_frame_attention(unet)
+    vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
     return RollingDepthModel(
         unet=unet,
         vae=vae,
@@ -271,7 +290,8 @@ def load_rolling_depth(
         text_embedding=text_embedding.to(device=device, dtype=dtype),
         device=device,
         dtype=dtype,
-        vae_scale=2 ** (len(vae.config.block_out_channels) - 1),
+        vae_scale=vae_scale,
         is_tiny=bool(model_index.get(TINY_MARKER, False)),
         source=str(checkpoint),
+        decoder=load_decoder(decoder, vae, vae_scale, device, dtype),
     )

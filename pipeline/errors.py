@@ -1,6 +1,6 @@
 """Errors that reach the user as one clear line (never a traceback).
 
-The command line maps each class to an exit code (SPEC.md section 11):
+The command line maps each class to an exit code (docs/method.md, section 11):
 ``BadInputError`` -> 2 (bad usage or bad input), ``RuntimeFailure`` -> 1.
 Messages name the thing that is wrong (a path, an option, a URI) and what is allowed.
 """

@@ -1,17 +1,25 @@
-"""The model steps of RollingDepth (SPEC.md sections 1 and 3), shared by the offline and live paths.
+"""The model steps of RollingDepth (docs/method.md, sections 1 and 3), shared by the offline and live paths.
 
 encode_rgb: RGB [N, 3, H, W] in [-1, 1] -> latents [N, 4, H/8, W/8] (each frame encoded once).
 predict_snippets: snippet latents [B, L, 4, h, w] + shared noise -> depth latents, one UNet pass.
-decode_depth: depth latents [M, 4, h, w] -> depth [M, H, W], roughly [-1, 1], inverse depth.
+decode_depth: depth latents [M, 4, h, w] -> depth [M, H, W], roughly [-1, 1], inverse depth, with the
+    model's decoder (full VAE or tiny, see pipeline.tiny_decoder); ``pool=2`` decodes a 2x average-pooled
+    latent instead (a quarter of the pixels and of the cost), the cheap path for fit-only frames.
+prepare_frames_on: uint8 frames -> model input [N, 3, H', W'] in [-1, 1], resized on the model's device.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pipeline.checkpoint import RollingDepthModel
+from pipeline.preprocess import resize
+from pipeline.tiny_decoder import LATENT_SCALE, DepthDecoder
 
-LATENT_SCALE = 0.18215
+__all__ = ["LATENT_SCALE", "decode_depth", "ddim_step", "encode_depth", "encode_rgb", "first_timestep",
+           "make_shared_noise", "predict_snippets", "prepare_frames_on", "unet_v"]
 
 
 def make_shared_noise(model: RollingDepthModel, latent_hw: tuple[int, int], seed: int | None = None) -> torch.Tensor:
@@ -77,13 +85,45 @@ def predict_snippets(model: RollingDepthModel, rgb_latents: torch.Tensor, noise:
 
 
 @torch.no_grad()
-def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
-    """[M, 4, h, w] depth latents -> float32 [M, H, W]: VAE decode, mean of the 3 output channels."""
+def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: int = 4, pool: int = 1,
+                 dtype: torch.dtype | None = torch.float32, decoder: DepthDecoder | None = None) -> torch.Tensor:
+    """[M, 4, h, w] depth latents -> depth [M, H, W] with the model's decoder (mean of its 3 output channels).
+
+    pool: 1 = full resolution; 2 = decode the 2x average-pooled latent (ceil mode: an odd edge keeps
+        its last latent), giving [M, 8 * ceil(h / 2), 8 * ceil(w / 2)] at a quarter of the cost; pixel
+        (i, j) of it covers full-resolution pixels (2i, 2j) to (2i + 1, 2j + 1).
+    dtype: of the result (None = the model's dtype, how snippets are held before the merge).
+    decoder: another decoder than the model's (``rdstream dev compare-decoders``).
+    """
+    decoder = decoder or model.decoder
+    if latents.shape[0] == 0:
+        h, w = (-(-n // pool) * model.vae_scale for n in latents.shape[-2:])
+        return torch.empty(0, h, w, device=model.device, dtype=dtype or model.dtype)
     out = []
     for start in range(0, latents.shape[0], max(1, batch_size)):
-        batch = latents[start : start + batch_size].to(device=model.device, dtype=model.dtype) / LATENT_SCALE
-        out.append(model.vae.decode(batch).sample.mean(dim=1).float())
+        batch = latents[start : start + batch_size].to(device=model.device, dtype=model.dtype)
+        if pool > 1:
+            batch = F.avg_pool2d(batch, pool, ceil_mode=True)
+        out.append(decoder(batch).to(dtype or model.dtype))
     return torch.cat(out)
+
+
+def prepare_frames_on(device: torch.device, frames: np.ndarray, size: tuple[int, int],
+                      method: str = "bilinear") -> torch.Tensor:
+    """uint8 [N, H, W, 3] RGB -> float32 [N, 3, H', W'] in [-1, 1] at ``size``, computed on ``device``.
+
+    Only the uint8 frame crosses to the device (a quarter of the bytes of float32). A device
+    without antialiased resizing (older MPS builds) resizes on the CPU instead.
+    """
+    images = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    images = images.permute(0, 3, 1, 2).float()
+    try:
+        images = resize(images, size, method)
+    except (NotImplementedError, RuntimeError):
+        if device.type == "cpu":
+            raise
+        images = resize(images.cpu(), size, method).to(device)
+    return images.clamp_(0, 255) / 255.0 * 2.0 - 1.0
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Final normalisation of merged depth over the whole video (SPEC.md s.5)."""
+"""Final normalisation of merged depth over the whole video (docs/method.md, section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Offline RollingDepth: a whole clip of RGB frames to co-aligned depth (SPEC.md sections 3-7).
+"""Offline RollingDepth: a whole clip of RGB frames to co-aligned depth (docs/method.md, sections 3-7).
 
 ``OfflinePipeline(model, settings)(frames)`` reads as numbered steps: check inputs, plan snippets,
 draw the shared noise, encode every frame once, predict and decode each snippet, co-align, refine
@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
-from pipeline.coalign import METHODS, QUALITIES, align_snippets, normalize_to_unit_range
+from pipeline.coalign import METHODS, align_snippets, normalize_to_unit_range
+from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
-from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets
-from pipeline.preprocess import check_res, prepare_frames, processing_size, resample_mode
-from pipeline.refine import check_refine_clip, refine_depth
-from pipeline.snippets import SnippetLevel, plan_snippets
+from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
+from pipeline.preprocess import check_res, processing_size, resample_mode
+from pipeline.diffusion_refine import check_refine_clip, refine_depth
+from pipeline.snippets import SnippetLevel, check_snippet_options, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
@@ -33,7 +34,7 @@ class OfflineSettings:
 
     dilations: snippet dilations, 1 included. snip_len: frames per snippet (2..4).
     res: longer edge of the processing size in pixels (0 = native; rounded to a multiple of 8).
-    refine_steps: 0 = no refinement. max_vae_bs: frames per VAE (and UNet) batch.
+    refine_steps: 0 = no refinement. max_vae_bs: frames per VAE batch. unet_bs: snippets per UNet call.
     seed: the shared noise seed (None = random). coalign: "exact" or "adam"; quality: fast,
     balanced or quality. unload_snippet: keep decoded snippets in CPU memory instead of on the device.
     keep_snippets: return the decoded snippets (for --save-snippets).
@@ -53,6 +54,10 @@ class OfflineSettings:
     quality: str = "balanced"
     unload_snippet: bool = False
     keep_snippets: bool = False
+    unet_bs: int = 4
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -79,14 +84,16 @@ def synchronize(device: torch.device) -> None:
 
 
 def check_settings(settings: OfflineSettings) -> None:
-    """Validate every setting up front, each with its own message."""
+    """Validate every setting once, when the settings are made; each problem with its own message."""
     check_res(settings.res)
+    check_snippet_options(settings.snip_len, settings.dilations)
     if settings.max_vae_bs < 1:
         raise BadInputError(f"--max-vae-bs {settings.max_vae_bs}: must be at least 1")
+    if settings.unet_bs < 1:
+        raise BadInputError(f"--unet-bs {settings.unet_bs}: must be at least 1")
     if settings.coalign not in METHODS:
         raise BadInputError(f"--coalign {settings.coalign}: use one of {', '.join(METHODS)}")
-    if settings.quality not in QUALITIES:
-        raise BadInputError(f"--quality {settings.quality}: use one of {', '.join(QUALITIES)}")
+    check_quality(settings.quality)
     if settings.refine_steps < 0:
         raise BadInputError(f"--refine-step {settings.refine_steps}: must be 0 (off) or more")
     if settings.refine_steps and not 2 <= settings.refine_snippet_len <= 4:
@@ -99,8 +106,8 @@ def check_settings(settings: OfflineSettings) -> None:
 class OfflinePipeline:
     """Runs RollingDepth on one clip held in memory. See the module docstring for the steps."""
 
-    def __init__(self, model: RollingDepthModel, settings: OfflineSettings = OfflineSettings()):
-        check_settings(settings)
+    def __init__(self, model: RollingDepthModel, settings: OfflineSettings | None = None):
+        settings = settings or OfflineSettings()  # checked when it was made
         self.model = model
         self.settings = settings
 
@@ -124,11 +131,12 @@ class OfflinePipeline:
         # 2. The shared noise map: drawn once per video, before any other random draw.
         noise = make_shared_noise(model, latent_hw, s.seed)
 
-        # 3. Encode every frame once (preprocessing per batch keeps memory at one batch of pixels).
+        # 3. Encode every frame once (preprocessing per batch, on the model's device from the uint8
+        #    frames, keeps memory at one batch of pixels).
         start = time.perf_counter()
         latents = []
         for first in range(0, num_frames, s.max_vae_bs):
-            rgb = prepare_frames(frames[first : first + s.max_vae_bs], s.res, s.resample_method)
+            rgb = prepare_frames_on(model.device, frames[first : first + s.max_vae_bs], (height, width), s.resample_method)
             latents.append(encode_rgb(model, rgb, s.max_vae_bs))
             report("encode", rgb.shape[0], num_frames)
         rgb_latents = torch.cat(latents)
@@ -153,7 +161,7 @@ class OfflinePipeline:
         report("coalign", 1, 1)
         seconds["coalign"] = time.perf_counter() - start
         counts["coalign_iterations"] = aligned.iterations
-        snippets = {k: torch.stack(v).cpu().numpy() for k, v in per_level.items()} if s.keep_snippets else None
+        snippets = {k: torch.stack(v).float().cpu().numpy() for k, v in per_level.items()} if s.keep_snippets else None
         del depths, per_level
 
         # 6. Refinement (presets full and paper): a few more diffusion steps on the aligned depth.
@@ -175,10 +183,11 @@ class OfflinePipeline:
         return OfflineResult(depth=result, snippets=snippets, seconds=seconds, counts=counts)
 
     def _predict_all(self, plans: list[SnippetLevel], rgb_latents: torch.Tensor, noise: torch.Tensor, report):
-        """Every snippet's decoded depth [L, H, W], its frame indices, and the per-level stacks."""
+        """Every snippet's decoded depth [L, H, W] (in the model's dtype; the merge works in float32),
+        its frame indices, and the per-level stacks."""
         s, model = self.settings, self.model
         store = torch.device("cpu") if s.unload_snippet else model.device
-        per_call = max(1, s.max_vae_bs // s.snip_len)  # snippets per UNet call
+        per_call = s.unet_bs  # snippets per UNet call; the decoder batches by --max-vae-bs on its own
         total = sum(len(p.frames) for p in plans)
         depths: list[torch.Tensor] = []
         indices: list[tuple[int, ...]] = []
@@ -189,7 +198,7 @@ class OfflinePipeline:
                 chunk = plan.frames[first : first + per_call]
                 index = torch.tensor(chunk, device=rgb_latents.device)
                 depth_latents = predict_snippets(model, rgb_latents[index], noise)
-                decoded = decode_depth(model, depth_latents.flatten(0, 1), s.max_vae_bs)
+                decoded = decode_depth(model, depth_latents.flatten(0, 1), s.max_vae_bs, dtype=None)
                 decoded = decoded.unflatten(0, (len(chunk), s.snip_len)).to(store)
                 for frames_of_snippet, depth in zip(chunk, decoded):
                     depths.append(depth)

@@ -1,4 +1,4 @@
-"""RGB frames to model input (SPEC.md section 1).
+"""RGB frames to model input (docs/method.md, section 1).
 
 Frames are resized so that the longer edge equals ``res`` (aspect kept, antialiased), then both
 edges are rounded to a multiple of 8 so the VAE's latent grid covers the image exactly (the
@@ -30,15 +30,34 @@ def resample_mode(method: str) -> str:
     return mode
 
 
+# Largest processing size (longer edge). The reference's largest preset uses 1024; 4096 already
+# needs tens of GB for the VAE, and a typo such as 100000 would try to allocate hundreds.
+MAX_RES = 4096
+
+
 def check_res(res: int) -> None:
-    """--res is 0 (native size) or a positive number of pixels."""
-    if res < 0:
-        raise BadInputError(f"--res {res}: must be 0 (native size) or a positive number of pixels")
+    """--res is 0 (native size) or a number of pixels up to ``MAX_RES``."""
+    if res < 0 or res > MAX_RES:
+        raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from 8 to {MAX_RES}")
+
+
+def describe_sizes(name: str, size: tuple[int, int], processed: tuple[int, int]) -> str:
+    """One line for the user: "clip.mp4: 320x240 in, processed at 768x576 (upscaled: ...)".
+
+    size, processed: (height, width) of the input and of the model's input.
+    """
+    (height, width), (out_h, out_w) = size, processed
+    text = f"{name}: {width}x{height} in, processed at {out_w}x{out_h}"
+    if out_h * out_w > height * width:
+        text += " (upscaled: --res is above the input's size; --res 0 keeps it)"
+    return text
 
 
 def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
-    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``."""
-    check_res(res)
+    """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``.
+
+    ``res`` was checked once where the settings were made (``check_res``); it is trusted here.
+    """
     if res == 0:
         new_h, new_w = height, width
     else:

@@ -1,4 +1,9 @@
-"""Which frames form each snippet (SPEC.md section 4)."""
+"""Snippet geometry, the one home for it: which frames form each snippet, offline and live.
+
+Offline (docs/method.md, section 4): ``plan_snippets`` gives every snippet of a clip, with the
+reference's dilation cap on short clips. Live (section 8): ``SnippetPlan`` gives the snippets that end
+at each new frame and how many frames of history a node must keep for them.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +65,57 @@ def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = Tru
     return plans
 
 
+def snippet_frames(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[tuple[int, ...]]:
+    """The frame tuples of every offline snippet, level after level (``plan_snippets`` flattened)."""
+    return [frames for level in plan_snippets(num_frames, dilations, snip_len, cap) for frames in level.frames]
+
+
+# ----------------------------------------------------------------------------- live snippets
+@dataclass(frozen=True)
+class SnippetPlan:
+    """How a live node builds snippets: snippet length L and dilations, counted in processed frames.
+
+    Live, one snippet per dilation ends at each new frame t: ``(t - (L-1) d, ..., t - d, t)``
+    (docs/method.md, section 8). Dilations are kept sorted and unique; 1 must be among them.
+    """
+
+    snip_len: int = 3
+    dilations: tuple[int, ...] = (1, 25)
+
+    def __post_init__(self) -> None:
+        check_snippet_options(self.snip_len, self.dilations)
+        object.__setattr__(self, "dilations", tuple(sorted(set(self.dilations))))
+
+    @property
+    def span(self) -> int:
+        """Frames the longest snippet reaches over: ``(L - 1) * max(dilations) + 1`` (51 for L=3, d=25)."""
+        return (self.snip_len - 1) * max(self.dilations) + 1
+
+    def history(self, lookahead: int = 0) -> int:
+        """Frames a live node keeps so that the widest snippet still meets the frames it aligns
+        against, plus ``lookahead`` frames waiting to be emitted: ``span + lookahead``."""
+        return self.span + lookahead
+
+    def snippets_ending_at(self, newest: int) -> list[tuple[int, ...]]:
+        """One snippet per dilation that fits (first index >= 0), ending at frame ``newest``.
+
+        Early in a stream only the smaller dilations fit. Returns tuples of L increasing indices,
+        in the order of ``dilations``.
+        """
+        out = []
+        for d in self.dilations:
+            first = newest - (self.snip_len - 1) * d
+            if first >= 0:
+                out.append(tuple(range(first, newest + 1, d)))
+        return out
+
+
+def short_stream_snippet(count: int) -> tuple[int, ...]:
+    """When a stream ends before any full snippet fits, one snippet of all its ``count`` frames."""
+    return tuple(range(count))
+
+
+# ----------------------------------------------------------------------------- lookahead
 def coverage_at_lookahead(lookahead: int, snip_len: int, dilations) -> int:
     """Snippets that cover a frame of a live stream by the time it is output ``lookahead`` frames late.
 

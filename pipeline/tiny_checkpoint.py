@@ -1,6 +1,6 @@
 """Write a tiny RollingDepth checkpoint with RANDOM weights, in the real folder layout.
 
-The folder has exactly the layout of ``prs-eth/rollingdepth-v1-0`` (SPEC.md section 1):
+The folder has exactly the layout of ``prs-eth/rollingdepth-v1-0`` (docs/method.md, section 1):
 ``model_index.json``, ``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/``, ``tokenizer/``, so the
 real loading code runs on it. Its weights are random: the depth it produces is MEANINGLESS and must
 never be presented as depth quality. ``model_index.json`` carries ``"rdstream_tiny_random": true`` so
@@ -14,13 +14,8 @@ from pathlib import Path
 
 import torch
 
-TINY_MARKER = "rdstream_tiny_random"
-# Shown by every command that runs a tiny checkpoint.
-TINY_WARNING = (
-    "This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
-    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `huggingface-cli download prs-eth/rollingdepth-v1-0` "
-    "and pass -c or set RDSTREAM_CHECKPOINT."
-)
+from pipeline.checkpoint import TINY_MARKER
+
 
 # Sizes chosen so a 3-frame step at a 16x16 latent takes well under a second on 2 CPU cores,
 # while keeping every structural feature of SD2 that our code relies on (cross-attention blocks
@@ -51,7 +46,7 @@ TINY_VAE = dict(
     sample_size=128,
     scaling_factor=0.18215,
 )
-# The scheduler is the real one (SPEC.md section 1), not a tiny variant.
+# The scheduler is the real one (docs/method.md, section 1), not a tiny variant.
 ROLLINGDEPTH_SCHEDULER = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,

@@ -21,7 +21,7 @@ from stream.stage import Stage
 
 
 class StreamAligner(Protocol):
-    """The part of ``pipeline.online_aligner.OnlineAligner`` the node uses (it applies the lookahead)."""
+    """The part of ``pipeline.coalign.online.OnlineAligner`` the node uses (it applies the lookahead)."""
 
     def push(self, depth: np.ndarray, frame_indices: Sequence[int]) -> None:
         """Add one snippet: depth float32 [L, H, W] for processed frames ``frame_indices``."""

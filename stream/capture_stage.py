@@ -1,6 +1,6 @@
 """The first stage: receive frames from a source, apply the real-time policy, number what is kept.
 
-Policies (SPEC.md section 8, issue 4):
+Policies (docs/method.md, section 8):
 - every frame (``drop_frames=False``, default for files): the source is read only as fast as the
   model consumes; nothing is lost.
 - newest wins (``drop_frames=True``, ``--realtime``): the source is read at its own pace; while
@@ -21,7 +21,8 @@ from anyio.abc import ObjectSendStream
 from io_adapters.frames import EndOfStream, VideoFrame
 from stream.calls import call_off_loop
 from stream.messages import CapturedFrame, FrameTiming, StreamEnd
-from stream.stage import StageMetrics
+from io_adapters.base import Source
+from stream.stage import Stage
 
 
 @dataclass
@@ -30,25 +31,27 @@ class _Received:
     received_at: float
 
 
-class CaptureStage:
+class CaptureStage(Stage):
     """Reads ``source`` until it ends or ``stop`` is set, then sends ``StreamEnd``.
 
-    metrics: items_in = frames received, items_out = frames kept, busy_s = time inside recv.
+    The first stage has no input stream: it runs like every other stage (``run(None, send)``) and
+    is measured by the same ``StageMetrics``: items_in = frames received, items_out = frames kept,
+    busy_s = time inside ``recv``.
     """
 
     name = "capture"
 
-    def __init__(self, source, stop: anyio.Event, drop_frames: bool, max_frames: int | None = None) -> None:
+    def __init__(self, source: Source, stop: anyio.Event, drop_frames: bool, max_frames: int | None = None) -> None:
+        super().__init__()
         self.source = source
         self.stop = stop
         self.drop_frames = drop_frames
         self.max_frames = max_frames
-        self.metrics = StageMetrics(self.name)
         self.dropped = 0
         self.end_reason = "source ended"
         self._kept = 0
 
-    async def run(self, send: ObjectSendStream) -> None:
+    async def run(self, receive: None, send: ObjectSendStream) -> None:
         async with send:
             if self.drop_frames:
                 await self._run_newest_wins(send)

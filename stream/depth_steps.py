@@ -6,24 +6,33 @@ tests may pass their own object with the same two methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.snippets import check_snippet_options
+from pipeline.coalign.online import SnippetDepth
 
 
 @dataclass
 class StepCounts:
-    """Model work done so far, in frames: VAE encodes, UNet frame-passes, VAE decodes."""
+    """Model work done so far, in frames: VAE encodes, UNet frame-passes, full-resolution decodes
+    (frames that reach the output) and fit decodes (frames only the aligner's fit reads, decoded by
+    the cheap fit path)."""
 
     encodes: int = 0
     unet_frame_passes: int = 0
-    decodes: int = 0
+    decodes_full: int = 0
+    decodes_fit: int = 0
 
     def as_dict(self) -> dict:
-        return {"encodes": self.encodes, "unet_frame_passes": self.unet_frame_passes, "decodes": self.decodes}
+        return {"encodes": self.encodes, "unet_frame_passes": self.unet_frame_passes,
+                "decodes_full": self.decodes_full, "decodes_fit": self.decodes_fit}
+
+    def per_frame(self, frames: int) -> dict:
+        """Each count divided by ``frames`` (output frames), rounded to 0.01; {} without frames."""
+        return {k: round(v / frames, 2) for k, v in self.as_dict().items()} if frames else {}
 
 
 class DepthSteps(Protocol):
@@ -35,20 +44,11 @@ class DepthSteps(Protocol):
         """Preprocess and encode one frame, uint8 [H, W, 3] -> (display rgb uint8 [H', W', 3], latent [4, h, w])."""
         ...
 
-    def predict(self, latents: list[list[Any]]) -> np.ndarray:
+    def predict(self, latents: list[list[Any]], merged: Sequence[tuple[bool, ...]]) -> list[SnippetDepth]:
         """Depth of B snippets of L frames each (latents[b][l] as returned by ``encode``).
 
-        Returns float32 [B, L, H', W'], roughly [-1, 1], inverse depth.
+        merged[b][l]: True when the aligner will still merge that frame (``still_merged``): it must
+        come at full resolution; the others need only fit samples (``SnippetDepth``), which a model
+        may decode cheaply. Depth is roughly [-1, 1], inverse depth, at the processing size [H', W'].
         """
         ...
-
-
-@dataclass(frozen=True)
-class SnippetPlan:
-    """How the node builds snippets: snippet length L and dilations (in processed frames)."""
-
-    snip_len: int = 3
-    dilations: tuple[int, ...] = field(default=(1, 25))
-
-    def __post_init__(self) -> None:
-        check_snippet_options(self.snip_len, self.dilations)

@@ -1,10 +1,11 @@
 """The last stage: hand every output frame to every sink, in parallel, and measure latency.
 
-A sink that raises is reported once (``report``), closed and skipped from then on; the other
-sinks go on. Sinks drop their oldest queued frame rather than stall a live node; with
-``lossless`` (``--no-drop``) this stage instead waits until a sink has room, so a file gets
-every frame. When every sink has failed the node stops with ``RuntimeFailure``. At the end of
-the stream every sink is closed, which finalises files so they stay valid.
+A sink that raises (on a frame or while closing) is reported once (``report``), marked failed
+(``SinkSlot.error``), closed and skipped from then on; the other sinks go on. Sinks drop their
+oldest queued frame rather than stall a live node; with ``lossless`` (``--no-drop``) this stage
+instead waits until a sink has room, so a file gets every frame. When every sink has failed the
+node stops with ``RuntimeFailure``. At the end of the stream every sink is closed, which
+finalises files so they stay valid.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from io_adapters.base import Sink
 from pipeline.errors import RuntimeFailure
 from stream.calls import call_off_loop
 from stream.messages import OutputFrame, StreamEnd
@@ -27,7 +29,7 @@ class SinkSlot:
     """One sink with the URI it was opened from and its state in this run."""
 
     uri: str
-    sink: object
+    sink: Sink
     frames: int = 0
     error: str | None = None
     closed: bool = False
@@ -35,7 +37,7 @@ class SinkSlot:
 
     @property
     def dropped(self) -> int:
-        return int(getattr(self.sink, "dropped", 0) or 0)
+        return self.sink.dropped
 
 
 class FanOutStage(Stage):
@@ -90,15 +92,16 @@ async def wait_for_room(slot: SinkSlot) -> None:
     """Wait until ``slot.sink`` has fewer than LOSSLESS_IN_FLIGHT frames unwritten.
 
     Blocks (off the event loop) on the sink's own ``wait_for_room``, which its writer wakes after
-    every frame; a sink without it is assumed to take frames synchronously.
+    every frame; a sink that is not ``buffered`` takes frames synchronously and is not asked.
     """
-    wait = getattr(slot.sink, "wait_for_room", None)
-    if wait is not None:
-        await anyio.to_thread.run_sync(wait, LOSSLESS_IN_FLIGHT, _STALL_S, abandon_on_cancel=True)
+    if slot.sink.buffered:
+        await anyio.to_thread.run_sync(slot.sink.wait_for_room, LOSSLESS_IN_FLIGHT, _STALL_S,
+                                       abandon_on_cancel=True)
 
 
 async def close_sinks(sinks: list[SinkSlot], report: Callable[[str], None]) -> None:
-    """Close every sink not closed yet (in parallel); a failing close is reported, never raised."""
+    """Close every sink not closed yet (in parallel); a failing close is reported and marks the
+    sink failed (a file that could not be finished is a lost recording), never raised."""
     async with anyio.create_task_group() as tg:
         for slot in sinks:
             tg.start_soon(_close_one, slot, report)
@@ -112,7 +115,10 @@ async def _close_one(slot: SinkSlot, report: Callable[[str], None]) -> None:
         with anyio.CancelScope(shield=True):
             await call_off_loop(slot.sink.close, limiter=slot.limiter)
     except Exception as err:
-        report(f"sink {slot.uri} failed to close: {_one_line(err)}")
+        message = _one_line(err)
+        if slot.error is None:
+            slot.error = message
+        report(f"sink {slot.uri} failed to close: {message}")
 
 
 def _one_line(err: BaseException) -> str:

@@ -65,7 +65,8 @@ class SnippetDepths:
 
     timing, rgb: the new frame (its latent is no longer needed downstream); both None for the
         snippet a stream shorter than one snippet gets at its end (no new frame then).
-    snippets: list of (processed frame indices (L,), depth float32 [L, H', W'] roughly [-1, 1]).
+    snippets: list of (processed frame indices (L,), ``SnippetDepth``: full-resolution depth of the
+        frames the aligner will still merge, fit samples of all; roughly [-1, 1]).
     """
 
     timing: FrameTiming | None
@@ -91,3 +92,20 @@ class OutputFrame:
 
     timing: FrameTiming
     frame: DepthFrame
+
+
+# Kinds of live commands (OSC addresses under /rdstream/ use the same names).
+COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop")
+
+
+@dataclass(frozen=True)
+class NodeCommand:
+    """A live change asked for while the node runs (e.g. over OSC), already validated.
+
+    kind: one of COMMAND_KINDS.
+    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
+        ``cmap``; (True/False,) for ``pause``; () otherwise.
+    """
+
+    kind: str
+    args: tuple = ()

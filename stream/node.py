@@ -1,4 +1,4 @@
-"""The streaming node: capture -> encode -> snippets -> align -> display -> sinks (SPEC.md section 8).
+"""The streaming node: capture -> encode -> snippets -> align -> display -> sinks (docs/method.md, section 8).
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
@@ -19,18 +19,21 @@ from pathlib import Path
 
 import anyio
 
-from pipeline.display_normalizer import DisplayNormalizer
+from io_adapters.base import Sink, Source
+from stream.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
+from pipeline.snippets import SnippetPlan
 from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop
 from stream.capture_stage import CaptureStage
-from stream.depth_steps import DepthSteps, SnippetPlan, StepCounts
-from stream.display_stage import DisplayStage
+from stream.depth_steps import DepthSteps, StepCounts
+from stream.display_stage import DisplayStage, LiveControls
 from stream.encode_stage import EncodeStage
+from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
-from stream.stage import DEFAULT_QUEUE_SIZE, make_link
+from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
 
 
@@ -90,21 +93,31 @@ class NodeResult:
     sinks: dict[str, dict]
     stages: dict[str, dict]
 
+    @property
+    def failed_sinks(self) -> dict[str, str]:
+        """URI -> error of every sink that failed at any moment (a frame or its close)."""
+        return {uri: info["error"] for uri, info in self.sinks.items() if info["error"]}
+
+    @property
+    def every_sink_failed(self) -> bool:
+        return bool(self.sinks) and len(self.failed_sinks) == len(self.sinks)
+
 
 class StreamNode:
     """One run of the node between one source and one or more sinks.
 
-    source: has ``recv()`` (VideoFrame, raises EndOfStream at the end) and ``close()``.
-    sinks: (uri, sink) pairs; each sink has ``send(DepthFrame)`` and ``close()``.
+    source: an ``io_adapters.base.Source`` (``recv()`` -> VideoFrame, EndOfStream at the end).
+    sinks: (uri, ``io_adapters.base.Sink``) pairs.
     model_thread: where model calls run (pass the one the model was loaded on); None = a new one.
     The node closes the source and every sink whatever happens.
     """
 
-    def __init__(self, source, sinks: list[tuple[str, object]], steps: DepthSteps, aligner: StreamAligner,
+    def __init__(self, source: Source, sinks: list[tuple[str, Sink]], steps: DepthSteps, aligner: StreamAligner,
                  normalizer: DisplayNormalizer, config: NodeConfig,
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
-                 stats_json: Path | None = None, model_thread: ModelThread | None = None) -> None:
+                 stats_json: Path | None = None, model_thread: ModelThread | None = None,
+                 controls: LiveControls | None = None) -> None:
         self.source = source
         self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
         self.steps = steps
@@ -119,24 +132,44 @@ class StreamNode:
         self._owns_model_thread = model_thread is None
         self.model_thread = model_thread or ModelThread()
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)
+        # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
+        self.controls = controls
+        self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
+                                    controls=controls)
+        # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
-        self.stages = [
-            EncodeStage(steps, self.model_thread),
-            SnippetStage(steps, config.plan, self.model_thread),
-            AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread),
-            DisplayStage(normalizer),
+        self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
+        self.stages: list[Stage] = [
+            self.capture,
+            EncodeStage(steps, self.model_thread, self.report),
+            SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
+            self.align,
+            self.display,
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
-        self.sampler = StatsSampler([self.capture.metrics] + [s.metrics for s in self.stages], self.latency,
+        self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
                                     dropped=lambda: self.capture.dropped,
-                                    sink_dropped=lambda: sum(s.dropped for s in self.sink_slots))
+                                    sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
+                                    counts=lambda: getattr(self.steps, "counts", StepCounts()).as_dict(),
+                                    frame_report=self.display.report_for)
         self._interrupts = 0
 
     def request_stop(self) -> None:
         """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
         self._interrupts += 1
         self.stop.set()
+
+    def command(self, command: NodeCommand) -> None:
+        """The command hook (OSC): ``stop`` acts now, the rest from the next output frame."""
+        if command.kind == "stop":
+            self.request_stop()
+            if self.controls is not None:
+                self.controls.applied(command, None)
+        elif self.controls is not None:
+            self.controls.submit(command)
+        else:
+            raise RuntimeError("this node was built without live controls")
 
     async def run(self, handle_signals: bool = True) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
@@ -152,7 +185,7 @@ class StreamNode:
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _first_user_error(group) from None
+            raise first_user_error(group) from None
         finally:
             with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
@@ -168,12 +201,13 @@ class StreamNode:
         return self._result(time.perf_counter() - start)
 
     async def _run_stages(self) -> None:
-        links = [make_link(self.config.queue_size) for _ in self.stages]
+        # stage i sends on link i, stage i+1 receives from it; the first has no input, the last no output
+        links = [make_link(self.config.queue_size) for _ in self.stages[1:]]
+        receives = [None] + [receive for _, receive in links]
+        sends = [send for send, _ in links] + [None]
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.capture.run, links[0][0])
-            for i, stage in enumerate(self.stages):
-                send = links[i + 1][0] if i + 1 < len(self.stages) else None
-                tg.start_soon(stage.run, links[i][1], send)
+            for stage, receive, send in zip(self.stages, receives, sends):
+                tg.start_soon(stage.run, receive, send)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with ExitStack() as stack:
@@ -199,26 +233,25 @@ class StreamNode:
 
     def _result(self, elapsed: float) -> NodeResult:
         p50, p95 = self.latency.run_percentiles_ms()
-        align = self.stages[2]
-        counts: StepCounts = getattr(self.steps, "counts", StepCounts())
+        counts: StepCounts = self.steps.counts
         return NodeResult(
             end_reason=self.capture.end_reason,
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,
             dropped=self.capture.dropped,
-            lost=align.lost,
+            lost=self.align.lost,
             elapsed_s=round(elapsed, 3),
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             latency_max_ms=round(self.latency.max_s * 1000.0, 1),
             step_counts=counts.as_dict(),
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
-            stages={m.name: m.snapshot().as_dict() for m in [self.capture.metrics] + [s.metrics for s in self.stages]},
+            stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
         )
 
 
-def _first_user_error(group: BaseExceptionGroup) -> BaseException:
+def first_user_error(group: BaseExceptionGroup) -> BaseException:
     """The error to show: a RollingDepthError if any, else the first leaf exception."""
     leaves = []
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from pipeline.online_aligner import window_frames
-
 T = TypeVar("T")
-
-
-def window_length(snip_len: int, dilations: tuple[int, ...], lookahead: int = 0) -> int:
-    """Frames the node must keep: ``(L - 1) * max(dilations) + 1 + lookahead`` (SPEC.md section 8)."""
-    return window_frames(max(dilations), snip_len, lookahead)
 
 
 class RollingWindow(Generic[T]):

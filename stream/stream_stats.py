@@ -43,6 +43,7 @@ class LatencyTracker:
         self.count = 0
         self.min_s = float("inf")
         self.max_s = 0.0
+        self.last_s: float | None = None  # latency of frame number count - 1
 
     def add(self, latency_s: float, now: float | None = None) -> None:
         now = time.perf_counter() if now is None else now
@@ -51,6 +52,7 @@ class LatencyTracker:
         self._run_bins[_run_bin(latency_s)] += 1
         self.count += 1
         self.min_s = min(self.min_s, latency_s)
+        self.last_s = latency_s
         self.max_s = max(self.max_s, latency_s)
 
     @property
@@ -98,8 +100,26 @@ def _p50_p95_ms(values_ms: np.ndarray) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class LastFrame:
+    """The newest frame the sinks got: source index, source timestamp (s), its end-to-end latency
+    (ms) and the display range (near, far; aligned depth units, None before the first frame)."""
+
+    index: int
+    timestamp: float
+    latency_ms: float
+    near: float | None
+    far: float | None
+
+
+@dataclass(frozen=True)
 class NodeStats:
-    """One line of ``--stats-json`` (and of the status line)."""
+    """One line of ``--stats-json`` (and of the status line).
+
+    frame: the newest delivered frame, the same fields the NDI frame metadata carries (None
+    before the first frame).
+    counts: model work so far (``StepCounts.as_dict()``: encodes, unet_frame_passes, decodes_full,
+    decodes_fit); the last line of a run holds the whole run's.
+    """
 
     elapsed_s: float
     input_fps: float
@@ -112,6 +132,8 @@ class NodeStats:
     sink_dropped: int
     queues: dict[str, int]
     busy: dict[str, float]
+    frame: LastFrame | None = None
+    counts: dict[str, int] | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -128,8 +150,15 @@ class StatsSampler:
     """Computes ``NodeStats`` from the stages' counters; rates are per interval between samples."""
 
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
-                 dropped: Callable[[], int], sink_dropped: Callable[[], int]) -> None:
+                 dropped: Callable[[], int], sink_dropped: Callable[[], int],
+                 frame_report: Callable[[int], object | None] | None = None,
+                 counts: Callable[[], dict[str, int]] | None = None) -> None:
+        """frame_report(sequence) -> the display stage's report (index, timestamp, near, far) of
+        the sequence-th output frame; latency counts frames in the same order. counts() -> the
+        model work so far (``StepCounts.as_dict()``)."""
         self.stages = stages
+        self.frame_report = frame_report
+        self.counts = counts
         self.latency = latency
         self.dropped = dropped
         self.sink_dropped = sink_dropped
@@ -156,7 +185,18 @@ class StatsSampler:
             sink_dropped=self.sink_dropped(),
             queues={m.name: m.queue_depth() for m in self.stages[1:]},
             busy={m.name: round(m.busy_s, 3) for m in self.stages},
+            frame=self._last_frame(),
+            counts=self.counts() if self.counts is not None else None,
         )
+
+    def _last_frame(self) -> LastFrame | None:
+        if self.frame_report is None or not self.latency.count or self.latency.last_s is None:
+            return None
+        report = self.frame_report(self.latency.count - 1)
+        if report is None:
+            return None
+        return LastFrame(index=report.index, timestamp=round(report.timestamp, 6),
+                         latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
 
 
 class StatsJsonWriter:

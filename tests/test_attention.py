@@ -1,4 +1,4 @@
-"""Cross-frame attention equals attention over the joined frames computed by hand (SPEC.md s.2)."""
+"""Cross-frame attention equals attention over the joined frames computed by hand (docs/method.md, section 2)."""
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0

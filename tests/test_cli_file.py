@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from io_adapters.video_file import read_gray16_video
-from stream.cli import main, normalize_argv
+from stream.cli import main
+from stream.cli.argv import normalize_argv
 from tests.conftest import count_frames, write_clip
 
 SMALL = ["--res", "64", "--seed", "1"]
@@ -33,7 +34,9 @@ def test_writes_every_output_with_n_frames(tiny_checkpoint, clip40, tmp_path, ca
     assert read_gray16_video(tmp_path / "clip_depth16.mkv").shape[0] == 40
     snippets = np.load(tmp_path / "clip_snippets.npz")
     assert set(snippets.files) == {"dilation1", "dilation25"}
-    assert "NOT depth" in capsys.readouterr().err  # the tiny-model banner
+    err = capsys.readouterr().err
+    assert "NOT depth" in err  # the tiny-model banner
+    assert "clip.mp4: 96x64 in, processed at 128x88 (upscaled" in err  # --res 128 above the input's size
 
 
 def test_reference_argument_habits_are_accepted():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.coalign import AlignResult, align_snippets, normalize_to_unit_range, objective
-from pipeline.coalign_quality import adam_early_stop
+from pipeline.coalign.quality import adam_early_stop
 
 
 def _random_snippets(num_frames=7, size=(14, 23), seed=0):
@@ -29,7 +29,7 @@ def _random_snippets(num_frames=7, size=(14, 23), seed=0):
 
 
 def _naive_objective(depths, frames, num_frames, scales, shifts):
-    """Loop-by-loop transcription of SPEC.md s.5 (padded [slots, N, P] means, per-level regulariser)."""
+    """Loop-by-loop transcription of docs/method.md, section 5 (padded [slots, N, P] means, per-level regulariser)."""
     low = min(float(d.min()) for d in depths)
     fit = [(d.double() - low)[:, 2:-2:10, 2:-2:10].reshape(d.shape[0], -1) for d in depths]
     pixels = fit[0].shape[1]

@@ -69,7 +69,7 @@ def test_too_small_frames_and_bad_options():
     depths, frames, n = _snippets()
     with pytest.raises(BadInputError, match="method 'lbfgs'"):
         align_snippets(depths, frames, n, method="lbfgs")
-    with pytest.raises(BadInputError, match="quality 'best'"):
+    with pytest.raises(BadInputError, match="quality best"):
         align_snippets(depths, frames, n, quality="best")
     with pytest.raises(BadInputError, match="device_type"):
         align_snippets(depths, frames, n, method="adam", device_type="tpu")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.synthetic_depth import abs_rel, make_clip, temporal_error
+from bench.support.synthetic_depth import abs_rel, make_clip, temporal_error
 from pipeline.coalign import align_snippets, merge_snippets, objective
-from pipeline.coalign_exact import solve_exact
-from pipeline.coalign_quality import ExactSettings
-from pipeline.coalign_snippets import fit_samples, validate_snippets
+from pipeline.coalign.exact import solve_exact
+from pipeline.coalign.quality import ExactSettings
+from pipeline.coalign.snippet_set import fit_samples, validate_snippets
 
 
 def _global_affine_residual(result, clip):

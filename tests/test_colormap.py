@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.colormap import (
+from io_adapters.encodings import (
     apply_colormap,
     colormap_lut,
     pack16_bgra,
@@ -60,7 +60,7 @@ def test_unpack16_rejects_wrong_input():
 
 
 def test_bgra_colormap_matches_rgb_colormap():
-    from pipeline.colormap import apply_colormap_bgra
+    from io_adapters.encodings import apply_colormap_bgra
 
     depth = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
     bgra = apply_colormap_bgra(depth, "turbo")

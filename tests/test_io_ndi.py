@@ -29,10 +29,17 @@ pytest.importorskip("NDIlib")
 
 from io_adapters.frames import DepthFrame, EndOfStream  # noqa: E402
 from io_adapters.ndi import NdiReceiver, NdiSender, matches_source_name  # noqa: E402
-from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
-from io_adapters.ndi_formats import depth_to_p216, depth_to_uyvy, p216_luma  # noqa: E402
+from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
+from io_adapters.layouts import colour_ycbcr  # noqa: E402
+from io_adapters.ndi_formats import (  # noqa: E402
+    depth_to_p216,
+    depth_to_uyvy,
+    frame_metadata_xml,
+    p216_luma,
+    parse_frame_metadata,
+)
 from io_adapters.registry import open_sink, open_source  # noqa: E402
-from pipeline.colormap import to_uint8, to_uint16  # noqa: E402
+from io_adapters.encodings import to_uint8, to_uint16  # noqa: E402
 from pipeline.errors import BadInputError  # noqa: E402
 
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120
@@ -54,7 +61,7 @@ def test_ndi_suite_in_private_network_namespace():
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 7, result.stdout[-3000:]  # every NDI test ran inside
+    assert passed and int(passed.group(1)) >= 8, result.stdout[-3000:]  # every NDI test ran inside
 
 
 def _ramp(height: int, width: int, vertical: bool = False) -> np.ndarray:
@@ -66,10 +73,10 @@ def _unique(name: str) -> str:
     return f"rdstream-test-{name}-{os.getpid()}"
 
 
-async def _send_paced(sink, depths, fps=60.0):
+async def _send_paced(sink, depths, fps=60.0, make_frame=None):
     """Send, waiting until the writer took each frame: nothing is dropped, order is kept."""
     for i, depth in enumerate(depths):
-        await sink.send(DepthFrame(index=i, timestamp=i / fps, depth=depth))
+        await sink.send(make_frame(i, depth) if make_frame else DepthFrame(index=i, timestamp=i / fps, depth=depth))
         with anyio.fail_after(10):
             while sink.sent < i + 1:
                 await anyio.sleep(0.001)
@@ -86,11 +93,11 @@ def _collect(receiver: NdiReceiver, count: int, fourccs: tuple[str, ...], timeou
     return frames
 
 
-def _round_trip(fmt: str, depths: list, color: str, fourccs: tuple[str, ...]):
+def _round_trip(fmt: str, depths: list, color: str, fourccs: tuple[str, ...], options: str = "", make_frame=None):
     name = _unique(fmt)
 
     async def main():
-        sink = open_sink(f"ndi:{name}?format={fmt}", fps=60)
+        sink = open_sink(f"ndi:{name}?format={fmt}{options}", fps=60)
         receiver = NdiReceiver(name, color)
         await anyio.to_thread.run_sync(receiver.connect, 10.0)
         with anyio.fail_after(10):
@@ -103,7 +110,7 @@ def _round_trip(fmt: str, depths: list, color: str, fourccs: tuple[str, ...]):
                 result["frames"] = await anyio.to_thread.run_sync(_collect, receiver, len(depths), fourccs, 20.0, stop)
 
             group.start_soon(receive)
-            await _send_paced(sink, depths)
+            await _send_paced(sink, depths, make_frame=make_frame)
         stop.set()
         receiver.close()
         await sink.close()
@@ -252,3 +259,91 @@ def test_sources_listing_shows_a_running_sender():
     assert any(uri.startswith("ndi:") and name in uri for uri in listing["ndi"])
     text = format_sources(listing)
     assert "NDI sources:" in text and name in text and "Cameras:" in text
+
+
+def _colour(i: int, height: int, width: int) -> np.ndarray:
+    """A distinct uint8 [H, W, 3] colour frame per index (flat colour, a bright bar at column 4 i)."""
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[...] = (40 + 20 * i, 200 - 15 * i, 90)
+    rgb[:, 4 * i : 4 * i + 4] = 255
+    return rgb
+
+
+@needs_ndi_here
+def test_rgbd_frames_carry_colour_timecode_and_metadata_to_a_receiver():
+    height, width, count = 48, 64, 6
+    depth = _ramp(height, width)
+    sent_at = {}
+
+    def make_frame(i, depth01):
+        sent_at[i] = time.perf_counter() - 0.25  # as if captured 250 ms earlier
+        return DepthFrame(index=100 + i, timestamp=3.5 + i / 30, depth=depth01, rgb=_colour(i, height, width),
+                          received_at=sent_at[i], display_range=(0.75, -0.5))
+
+    frames = _round_trip("bgra", [depth] * count, "rgb", ("RGBA", "RGBX"), "&layout=rgbd", make_frame)
+    assert len(frames) == count
+    for i, frame in enumerate(frames):
+        assert frame.data.shape == (height, 2 * width, 4)
+        colour_error = np.abs(frame.data[:, :width, :3].astype(int) - _colour(i, height, width).astype(int))
+        assert colour_error.mean() <= BGRA_MEAN_ERROR, (i, colour_error.mean())
+        depth_error = np.abs(frame.data[:, width:, 0].astype(int) - to_uint8(depth).astype(int))
+        assert depth_error.mean() <= BGRA_MEAN_ERROR
+        assert frame.timecode == round((3.5 + i / 30) * 10_000_000)
+        meta = parse_frame_metadata(frame.metadata)
+        assert meta["index"] == 100 + i and meta["timestamp"] == pytest.approx(3.5 + i / 30, abs=1e-6)
+        assert (meta["near"], meta["far"]) == (0.75, -0.5)
+        assert 250 <= meta["latency_ms"] < 10_000
+
+
+@needs_ndi_here
+def test_p216_rgbd_v_carries_real_colour_above_16_bit_depth():
+    height, width = 32, 48
+    depth = _ramp(height, width)
+    colour = _colour(2, height, width)
+
+    def make_frame(i, depth01):
+        return DepthFrame(index=i, timestamp=i / 60, depth=depth01, rgb=colour)
+
+    # As sent: 16-bit depth in the lower half's Y plane, the colour's Rec. 709 Y in the upper half.
+    frames = _round_trip("p216", [depth] * 3, "best", ("P216",), "&layout=rgbd-v", make_frame)
+    assert len(frames) == 3
+    luma = p216_luma(frames[-1].data, width, 2 * height).astype(np.int64)
+    assert np.abs(luma[:height] - colour_ycbcr(colour, 16)[0]).mean() <= P216_MEAN_ERROR
+    assert np.abs(luma[height:] - to_uint16(depth)).mean() <= P216_MEAN_ERROR
+    assert frames[-1].timecode == round(2 / 60 * 10_000_000)
+    # As an RGB receiver (TouchDesigner's NDI In TOP) converts it: the upper half is the colour frame.
+    rgba = _round_trip("p216", [depth] * 3, "rgb", ("RGBA", "RGBX"), "&layout=rgbd-v", make_frame)
+    error = np.abs(rgba[-1].data[:height, :, :3].astype(int) - colour.astype(int))
+    print(f"p216 rgbd-v colour half as RGB: mean |error| {error.mean():.2f}, max {error.max()}")
+    assert error.mean() <= BGRA_MEAN_ERROR, error.mean()
+
+
+def test_frame_metadata_xml_round_trips_and_skips_unknown_values():
+    frame = DepthFrame(index=7, timestamp=0.25, depth=np.zeros((2, 2), np.float32), display_range=(1.5, -0.25))
+    assert parse_frame_metadata(frame_metadata_xml(frame, 12.34)) == {
+        "index": 7, "timestamp": 0.25, "latency_ms": 12.3, "near": 1.5, "far": -0.25}
+    bare = DepthFrame(index=0, timestamp=0.0, depth=frame.depth)
+    assert parse_frame_metadata(frame_metadata_xml(bare, None)) == {"index": 0, "timestamp": 0.0}
+
+
+@needs_ndi_here
+def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
+    import io
+
+    from rich.console import Console
+
+    from io_adapters.ndi import sender_name_free
+    from pipeline.errors import RuntimeFailure
+    from stream.cli.demo import NDI_NAME, free_ndi_name
+
+    holder = NdiSender(NDI_NAME, 30.0, "bgra")  # another "process" holding the demo's name
+    try:
+        assert not sender_name_free(NDI_NAME)
+        with pytest.raises(RuntimeFailure, match="name is in use"):
+            NdiSender(NDI_NAME, 30.0, "bgra")
+        console = Console(file=io.StringIO(), width=200)
+        assert free_ndi_name(console) == f"{NDI_NAME} 2"
+        assert "is in use by another sender" in console.file.getvalue()
+    finally:
+        holder.close()
+    assert sender_name_free(NDI_NAME)

@@ -10,7 +10,7 @@ import pytest
 
 from io_adapters.frames import DepthFrame
 from io_adapters.registry import open_sink, open_source
-from pipeline.colormap import apply_colormap, to_uint16, unpack16_bgra
+from io_adapters.encodings import apply_colormap, to_uint16, unpack16_bgra
 from pipeline.errors import BadInputError
 
 FAKES = Path(__file__).parent / "fakes"
@@ -175,3 +175,26 @@ def test_real_syphon_server_to_client_round_trip():
     assert frame.rgb.shape == (64, 96, 3)
     high, low = frame.rgb[..., 0].astype(np.uint16), frame.rgb[..., 1].astype(np.uint16)
     assert np.array_equal((high << 8) | low, to_uint16(depth))
+
+
+def test_rgbd_layouts_publish_the_colour_frame_beside_or_above_and_follow_live_cmaps(fake_syphon):
+    depth = _ramp()
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    servers = []
+
+    async def main():
+        for uri in ("syphon:Side?format=packed16&layout=rgbd", "syphon:Top?layout=rgbd-v&cmap=turbo"):
+            sink = open_sink(uri)
+            assert sink.wants_colour
+            servers.append(sink.server)
+            await sink.send(DepthFrame(index=0, timestamp=0.0, depth=depth, rgb=rgb))
+            await sink.send(DepthFrame(index=1, timestamp=1 / 30, depth=depth, rgb=rgb, cmap="inferno"))
+            await sink.close()
+
+    anyio.run(main)
+    side, top = servers[0].frames, servers[1].frames
+    assert side[0].shape == (24, 80, 4) and top[0].shape == (48, 40, 4)
+    assert np.array_equal(side[0][:, :40, 2::-1], rgb) and np.array_equal(unpack16_bgra(side[0][:, 40:]), to_uint16(depth))
+    assert np.array_equal(top[0][:24, :, 2::-1], rgb)
+    assert np.array_equal(top[0][24:, :, 2::-1], apply_colormap(depth, "turbo"))
+    assert np.array_equal(top[1][24:, :, 2::-1], apply_colormap(depth, "inferno"))  # the live (OSC) colour map

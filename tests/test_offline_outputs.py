@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from pipeline.checkpoint import choose_dtype
-from pipeline.colormap import colormap_lut
-from pipeline.refine import refine_timesteps
+from io_adapters.encodings import colormap_lut
+from pipeline.diffusion_refine import refine_timesteps
 from stream.node import sigint_ignored
-from stream.offline_job import FileJobOptions, completed_as, write_outputs
+from stream.cli.file_job import FileJobOptions, completed_as, write_outputs
 
 
 def test_an_interrupted_write_leaves_neither_the_file_nor_a_partial(tmp_path):

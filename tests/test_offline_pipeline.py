@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.errors import BadInputError
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.refine import refine_timesteps
+from pipeline.diffusion_refine import refine_timesteps
 from tests.conftest import moving_pattern
 
 FRAMES = moving_pattern(30, 48, 64)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
+from bench.support.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
 from pipeline.coalign import align_snippets
 from pipeline.errors import BadInputError
-from pipeline.online_aligner import OnlineAligner, window_frames
-from pipeline.robust_fit import robust_affine_fit
+from pipeline.coalign import OnlineAligner
+from pipeline.snippets import SnippetPlan
+from pipeline.coalign.robust_fit import robust_affine_fit
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,8 @@ def test_bad_input():
         OnlineAligner(lookahead=3, window=3)
     with pytest.raises(BadInputError, match="quality"):
         OnlineAligner(quality="best")
-    assert window_frames(25, 3, 2) == 53 and window_frames(10, 4, 0) == 31
+    assert OnlineAligner.for_plan(SnippetPlan(3, (1, 25)), 2).window == 53
+    assert OnlineAligner.for_plan(SnippetPlan(4, (1, 10)), 0).window == 31
 
 
 def test_constant_snippet_is_placed_and_held():

@@ -1,9 +1,9 @@
-"""Snippet indices and dilation capping (SPEC.md section 4)."""
+"""Snippet indices and dilation capping (docs/method.md, section 4)."""
 
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.refine import refine_dilations, refine_schedule
+from pipeline.diffusion_refine import refine_dilations, refine_schedule
 from pipeline.snippets import coverage_at_lookahead, lookahead_latency_note, plan_snippets, useful_lookaheads
 
 

@@ -29,6 +29,7 @@ def test_no_drop_file_run_writes_exactly_as_many_frames_as_the_input(tmp_path, t
                       "-c", str(tiny_checkpoint), "--no-drop", "--lookahead", "2", *SMALL)
     assert result.returncode == 0, result.stderr
     assert "tiny RANDOM test model" in result.stderr and "30 frames in, 30 out" in result.stderr
+    assert "input: 96x64 in, processed at 64x40" in result.stderr and "upscaled" not in result.stderr
     depth = np.load(npy)
     assert count_frames(mkv) == 30 and depth.shape == (30, 40, 64)
     assert depth.dtype == np.float32 and 0.0 <= depth.min() and depth.max() <= 1.0
@@ -86,7 +87,7 @@ def test_a_lookahead_that_only_adds_latency_is_warned_about_before_the_model_loa
 
 
 def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files():
-    from stream.run_command import RunOptions, check_options
+    from stream.cli.run import RunOptions, check_options
 
     def checked(source, realtime=None):
         return check_options(RunOptions(source=source, sinks=["null:"], checkpoint="x", realtime=realtime))

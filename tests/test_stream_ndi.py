@@ -22,11 +22,11 @@ pytest.importorskip("NDIlib")
 
 from io_adapters.ndi import NdiReceiver, NdiSender  # noqa: E402
 from io_adapters.ndi_formats import p216_luma  # noqa: E402
-from io_adapters.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
+from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
-from pipeline.display_normalizer import parse_normalize  # noqa: E402
-from pipeline.online_aligner import OnlineAligner, window_frames  # noqa: E402
-from stream.depth_steps import SnippetPlan  # noqa: E402
+from stream.display_normalizer import parse_normalize  # noqa: E402
+from pipeline.coalign import OnlineAligner  # noqa: E402
+from pipeline.snippets import SnippetPlan  # noqa: E402
 from stream.node import NodeConfig, StreamNode  # noqa: E402
 from stream.rolling_depth_steps import RollingDepthSteps  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_ndi_round_trip_through_the_node(tiny_model):
         sink = open_sink(f"ndi:{out_name}?format=p216", fps=30.0)
         receiver = NdiReceiver(out_name, "best")
         node = StreamNode(source, [(f"ndi:{out_name}", sink)], RollingDepthSteps(tiny_model, 64, seed=0),
-                          OnlineAligner(lookahead=0, window=window_frames(2, 3, 0)), parse_normalize("running"),
+                          OnlineAligner.for_plan(plan, 0), parse_normalize("running"),
                           NodeConfig(plan=plan, lookahead=0, drop_frames=True), report=print)
         stop_sending = threading.Event()
         received = []

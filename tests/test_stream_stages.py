@@ -10,14 +10,13 @@ import anyio
 import numpy as np
 import pytest
 
-from pipeline.display_normalizer import (FixedRangeNormalizer, RunningRangeNormalizer, WindowRangeNormalizer,
+from stream.display_normalizer import (FixedRangeNormalizer, RunningRangeNormalizer, WindowRangeNormalizer,
                                          parse_normalize)
 from pipeline.errors import BadInputError, RuntimeFailure
-from stream.depth_steps import SnippetPlan
+from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_window import RollingWindow, window_length
-from stream.snippet_schedule import snippets_ending_at
-from tests.test_stream_support import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
+from stream.rolling_window import RollingWindow
+from bench.support.stream_doubles import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
 
 
 def run_node(source, sinks, steps=None, normalize="running", **config):
@@ -33,21 +32,21 @@ def run_node(source, sinks, steps=None, normalize="running", **config):
 # --- snippet schedule and window -------------------------------------------------------------
 
 def test_snippets_end_at_new_frame_and_only_fitting_dilations_early():
-    assert snippets_ending_at(0, (1, 25), 3) == []
-    assert snippets_ending_at(2, (1, 25), 3) == [(0, 1, 2)]
-    assert snippets_ending_at(49, (1, 25), 3) == [(47, 48, 49)]
-    assert snippets_ending_at(50, (1, 25), 3) == [(48, 49, 50), (0, 25, 50)]
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(0) == []
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(2) == [(0, 1, 2)]
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(49) == [(47, 48, 49)]
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(50) == [(48, 49, 50), (0, 25, 50)]
 
 
 def test_stream_snippet_count_equals_offline_stride_one_count():
     # offline, N frames: N - (L-1)d snippets per dilation (no capping) -> the same set as the stream
     n, dilations = 100, (1, 25)
-    total = sum(len(snippets_ending_at(t, dilations, 3)) for t in range(n))
+    total = sum(len(SnippetPlan(3, dilations).snippets_ending_at(t)) for t in range(n))
     assert total == (n - 2) + (n - 50) == 148
 
 
 def test_rolling_window_is_bounded_and_ordered():
-    assert window_length(3, (1, 25), lookahead=2) == 53
+    assert SnippetPlan(3, (1, 25)).history(lookahead=2) == 53
     window = RollingWindow(3)
     for i in range(10):
         window.add(i, i * 10)

@@ -1,4 +1,4 @@
-"""Co-alignment of depth snippets into one video (SPEC.md s.5): the one entry point for every solver.
+"""Co-alignment of depth snippets into one video (docs/method.md, section 5): the one entry point for every solver.
 
 Each snippet k (depth ``[L_k, H, W]`` covering frames ``frame_indices[k]``) is only known up to its
 own scale ``s_k`` and shift ``t_k``. Co-alignment finds them so that overlapping snippets agree, then
@@ -8,7 +8,7 @@ it, at full resolution. ``normalize_to_unit_range`` then maps the whole video to
 Solvers (``method``):
 - ``"adam"``: the reference optimiser (Adam on the section-5 objective) with the quality modes'
   early stop; ``quality="reference"`` runs the reference's fixed 2000 steps.
-- ``"exact"``: solves the consensus directly (``pipeline.coalign_exact``), far faster.
+- ``"exact"``: solves the consensus directly (``pipeline.coalign.exact``), far faster.
 
 Example::
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.coalign_adam import solve_adam
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_exact import solve_exact
-from pipeline.coalign_quality import QUALITIES, EarlyStop, adam_early_stop, exact_settings
-from pipeline.coalign_snippets import SnippetSet, fit_samples, stride_for_min_pixels, validate_snippets
+from pipeline.coalign.adam import solve_adam
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.exact import solve_exact
+from pipeline.coalign.quality import QUALITIES, EarlyStop, adam_early_stop, exact_settings
+from pipeline.coalign.snippet_set import SnippetSet, fit_samples, stride_for_min_pixels, validate_snippets
 from pipeline.errors import BadInputError
 from pipeline.normalize import normalize_to_unit_range
 
@@ -57,7 +57,7 @@ class AlignResult:
         shifts: float32 ``[K]`` (CPU), shift of each snippet.
         depth: float32 ``[N, H, W]`` on the snippets' device: the merged video before the final
             normalisation (inverse depth, larger = nearer, in the units the solver chose).
-        loss: the SPEC.md s.5 objective (regulariser included) at ``scales``, ``shifts``.
+        loss: the docs/method.md, section 5 objective (regulariser included) at ``scales``, ``shifts``.
         iterations: Adam steps, or least-squares solves for ``"exact"``.
         seconds: wall time of the solve (fit preprocessing included, merge excluded).
         cpu_seconds: CPU time of this process over the same span; on a shared machine it is the
@@ -80,7 +80,7 @@ def objective(
     scales: torch.Tensor | Sequence[float],
     shifts: torch.Tensor | Sequence[float],
 ) -> float:
-    """The SPEC.md s.5 objective (linear + inverse + regulariser) of one solution, as a float.
+    """The docs/method.md, section 5 objective (linear + inverse + regulariser) of one solution, as a float.
 
     Args:
         depths: K snippets ``[L_k, H, W]`` (any float dtype and device).
@@ -114,13 +114,13 @@ def align_snippets(
         method: ``"exact"`` (default) or ``"adam"`` (the reference optimiser).
         quality: ``"fast"``, ``"balanced"`` or ``"quality"``; for adam also ``"reference"``
             (2000 steps, no early stop).
-        device_type: picks the Adam early-stop table of SPEC.md s.5: ``"cuda"`` uses the CUDA
+        device_type: picks the Adam early-stop table of docs/method.md, section 5: ``"cuda"`` uses the CUDA
             values, ``"cpu"`` and ``"mps"`` the MPS values. Ignored by ``"exact"``.
         max_iter: optional cap on Adam steps (tests and benchmarks); ignored by ``"exact"``,
             whose quality mode sets its pixel stride, most solves and tolerance.
 
     Raises:
-        BadInputError: bad snippets (see ``pipeline.coalign_snippets.validate_snippets``), or an
+        BadInputError: bad snippets (see ``pipeline.coalign.snippet_set.validate_snippets``), or an
             unknown method or quality.
     """
     if method not in METHODS:

@@ -4,7 +4,7 @@ The frames touched by the open snippets are laid out as ``[F, S, P]``: F frames,
 frame, P fit pixels. An entry is either *free* (snippet j's values x: prediction ``s_j x + t_j``) or
 *fixed* (a prediction that does not move: a frozen or pinned snippet). The L1 consensus
 ``sum_f (1 / c_f) sum_entries sum_p |a - T[f, p]|`` is minimised over the free ``(s_j, t_j)`` by
-IRLS, with the targets T eliminated in closed form each step (as in ``pipeline.coalign_exact``). The
+IRLS, with the targets T eliminated in closed form each step (as in ``pipeline.coalign.exact``). The
 fixed entries fix the shift gauge. The sum of the free scales is held at its starting value: frames
 seen only by free snippets would otherwise reward shrinking them all (a smaller scale means smaller
 noise residuals), and that bias, repeated every frame, makes the stream's scale drift. The overall
@@ -51,7 +51,7 @@ def _predictions(problem: RefineProblem, theta: np.ndarray) -> np.ndarray:
     return problem.values * gain[..., None] + offset[..., None]
 
 
-def refine(problem: RefineProblem, max_solves: int, tolerance: float) -> tuple[np.ndarray, np.ndarray, int]:
+def refine_open_snippets(problem: RefineProblem, max_solves: int, tolerance: float) -> tuple[np.ndarray, np.ndarray, int]:
     """IRLS refinement (module docstring): returns ``(scales [J], shifts [J], solves)``."""
     j = problem.scales.size
     theta = np.concatenate([problem.scales, problem.shifts]).astype(np.float64)

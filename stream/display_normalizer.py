@@ -1,4 +1,4 @@
-"""Temporally stable display normalisation of streamed depth (SPEC.md section 8).
+"""Temporally stable display normalisation of streamed depth (docs/method.md, section 8).
 
 The node's aligned depth is affine-invariant inverse depth (larger = nearer), roughly [-1, 1],
 and its range wanders slowly. Display sinks need [0, 1] with 1 = nearest. Per-frame min/max

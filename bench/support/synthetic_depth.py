@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.depth_metrics import abs_rel, affine_fit, temporal_error  # noqa: F401  (the benchmarks' metrics)
+from pipeline.snippets import SnippetPlan, snippet_frames
+
 
 @dataclass(frozen=True)
 class SyntheticClip:
@@ -62,16 +65,6 @@ def scene_frames(frames, height: int, width: int, seed: int = 0, period: int = 1
         bump = near * torch.clamp(1.0 - dist2, min=0.0).sqrt()  # a rounded object, nearer at its centre
         scene = torch.maximum(scene, ground + bump)
     return scene
-
-
-def snippet_frames(num_frames: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
-    """Offline snippet plan of SPEC.md s.4: every start frame, dilations capped to ``N // L - 1``."""
-    cap = max(num_frames // length - 1, 1)
-    plan = []
-    for dilation in dict.fromkeys(min(d, cap) for d in dilations):
-        for start in range(num_frames - (length - 1) * dilation):
-            plan.append(tuple(start + i * dilation for i in range(length)))
-    return plan
 
 
 @dataclass(frozen=True)
@@ -135,46 +128,48 @@ def make_clip(
 
 def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int, ...]]:
     """Snippets a live node runs when frame t arrives: one per dilation that fits, ending at t."""
-    return [tuple(t - (length - 1 - i) * d for i in range(length)) for d in dilations if t - (length - 1) * d >= 0]
+    return SnippetPlan(length, tuple(dilations)).snippets_ending_at(t)
 
 
-def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast") -> torch.Tensor:
+def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: int, stride: int, pool: int = 2):
+    """A snippet as the node's cheap fit path hands it over: full depth only for the frames the
+    aligner will still merge; the others' fit samples come from the snippet ``pool``x average-pooled
+    (what decoding a pooled latent approximates) and sampled bilinearly, exactly as
+    ``RollingDepthSteps`` samples its coarse decode. Returns a ``SnippetDepth``."""
+    import torch.nn.functional as F
+
+    from pipeline.coalign.online import SnippetDepth, fit_grid, still_merged
+
+    merged = still_merged(frames, lookahead, len(frames))
+    keep = torch.tensor(merged)
+    grid = fit_grid(depth.shape[1], depth.shape[2], stride)
+    fit = grid.take(depth).float()
+    if not all(merged):
+        coarse = F.avg_pool2d(depth[~keep][:, None], pool, ceil_mode=True)[:, 0]
+        fit[~keep] = grid.sample(coarse, pool)
+    return SnippetDepth(depth[keep].clone(), merged, fit)
+
+
+def align_stream(depths_by_frames: dict, num_frames: int, dilations, lookahead: int, quality: str = "fast",
+                 fit_path: str = "full") -> torch.Tensor:
     """Replay a clip's snippets as a live node would (one per dilation ending at each new frame)
     through an ``OnlineAligner``; returns the emitted depth ``[num_frames, H, W]`` (flushed at the end).
 
     depths_by_frames: snippet depth ``[3, H, W]`` keyed by its frame-index tuple.
+    fit_path: ``full`` = every frame at full resolution (the old path); ``half`` = frames the aligner
+        no longer merges reach it only as fit samples of their 2x pooled depth (``cheap_fit_snippet``).
     """
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
 
-    aligner = OnlineAligner(lookahead=lookahead, window=window_frames(max(dilations), 3, lookahead), quality=quality)
+    aligner = OnlineAligner.for_plan(SnippetPlan(3, tuple(dilations)), lookahead, quality)
     out = {}
     for t in range(num_frames):
         for frames in stream_frames(t, dilations):
-            aligner.push(depths_by_frames[frames], frames)
+            depth = depths_by_frames[frames]
+            if fit_path == "half":
+                depth = cheap_fit_snippet(depth, frames, lookahead, aligner.fit_stride)
+            aligner.push(depth, frames)
         for frame in aligner.ready_frames():
             out[frame] = aligner.emit(frame)
     out.update(dict(aligner.flush()))
     return torch.from_numpy(np.stack([out[f] for f in range(num_frames)]))
-
-
-def affine_fit(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """``prediction`` mapped by the one global scale and shift that best fit ``truth`` (least squares)."""
-    p = prediction.double().reshape(-1)
-    g = truth.double().reshape(-1)
-    design = torch.stack([p, torch.ones_like(p)], 1)
-    coef = torch.linalg.lstsq(design, g[:, None]).solution[:, 0]
-    return (prediction.double() * coef[0] + coef[1]).to(truth.dtype)
-
-
-def abs_rel(prediction: torch.Tensor, truth: torch.Tensor) -> float:
-    """AbsRel after one global affine fit: ``mean |p' - g| / g`` over all frames and pixels."""
-    fitted = affine_fit(prediction, truth).double()
-    g = truth.double()
-    return float(((fitted - g).abs() / g).mean())
-
-
-def temporal_error(prediction: torch.Tensor, truth: torch.Tensor) -> float:
-    """Frame-to-frame error after one global affine fit: ``mean |dp - dg| / mean(g)``, d = t minus t-1."""
-    fitted = affine_fit(prediction, truth).double()
-    g = truth.double()
-    return float(((fitted[1:] - fitted[:-1]) - (g[1:] - g[:-1])).abs().mean() / g.mean())

@@ -9,12 +9,14 @@ import threading
 import time
 
 import numpy as np
+import torch
 
+from io_adapters.base import Sink, Source
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from stream.depth_steps import StepCounts
 
 
-class ListSource:
+class ListSource(Source):
     """A blocking source of ``count`` frames of size ``size`` (h, w); ``interval`` s between frames."""
 
     def __init__(self, count: int, size=(32, 48), interval: float = 0.0, fps: float = 30.0) -> None:
@@ -42,8 +44,11 @@ class ListSource:
         self.closed = True
 
 
-class RecordingSink:
-    """Keeps every DepthFrame it is sent; ``delay`` seconds per send."""
+class RecordingSink(Sink):
+    """Keeps every DepthFrame it is sent; ``delay`` seconds per send. Asks for the colour frame
+    (as a sink with an rgbd layout does), so tests can check which input each depth came from."""
+
+    wants_colour = True
 
     def __init__(self, delay: float = 0.0) -> None:
         self.frames: list[DepthFrame] = []
@@ -80,11 +85,14 @@ class FailingSink(RecordingSink):
 class FakeSteps:
     """Model-free steps: latent = the frame's mean grey level; depth of a frame = that level.
 
-    ``predict_delay`` seconds per predict call simulates a slow model. Counts like the real steps.
+    ``predict_delay`` seconds per predict call simulates a slow model. Counts like the real steps
+    and hands over full-resolution depth only for the frames flagged as still merged (fit samples
+    on the grid of an aligner with ``fit_stride`` for all), as the real steps do.
     """
 
-    def __init__(self, predict_delay: float = 0.0, encode_delay: float = 0.0) -> None:
+    def __init__(self, predict_delay: float = 0.0, encode_delay: float = 0.0, fit_stride: int = 10) -> None:
         self.counts = StepCounts()
+        self.fit_stride = fit_stride
         self.predict_delay = predict_delay
         self.encode_delay = encode_delay
         self.threads: set[str] = set()
@@ -97,19 +105,26 @@ class FakeSteps:
         small = rgb[::2, ::2]
         return small, small.mean(axis=2).astype(np.float32) / 127.5 - 1.0
 
-    def predict(self, latents):
+    def predict(self, latents, merged):
+        from pipeline.coalign.online import SnippetDepth, fit_grid
+
         self.threads.add(threading.current_thread().name)
         if self.predict_delay:
             time.sleep(self.predict_delay)
-        out = np.stack([np.stack(snippet) for snippet in latents]).astype(np.float32)
+        out = torch.from_numpy(np.stack([np.stack(snippet) for snippet in latents]).astype(np.float32))
         self.counts.unet_frame_passes += out.shape[0] * out.shape[1]
-        self.counts.decodes += out.shape[0] * out.shape[1]
-        return out
+        grid = fit_grid(out.shape[2], out.shape[3], self.fit_stride)
+        snippets = []
+        for depth, flags in zip(out, merged):
+            keep = torch.tensor(flags)
+            self.counts.decodes_full += int(keep.sum())
+            self.counts.decodes_fit += int((~keep).sum())
+            snippets.append(SnippetDepth(depth[keep], tuple(flags), grid.take(depth)))
+        return snippets
 
 
 def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
     """The real online aligner, sized for ``plan`` (a SnippetPlan)."""
-    from pipeline.online_aligner import OnlineAligner, window_frames
+    from pipeline.coalign import OnlineAligner
 
-    return OnlineAligner(lookahead=lookahead, window=window_frames(max(plan.dilations), plan.snip_len, lookahead),
-                         quality=quality)
+    return OnlineAligner.for_plan(plan, lookahead, quality)

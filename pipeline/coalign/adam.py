@@ -1,7 +1,7 @@
-"""The reference co-alignment optimiser (SPEC.md s.5): Adam on the section-5 objective.
+"""The reference co-alignment optimiser (docs/method.md, section 5): Adam on the section-5 objective.
 
 Scales start at 1, shifts at 0; Adam with lr 1e-3 and betas (0.5, 0.9) runs until the quality
-mode's early stop (``pipeline.coalign_quality.EarlyStop``) or its ``max_iter``.
+mode's early stop (``pipeline.coalign.quality.EarlyStop``) or its ``max_iter``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_quality import EarlyStop
-from pipeline.coalign_snippets import FitSamples
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.quality import EarlyStop
+from pipeline.coalign.snippet_set import FitSamples
 
 LEARNING_RATE = 1e-3
 BETAS = (0.5, 0.9)

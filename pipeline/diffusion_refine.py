@@ -1,4 +1,4 @@
-"""Refinement of co-aligned depth by a few more diffusion steps (SPEC.md section 6; presets full, paper)."""
+"""Refinement of co-aligned depth by a few more diffusion steps (docs/method.md, section 6; presets full, paper)."""
 
 from __future__ import annotations
 

@@ -46,13 +46,28 @@ def find_real_checkpoint(explicit: str | None) -> str | None:
         return None
 
 
-def ndi_available() -> bool:
-    """True when ndi-python imports (it bundles libndi for Linux x86_64 and macOS arm64)."""
+def free_ndi_name(console: Console) -> str | None:
+    """A sender name free on this machine (``rdstream demo``, else ``rdstream demo 2`` ...), or None
+    with the reason said: ndi-python missing, or every name taken by other running senders."""
     try:
-        import NDIlib  # noqa: F401
+        from io_adapters.ndi import sender_name_free
     except Exception:
-        return False
-    return True
+        console.print("(install ndi-python to also publish over NDI)")
+        return None
+    candidates = [NDI_NAME] + [f"{NDI_NAME} {i}" for i in range(2, 6)]
+    for name in candidates:
+        try:
+            if sender_name_free(name):
+                if name != NDI_NAME:
+                    console.print(f"The NDI name '{NDI_NAME}' is in use by another sender on this machine; "
+                                  f"publishing as '{name}' instead.")
+                return name
+        except Exception as err:  # the NDI library itself failed to load or start
+            console.print(f"NDI is not available here ({err}); the demo runs without it.")
+            return None
+    console.print(f"The NDI names '{candidates[0]}' to '{candidates[-1]}' are all in use on this machine; "
+                  "the demo runs without NDI.")
+    return None
 
 
 def demo(
@@ -79,8 +94,9 @@ def demo(
         # The real model on a CPU takes seconds per frame: keep the CPU demo short.
         res, frames = ("384", frames or 150) if gpu else ("256", frames or 30)
     sinks = [f"file:{OUTPUT}/{NAME}_depth.mp4", f"file:{OUTPUT}/{NAME}_depth16.mkv", f"npy:{OUTPUT}/{NAME}_depth.npy"]
-    if ndi and ndi_available():
-        sinks.append(f"ndi:{NDI_NAME}?format=bgra&cmap=turbo")
+    ndi_name = free_ndi_name(console) if ndi else None
+    if ndi_name is not None:
+        sinks.append(f"ndi:{ndi_name}?format=bgra&cmap=turbo")
     source = f"test:?frames={frames}&size=640x360&rate=30"
     console.print(f"Running the live node: {source} -> " + ", ".join(sinks))
     args = ["run", "--source", source, "-c", real, "--res", res, "--no-drop", "--lookahead", "2", "--seed", "0",
@@ -92,13 +108,14 @@ def demo(
     except SystemExit as done:
         if done.code:
             sys.exit(done.code)
-    ndi_line = (f"  NDI source '{NDI_NAME}' was live while it ran (TouchDesigner: NDI In TOP)\n"
-                if any(s.startswith("ndi:") for s in sinks) else "  (install ndi-python to also publish over NDI)\n")
+    ndi_line = (f"  NDI source '{ndi_name}' was live while it ran (TouchDesigner: NDI In TOP)\n"
+                if ndi_name is not None else "  (no NDI output this time: see above)\n")
     console.print(Panel(
         f"Outputs in {OUTPUT.resolve()}:\n"
         f"  {NAME}_depth.mp4      colour-mapped depth (1 = near)\n"
         f"  {NAME}_depth16.mkv    lossless 16-bit depth (FFV1)\n"
         f"  {NAME}_depth.npy      float32 [N, H, W] depth in [0, 1]\n"
+        f"  {NAME}_depth.timestamps.npy  each frame's time in seconds\n"
         f"  {NAME}_stats.jsonl    live stats, one JSON line per second\n" + ndi_line +
         "Live from a camera: rdstream run --source camera:0 --sink \"ndi:Depth?format=p216\"  (README: Live)",
         title="demo finished", border_style="green"))

@@ -5,7 +5,7 @@ the ``(s, t)`` and per-frame targets ``T[n, p]`` minimising
 
     sum_n (1 / c_n) sum_(k covers n) sum_p |s_k x_k[n, p] + t_k - T[n, p]|,    c_n = mean_p |T[n, p]|,
 
-the linear data term of SPEC.md s.5 with the target free (the L1 consensus, a per-pixel median)
+the linear data term of docs/method.md, section 5 with the target free (the L1 consensus, a per-pixel median)
 instead of the current mean. Each IRLS step replaces ``|r|`` by ``r^2 / max(|r_old|, delta)``
 with ``delta = RESIDUAL_FLOOR * c_n`` (residuals below 1 % of the frame's magnitude are treated
 quadratically, larger ones, outliers above all, as L1): a weighted least-squares problem. Its
@@ -47,9 +47,9 @@ import scipy.sparse.csgraph
 import scipy.sparse.linalg
 import torch
 
-from pipeline.coalign_objective import objective_terms
-from pipeline.coalign_quality import ExactSettings
-from pipeline.coalign_snippets import FitSamples
+from pipeline.coalign.objective import objective_terms
+from pipeline.coalign.quality import ExactSettings
+from pipeline.coalign.snippet_set import FitSamples
 
 #: IRLS smoothing: residuals below this fraction of the frame magnitude c_n count as this size,
 #: which makes the fitted loss Huber-like (quadratic below 1 %, L1 above). Measured on the bench

@@ -38,5 +38,5 @@ def bring_loopback_up() -> None:
 
 def private_network_command(python_code: str, *args: str) -> list[str]:
     """argv that runs ``python -c python_code args...`` in a new namespace with ``lo`` up."""
-    prelude = "from io_adapters.netns import bring_loopback_up; bring_loopback_up()\n"
+    prelude = "from bench.support.netns import bring_loopback_up; bring_loopback_up()\n"
     return ["unshare", "-n", sys.executable, "-c", prelude + python_code, *args]

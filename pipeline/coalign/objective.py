@@ -1,4 +1,4 @@
-"""The reference co-alignment objective of SPEC.md section 5, on preprocessed fit samples.
+"""The reference co-alignment objective of docs/method.md, section 5, on preprocessed fit samples.
 
 For frame n and fit pixel p the target ``T[n, p]`` is the mean of ``s_k * x_k[n, p] + t_k`` over the
 snippets k covering n, held constant (no gradient). ``c_n = mean_p |T[n, p]|``.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.coalign_snippets import FitSamples
+from pipeline.coalign.snippet_set import FitSamples
 
 INVERSE_CLAMP = 1e-3
 INVERSE_WEIGHT = 1.0

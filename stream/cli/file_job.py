@@ -8,6 +8,7 @@ exit code is then non-zero.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -22,15 +23,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, iter_video_frames, probe_video
-from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
-from pipeline.colormap import colormap_lut, to_uint16, to_uint8
+from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
+from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
-from pipeline.preprocess import check_res, resample_mode, resize
+from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
-from pipeline.tiny_checkpoint import TINY_WARNING
+from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
 
+# Output frame rates above this are typos (video players and encoders top out well below it).
+MAX_FPS = 1000.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
 
@@ -67,6 +71,8 @@ class FileJobOptions:
     quality: str = "balanced"
     coalign: str = "exact"
     device: str = "auto"
+    decoder: str = "full"
+    unet_bs: int = 4
 
 
 def collect_inputs(spec: str) -> list[Path]:
@@ -99,22 +105,22 @@ def check_output_dir(folder: str) -> Path:
     return path
 
 
-def build_settings(opts: FileJobOptions, device: torch.device) -> tuple[OfflineSettings, torch.dtype]:
-    """Preset values overridden by the options; returns the settings and the dtype to load with."""
+def build_settings(opts: FileJobOptions) -> tuple[OfflineSettings, str]:
+    """Preset values overridden by the options, checked once (``OfflineSettings`` checks itself when
+    made); returns the settings and the preset's precision for GPUs (see ``choose_dtype``)."""
     preset = get_preset(
         opts.preset, dilations=opts.dilations, cap_dilation=opts.cap_dilation, res=opts.res,
         snip_len=opts.snip_len, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
         refine_start_dilation=opts.refine_start_dilation, dtype=opts.dtype,
     )
-    dtype = choose_dtype(opts.dtype, preset.dtype, device)
     settings = OfflineSettings(
         dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
         res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
         refine_snippet_len=preset.refine_snippet_len, refine_start_dilation=preset.refine_start_dilation,
         max_vae_bs=opts.max_vae_bs, seed=opts.seed, coalign=opts.coalign, quality=opts.quality,
-        unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets,
+        unload_snippet=opts.unload_snippet, keep_snippets=opts.save_snippets, unet_bs=opts.unet_bs,
     )
-    return settings, dtype
+    return settings, preset.dtype
 
 
 def check_options(opts: FileJobOptions) -> None:
@@ -123,13 +129,10 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--start-frame {opts.start_frame}: must be 0 or more")
     if opts.frame_count < 0:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
-    if opts.res is not None:
-        check_res(opts.res)
-    if opts.fps < 0:
-        raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or more")
+    if not math.isfinite(opts.fps) or opts.fps < 0 or opts.fps > MAX_FPS:
+        raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or a rate up to {MAX_FPS:g}")
     for name in opts.cmaps:
         colormap_lut(name)
-    resample_mode(opts.resample_method)
 
 
 @contextmanager
@@ -186,6 +189,36 @@ class StageProgress:
         self.progress.update(self.tasks[stage], advance=advance, total=total)
 
 
+class PlainProgress:
+    """Progress as plain lines, for when stderr is not a terminal (a script, TouchDesigner's Python,
+    a log file): one line per stage when it starts and ends, and at most one every ``interval_s``
+    in between, with frames done, elapsed time and an estimate of the time left."""
+
+    def __init__(self, console: Console, label: str, interval_s: float = 10.0, clock=time.monotonic):
+        self.console, self.label, self.interval_s, self.clock = console, label, interval_s, clock
+        self.done: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+        self.last_line = 0.0
+
+    def __call__(self, stage: str, advance: int, total: int) -> None:
+        now = self.clock()
+        first = stage not in self.done
+        if first:
+            self.done[stage], self.started[stage] = 0, now
+        self.done[stage] += advance
+        finished = total and self.done[stage] >= total
+        if first or finished or now - self.last_line >= self.interval_s:
+            self.last_line = now
+            self.console.print(self.line(stage, total, now), highlight=False, markup=False, soft_wrap=True)
+
+    def line(self, stage: str, total: int, now: float) -> str:
+        done, elapsed = self.done[stage], now - self.started[stage]
+        text = f"{self.label} {stage}: {done}/{total or '?'}, {elapsed:.0f} s elapsed"
+        if total and 0 < done < total and elapsed >= 1:
+            text += f", about {elapsed / done * (total - done):.0f} s left"
+        return text
+
+
 def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
     written = []
@@ -229,12 +262,16 @@ def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline,
     """Read, infer and write one input; returns its stage seconds and counts."""
     info = probe_video(path)
     stem = path.stem
+    processed = processing_size(info.height, info.width, pipeline.settings.res)
+    console.print(describe_sizes(path.name, (info.height, info.width), processed), highlight=False, soft_wrap=True)
     timings: dict[str, float] = {}
-    with Progress(
+    # A bar on a terminal; elsewhere plain lines (a bar would print nothing until the end).
+    progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=not opts.verbose,
-    ) as progress:
-        report = StageProgress(progress, stem)
+        TimeRemainingColumn(), console=console, transient=not opts.verbose, disable=not console.is_terminal,
+    )
+    with progress:
+        report = StageProgress(progress, stem) if console.is_terminal else PlainProgress(console, stem)
         start = time.perf_counter()
         expected = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
         if opts.frame_count:
@@ -261,7 +298,7 @@ def process_one(path: Path, model: RollingDepthModel, pipeline: OfflinePipeline,
         except OSError as err:
             raise RuntimeFailure(f"{path.name}: cannot write its outputs to {out} ({err.strerror or err})") from None
         timings["write"] = time.perf_counter() - start
-    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written))
+    console.print(f"[green]{path.name}[/]: {len(frames)} frames -> " + ", ".join(p.name for p in written), soft_wrap=True)
     return {"seconds": timings, "counts": result.counts}
 
 
@@ -275,18 +312,30 @@ def print_timings(console: Console, name: str, stats: dict) -> None:
 
 
 def run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
-    """Run the offline job; returns the exit code (0, or the worst error's code when inputs failed)."""
+    """Run the offline job; returns the exit code (0, or the worst error's code when inputs failed).
+
+    An output folder this run created is removed again if the run leaves it empty (it failed).
+    """
+    with remove_if_left_empty(opts.output_dir):
+        return _run_file_job(opts, console)
+
+
+def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     # 1. Everything that can be checked without the model, before loading it.
     check_options(opts)
+    settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
-    settings, dtype = build_settings(opts, device)
+    dtype = choose_dtype(opts.dtype, preset_dtype, device)
+    decoder = resolve_decoder(opts.decoder)  # may download: still before the model loads
     # 2. The model.
-    model = load_rolling_depth(opts.checkpoint, device, dtype)
+    model = load_rolling_depth(opts.checkpoint, device, dtype, decoder)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
+    if model.decoder.is_random:
+        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each input in turn; a failure is one line and the others go on.
     exit_code = 0

@@ -1,4 +1,4 @@
-"""Online co-alignment for live streams (SPEC.md s.8): a rolling window, frozen anchors, early stop.
+"""Online co-alignment for live streams (docs/method.md, section 8): a rolling window, frozen anchors, early stop.
 
 Usage, one tick per new frame t of a stream::
 
@@ -20,8 +20,14 @@ How it works:
   estimates (the per-pixel median of the predictions already there), so outlier blobs do not
   wreck it. A snippet that overlaps nothing yet (the first one) is pinned at scale 1, shift 0.
 - Before a frame is emitted the open snippets are refined jointly (IRLS on the L1 consensus of
-  every frame they touch, frozen predictions fixed; ``pipeline.consensus_refine``), stopping early
+  every frame they touch, frozen predictions fixed; ``pipeline.coalign.open_snippets``), stopping early
   when converged. The refinement runs lazily, once per batch of pushes.
+- What the aligner holds per snippet: fit samples of every frame (a sparse grid, ``FitGrid``) and
+  full-resolution depth only of the frames it will still merge (emitted frames drop theirs). The
+  node hands over a ``SnippetDepth``: full-resolution depth only for the frames ``still_merged``
+  names, fit samples (taken on the model's device) for all; frames needed only for the fit can
+  then be decoded cheaply (``pipeline.inference.decode_depth(pool=2)``). A plain ``[L, H, W]``
+  tensor works too (copied: the caller may reuse it).
 - Memory and cost per push depend on the window and the snippets per frame, never on the stream
   length: frames older than ``window`` frames behind the newest are dropped (and skipped if they
   were never emitted).
@@ -44,28 +50,101 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.coalign_quality import online_settings
-from pipeline.coalign_snippets import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
-from pipeline.consensus_refine import RefineProblem, refine
-from pipeline.errors import BadInputError
-from pipeline.robust_fit import symmetric_robust_affine_fit
+from pipeline.coalign.quality import online_settings
+from pipeline.coalign.snippet_set import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
+from pipeline.coalign.open_snippets import RefineProblem, refine_open_snippets
+from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.snippets import SnippetPlan
+from pipeline.coalign.robust_fit import symmetric_robust_affine_fit
 
 
 #: Fewest fit pixels per frame; smaller frames are subsampled less.
 MIN_FIT_PIXELS = 64
 
 
-def window_frames(max_dilation: int, snippet_length: int = 3, lookahead: int = 2) -> int:
-    """Frames an ``OnlineAligner`` must keep so the widest snippet still meets its anchors:
-    ``(snippet_length - 1) * max_dilation + 1 + lookahead`` (53 for dilation 25, L=3, lookahead 2)."""
-    return (snippet_length - 1) * max_dilation + 1 + lookahead
+@dataclass(frozen=True)
+class FitGrid:
+    """The pixels the aligner's fit reads from an ``[H, W]`` frame: rows and columns
+    ``crop, crop + stride, ...`` up to ``H - crop`` / ``W - crop`` (the reference's crop and stride)."""
+
+    height: int
+    width: int
+    crop: int
+    stride: int
+
+    @property
+    def pixels(self) -> int:
+        """P, fit samples per frame."""
+        return len(range(self.crop, self.height - self.crop, self.stride)) * len(range(self.crop, self.width - self.crop, self.stride))
+
+    def take(self, depth: torch.Tensor) -> torch.Tensor:
+        """Full-resolution depth ``[M, H, W]`` -> its fit samples ``[M, P]`` (same dtype and device)."""
+        c, s = self.crop, self.stride
+        return depth[:, c : self.height - c : s, c : self.width - c : s].reshape(depth.shape[0], -1)
+
+    def sample(self, coarse: torch.Tensor, factor: int) -> torch.Tensor:
+        """Depth decoded at ``1 / factor`` resolution ``[M, h, w]`` -> float32 ``[M, P]``, bilinear at the
+        grid's pixel centres (coarse pixel i covers full-resolution pixels ``factor * i`` to ``factor * i + factor - 1``)."""
+        device = coarse.device
+        ys = torch.arange(self.crop, self.height - self.crop, self.stride, device=device, dtype=torch.float32)
+        xs = torch.arange(self.crop, self.width - self.crop, self.stride, device=device, dtype=torch.float32)
+        h, w = coarse.shape[-2:]
+        # grid_sample (align_corners=False) addresses pixel centres: coarse coordinate (y + 0.5) / factor
+        gy = (ys + 0.5) / factor / h * 2.0 - 1.0
+        gx = (xs + 0.5) / factor / w * 2.0 - 1.0
+        grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # [rows, cols, 2] as (x, y)
+        grid = grid.expand(coarse.shape[0], -1, -1, -1)
+        sampled = torch.nn.functional.grid_sample(coarse.float()[:, None], grid, mode="bilinear",
+                                                  padding_mode="border", align_corners=False)
+        return sampled.reshape(coarse.shape[0], -1)
+
+
+def fit_grid(height: int, width: int, stride: int) -> FitGrid:
+    """The fit grid of an ``OnlineAligner`` with fit ``stride`` (its quality's) for ``[height, width]`` frames;
+    small frames get a denser grid so each still has ``MIN_FIT_PIXELS``."""
+    return FitGrid(height, width, FIT_CROP_PX, stride_for_min_pixels(height, width, stride, MIN_FIT_PIXELS))
+
+
+@dataclass(frozen=True)
+class SnippetDepth:
+    """One snippet as the node hands it over (taken as is, not copied).
+
+    full: depth ``[M, H, W]`` (any float dtype, e.g. the model's fp16) of the frames flagged in
+        ``merged``, in snippet order; M may be 0 (the shape still gives H and W).
+    merged: one flag per frame of the snippet: True = the aligner will still merge this frame.
+    fit: float32 ``[L, P]`` fit samples of every frame on ``fit_grid(H, W, stride)``; None = take
+        them from ``full`` (only when every frame is merged).
+    """
+
+    full: torch.Tensor
+    merged: tuple[bool, ...]
+    fit: torch.Tensor | None = None
+
+    @classmethod
+    def from_full(cls, depth: torch.Tensor) -> "SnippetDepth":
+        """Every frame at full resolution, ``depth [L, H, W]``."""
+        return cls(depth, (True,) * depth.shape[0], None)
+
+
+def still_merged(frames: Sequence[int], lookahead: int, snippet_length: int) -> tuple[bool, ...]:
+    """For a snippet ending at the newest frame ``frames[-1]``: which of its frames an ``OnlineAligner``
+    fed in stream order will still merge into an emitted frame (not emitted before this push).
+
+    Frames are emitted ``lookahead`` frames behind the newest once covered; with dilation 1 present
+    every frame is covered from the first full snippet on (newest frame ``snippet_length - 1``), so
+    before this push the aligner has emitted every frame up to ``newest - 1 - lookahead``. With L=3,
+    dilations 1 and 25: 2 of the 6 frames at lookahead 0, 4 at lookahead 2..24.
+    """
+    newest = frames[-1]
+    emitted_through = newest - 1 - lookahead if newest - 1 >= snippet_length - 1 else -1
+    return tuple(f > emitted_through for f in frames)
 
 
 @dataclass
 class _Snippet:
     frames: tuple[int, ...]
     fit: np.ndarray  # float64 [L, P], offset subtracted
-    full: torch.Tensor  # float32 [L, H, W], as pushed (offset not subtracted)
+    full: dict[int, torch.Tensor]  # slot -> [H, W] as pushed (offset not subtracted), frames still to merge
     scale: float
     shift: float
     pinned: bool  # held fixed by the refinement (first snippet, or a constant one)
@@ -83,11 +162,12 @@ class OnlineAligner:
     Args:
         lookahead: frames to wait after a frame before it is ready (0 = lowest latency; each extra
             frame lets one more snippet per dilation cover it). ``>= 0``.
-        window: frames kept, counted back from the newest frame pushed; use ``window_frames()``:
-            ``(L - 1) * max_dilation + 1 + lookahead`` (53 for L=3, dilation 25, lookahead 2).
+        window: frames kept, counted back from the newest frame pushed; ``for_plan`` sizes it as
+            ``SnippetPlan.history(lookahead)`` = ``(L - 1) * max_dilation + 1 + lookahead`` (53 for
+            L=3, dilation 25, lookahead 2).
             Must exceed ``lookahead``. Older frames are dropped; a frame never emitted by then is skipped.
         quality: ``"fast"``, ``"balanced"`` or ``"quality"`` (fit stride, refinement solves, tolerance;
-            see ``pipeline.coalign_quality.online_settings``).
+            see ``pipeline.coalign.quality.online_settings``).
     """
 
     def __init__(self, lookahead: int = 2, window: int = 53, quality: str = "fast") -> None:
@@ -109,9 +189,15 @@ class OnlineAligner:
         self._dirty = False
         self._flushed = False
 
+    @classmethod
+    def for_plan(cls, plan: SnippetPlan, lookahead: int = 2, quality: str = "fast") -> OnlineAligner:
+        """An aligner whose window holds exactly the history ``plan`` needs at this lookahead."""
+        return cls(lookahead=lookahead, window=plan.history(lookahead), quality=quality)
+
     # ----------------------------------------------------------------- public API
-    def push(self, depth: torch.Tensor | np.ndarray, frame_indices: Sequence[int]) -> None:
-        """Add one snippet: ``depth [L, H, W]`` (float, any device) covering ``frame_indices``.
+    def push(self, depth: "torch.Tensor | np.ndarray | SnippetDepth", frame_indices: Sequence[int]) -> None:
+        """Add one snippet: ``depth [L, H, W]`` (float, any device; copied) or a ``SnippetDepth``
+        (taken as is) covering ``frame_indices``.
 
         Frame indices must strictly increase, and the last one must not be emitted yet.
         Raises ``BadInputError`` for a wrong shape, a size different from earlier snippets (start a
@@ -120,15 +206,17 @@ class OnlineAligner:
         A constant snippet is accepted: it is placed at the level of the estimates it overlaps
         (scale 1) and held there; it still counts in the merge.
         """
-        depth, frames = self._check_snippet(depth, frame_indices)
+        snippet, frames = self._check_snippet(depth, frame_indices)
         if self._offset is None:
-            self._offset = float(depth.min())
-        fit = self._fit_rows(depth)
+            self._offset = float((snippet.full if snippet.full.shape[0] else snippet.fit).min())
+        fit = self._fit_rows(snippet)
         snippet_id = self._next_id
         self._next_id += 1
         self._newest = max(self._newest, frames[-1])
         scale, shift, pinned = self._warm_start(frames, fit)
-        self._snippets[snippet_id] = _Snippet(frames, fit, depth, scale, shift, pinned)
+        slots = [slot for slot, keep in enumerate(snippet.merged) if keep]
+        full = dict(zip(slots, snippet.full))
+        self._snippets[snippet_id] = _Snippet(frames, fit, full, scale, shift, pinned)
         oldest_kept = self._newest - self.window + 1
         for slot, frame in enumerate(frames):
             if frame >= oldest_kept:  # emitted frames still in the window tie it to their anchors
@@ -159,6 +247,8 @@ class OnlineAligner:
         if self._dirty:
             self._refine()
         depth = self._merge(frame_index)
+        for k, slot in self._frames[frame_index].open:  # emitted: its full-resolution depth is done
+            self._snippets[k].full.pop(slot, None)
         self._emitted_through = frame_index
         self._freeze_finished()
         return depth
@@ -168,6 +258,16 @@ class OnlineAligner:
         first, as ``(frame_index, depth [H, W])``. No push is accepted afterwards."""
         self._flushed = True
         return [(f, self.emit(f)) for f in self.ready_frames()]
+
+    @property
+    def fit_stride(self) -> int:
+        """The fit stride of this aligner's quality; ``fit_grid(H, W, fit_stride)`` is where it samples."""
+        return self._settings.stride
+
+    @property
+    def full_frames_held(self) -> int:
+        """Full-resolution frames held over all open snippets (memory check)."""
+        return sum(len(s.full) for s in self._snippets.values())
 
     @property
     def open_snippets(self) -> int:
@@ -180,19 +280,36 @@ class OnlineAligner:
         return len(self._frames)
 
     # ----------------------------------------------------------------- internals
-    def _check_snippet(self, depth, frame_indices) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def _check_snippet(self, depth, frame_indices) -> tuple[SnippetDepth, tuple[int, ...]]:
         if self._flushed:
             raise BadInputError("online aligner: push after flush(); the stream has ended")
+        if isinstance(depth, SnippetDepth):
+            return self._check_parts(depth, frame_indices)
         if isinstance(depth, np.ndarray):
             depth = torch.from_numpy(np.ascontiguousarray(depth))
         if not isinstance(depth, torch.Tensor) or depth.ndim != 3:
             shape = tuple(depth.shape) if hasattr(depth, "shape") else type(depth).__name__
             raise BadInputError(f"online aligner: a snippet must be a tensor [L, H, W], got {shape}")
+        # a copy: the caller may reuse its buffer for the next snippet while this one is held
+        snippet = SnippetDepth.from_full(depth.to(torch.float32, copy=True))
+        return self._check_parts(snippet, frame_indices)
+
+    def _check_parts(self, snippet: SnippetDepth, frame_indices) -> tuple[SnippetDepth, tuple[int, ...]]:
+        depth = snippet.full
+        if not isinstance(depth, torch.Tensor) or depth.ndim != 3:
+            shape = tuple(depth.shape) if hasattr(depth, "shape") else type(depth).__name__
+            raise BadInputError(f"online aligner: a snippet's full depth must be a tensor [M, H, W], got {shape}")
         frames = tuple(int(f) for f in frame_indices)
-        if len(frames) != depth.shape[0] or not frames:
+        if len(frames) != len(snippet.merged) or not frames:
             raise BadInputError(
-                f"online aligner: snippet has {depth.shape[0]} frames but {len(frames)} frame indices"
+                f"online aligner: snippet has {len(snippet.merged)} frames but {len(frames)} frame indices"
             )
+        if depth.shape[0] != sum(snippet.merged):
+            raise BadInputError(
+                f"online aligner: snippet flags {sum(snippet.merged)} frames to merge but brings {depth.shape[0]} full-resolution frames"
+            )
+        if snippet.fit is None and not all(snippet.merged):
+            raise BadInputError("online aligner: a snippet without fit samples must bring every frame at full resolution")
         if any(b <= a for a, b in zip(frames[:-1], frames[1:])) or frames[0] < 0:
             raise BadInputError(f"online aligner: frame indices must be >= 0 and strictly increase, got {frames}")
         if frames[-1] <= self._emitted_through:
@@ -208,18 +325,21 @@ class OnlineAligner:
             raise BadInputError(
                 f"online aligner: snippet is {size[0]}x{size[1]} px but earlier ones are {self._size[0]}x{self._size[1]}"
             )
-        # a copy: the caller may reuse its buffer for the next snippet while this one is held
-        depth = depth.to(torch.float32, copy=True)
+        if snippet.fit is not None:
+            pixels = fit_grid(*self._size, self.fit_stride).pixels
+            if tuple(snippet.fit.shape) != (len(frames), pixels):
+                raise BadInputError(
+                    f"online aligner: fit samples must be [{len(frames)}, {pixels}] (fit_grid of {self._size[0]}x{self._size[1]} "
+                    f"px, stride {self.fit_stride}), got {list(snippet.fit.shape)}"
+                )
         # the sum is finite whenever every value is (the full check runs only if it is not)
-        if not bool(torch.isfinite(depth.sum())) and not bool(torch.isfinite(depth).all()):
-            raise BadInputError(f"online aligner: snippet for frames {frames} contains NaN or Inf; only finite depth is allowed")
-        return depth, frames
+        for part in (depth, snippet.fit):
+            if part is not None and not bool(torch.isfinite(part.sum())) and not bool(torch.isfinite(part).all()):
+                raise BadInputError(f"online aligner: snippet for frames {frames} contains NaN or Inf; only finite depth is allowed")
+        return snippet, frames
 
-    def _fit_rows(self, depth: torch.Tensor) -> np.ndarray:
-        h, w = self._size
-        # small frames: a denser grid, so each frame still has enough pixels to fix a scale
-        c, s = FIT_CROP_PX, stride_for_min_pixels(h, w, self._settings.stride, MIN_FIT_PIXELS)
-        rows = depth[:, c : h - c : s, c : w - c : s].reshape(depth.shape[0], -1)
+    def _fit_rows(self, snippet: SnippetDepth) -> np.ndarray:
+        rows = snippet.fit if snippet.fit is not None else fit_grid(*self._size, self.fit_stride).take(snippet.full)
         return rows.cpu().double().numpy() - self._offset
 
     def _prediction(self, snippet_id: int, slot: int) -> np.ndarray:
@@ -274,7 +394,7 @@ class OnlineAligner:
         scales = np.array([self._snippets[k].scale for k in free_ids])
         shifts = np.array([self._snippets[k].shift for k in free_ids])
         problem = RefineProblem(values, mask, free, scales, shifts)
-        scales, shifts, _ = refine(problem, self._settings.max_solves, self._settings.tolerance)
+        scales, shifts, _ = refine_open_snippets(problem, self._settings.max_solves, self._settings.tolerance)
         for k, scale, shift in zip(free_ids, scales.tolist(), shifts.tolist()):
             self._snippets[k].scale, self._snippets[k].shift = scale, shift
 
@@ -283,7 +403,12 @@ class OnlineAligner:
         record = self._frames[frame]
         for k, slot in record.open:
             snippet = self._snippets[k]
-            aligned = (snippet.full[slot] - self._offset) * snippet.scale + snippet.shift
+            if slot not in snippet.full:
+                raise RuntimeFailure(
+                    f"online aligner: frame {frame} is due but snippet {snippet.frames} brought only fit samples "
+                    "for it (the pushes disagree with still_merged())"
+                )
+            aligned = (snippet.full[slot].float() - self._offset) * snippet.scale + snippet.shift
             total = aligned if total is None else total + aligned
         return (total / len(record.open)).cpu().numpy().astype(np.float32, copy=False)
 

@@ -1,4 +1,4 @@
-"""Quality modes of the co-alignment: Adam early-stop tables (SPEC.md s.5) and exact-solver settings.
+"""Quality modes of the co-alignment: Adam early-stop tables (docs/method.md, section 5) and exact-solver settings.
 
 Adam modes stop when ``|loss_i - loss_(i-1)| < threshold`` held for ``patience`` consecutive steps,
 checked only once ``min_iter`` steps ran, and always at ``max_iter``. The seed fork has one table for
@@ -63,14 +63,15 @@ _EXACT_TABLE = {
 }
 
 
-def _check_quality(quality: str, allowed: tuple[str, ...]) -> None:
+def check_quality(quality: str, allowed: tuple[str, ...] = QUALITIES) -> None:
+    """The one check of a ``--quality`` value (every command and solver calls it)."""
     if quality not in allowed:
-        raise BadInputError(f"co-alignment: quality {quality!r} is not one of {', '.join(allowed)}")
+        raise BadInputError(f"--quality {quality}: use one of {', '.join(allowed)}")
 
 
 def adam_early_stop(quality: str, device_type: str = "cpu") -> EarlyStop:
     """Early-stop rule of an Adam quality mode on ``device_type`` (cpu uses the MPS values)."""
-    _check_quality(quality, QUALITIES + ("reference",))
+    check_quality(quality, QUALITIES + ("reference",))
     if device_type not in DEVICE_TYPES:
         raise BadInputError(f"co-alignment: device_type {device_type!r} is not one of {', '.join(DEVICE_TYPES)}")
     if quality == "reference":
@@ -80,7 +81,7 @@ def adam_early_stop(quality: str, device_type: str = "cpu") -> EarlyStop:
 
 def exact_settings(quality: str) -> ExactSettings:
     """Exact-solver settings of a quality mode (the same on every device)."""
-    _check_quality(quality, QUALITIES)
+    check_quality(quality, QUALITIES)
     return _EXACT_TABLE[quality]
 
 
@@ -109,5 +110,5 @@ _ONLINE_TABLE = {
 
 def online_settings(quality: str) -> OnlineSettings:
     """``OnlineAligner`` settings of a quality mode."""
-    _check_quality(quality, QUALITIES)
+    check_quality(quality, QUALITIES)
     return _ONLINE_TABLE[quality]

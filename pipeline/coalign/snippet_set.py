@@ -1,4 +1,4 @@
-"""Validated snippet sets and the fit samples every co-alignment solver works on (SPEC.md s.5).
+"""Validated snippet sets and the fit samples every co-alignment solver works on (docs/method.md, section 5).
 
 A *snippet set* is K snippets: snippet k is a depth tensor ``[L_k, H, W]`` covering the frames
 ``frame_indices[k]`` (strictly increasing ints in ``[0, num_frames)``). Solvers do not see the
@@ -60,7 +60,7 @@ class SnippetSet:
         return counts
 
     def levels(self) -> tuple[list[int], int]:
-        """Regulariser level of each snippet (SPEC.md s.5 "per dilation level").
+        """Regulariser level of each snippet (docs/method.md, section 5 "per dilation level").
 
         A level is the set of snippets sharing one frame-step pattern, e.g. ``(25, 25)`` for
         dilation 25 with L=3; levels are numbered in order of first appearance.

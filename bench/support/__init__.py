@@ -1,0 +1,6 @@
+"""Support for tests and benchmarks only; product code (pipeline/, stream/, io_adapters/) never imports it.
+
+- ``synthetic_depth``: synthetic video depth with ground truth and snippet noise, and error metrics.
+- ``stream_doubles``: model-free stand-ins for the node's sources, sinks, model steps and aligner.
+- ``netns``: run a command in a private network namespace that has only loopback (NDI tests).
+"""

@@ -1,0 +1,120 @@
+"""Start-up checks of the files a run will write, before anything slow (the model load) happens.
+
+* every file a sink writes (``file:``, ``npy:`` and its timestamps file) and the ``--stats-json``
+  log must be creatable: the folder exists and a file can be created in it (a read-only file
+  system or a folder without write permission is found now, not when the first frame arrives);
+  the path is not a folder;
+* no two outputs may write one file, however its path is spelt (``./x.mp4`` and ``x.mp4``, a
+  path through a symlinked folder, ``file:x.mkv`` and ``npy:x.mkv``): one of them would be lost.
+
+``remove_if_left_empty`` is the other half of leaving no trace of a failed run: a folder created
+for outputs is removed again when nothing was written into it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from io_adapters.npy_stream import timestamps_path
+from io_adapters.uri import parse_uri
+from pipeline.errors import BadInputError
+
+
+def sink_files(uri: str) -> list[Path]:
+    """The files the sink ``uri`` writes (none for ``ndi:``, ``syphon:``, ``null:``)."""
+    parsed = parse_uri(uri)
+    if parsed.scheme == "file" and parsed.target:
+        return [Path(parsed.target)]
+    if parsed.scheme == "npy":
+        if not parsed.target:
+            raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
+        return [Path(parsed.target), timestamps_path(parsed.target)]
+    return []
+
+
+def check_writable_file(path: str | os.PathLike, what: str) -> None:
+    """Raise BadInputError unless ``path`` can be created (or overwritten) as a file.
+
+    ``what`` names the output in the message (a sink URI, an option). A probe file is created
+    and removed in the folder, because only trying tells a read-only file system, a full inode
+    table or a missing permission apart from a writable folder (root passes every access check).
+    """
+    path = Path(path)  # taken as written, like the sinks do (no ~ expansion inside a URI)
+    folder = path.parent
+    if path.is_dir():
+        raise BadInputError(f"{what}: {path} is a folder; give a file name inside it")
+    if not folder.is_dir():
+        reason = "is not a folder" if folder.exists() else "does not exist"
+        raise BadInputError(f"{what}: output folder {folder} {reason}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rdstream-write-test-"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "the file is read-only")
+    except OSError as err:
+        raise BadInputError(f"{what}: cannot write {path} ({err.strerror or err})") from None
+
+
+def _same_file_key(path: Path) -> tuple:
+    """One key per file, however it is spelt: an existing file's device and inode (so a symlink
+    to it or a hard link is the same file); else the real folder (symlinks and '..' resolved, its
+    device and inode, so bind mounts too) and the name (case-folded where file names ignore case)."""
+    try:
+        info = path.stat()
+        return ("file", info.st_dev, info.st_ino)
+    except OSError:
+        pass
+    folder = path.parent.resolve()
+    name = path.name.casefold() if sys.platform in ("darwin", "win32") else path.name
+    try:
+        info = folder.stat()
+        return (info.st_dev, info.st_ino, name)
+    except OSError:
+        return (str(folder), name)
+
+
+def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = None) -> None:
+    """Check every file output of a run before it starts (see the module docstring).
+
+    Args:
+        sink_uris: the ``--sink`` URIs.
+        others: more files the run writes, option name -> path (None = not given), e.g.
+            ``{"--stats-json": "stats.jsonl"}``.
+    Raises:
+        BadInputError: a path that cannot be written, or two outputs writing one file.
+    """
+    outputs: list[tuple[str, Path]] = [(uri, path) for uri in sink_uris for path in sink_files(uri)]
+    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path is not None]
+    writers: dict[tuple, str] = {}
+    for what, path in outputs:
+        check_writable_file(path, what)
+        key = _same_file_key(path)
+        if key in writers:
+            raise BadInputError(f"{writers[key]} and {what} both write {path.resolve()}; "
+                                "give each output its own file")
+        writers[key] = what
+
+
+@contextmanager
+def remove_if_left_empty(folder: str | os.PathLike) -> Iterator[None]:
+    """Remove ``folder`` (and the parents created with it) on leaving when it did not exist
+    before and is still empty: a run that failed or wrote nothing leaves no empty folder behind."""
+    folder = Path(folder).expanduser().absolute()
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        yield
+    finally:
+        for created in missing:  # innermost first
+            try:
+                created.rmdir()  # only ever removes an empty folder
+            except OSError:
+                break

@@ -1,0 +1,200 @@
+"""Depth decoders: the checkpoint's full VAE decoder, or a tiny one (diffusers ``AutoencoderTiny``, TAESD).
+
+Only decoding changes: the encoder is always the checkpoint's VAE, because the UNet was trained
+on its latents. Both decoders take the diffusion-space latents ``[M, 4, h, w]`` (the SD VAE's
+latents x 0.18215) and return depth ``[M, H, W]``, roughly ``[-1, 1]``, in the model's dtype:
+
+- ``full``: divide by 0.18215, SD VAE decoder, mean of the 3 output channels.
+- tiny (``AutoencoderTiny``): TAESD has no scaling factor (its diffusers config says 1.0), so the
+  latents go in as they are; diffusers' ``AutoencoderTiny.decode`` already maps TAESD's ``[0, 1]``
+  output to ``[-1, 1]`` (checked on diffusers 0.42: ``DecoderTiny.forward`` ends in ``mul(2).sub(1)``),
+  so both decoders give the same range and the rest of the pipeline is unchanged.
+
+``--decoder`` takes ``full``, ``tiny`` (the hub id ``madebyollin/taesd``, for the SD1/SD2 latent
+space) or a folder / hub id of another ``AutoencoderTiny``. The tiny decoder's effect on depth
+quality cannot be measured without the real weights: ``rdstream dev compare-decoders`` measures it.
+``write_tiny_decoder`` writes a small RANDOM ``AutoencoderTiny`` for tests: its output is not depth.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from pipeline.errors import BadInputError
+
+LATENT_SCALE = 0.18215
+TINY_DECODER_HUB_ID = "madebyollin/taesd"
+DECODER_CHOICES = "full, tiny (madebyollin/taesd), or a folder / hub id of an AutoencoderTiny"
+#: Key written into the config of a random test decoder, so every command can say so.
+TINY_DECODER_MARKER = "rdstream_tiny_random"
+TINY_DECODER_WARNING = "The decoder is a tiny RANDOM test AutoencoderTiny: its output is NOT depth."
+#: What a decoder download fetches: the diffusers config and weights, not the repo's other formats.
+DOWNLOAD_PATTERNS = ["*.json", "diffusion_pytorch_model*"]
+WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                "diffusion_pytorch_model.bin")
+
+
+class DepthDecoder(Protocol):
+    """Diffusion-space depth latents ``[M, 4, h, w]`` -> depth ``[M, h * scale, w * scale]`` in the model dtype."""
+
+    name: str
+    is_random: bool
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class FullVaeDecoder:
+    """The checkpoint's SD VAE decoder (``name`` "full")."""
+
+    vae: torch.nn.Module
+    name: str = "full"
+    is_random: bool = False
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latents / LATENT_SCALE).sample.mean(dim=1)
+
+
+@dataclass
+class TinyVaeDecoder:
+    """A diffusers ``AutoencoderTiny``: latents go in unscaled, output already in ``[-1, 1]``."""
+
+    autoencoder: torch.nn.Module
+    name: str
+    is_random: bool = False
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(latents).sample.mean(dim=1)
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+    """A resolved ``--decoder``: ``folder`` None means the checkpoint's full VAE decoder."""
+
+    name: str
+    folder: Path | None = None
+
+
+def _hub_id(text: str) -> bool:
+    return text.count("/") == 1 and not text.startswith((".", "/", "~"))
+
+
+def resolve_decoder(spec: str | None, allow_download: bool = True) -> DecoderChoice:
+    """``full`` / ``tiny`` / a folder / a hub id -> a checked ``DecoderChoice`` (downloads with progress).
+
+    Raises BadInputError (one line) for a missing folder, a folder that is not an AutoencoderTiny,
+    or a hub id that is neither cached nor downloadable (offline). Loads no weights.
+    """
+    spec = (spec or "full").strip()
+    if spec == "full":
+        return DecoderChoice("full")
+    hub_id = TINY_DECODER_HUB_ID if spec == "tiny" else spec
+    path = Path(hub_id).expanduser()
+    if path.exists() or not _hub_id(hub_id):
+        if not path.is_dir():
+            raise BadInputError(f"--decoder {spec}: no such folder (use {DECODER_CHOICES})")
+        check_tiny_decoder_folder(path, spec)
+        return DecoderChoice(spec, path)
+    folder = _download(hub_id, spec, allow_download)
+    check_tiny_decoder_folder(folder, spec)
+    return DecoderChoice(spec, folder)
+
+
+def _download(hub_id: str, spec: str, allow_download: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=DOWNLOAD_PATTERNS))
+    except Exception:
+        if not allow_download:
+            raise BadInputError(f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache") from None
+    try:
+        # a tqdm progress bar per file, like the main checkpoint
+        return Path(snapshot_download(hub_id, allow_patterns=DOWNLOAD_PATTERNS))
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BadInputError(
+            f"--decoder {spec}: could not download {hub_id} ({first[:200]}); download it where there is "
+            f"network access (huggingface-cli download {hub_id}) and pass the folder, or use --decoder full"
+        ) from None
+
+
+def check_tiny_decoder_folder(folder: Path, spec: str) -> dict:
+    """The folder holds an ``AutoencoderTiny`` config with 4 latent channels and weights; returns the config."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise BadInputError(f"--decoder {spec}: {folder} has no config.json (not an AutoencoderTiny folder)")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"--decoder {spec}: {config_path} is not valid JSON ({err})") from None
+    if config.get("_class_name") != "AutoencoderTiny":
+        raise BadInputError(
+            f"--decoder {spec}: {folder} holds a {config.get('_class_name') or 'unknown model'}, not an AutoencoderTiny"
+        )
+    if config.get("latent_channels", 4) != 4:
+        raise BadInputError(f"--decoder {spec}: latent_channels is {config.get('latent_channels')}, the depth latents have 4")
+    if not any((folder / name).is_file() for name in WEIGHT_NAMES):
+        raise BadInputError(f"--decoder {spec}: no weights in {folder} (expected one of {', '.join(WEIGHT_NAMES)})")
+    return config
+
+
+def tiny_decoder_scale(config: dict) -> int:
+    """Pixels per latent of an ``AutoencoderTiny`` decoder (8 for TAESD)."""
+    blocks = config.get("decoder_block_out_channels") or config.get("block_out_channels") or (64, 64, 64, 64)
+    return int(config.get("upsampling_scaling_factor", 2)) ** (len(blocks) - 1)
+
+
+def load_decoder(choice: DecoderChoice, vae: torch.nn.Module, vae_scale: int, device: torch.device,
+                 dtype: torch.dtype) -> DepthDecoder:
+    """The decoder of ``choice`` on ``device`` / ``dtype``; its upsampling must match the VAE's (``vae_scale``)."""
+    if choice.folder is None:
+        return FullVaeDecoder(vae)
+    from diffusers import AutoencoderTiny
+
+    config = check_tiny_decoder_folder(choice.folder, choice.name)
+    if tiny_decoder_scale(config) != vae_scale:
+        raise BadInputError(
+            f"--decoder {choice.name}: it upsamples latents {tiny_decoder_scale(config)}x, the checkpoint's VAE {vae_scale}x"
+        )
+    try:
+        autoencoder = AutoencoderTiny.from_pretrained(choice.folder, torch_dtype=dtype)
+    except Exception as err:
+        text = " ".join(str(err).split())[:300]
+        raise BadInputError(f"--decoder {choice.name}: cannot load the AutoencoderTiny in {choice.folder} ({text})") from None
+    autoencoder.encoder = None  # never used: the encoder stays the checkpoint's VAE
+    autoencoder.to(device).eval().requires_grad_(False)
+    return TinyVaeDecoder(autoencoder, choice.name, is_random=bool(config.get(TINY_DECODER_MARKER, False)))
+
+
+#: A small AutoencoderTiny with TAESD's structure (4 decoder levels, x8 upsampling, 4 latent channels).
+TINY_DECODER_CONFIG = dict(
+    encoder_block_out_channels=(8, 8, 8, 8),
+    decoder_block_out_channels=(8, 8, 8, 8),
+    num_encoder_blocks=(1, 1, 1, 1),
+    num_decoder_blocks=(1, 1, 1, 1),
+    latent_channels=4,
+)
+
+
+def write_tiny_decoder(folder: str | Path, seed: int = 0) -> Path:
+    """Write a small RANDOM ``AutoencoderTiny`` folder (for tests: its output is NOT depth); returns the path."""
+    from diffusers import AutoencoderTiny
+
+    folder = Path(folder)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        AutoencoderTiny(**TINY_DECODER_CONFIG).save_pretrained(folder)
+    finally:
+        torch.random.set_rng_state(state)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config[TINY_DECODER_MARKER] = True
+    config_path.write_text(json.dumps(config, indent=2))
+    return folder

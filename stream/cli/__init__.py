@@ -1,0 +1,116 @@
+"""The ``rdstream`` command line: one module per command, and the one place errors become exit codes.
+
+Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (stream.cli.run),
+``sources`` (stream.cli.sources), ``dev`` (stream.cli.dev); ``make demo`` runs stream.cli.demo.
+The typer app is assembled in stream.cli.app.
+
+Exit codes (docs/method.md, section 11): 0 success, also a live run stopped with Ctrl-C or SIGTERM
+at any moment, start-up included; 1 runtime failure; 2 bad usage or bad input; 130 an offline job
+(``rdstream file``) stopped before it finished. Every one of them ends with at most one line on
+stderr. Set RDSTREAM_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+class StopRequested(BaseException):
+    """Ctrl-C or SIGTERM arrived before the command had its own handling in place (start-up)."""
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise StopRequested
+
+
+def quiet_libraries() -> None:
+    """Library chatter (weight-loading bars, advisory warnings) is noise for our users."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import diffusers.utils.logging as dlog
+        import transformers.utils.logging as tlog
+
+        dlog.disable_progress_bar()
+        tlog.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def is_usage_error(err: BaseException) -> bool:
+    """Typer's (vendored click) usage errors: bad option values, unknown options, missing ones."""
+    return hasattr(err, "format_message") and isinstance(getattr(err, "exit_code", None), int)
+
+
+def fail(message: str, code: int) -> None:
+    sys.stderr.write(f"rdstream: error: {message}\n")
+    sys.exit(code)
+
+
+def interrupted_exit_code(args: list[str]) -> int:
+    """A live node stopped by the user ends normally (0); an offline job stopped early did not (130)."""
+    command = next((a for a in args if not a.startswith("-")), "")
+    return 130 if command == "file" else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app and turn every way of ending into one line and an exit code."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    # 1. Take charge of SIGTERM before the slow imports: a stop during start-up is one line too.
+    #    (SIGINT already raises KeyboardInterrupt; the live node installs its own handlers later.)
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:  # not the main thread (tests calling main in a worker)
+        previous_term = None
+    try:
+        from stream.cli.argv import normalize_argv
+
+        args = normalize_argv(raw)
+        quiet_libraries()
+        from pipeline.errors import RollingDepthError
+        from stream.cli.app import app
+
+        code = app(args=args, prog_name="rdstream", standalone_mode=False)
+    except (KeyboardInterrupt, StopRequested):
+        code = interrupted_exit_code(raw)
+        what = "files already written are complete" if code else "nothing was lost"
+        sys.stderr.write(f"rdstream: stopped; {what}\n")
+        sys.exit(code)
+    except Exception as err:
+        if type(err).__name__ == "Abort":  # click's own Ctrl-C at a prompt
+            sys.stderr.write("rdstream: stopped\n")
+            sys.exit(interrupted_exit_code(raw))
+        if "RollingDepthError" in {c.__name__ for c in type(err).__mro__}:
+            fail(str(err), err.exit_code)
+        if is_usage_error(err):
+            fail(usage_message(err, raw), 2)
+        if os.environ.get("RDSTREAM_DEBUG"):
+            raise
+        fail(f"internal error: {type(err).__name__}: {err} (set RDSTREAM_DEBUG=1 for the traceback)", 1)
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_message(err: BaseException, args: list[str]) -> str:
+    """click's message on one line, e.g. "Invalid value for '--res': 'abc' is not a valid integer.",
+    and where to read more."""
+    message = " ".join(err.format_message().split())
+    param = getattr(err, "param", None)
+    for name in getattr(param, "opts", None) or []:
+        given = [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
+        given += [a.split("=", 1)[1] for a in args if a.startswith(name + "=")]
+        if given:
+            message = message.replace(f"'{name}':", f"'{name}' ({given[-1]!r}):", 1)
+            break
+    command = next((a for a in args if not a.startswith("-")), None)
+    where = f"rdstream {command} --help" if command in {"file", "run", "sources", "dev"} else "rdstream --help"
+    return f"{message} (see {where})"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The typer application: one command per module (file, run, sources, dev).
+
+Imported by ``stream.cli.main`` only after it has taken charge of Ctrl-C and SIGTERM, because
+these imports (torch, diffusers) take seconds.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from stream.cli.dev import dev_app
+from stream.cli.file import file_command
+from stream.cli.run import run_command
+from stream.cli.sources import sources_command
+
+app = typer.Typer(
+    name="rdstream",
+    help="RollingDepth video-to-depth: offline files and a live node for Syphon/NDI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # click's plain help: it wraps cleanly at 80 columns (rich's boxed tables cut names and defaults)
+    rich_markup_mode=None,
+)
+app.command("file")(file_command)
+app.command("run")(run_command)
+app.command("sources")(sources_command)
+app.add_typer(dev_app, name="dev")

@@ -1,0 +1,48 @@
+"""``rdstream dev ...``: tools for developers and tests (the tiny random checkpoint and decoder, decoder comparison)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint
+
+dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True, rich_markup_mode=None)
+
+
+@dev_app.command("make-tiny-checkpoint")
+def make_tiny_checkpoint(folder: str = typer.Argument(..., help="folder to write")) -> int:
+    """Write a tiny RANDOM checkpoint in the real layout, for tests and demos (its output is NOT depth)."""
+    from pipeline.tiny_checkpoint import write_tiny_checkpoint
+
+    path = write_tiny_checkpoint(folder)
+    typer.echo(f"wrote a tiny random checkpoint to {path} (for tests only: its output is not depth)")
+    return 0
+
+
+@dev_app.command("make-tiny-decoder")
+def make_tiny_decoder(folder: str = typer.Argument(..., help="folder to write")) -> int:
+    """Write a small RANDOM AutoencoderTiny folder for --decoder in tests (its output is NOT depth)."""
+    from pipeline.tiny_decoder import write_tiny_decoder
+
+    path = write_tiny_decoder(folder)
+    typer.echo(f"wrote a tiny random AutoencoderTiny to {path} (for tests only: its output is not depth)")
+    return 0
+
+
+@dev_app.command("compare-decoders")
+def compare_decoders_command(
+    clip: str = typer.Argument(..., help="a video file"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
+    decoder: str = typer.Option("tiny", "--decoder", metavar="DECODER", help="the decoder to compare with the full VAE decoder: tiny | folder | hub id"),
+    frame_count: int = typer.Option(30, "--frame-count", metavar="N", help="frames of the clip to use (from the start)"),
+    res: int = typer.Option(384, "--res", metavar="PX", help="longer edge in pixels (the live preset's 384 by default)"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+) -> int:
+    """Depth with another decoder against the full VAE decoder: AbsRel, frame-to-frame error, speed of each."""
+    from stream.cli.compare_decoders import CompareOptions, run_compare
+
+    return run_compare(CompareOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), decoder=decoder,
+                                      frame_count=frame_count, res=res, device=device, dtype=dtype))

@@ -1,0 +1,68 @@
+"""``rdstream file``: its options (as the reference ``run_video.py`` names them) and their defaults.
+
+The options are parsed here and handed, as one ``FileJobOptions``, to ``stream.cli.file_job``,
+which resolves and checks them once before the model loads.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from pipeline.errors import BadInputError
+from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
+
+
+def file_command(
+    input_pos: Optional[List[str]] = typer.Argument(None, metavar="INPUT", help="video file, folder of videos, or .txt list"),
+    input_video: Optional[List[str]] = typer.Option(None, "-i", "--input-video", metavar="VIDEO", help="same as INPUT (reference name)"),
+    output_dir: str = typer.Option("output", "-o", "--output-dir", metavar="DIR", help="folder for the outputs"),
+    preset: str = typer.Option("fast", "-p", "--preset", metavar="NAME", help="fast | fast1024 | full | paper | live (384 px preview)"),
+    start_frame: int = typer.Option(0, "--start-frame", metavar="N", help="first frame to process"),
+    frame_count: int = typer.Option(0, "--frame-count", metavar="N", help="number of frames (0 = all)"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
+    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales (default: preset)"),
+    max_vae_bs: int = typer.Option(4, "--max-vae-bs", metavar="N", help="frames per VAE batch"),
+    fps: float = typer.Option(0.0, "--fps", metavar="FPS", help="output video frame rate (0 = input rate)"),
+    restore_res: bool = typer.Option(False, "--restore-res/--no-restore-res", help="resize depth back to the input size"),
+    save_sbs: bool = typer.Option(True, "--save-sbs/--no-save-sbs", help="write {stem}_rgbd.mp4 (RGB beside depth)"),
+    save_npy: bool = typer.Option(True, "--save-npy/--no-save-npy", help="write {stem}_pred.npy (float32 [N,H,W] in [-1,1])"),
+    save_snippets: bool = typer.Option(False, "--save-snippets/--no-save-snippets", help="write {stem}_snippets.npz"),
+    save_16bit: bool = typer.Option(False, "--save-16bit/--no-save-16bit", help="write {stem}_depth16.mkv (lossless 16-bit FFV1)"),
+    cmap: Optional[List[str]] = typer.Option(None, "--cmap", metavar="NAME", help="colour maps for {stem}_{cmap}.mp4 (default: Spectral_r Greys_r)"),
+    dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", metavar="D", help="snippet dilations, e.g. -d 1 10 25 (default: preset)"),
+    cap_dilation: Optional[bool] = typer.Option(None, "--cap-dilation/--no-cap-dilation", help="cap dilations on short clips (default: preset)"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+    snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4 (default: 3)"),
+    refine_step: Optional[int] = typer.Option(None, "--refine-step", metavar="N", help="refinement steps (0 = off) (default: preset)"),
+    refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", metavar="L", help="frames per refinement snippet (default: 3)"),
+    refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", metavar="D", help="first refinement dilation (default: 6)"),
+    resample_method: str = typer.Option("bilinear", "--resample-method", metavar="METHOD", help="bilinear | bicubic | nearest | nearest-exact | area (or BILINEAR, NEAREST_EXACT...)"),
+    unload_snippet: bool = typer.Option(False, "--unload-snippet/--no-unload-snippet", help="keep decoded snippets in CPU memory (saves GPU memory)"),
+    verbose: bool = typer.Option(False, "--verbose/--no-verbose", help="print per-stage timings"),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),
+    quality: str = typer.Option("balanced", "--quality", metavar="LEVEL", help="co-alignment quality: fast | balanced | quality"),
+    coalign: str = typer.Option("exact", "--coalign", metavar="SOLVER", help="co-alignment solver: exact | adam (the reference's)"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    decoder: str = typer.Option("full", "--decoder", metavar="DECODER", help=DECODER_HELP),
+    unet_bs: int = typer.Option(4, "--unet-bs", metavar="N", help="snippets per UNet call (independent of --max-vae-bs)"),
+) -> int:
+    """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
+    from stream.cli.file_job import FileJobOptions, run_file_job
+
+    inputs = list(input_pos or []) + list(input_video or [])
+    if not inputs:
+        raise BadInputError("give an input video: rdstream file INPUT (a file, a folder or a .txt list)")
+    opts = FileJobOptions(
+        inputs=inputs, output_dir=output_dir, checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        start_frame=start_frame, frame_count=frame_count, res=res, max_vae_bs=max_vae_bs, fps=fps,
+        restore_res=restore_res, save_sbs=save_sbs, save_npy=save_npy, save_snippets=save_snippets,
+        save_16bit=save_16bit, cmaps=split_values(cmap) or ["Spectral_r", "Greys_r"],
+        dilations=split_values(dilations, int), cap_dilation=cap_dilation, dtype=dtype, snip_len=snip_len,
+        refine_step=refine_step, refine_snippet_len=refine_snippet_len,
+        refine_start_dilation=refine_start_dilation, resample_method=resample_method,
+        unload_snippet=unload_snippet, verbose=verbose, seed=seed, quality=quality, coalign=coalign, device=device,
+        decoder=decoder, unet_bs=unet_bs,
+    )
+    return run_file_job(opts)

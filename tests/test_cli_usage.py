@@ -1,0 +1,95 @@
+"""Usage errors, bounds, progress without a terminal and stops during start-up: one line, a clear exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from stream.cli import main
+from stream.cli.file_job import PlainProgress
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(capsys, *args) -> tuple[int, str]:
+    """The CLI in-process; returns (exit code, stderr)."""
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    return info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "--source", "test:", "--sink", "null:", "--res", "abc"], "'--res' ('abc')"),
+    (["run", "--source", "test:", "--sink", "null:", "-d", "-25"], "--dilations -25"),
+    (["run", "--source", "test:", "--sink", "null:", "--lookahead", "x"], "'--lookahead' ('x')"),
+    (["file", "clip.mp4", "--fps", "fast"], "'--fps' ('fast')"),
+    (["file", "clip.mp4", "--bogus"], "No such option: --bogus"),
+    (["run", "--sink", "null:"], "Missing option '--source'"),
+])
+def test_every_usage_error_is_one_line_naming_the_option_and_value(capsys, args, expected):
+    code, err = run_main(capsys, *args)
+    assert code == 2
+    assert err.startswith("rdstream: error: ") and err.count("\n") == 1, err
+    assert expected in err and "No such option: -2" not in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "--source", "test:", "--sink", "null:", "--res", "100000"], "--res 100000"),
+    (["file", "clip.mp4", "--res", "100000"], "--res 100000"),
+    (["file", "clip.mp4", "--fps", "nan"], "--fps nan"),
+    (["file", "clip.mp4", "--fps", "inf"], "--fps inf"),
+])
+def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, args, expected):
+    code, err = run_main(capsys, *args, "-c", tmp_path / "no-checkpoint-needed")
+    assert code == 2 and expected in err and err.count("\n") == 1, err
+
+
+def test_help_reads_cleanly_at_80_columns():
+    env = {"COLUMNS": "80", "PATH": "/usr/bin:/bin"}
+    for command in ("file", "run"):
+        out = subprocess.run([sys.executable, "-m", "stream.cli", command, "--help"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120).stdout
+        lines = out.splitlines()
+        assert lines[0].startswith(f"Usage: rdstream {command} [OPTIONS]") and "[[" not in lines[0]
+        assert max(len(line) for line in lines) <= 80
+        assert "…" not in out and "<list[str]>" not in out.split("Options:")[1]
+        assert "--refine-snippet-len" in out or command == "run"
+
+
+def test_plain_progress_lines_when_not_on_a_terminal():
+    clock = iter([0.0, 5.0, 12.0, 30.0, 31.0]).__next__
+    console = Console(file=__import__("io").StringIO(), force_terminal=False, width=200)
+    progress = PlainProgress(console, "clip", interval_s=10.0, clock=clock)
+    for _ in range(4):
+        progress("encode", 25, 100)  # at 0, 5 (quiet: under the interval), 12 s, then done at 30 s
+    progress("write", 0, 0)
+    lines = console.file.getvalue().splitlines()
+    assert lines[0] == "clip encode: 25/100, 0 s elapsed"
+    assert lines[1] == "clip encode: 75/100, 12 s elapsed, about 4 s left"
+    assert lines[2] == "clip encode: 100/100, 30 s elapsed"
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 0.3), (signal.SIGTERM, 0.3), (signal.SIGTERM, 2.5)])
+def test_a_stop_during_start_up_is_one_line_and_exit_0(tiny_checkpoint, sig, delay):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=64x48&rate=30", "--sink", "null:",
+         "-c", str(tiny_checkpoint), "--res", "64", "-d", "1", "--no-status"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    # stopped before the node ran ("stopped"), or by the running node ("interrupted:"), never silently
+    assert "rdstream: stopped" in stderr or "interrupted:" in stderr, stderr
