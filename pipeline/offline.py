@@ -19,8 +19,8 @@ from pipeline.coalign import METHODS, align_snippets, normalize_to_unit_range
 from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
-from pipeline.preprocess import RESAMPLE_METHODS, check_res, processing_size
-from pipeline.diffusion_refine import refine_depth
+from pipeline.preprocess import check_res, processing_size, resample_mode
+from pipeline.diffusion_refine import check_refine_clip, refine_depth
 from pipeline.snippets import SnippetLevel, check_snippet_options, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
@@ -100,8 +100,7 @@ def check_settings(settings: OfflineSettings) -> None:
         raise BadInputError(f"--refine-snippet-len {settings.refine_snippet_len}: must be 2, 3 or 4")
     if settings.refine_start_dilation < 1:
         raise BadInputError(f"--refine-start-dilation {settings.refine_start_dilation}: must be at least 1")
-    if settings.resample_method not in RESAMPLE_METHODS:
-        raise BadInputError(f"--resample-method {settings.resample_method}: use one of {', '.join(RESAMPLE_METHODS)}")
+    resample_mode(settings.resample_method)
 
 
 class OfflinePipeline:
@@ -124,6 +123,8 @@ class OfflinePipeline:
             raise BadInputError(f"expected uint8 RGB frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
         num_frames = frames.shape[0]
         plans = plan_snippets(num_frames, s.dilations, s.snip_len, s.cap_dilation)
+        if s.refine_steps:
+            check_refine_clip(num_frames, s.refine_snippet_len)
         height, width = processing_size(frames.shape[1], frames.shape[2], s.res)
         latent_hw = (height // model.vae_scale, width // model.vae_scale)
 
@@ -169,7 +170,7 @@ class OfflinePipeline:
             depth, passes = refine_depth(
                 model, rgb_latents, depth, noise, s.refine_steps, s.refine_snippet_len,
                 s.refine_start_dilation, s.max_vae_bs,
-                progress=lambda n: report("refine", n, s.refine_steps),
+                progress=lambda n: report("refine", n, s.refine_steps), cap=s.cap_dilation,
             )
             synchronize(model.device)
             seconds["refine"] = time.perf_counter() - start

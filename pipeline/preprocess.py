@@ -14,6 +14,20 @@ import torch.nn.functional as F
 from pipeline.errors import BadInputError
 
 RESAMPLE_METHODS = ("bilinear", "bicubic", "nearest", "nearest-exact", "area")
+#: The reference's spellings (torchvision InterpolationMode names its tensor resize supports) are
+#: ours in upper case with "_": BILINEAR, BICUBIC, NEAREST, NEAREST_EXACT.
+
+
+def resample_mode(method: str) -> str:
+    """Our name of a resampling method, given in any case and with ``_`` or ``-`` (``NEAREST_EXACT``
+    -> ``nearest-exact``); ``BadInputError`` listing the accepted names otherwise."""
+    mode = str(method).strip().lower().replace("_", "-")
+    if mode not in RESAMPLE_METHODS:
+        raise BadInputError(
+            f"--resample-method {method}: use one of {', '.join(RESAMPLE_METHODS)} "
+            f"(any case, _ or -: the reference's BILINEAR, BICUBIC, NEAREST, NEAREST_EXACT work too)"
+        )
+    return mode
 
 
 # Largest processing size (longer edge). The reference's largest preset uses 1024; 4096 already
@@ -53,9 +67,11 @@ def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tup
 
 
 def resize(images: torch.Tensor, size: tuple[int, int], method: str = "bilinear") -> torch.Tensor:
-    """Resize [N, C, H, W] float images to ``size``; antialiased when shrinking with (bi)linear/cubic."""
-    if method not in RESAMPLE_METHODS:
-        raise BadInputError(f"--resample-method {method}: use one of {', '.join(RESAMPLE_METHODS)}")
+    """Resize [N, C, H, W] float images to ``size``; antialiased when shrinking with (bi)linear/cubic.
+
+    ``method``: any spelling ``resample_mode`` accepts (``bilinear``, ``BILINEAR``, ``nearest_exact``...).
+    """
+    method = resample_mode(method)
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     kwargs = {}

@@ -113,3 +113,33 @@ class SnippetPlan:
 def short_stream_snippet(count: int) -> tuple[int, ...]:
     """When a stream ends before any full snippet fits, one snippet of all its ``count`` frames."""
     return tuple(range(count))
+
+
+# ----------------------------------------------------------------------------- lookahead
+def coverage_at_lookahead(lookahead: int, snip_len: int, dilations) -> int:
+    """Snippets that cover a frame of a live stream by the time it is output ``lookahead`` frames late.
+
+    The snippet of dilation d ending at frame t covers t - j d for j = 0..L-1, so it covers frame f
+    at position j once frame f + j d has arrived: one snippet per (d, j) with ``j * d <= lookahead``
+    (L=3, dilations 1 and 25: 2 at lookahead 0, 3 at 1, 4 at 2..24, 5 at 25..49, 6 from 50).
+    Counted once the stream has run longer than the widest snippet.
+    """
+    return sum(1 for d in set(dilations) for j in range(snip_len) if j * d <= lookahead)
+
+
+def useful_lookaheads(snip_len: int, dilations) -> tuple[int, ...]:
+    """The lookahead values at which one more snippet covers each output frame, with 0 (the lowest
+    latency): the distinct ``j * d`` for j = 0..L-1 (L=3, dilations 1 and 25: 0, 1, 2, 25, 50).
+    Any other value covers a frame with as many snippets as the useful value below it."""
+    return tuple(sorted({j * d for d in set(dilations) for j in range(snip_len)}))
+
+
+def lookahead_latency_note(lookahead: int, snip_len: int, dilations) -> str | None:
+    """One line saying that ``lookahead`` only adds latency (None when it adds coverage)."""
+    useful = useful_lookaheads(snip_len, dilations)
+    if lookahead in useful:
+        return None
+    best = max(v for v in useful if v <= lookahead)
+    covered = coverage_at_lookahead(best, snip_len, dilations)
+    return (f"--lookahead {lookahead}: each frame gets the same {covered} snippets as with --lookahead {best}; "
+            f"the {lookahead - best} extra frames only add latency (useful values: {', '.join(map(str, useful))})")

@@ -47,7 +47,8 @@ def test_reference_argument_habits_are_accepted():
 
 def test_frame_range_input_flag_and_restore_res(tiny_checkpoint, clip40, tmp_path):
     code = rdstream("file", "-i", clip40, "-o", tmp_path, "-c", tiny_checkpoint, *SMALL, "--start-frame", "5",
-                    "--frame-count", "20", "--restore-res", "--no-save-sbs", "--cmap", "turbo")
+                    "--frame-count", "20", "--restore-res", "--no-save-sbs", "--cmap", "turbo",
+                    "--resample-method", "NEAREST_EXACT")  # the reference's spelling
     assert code == 0
     assert np.load(tmp_path / "clip_pred.npy").shape == (20, 64, 96)
     assert count_frames(tmp_path / "clip_turbo.mp4") == 20
@@ -110,6 +111,7 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     short = write_clip(tmp_path / "short.mp4", 2)
+    three = write_clip(tmp_path / "three.mp4", 3)
     no_unet = tmp_path / "no_unet"
     import shutil
 
@@ -122,12 +124,15 @@ def bad_inputs(tmp_path: Path, clip: Path, checkpoint: Path):
         "not a video": ([not_video], "notes.mp4"),
         "truncated": ([truncated], "truncated.mp4"),
         "too short": ([short], "too short"),
+        "refinement snippet longer than the clip": (
+            [three, "-d", "1", "--refine-step", "2", "--refine-snippet-len", "4"], "--refine-snippet-len 4: the clip has only 3 frames"),
         "negative res": ([clip, "--res", "-8"], "--res -8"),
         "checkpoint without unet": ([clip, "-c", no_unet], "unet/"),
         "unwritable output": ([clip, "-o", blocker / "sub"], "cannot write"),
         "no mps": ([clip, "--device", "mps"], "MPS is not available"),
         "unknown preset": ([clip, "--preset", "ultra"], "--preset ultra"),
         "unknown colour map": ([clip, "--cmap", "Nope"], "Nope"),
+        "unknown resample method": ([clip, "--resample-method", "LANCZOS"], "use one of bilinear, bicubic"),
     }
 
 

@@ -37,7 +37,11 @@ def _naive_objective(depths, frames, num_frames, scales, shifts):
     for k, idx in enumerate(frames):
         for pos, n in enumerate(idx):
             covering[n].append((k, pos))
-    slots = max(len(v) for v in covering.values())
+    # the reference pads to one slot per (dilation level, position in the snippet)
+    level_length = {}
+    for idx in frames:
+        level_length[tuple(np.diff(idx))] = len(idx)
+    slots = sum(level_length.values())
 
     def data_term(transform):
         total = 0.0
@@ -74,6 +78,28 @@ def test_objective_matches_naive_transcription():
     assert objective(depths, frames, n, scales, shifts_low) == pytest.approx(
         _naive_objective(depths, frames, n, scales, shifts_low), rel=1e-5
     )
+
+
+def test_objective_counts_every_snippet_slot_even_where_no_frame_fills_it():
+    # N=100, L=3, dilations 1 and 25: no frame is covered by all 3 dilation-25 snippets (at most
+    # 3 + 2 = 5 snippets cover a frame), but the reference's mean runs over 3 + 3 = 6 slots
+    gen = torch.Generator().manual_seed(1)
+    num_frames = 100
+    scene = torch.rand(num_frames, 12, 12, generator=gen) + 0.5
+    depths, frames = [], []
+    for dilation in (1, 25):
+        for start in range(num_frames - 2 * dilation):
+            idx = [start, start + dilation, start + 2 * dilation]
+            depths.append(scene[idx] * (0.5 + torch.rand(1, generator=gen).item()))
+            frames.append(idx)
+    k = len(depths)
+    scales, shifts = [1.0] * k, [0.0] * k
+    covering = np.zeros(num_frames, dtype=int)
+    for idx in frames:
+        covering[idx] += 1
+    assert covering.max() == 5
+    ours = objective(depths, frames, num_frames, scales, shifts)
+    assert ours == pytest.approx(_naive_objective(depths, frames, num_frames, scales, shifts), rel=1e-5)
 
 
 def test_adam_lowers_objective_and_reports_it():

@@ -61,3 +61,17 @@ def test_coalignment_methods(tiny_model, method, quality):
 def test_bad_settings_are_rejected_up_front(tiny_model, settings, message):
     with pytest.raises(BadInputError, match=message):
         OfflinePipeline(tiny_model, OfflineSettings(**settings))
+
+
+def test_short_clip_caps_the_refinement_start_dilation_like_the_reference(tiny_model):
+    # N = 12, L = 3: the start dilation 6 is capped to int(12 / 3) - 1 = 3, so the 10 steps use
+    # dilations 3,2,2,2,2,2,1,1,1,1 and run 12 - 2d snippets of 3 frames each
+    schedule = [3, 2, 2, 2, 2, 2, 1, 1, 1, 1]
+    result = OfflinePipeline(tiny_model, OfflineSettings(res=64, seed=1, dilations=(1,), refine_steps=10))(FRAMES[:12])
+    assert result.counts["refine_unet_frame_passes"] == sum((12 - 2 * d) * 3 for d in schedule)
+
+
+def test_refinement_snippet_longer_than_the_clip_is_bad_input(tiny_model):
+    settings = OfflineSettings(res=64, dilations=(1,), refine_steps=2, refine_snippet_len=4)
+    with pytest.raises(BadInputError, match="--refine-snippet-len 4: the clip has only 3 frames"):
+        OfflinePipeline(tiny_model, settings)(FRAMES[:3])

@@ -74,6 +74,16 @@ def test_bad_normalize_and_lookahead_are_exit_2(tmp_path):
         assert result.returncode == 2 and result.stderr.startswith("rdstream: error:"), result.stderr
 
 
+def test_a_lookahead_that_only_adds_latency_is_warned_about_before_the_model_loads(tmp_path):
+    base = ["run", "--source", "test:?frames=3", "--sink", "null:", "-c", str(tmp_path / "none"), "-d", "1", "-d", "25"]
+    result = rdstream(*base, "--lookahead", "10", timeout=60)
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("rdstream: warning: --lookahead 10: each frame gets the same 4 snippets as with --lookahead 2; "
+                        "the 8 extra frames only add latency (useful values: 0, 1, 2, 25, 50)"), result.stderr
+    assert lines[1].startswith("rdstream: error:")  # the missing checkpoint, found after the warning
+    assert "warning" not in rdstream(*base, "--lookahead", "25", timeout=60).stderr
+
+
 def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files(monkeypatch, tmp_path):
     from stream.cli.run import RunOptions, check_options
 

@@ -84,7 +84,7 @@ def _frame_layout(samples: FitSamples) -> _FrameLayout:
     counts = samples.entries_per_frame.cpu()
     starts = torch.cumsum(counts, 0) - counts
     slot = torch.arange(order.numel()) - starts[frame_of[order]]
-    n, s = samples.num_frames, samples.slots
+    n, s = samples.num_frames, int(counts.max())  # the most snippets covering one frame
     values = torch.zeros(n, s, samples.pixels, dtype=torch.float32)
     mask = torch.zeros(n, s, dtype=torch.float32)
     snippet = torch.zeros(n, s, dtype=torch.int64)

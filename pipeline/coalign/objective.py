@@ -5,6 +5,8 @@ snippets k covering n, held constant (no gradient). ``c_n = mean_p |T[n, p]|``.
 
 - linear term: sum over entries of ``|s_k x + t_k - T| / c_n``, divided by ``slots * N * P``, i.e. the
   mean over a padded ``[slots, N, P]`` tensor in which missing (snippet-slot, frame) pairs count as 0;
+  ``slots`` is the sum of the levels' snippet lengths (one slot per position in a snippet per
+  dilation level, see ``FitSamples.slots``), not the most snippets covering a frame;
 - inverse term: the same on ``1 / clamp(s_k x + t_k, min=1e-3)`` against its own target and c_n;
 - regulariser, summed over dilation levels: ``0.1 * mean(max(0, 1 - s)^2) + 10 * mean(t^2)``;
 - total = linear + 1.0 * inverse + regulariser.

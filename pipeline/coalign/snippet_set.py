@@ -86,8 +86,11 @@ class FitSamples:
         level_of_snippet: int64 ``[K]``, regulariser level of each snippet.
         num_levels: number of levels.
         global_min: the minimum that was subtracted (applies to the full-resolution merge too).
-        slots: most snippets covering one frame; the reference's data terms are means over a
-            padded ``[slots, N, P]`` tensor in which missing entries count as 0.
+        slots: snippet slots of the reference's padded ``[slots, N, P]`` tensor, over which its
+            data terms are means (missing entries count as 0): one slot per frame position of
+            each level, i.e. the sum of the levels' snippet lengths (6 for L=3, dilations 1 and
+            25), whether or not some frame is covered that often (on clips of 100 frames or
+            fewer no frame is covered by all 3 snippets of dilation 25).
     """
 
     values: torch.Tensor
@@ -203,6 +206,9 @@ def fit_samples(snippets: SnippetSet, stride: int = FIT_STRIDE, device: torch.de
         frame_of.extend(frames)
     counts = snippets.coverage()
     level_of, num_levels = snippets.levels()
+    level_lengths = {level: len(frames) for level, frames in zip(level_of, snippets.frame_indices)}
+    # max(): duplicated snippets can cover a frame more often than a level has positions
+    slots = max(sum(level_lengths.values()), int(counts.max()))
     return FitSamples(
         values=torch.cat([r.to(device=device, dtype=torch.float32) for r in rows]).flatten(1) - global_min,
         snippet_of_entry=torch.tensor(snippet_of, dtype=torch.int64, device=device),
@@ -211,7 +217,7 @@ def fit_samples(snippets: SnippetSet, stride: int = FIT_STRIDE, device: torch.de
         level_of_snippet=torch.tensor(level_of, dtype=torch.int64, device=device),
         num_levels=num_levels,
         global_min=global_min,
-        slots=int(counts.max()),
+        slots=slots,
     )
 
 

@@ -38,7 +38,7 @@ def file_command(
     refine_step: Optional[int] = typer.Option(None, "--refine-step", metavar="N", help="refinement steps (0 = off) (default: preset)"),
     refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", metavar="L", help="frames per refinement snippet (default: 3)"),
     refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", metavar="D", help="first refinement dilation (default: 6)"),
-    resample_method: str = typer.Option("bilinear", "--resample-method", metavar="METHOD", help="bilinear | bicubic | nearest | nearest-exact | area"),
+    resample_method: str = typer.Option("bilinear", "--resample-method", metavar="METHOD", help="bilinear | bicubic | nearest | nearest-exact | area (or BILINEAR, NEAREST_EXACT...)"),
     unload_snippet: bool = typer.Option(False, "--unload-snippet/--no-unload-snippet", help="keep decoded snippets in CPU memory (saves GPU memory)"),
     verbose: bool = typer.Option(False, "--verbose/--no-verbose", help="print per-stage timings"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),

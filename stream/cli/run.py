@@ -24,7 +24,7 @@ from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, get_preset, live_quality
-from pipeline.snippets import SnippetPlan
+from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
 from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
@@ -142,6 +142,9 @@ def run_stream(opts: RunOptions) -> int:
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
+    note = lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
+    if note:
+        console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
     # 2. Load the model, on the thread that will run it (see stream.model_thread).
     device = resolve_device(opts.device)
