@@ -218,6 +218,9 @@ def empty_text_embedding(folder: Path) -> torch.Tensor:
         except Exception:
             pass  # a corrupt cache entry is recomputed below
     from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # one-off load from our folder: its bar says nothing
 
     try:
         tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
@@ -252,9 +255,13 @@ def load_rolling_depth(
         checked (and downloaded) before any weights load.
     """
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers.utils import logging as diffusers_logging
 
     from pipeline.attention import enable_cross_frame_attention
 
+    # Loading our own components from a folder: the libraries' per-shard bars say nothing to a
+    # user (hub downloads keep their own progress bars).
+    diffusers_logging.disable_progress_bar()
     device = device if isinstance(device, torch.device) else resolve_device(device)
     dtype = dtype or resolve_dtype(None, device)
     folder = resolve_checkpoint_folder(str(checkpoint))

@@ -148,3 +148,10 @@ def test_a_damaged_video_in_a_batch_is_skipped_and_the_others_go_on(capsys, tmp_
     assert code == 2  # the worst problem of the batch
     assert err.index("bad.mp4") < err.index("NOT depth")  # said before the model loaded
     assert (tmp_path / "out" / "good_pred.npy").exists()
+
+
+def test_help_and_usage_errors_do_not_wait_for_torch():
+    code = ("import sys; from stream.cli.app import app; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

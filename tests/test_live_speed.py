@@ -236,7 +236,7 @@ def test_offline_unet_batch_is_independent_of_max_vae_bs(tiny_model, monkeypatch
 
 def test_live_preset_and_quality_levels():
     from stream.cli.file_job import FileJobOptions, build_settings
-    from stream.cli.run import RunOptions, check_options
+    from stream.cli.run_job import RunOptions, check_options
 
     live = get_preset("live")
     assert (live.dilations, live.res, live.dtype, live.refine_steps) == ((1, 25), 384, "fp16", 0)
@@ -341,7 +341,7 @@ def test_live_cost_quick_meets_the_count_and_flop_targets():
 
 
 def test_summary_gives_model_work_per_output_frame():
-    from stream.cli.run import summary_line
+    from stream.cli.run_job import summary_line
     from stream.node import NodeResult
 
     result = NodeResult(end_reason="source ended", frames_in=10, frames_out=10, frames_processed=10, dropped=0, lost=0,

@@ -85,7 +85,7 @@ def test_a_lookahead_that_only_adds_latency_is_warned_about_before_the_model_loa
 
 
 def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files(monkeypatch, tmp_path):
-    from stream.cli.run import RunOptions, check_options
+    from stream.cli.run_job import RunOptions, check_options
 
     clip = write_clip(tmp_path / "clip.mp4", num_frames=3, width=32, height=32)  # file: sources are probed
 
@@ -105,7 +105,7 @@ def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files
 
 
 def test_summary_says_a_frame_that_arrived_during_the_stop_was_not_processed():
-    from stream.cli.run import summary_line
+    from stream.cli.run_job import summary_line
     from stream.node import NodeResult
 
     result = NodeResult(end_reason="interrupted", frames_in=25, frames_out=24, frames_processed=24, dropped=0, lost=0,

@@ -278,7 +278,7 @@ def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
 
     from bench.support.stream_doubles import FailingSink
     from pipeline.errors import RuntimeFailure
-    from stream.cli.run import _run_with_status
+    from stream.cli.run_job import _run_with_status
     from stream.model_thread import ModelThread
 
     plan = SnippetPlan(3, (1, 5))
@@ -295,7 +295,7 @@ def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
 def test_a_port_taken_during_the_model_load_is_one_error_and_closes_the_edges():
     from rich.console import Console
 
-    from stream.cli.run import _run_with_status
+    from stream.cli.run_job import _run_with_status
     from stream.model_thread import ModelThread
 
     plan = SnippetPlan(3, (1, 5))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stream.node import NodeResult
-from stream.cli.run import summary_line
+from stream.cli.run_job import summary_line
 from tests.conftest import run_rdstream, write_clip
 from tests.small_fs import small_tmpfs
 
@@ -71,7 +71,7 @@ def test_bad_outputs_and_sizes_are_one_line_exit_2_before_the_model_loads(tmp_pa
 
 def test_every_output_and_source_problem_is_found_by_the_option_check(tmp_path):
     from pipeline.errors import BadInputError
-    from stream.cli.run import RunOptions, check_options
+    from stream.cli.run_job import RunOptions, check_options
 
     (tmp_path / "d.npy").mkdir()
     cases = {

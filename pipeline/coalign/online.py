@@ -160,8 +160,8 @@ class OnlineAligner:
     """Incremental co-alignment of depth snippets arriving in stream order (module docstring).
 
     Args:
-        lookahead: frames to wait after a frame before it is ready (0 = lowest latency; each extra
-            frame lets one more snippet per dilation cover it). ``>= 0``.
+        lookahead: frames to wait after a frame before it is ready (0 = lowest latency; only some
+            values let more snippets cover a frame: ``pipeline.snippets.useful_lookaheads``). ``>= 0``.
         window: frames kept, counted back from the newest frame pushed; ``for_plan`` sizes it as
             ``SnippetPlan.history(lookahead)`` = ``(L - 1) * max_dilation + 1 + lookahead`` (53 for
             L=3, dilation 25, lookahead 2).

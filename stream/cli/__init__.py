@@ -1,6 +1,6 @@
 """The ``rdstream`` command line: one module per command, and the one place errors become exit codes.
 
-Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (stream.cli.run),
+Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (stream.cli.run, its job in stream.cli.run_job),
 ``sources`` (stream.cli.sources), ``dev`` (stream.cli.dev); ``make demo`` runs stream.cli.demo.
 The typer app is assembled in stream.cli.app.
 
@@ -17,6 +17,11 @@ import signal
 import sys
 
 
+# typer answers a KeyboardInterrupt inside a command with this exit code and no message; our
+# commands return only 0, 1 and 2, so it always means Ctrl-C.
+TYPER_INTERRUPTED = 130
+
+
 class StopRequested(BaseException):
     """Ctrl-C or SIGTERM arrived before the command had its own handling in place (start-up)."""
 
@@ -26,18 +31,13 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 
 def quiet_libraries() -> None:
-    """Library chatter (weight-loading bars, advisory warnings) is noise for our users."""
+    """Library chatter (advisory warnings, telemetry) is noise for our users. Set through the
+    environment, which the libraries read when they are first imported, so that ``--help`` and
+    usage errors do not wait for them to load; the weight-loading bars are switched off where
+    the weights load (pipeline.checkpoint)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    try:
-        import diffusers.utils.logging as dlog
-        import transformers.utils.logging as tlog
-
-        dlog.disable_progress_bar()
-        tlog.disable_progress_bar()
-    except Exception:
-        pass
 
 
 def is_usage_error(err: BaseException) -> bool:
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         from stream.cli.app import app
 
         code = app(args=args, prog_name="rdstream", standalone_mode=False)
+        if code == TYPER_INTERRUPTED:  # typer turned a Ctrl-C inside a command into this code
+            raise KeyboardInterrupt
     except (KeyboardInterrupt, StopRequested):
         code = interrupted_exit_code(raw)
         what = "files already written are complete" if code else "nothing was lost"
