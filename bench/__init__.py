@@ -1,0 +1,1 @@
+"""Benchmarks that print one JSON document each; ``bench.support`` holds what tests and benchmarks share."""

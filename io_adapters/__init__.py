@@ -1,0 +1,1 @@
+"""The node's edges: sources and sinks addressed by URIs, and the encodings they send (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Model and maths of RollingDepth: no sources, sinks or asyncio (docs/architecture.md)."""

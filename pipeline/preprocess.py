@@ -36,8 +36,8 @@ MAX_RES = 4096
 
 
 def check_res(res: int) -> None:
-    """--res is 0 (native size) or a number of pixels up to ``MAX_RES``."""
-    if res < 0 or res > MAX_RES:
+    """--res is 0 (native size) or 8 (one latent pixel) to ``MAX_RES`` pixels."""
+    if res < 0 or 0 < res < 8 or res > MAX_RES:
         raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from 8 to {MAX_RES}")
 
 

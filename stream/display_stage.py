@@ -1,4 +1,4 @@
-"""Temporally stable display normalisation: aligned depth -> DepthFrame in [0, 1] for the sinks.
+"""The display stage: aligned depth -> DepthFrame in [0, 1] for the sinks, through a display normaliser.
 
 Live commands (``NodeCommand``: display range, colour map, pause) wait in ``LiveControls``, the
 node's command hook, and are applied here between two frames, so each one takes effect from the

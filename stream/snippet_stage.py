@@ -31,7 +31,7 @@ class SnippetStage(Stage):
         self.steps = steps
         self.plan = plan
         self.model_thread = model_thread
-        self.window: RollingWindow = RollingWindow(plan.history())
+        self.window: RollingWindow = RollingWindow(plan.span)
         self._frames_seen = 0
         self._snippets_run = 0
 

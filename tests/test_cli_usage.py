@@ -41,6 +41,7 @@ def test_every_usage_error_is_one_line_naming_the_option_and_value(capsys, args,
 
 @pytest.mark.parametrize("args, expected", [
     (["run", "--source", "test:", "--sink", "null:", "--res", "100000"], "--res 100000"),
+    (["run", "--source", "test:", "--sink", "null:", "--res", "3"], "--res 3"),
     (["file", "clip.mp4", "--res", "100000"], "--res 100000"),
     (["file", "clip.mp4", "--fps", "nan"], "--fps nan"),
     (["file", "clip.mp4", "--fps", "inf"], "--fps inf"),

@@ -29,9 +29,11 @@ import numpy as np
 import torch
 
 from pipeline.errors import BadInputError
+from pipeline.presets import get_preset
 
-DILATIONS = (1, 25)
-SNIP_LEN = 3
+# The snippets of the offline default (preset fast): the decoders are compared on what users run.
+_FAST = get_preset("fast")
+DILATIONS, SNIP_LEN = _FAST.dilations, _FAST.snip_len
 
 
 @dataclass
