@@ -48,6 +48,14 @@ def file_sink_suffix(uri: ParsedUri) -> str:
     return suffix
 
 
+def npy_target(uri: ParsedUri) -> str:
+    """The file an ``npy:NAME.npy`` sink writes (it takes no options); BadInputError without a name."""
+    OptionReader(uri, {})
+    if not uri.target:
+        raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
+    return uri.target
+
+
 def check_file_sink_uri(uri: ParsedUri) -> None:
     """Check a ``file:``, ``npy:`` or ``null:`` sink URI (extension, options, values) without
     opening anything, so the CLI finds mistakes before the model loads."""
@@ -57,9 +65,7 @@ def check_file_sink_uri(uri: ParsedUri) -> None:
         else:
             read_layout(OptionReader(uri, GRAY16_FILE_OPTIONS))
     elif uri.scheme == "npy":
-        OptionReader(uri, {})
-        if not uri.target:
-            raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
+        npy_target(uri)
     elif uri.scheme == "null":
         OptionReader(uri, {})
 
@@ -104,10 +110,7 @@ class NpySink(ThreadedSink):
     first frame. Both load with numpy at any moment of the run (see npy_stream)."""
 
     def __init__(self, uri: ParsedUri, fps: float) -> None:
-        OptionReader(uri, {})
-        if not uri.target:
-            raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
-        self._depth = NpyStreamWriter(uri.target, "<f4", frame_ndim=2)
+        self._depth = NpyStreamWriter(npy_target(uri), "<f4", frame_ndim=2)
         try:
             self._timestamps = NpyStreamWriter(timestamps_path(uri.target), "<f8", frame_ndim=0)
         except BaseException:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from io_adapters.file_sink import npy_target
 from io_adapters.npy_stream import timestamps_path
 from io_adapters.uri import parse_uri
 from pipeline.errors import BadInputError
@@ -31,9 +32,8 @@ def sink_files(uri: str) -> list[Path]:
     if parsed.scheme == "file" and parsed.target:
         return [Path(parsed.target)]
     if parsed.scheme == "npy":
-        if not parsed.target:
-            raise BadInputError("npy: needs a file name, e.g. npy:depth.npy")
-        return [Path(parsed.target), timestamps_path(parsed.target)]
+        target = npy_target(parsed)
+        return [Path(target), timestamps_path(target)]
     return []
 
 

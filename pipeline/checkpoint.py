@@ -126,32 +126,44 @@ def choose_dtype(explicit: str | None, preset_dtype: str | None, device: torch.d
     return resolve_dtype(explicit or (preset_dtype if device.type != "cpu" else None), device)
 
 
-def _is_hub_id(text: str) -> bool:
+def is_hub_id(text: str) -> bool:
+    """``owner/name`` that is not an existing path: a Hugging Face hub id (checkpoints, decoders)."""
     return not Path(text).exists() and text.count("/") == 1 and not text.startswith((".", "/", "~"))
 
 
 def resolve_checkpoint_folder(checkpoint: str, allow_download: bool = True) -> Path:
     """A local folder as given, or the local snapshot of a hub id (downloaded with progress if needed)."""
     path = Path(checkpoint).expanduser()
-    if path.exists() or not _is_hub_id(checkpoint):
+    if path.exists() or not is_hub_id(checkpoint):
         if not path.is_dir():
             raise BadInputError(f"checkpoint {checkpoint}: no such folder (give a checkpoint folder or a hub id like {DEFAULT_CHECKPOINT})")
         return path
+    return fetch_snapshot(
+        checkpoint, allow_download,
+        not_cached=f"checkpoint {checkpoint}: not in the local Hugging Face cache",
+        failed=(f"checkpoint {checkpoint}: could not download it ({{reason}}); download it on a machine with "
+                f"network access (huggingface-cli download {checkpoint}) or pass a local folder with -c"),
+    )
+
+
+def fetch_snapshot(hub_id: str, allow_download: bool, not_cached: str, failed: str,
+                   patterns: list[str] | None = None) -> Path:
+    """The local snapshot of ``hub_id``: the Hugging Face cache first, else a download (a tqdm
+    progress bar per file) when ``allow_download``. Failures are BadInputError: ``not_cached``
+    when downloading is not allowed, ``failed`` (with ``{reason}``, the first line of the
+    library's error) when the download fails."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(checkpoint, local_files_only=True))
+        return Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=patterns))
     except Exception:
         if not allow_download:
-            raise BadInputError(f"checkpoint {checkpoint}: not in the local Hugging Face cache") from None
+            raise BadInputError(not_cached) from None
     try:
-        return Path(snapshot_download(checkpoint))  # shows a tqdm progress bar per file
+        return Path(snapshot_download(hub_id, allow_patterns=patterns))
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInputError(
-            f"checkpoint {checkpoint}: could not download it ({first}); download it on a machine with "
-            f"network access (huggingface-cli download {checkpoint}) or pass a local folder with -c"
-        ) from None
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise BadInputError(failed.format(reason=reason)) from None
 
 
 def validate_checkpoint_folder(folder: Path) -> dict:

@@ -80,10 +80,6 @@ class DecoderChoice:
     folder: Path | None = None
 
 
-def _hub_id(text: str) -> bool:
-    return text.count("/") == 1 and not text.startswith((".", "/", "~"))
-
-
 def resolve_decoder(spec: str | None, allow_download: bool = True) -> DecoderChoice:
     """``full`` / ``tiny`` / a folder / a hub id -> a checked ``DecoderChoice`` (downloads with progress).
 
@@ -95,7 +91,9 @@ def resolve_decoder(spec: str | None, allow_download: bool = True) -> DecoderCho
         return DecoderChoice("full")
     hub_id = TINY_DECODER_HUB_ID if spec == "tiny" else spec
     path = Path(hub_id).expanduser()
-    if path.exists() or not _hub_id(hub_id):
+    from pipeline.checkpoint import is_hub_id  # checkpoint imports this module
+
+    if path.exists() or not is_hub_id(hub_id):
         if not path.is_dir():
             raise BadInputError(f"--decoder {spec}: no such folder (use {DECODER_CHOICES})")
         check_tiny_decoder_folder(path, spec)
@@ -106,22 +104,14 @@ def resolve_decoder(spec: str | None, allow_download: bool = True) -> DecoderCho
 
 
 def _download(hub_id: str, spec: str, allow_download: bool) -> Path:
-    from huggingface_hub import snapshot_download
+    from pipeline.checkpoint import fetch_snapshot  # checkpoint imports this module
 
-    try:
-        return Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=DOWNLOAD_PATTERNS))
-    except Exception:
-        if not allow_download:
-            raise BadInputError(f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache") from None
-    try:
-        # a tqdm progress bar per file, like the main checkpoint
-        return Path(snapshot_download(hub_id, allow_patterns=DOWNLOAD_PATTERNS))
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInputError(
-            f"--decoder {spec}: could not download {hub_id} ({first[:200]}); download it where there is "
-            f"network access (huggingface-cli download {hub_id}) and pass the folder, or use --decoder full"
-        ) from None
+    return fetch_snapshot(
+        hub_id, allow_download, patterns=DOWNLOAD_PATTERNS,
+        not_cached=f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache",
+        failed=(f"--decoder {spec}: could not download {hub_id} ({{reason}}); download it where there is "
+                f"network access (huggingface-cli download {hub_id}) and pass the folder, or use --decoder full"),
+    )
 
 
 def check_tiny_decoder_folder(folder: Path, spec: str) -> dict:

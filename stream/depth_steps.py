@@ -30,10 +30,6 @@ class StepCounts:
         return {"encodes": self.encodes, "unet_frame_passes": self.unet_frame_passes,
                 "decodes_full": self.decodes_full, "decodes_fit": self.decodes_fit}
 
-    def per_frame(self, frames: int) -> dict:
-        """Each count divided by ``frames`` (output frames), rounded to 0.01; {} without frames."""
-        return {k: round(v / frames, 2) for k, v in self.as_dict().items()} if frames else {}
-
 
 class DepthSteps(Protocol):
     """Model steps the node calls from a worker thread (blocking calls)."""

@@ -73,7 +73,17 @@ def _check_depth(depth: np.ndarray) -> np.ndarray:
     return depth
 
 
-class RunningRangeNormalizer:
+class _RangeHolder:
+    """The range in use, kept by every normaliser (None before the first frame)."""
+
+    _range: DisplayRange | None = None
+
+    @property
+    def current_range(self) -> DisplayRange | None:
+        return self._range
+
+
+class RunningRangeNormalizer(_RangeHolder):
     """EMA of the per-frame robust range: ``range = momentum * range + (1 - momentum) * new``.
 
     The first frame initialises the range, so the stream does not fade in from a made-up range.
@@ -88,11 +98,6 @@ class RunningRangeNormalizer:
         self.momentum = momentum
         self.low_pct = low_pct
         self.high_pct = high_pct
-        self._range: DisplayRange | None = None
-
-    @property
-    def current_range(self) -> DisplayRange | None:
-        return self._range
 
     def __call__(self, depth: np.ndarray) -> np.ndarray:
         depth = _check_depth(depth)
@@ -108,7 +113,7 @@ class RunningRangeNormalizer:
         return apply_range(depth, self._range)
 
 
-class FixedRangeNormalizer:
+class FixedRangeNormalizer(_RangeHolder):
     """A constant range: ``near`` maps to 1 and ``far`` to 0 (aligned inverse-depth units)."""
 
     def __init__(self, near: float, far: float) -> None:
@@ -116,15 +121,11 @@ class FixedRangeNormalizer:
             raise BadInputError(f"--normalize fixed:NEAR,FAR needs two different finite numbers, got {near},{far}")
         self._range = DisplayRange(far=float(far), near=float(near))
 
-    @property
-    def current_range(self) -> DisplayRange | None:
-        return self._range
-
     def __call__(self, depth: np.ndarray) -> np.ndarray:
         return apply_range(_check_depth(depth), self._range)
 
 
-class WindowRangeNormalizer:
+class WindowRangeNormalizer(_RangeHolder):
     """Robust percentiles of the pooled (subsampled) pixels of the last ``frames`` frames.
 
     Memory is bounded: ``frames`` subsampled maps (1/16 of a frame each).
@@ -137,10 +138,6 @@ class WindowRangeNormalizer:
         self.high_pct = high_pct
         self._recent: deque[np.ndarray] = deque(maxlen=frames)
         self._range: DisplayRange | None = None
-
-    @property
-    def current_range(self) -> DisplayRange | None:
-        return self._range
 
     def __call__(self, depth: np.ndarray) -> np.ndarray:
         depth = _check_depth(depth)

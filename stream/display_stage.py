@@ -51,6 +51,8 @@ class LiveControls:
         self._pending.append(command)
 
     def take(self) -> list[NodeCommand]:
+        if not self._pending:  # the usual case, every frame
+            return []
         taken = list(self._pending)
         self._pending.clear()
         return taken

@@ -43,7 +43,7 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
 from io_adapters.encodings import colormap_lut
-from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.errors import BadInputError
 from stream.messages import NodeCommand
 from stream.stream_stats import NodeStats
 
@@ -281,10 +281,7 @@ class OscControl:
                 self.warnings.warn(f"ignored {message.address[:80]!r} {shown}: {reason}")
                 continue
             if parsed is not None:
-                try:
-                    command(parsed)
-                except RollingDepthError as err:  # the node refused it: a warning, never a crash
-                    self.warnings.warn(f"ignored {message.address}: {err}")
+                command(parsed)
 
     def acknowledge(self, command: NodeCommand, source_index: int | None) -> None:
         """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
-from pipeline.coalign.online import SnippetDepth, fit_grid
+from pipeline.coalign.online import FitGrid, SnippetDepth, fit_grid
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
 from pipeline.preprocess import processing_size
 from pipeline.presets import check_fit_path
@@ -55,11 +55,13 @@ class RollingDepthSteps:
         self.counts = StepCounts()
         self.noise: torch.Tensor | None = None
         self._size: tuple[int, int] | None = None  # (H', W') of the first frame
+        self._grid: FitGrid | None = None  # the aligner's fit grid at that size
 
     def encode(self, rgb: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """uint8 [H, W, 3] -> (uint8 [H', W', 3] display rgb, latent [4, h, w] on the model's device)."""
         if self._size is None:
             self._size = processing_size(rgb.shape[0], rgb.shape[1], self.res)
+            self._grid = fit_grid(*self._size, self.fit_stride)
         image = prepare_frames_on(self.model.device, rgb[None], self._size)
         latent = encode_rgb(self.model, image, batch_size=1)[0]
         self.counts.encodes += 1
@@ -86,7 +88,7 @@ class RollingDepthSteps:
         flags = [bool(m) for snippet in merged for m in snippet]
         full_rows = [i for i, m in enumerate(flags) if m]
         fit_rows = [i for i, m in enumerate(flags) if not m]
-        grid = fit_grid(*self._size, self.fit_stride)
+        grid = self._grid
         fit = torch.empty(b * length, grid.pixels, device=self.model.device, dtype=torch.float32)
         full = decode_depth(self.model, depth_latents[full_rows], self.decode_batch, dtype=None)
         fit[full_rows] = grid.take(full).float()

@@ -9,7 +9,7 @@ import torch
 from bench.support.synthetic_depth import abs_rel, make_clip, temporal_error
 from pipeline.coalign import align_snippets, merge_snippets, objective
 from pipeline.coalign.exact import solve_exact
-from pipeline.coalign.quality import ExactSettings
+from pipeline.coalign.quality import IrlsSettings
 from pipeline.coalign.snippet_set import fit_samples, validate_snippets
 
 
@@ -39,7 +39,7 @@ def test_exact_resists_noise_and_outlier_blobs_better_than_plain_least_squares()
     assert temporal_error(result.depth, clip.truth) < 0.03
     # a single solve is plain least squares: the outlier blobs pull it off
     snippets = validate_snippets(clip.depths, clip.frame_indices, 60)
-    plain = solve_exact(fit_samples(snippets), ExactSettings(stride=10, max_solves=1, tolerance=0.0))
+    plain = solve_exact(fit_samples(snippets), IrlsSettings(stride=10, max_solves=1, tolerance=0.0))
     plain_depth = merge_snippets(snippets, plain.scales, plain.shifts, fit_samples(snippets).global_min)
     assert abs_rel(result.depth, clip.truth) < 0.8 * abs_rel(plain_depth, clip.truth)
 

@@ -48,7 +48,7 @@ import scipy.sparse.linalg
 import torch
 
 from pipeline.coalign.objective import objective_terms
-from pipeline.coalign.quality import ExactSettings
+from pipeline.coalign.quality import IrlsSettings
 from pipeline.coalign.snippet_set import FitSamples
 
 #: IRLS smoothing: residuals below this fraction of the frame magnitude c_n count as this size,
@@ -265,7 +265,7 @@ def _consensus(layout: _FrameLayout, weights: torch.Tensor, scales: torch.Tensor
     return aligned, target
 
 
-def solve_exact(samples: FitSamples, settings: ExactSettings) -> ExactSolution:
+def solve_exact(samples: FitSamples, settings: IrlsSettings) -> ExactSolution:
     """IRLS for the L1 consensus with an explicit gauge (module docstring). CPU; pixel moments in
     float32, the linear solves in float64."""
     k = samples.num_snippets

@@ -186,6 +186,7 @@ class OnlineAligner:
         self._emitted_through = -1  # every frame <= this was emitted or skipped
         self._offset: float | None = None
         self._size: tuple[int, int] | None = None
+        self._grid: FitGrid | None = None  # the fit grid at _size
         self._dirty = False
         self._flushed = False
 
@@ -321,25 +322,27 @@ class OnlineAligner:
             if min(size) < MIN_SIDE:
                 raise BadInputError(f"online aligner: frames of {size[0]}x{size[1]} px are too small; each side needs >= {MIN_SIDE} px")
             self._size = size
+            self._grid = fit_grid(*size, self.fit_stride)  # fixed from here on
         elif size != self._size:
             raise BadInputError(
                 f"online aligner: snippet is {size[0]}x{size[1]} px but earlier ones are {self._size[0]}x{self._size[1]}"
             )
         if snippet.fit is not None:
-            pixels = fit_grid(*self._size, self.fit_stride).pixels
+            pixels = self._grid.pixels
             if tuple(snippet.fit.shape) != (len(frames), pixels):
                 raise BadInputError(
                     f"online aligner: fit samples must be [{len(frames)}, {pixels}] (fit_grid of {self._size[0]}x{self._size[1]} "
                     f"px, stride {self.fit_stride}), got {list(snippet.fit.shape)}"
                 )
-        # the sum is finite whenever every value is (the full check runs only if it is not)
+        # the sum is finite whenever every value is (the full check runs only if it is not); summed
+        # in float32, as fp16 depth from the node overflows a half-precision sum
         for part in (depth, snippet.fit):
-            if part is not None and not bool(torch.isfinite(part.sum())) and not bool(torch.isfinite(part).all()):
+            if part is not None and not bool(torch.isfinite(part.sum(dtype=torch.float32))) and not bool(torch.isfinite(part).all()):
                 raise BadInputError(f"online aligner: snippet for frames {frames} contains NaN or Inf; only finite depth is allowed")
         return snippet, frames
 
     def _fit_rows(self, snippet: SnippetDepth) -> np.ndarray:
-        rows = snippet.fit if snippet.fit is not None else fit_grid(*self._size, self.fit_stride).take(snippet.full)
+        rows = snippet.fit if snippet.fit is not None else self._grid.take(snippet.full)
         return rows.cpu().double().numpy() - self._offset
 
     def _prediction(self, snippet_id: int, slot: int) -> np.ndarray:

@@ -41,14 +41,17 @@ REFERENCE_STOP = EarlyStop(patience=0, min_iter=2000, threshold=0.0, max_iter=20
 
 
 @dataclass(frozen=True)
-class ExactSettings:
-    """Settings of the exact (IRLS) solver for one quality mode.
+class IrlsSettings:
+    """Settings of an IRLS solver for one quality mode: the exact offline solver and the
+    ``OnlineAligner``'s joint refinement have the same three knobs (different tables below).
 
     Attributes:
-        stride: keep every n-th pixel (both axes) for the fit; the reference's Adam uses 10.
-        max_solves: most weighted least-squares solves (the first one is plain least squares).
-        tolerance: stop when no scale or shift moves by more than this (relative to the mean
-            scale) between two solves.
+        stride: keep every n-th pixel (both axes) of the (cropped) frame for the fit; the
+            reference's Adam uses 10.
+        max_solves: most weighted least-squares solves (the first one is plain least squares);
+            online, per emitted frame.
+        tolerance: stop when no (open) scale or shift moves by more than this, relative to the
+            mean (open) scale, between two solves.
     """
 
     stride: int
@@ -57,9 +60,9 @@ class ExactSettings:
 
 
 _EXACT_TABLE = {
-    "fast": ExactSettings(stride=10, max_solves=3, tolerance=1e-2),
-    "balanced": ExactSettings(stride=10, max_solves=5, tolerance=1e-3),
-    "quality": ExactSettings(stride=5, max_solves=10, tolerance=1e-4),
+    "fast": IrlsSettings(stride=10, max_solves=3, tolerance=1e-2),
+    "balanced": IrlsSettings(stride=10, max_solves=5, tolerance=1e-3),
+    "quality": IrlsSettings(stride=5, max_solves=10, tolerance=1e-4),
 }
 
 
@@ -79,36 +82,20 @@ def adam_early_stop(quality: str, device_type: str = "cpu") -> EarlyStop:
     return (_CUDA_TABLE if device_type == "cuda" else _MPS_TABLE)[quality]
 
 
-def exact_settings(quality: str) -> ExactSettings:
+def exact_settings(quality: str) -> IrlsSettings:
     """Exact-solver settings of a quality mode (the same on every device)."""
     check_quality(quality, QUALITIES)
     return _EXACT_TABLE[quality]
 
 
-@dataclass(frozen=True)
-class OnlineSettings:
-    """Settings of ``OnlineAligner`` for one quality mode.
-
-    Attributes:
-        stride: keep every n-th pixel (both axes) of the cropped frame for the fit.
-        max_solves: most IRLS solves of the joint refinement per emitted frame.
-        tolerance: stop refining when no open scale or shift moves by more than this (relative to
-            the mean open scale) between two solves.
-    """
-
-    stride: int
-    max_solves: int
-    tolerance: float
-
-
 _ONLINE_TABLE = {
-    "fast": OnlineSettings(stride=10, max_solves=4, tolerance=1e-3),
-    "balanced": OnlineSettings(stride=10, max_solves=8, tolerance=3e-4),
-    "quality": OnlineSettings(stride=5, max_solves=16, tolerance=1e-4),
+    "fast": IrlsSettings(stride=10, max_solves=4, tolerance=1e-3),
+    "balanced": IrlsSettings(stride=10, max_solves=8, tolerance=3e-4),
+    "quality": IrlsSettings(stride=5, max_solves=16, tolerance=1e-4),
 }
 
 
-def online_settings(quality: str) -> OnlineSettings:
+def online_settings(quality: str) -> IrlsSettings:
     """``OnlineAligner`` settings of a quality mode."""
     check_quality(quality, QUALITIES)
     return _ONLINE_TABLE[quality]

@@ -232,7 +232,7 @@ def summary_line(result: NodeResult) -> str:
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
     latency = ("-" if result.latency_p50_ms is None
                else f"p50 {result.latency_p50_ms:.0f} ms, p95 {result.latency_p95_ms:.0f} ms")
-    failed = [f"{uri} ({info['error']})" for uri, info in result.sinks.items() if info["error"]]
+    failed = [f"{uri} ({error})" for uri, error in result.failed_sinks.items()]
     sink_drops = sum(info["dropped"] for info in result.sinks.values())
     text = (f"{result.end_reason}: {result.frames_in} frames in, {result.frames_out} out "
             f"({result.dropped} dropped by the realtime policy, {sink_drops} by sinks) "
