@@ -176,7 +176,7 @@ class StreamNode:
     async def run(self, handle_signals: bool = True) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
         start = time.perf_counter()
-        writer = StatsJsonWriter(self.stats_json) if self.stats_json else None
+        writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
         try:
             async with anyio.create_task_group() as outer:
                 if handle_signals:

@@ -7,6 +7,7 @@ status line and ``--stats-json`` both print that same object.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stream.console_pipes import drop_further_writes
 from stream.stage import StageMetrics
 
 # Latency percentiles over the last few seconds: recent enough to show a change, long enough
@@ -199,16 +201,79 @@ class StatsSampler:
                          latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
 
 
-class StatsJsonWriter:
-    """Appends one JSON line per sample to a file (flushed at once, so `tail -f` works)."""
+# ``--stats-json -`` writes the lines to stdout.
+STDOUT_TARGET = "-"
 
-    def __init__(self, path: Path) -> None:
+
+def stats_json_file(target: str | None) -> str | None:
+    """The file ``--stats-json`` writes, None for none or for stdout (nothing to check on disk)."""
+    return None if target is None or str(target) == STDOUT_TARGET else target
+
+
+class StatsJsonWriter:
+    """Appends one JSON line per sample to a file, or to stdout for ``-`` (flushed at once, so
+    ``tail -f`` and pipes see each line as it comes).
+
+    It is an output like a sink: a line that cannot be written (a full disk, a closed pipe) is
+    counted and dropped, the first failure is said once through ``report``, the count at ``close``;
+    it never raises, so the stream goes on. Each line goes out in one unbuffered write, so a
+    failure never leaves a half line waiting to be glued to the next.
+    """
+
+    def __init__(self, path: Path | str, report: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self.report = report or (lambda message: print(message, file=sys.stderr))
+        self.written = 0
+        self.failed = 0
+        self._to_stdout = str(path) == STDOUT_TARGET
+        self._where = "stdout" if self._to_stdout else str(self.path)
+        self._said = False
+        self._file = None
+        if not self._to_stdout:
+            try:
+                self._file = self.path.open("ab", buffering=0)
+            except OSError as err:
+                self._failed(err)
 
     def write(self, stats: NodeStats) -> None:
-        self._file.write(stats.as_json() + "\n")
-        self._file.flush()
+        line = stats.as_json() + "\n"
+        if self._said and self._to_stdout:  # stdout's reader is gone for good
+            self.failed += 1
+            return
+        try:
+            if self._to_stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                if getattr(sys.stdout, "gone", False):  # rdstream's console guard swallowed EPIPE and said so
+                    self._said = True
+                    self.failed += 1
+                    return
+            elif self._file is None:
+                raise OSError("not open")
+            else:
+                data = line.encode("utf-8")
+                while data:  # a raw write may take part of the line (a nearly full disk)
+                    data = data[self._file.write(data):]
+        except OSError as err:
+            self._failed(err)
+            return
+        self.written += 1
+
+    def _failed(self, err: OSError) -> None:
+        self.failed += 1
+        if self._to_stdout:
+            drop_further_writes(sys.stdout)
+        if not self._said:
+            self._said = True
+            self.report(f"--stats-json {self._where}: cannot write ({err.strerror or err}); its lines are "
+                        "dropped and counted, the stream goes on")
 
     def close(self) -> None:
-        self._file.close()
+        if self.failed:
+            self.report(f"--stats-json {self._where}: {self.failed} of {self.failed + self.written} lines "
+                        "were not written")
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
