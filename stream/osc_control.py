@@ -212,7 +212,9 @@ def python_osc_quiet():
     """python-osc logs a root-logger warning for some malformed bundles and argument types; under
     a flood of garbage that would be thousands of stderr lines. While the listener runs, records
     from python-osc's own files are dropped (our RateLimitedWarnings says what was ignored)."""
-    library = str(Path(pythonosc.__file__).resolve().parent)
+    # Both spellings: a record's pathname keeps a symlinked environment's path unresolved.
+    package = Path(pythonosc.__file__).parent
+    library = (str(package), str(package.resolve()))
 
     def keep(record: logging.LogRecord) -> bool:
         return not record.pathname.startswith(library)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.console_pipes import drop_further_writes
+from stream.rate_meter import RateMeter
 from stream.stage import StageMetrics
 
 # Latency percentiles over the last few seconds: recent enough to show a change, long enough
@@ -43,6 +44,7 @@ class LatencyTracker:
         self._recent: deque[tuple[float, float]] = deque(maxlen=max_recent)
         self._run_bins = np.zeros(_RUN_BINS, dtype=np.int64)
         self.count = 0
+        self.rate = RateMeter()  # frames delivered per second
         self.min_s = float("inf")
         self.max_s = 0.0
         self.last_s: float | None = None  # latency of frame number count - 1
@@ -53,6 +55,7 @@ class LatencyTracker:
         self._forget_before(now - self.window_s)
         self._run_bins[_run_bin(latency_s)] += 1
         self.count += 1
+        self.rate.tick(now)
         self.min_s = min(self.min_s, latency_s)
         self.last_s = latency_s
         self.max_s = max(self.max_s, latency_s)
@@ -149,7 +152,8 @@ class NodeStats:
 
 
 class StatsSampler:
-    """Computes ``NodeStats`` from the stages' counters; rates are per interval between samples."""
+    """Computes ``NodeStats`` from the stages' counters; rates from the recent frames' times
+    (``stream.rate_meter``)."""
 
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],
@@ -165,20 +169,17 @@ class StatsSampler:
         self.dropped = dropped
         self.sink_dropped = sink_dropped
         self.started = time.perf_counter()
-        self._last = (self.started, 0, 0)
 
     def sample(self) -> NodeStats:
         now = time.perf_counter()
         frames_in = self.stages[0].items_in
         frames_out = self.latency.count
-        last_t, last_in, last_out = self._last
-        dt = max(now - last_t, 1e-9)
-        self._last = (now, frames_in, frames_out)
         p50, p95 = self.latency.percentiles_ms(now)
         return NodeStats(
             elapsed_s=round(now - self.started, 3),
-            input_fps=round((frames_in - last_in) / dt, 2),
-            output_fps=round((frames_out - last_out) / dt, 2),
+            # from the frames' own times, not per-sample counts (which flip between 0 and 1 below 1 fps)
+            input_fps=round(self.stages[0].arrivals.per_second(now), 2),
+            output_fps=round(self.latency.rate.per_second(now), 2),
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             frames_in=frames_in,

@@ -223,8 +223,10 @@ def per_frame_counts(result: NodeResult) -> str:
     if not result.frames_out:
         return "no output frames"
     c = {k: v / result.frames_out for k, v in result.step_counts.items()}
-    return (f"{c.get('encodes', 0):.2f} encodes, {c.get('unet_frame_passes', 0):.2f} UNet frame-passes, "
-            f"{c.get('decodes_full', 0):.2f} full decodes, {c.get('decodes_fit', 0):.2f} fit decodes")
+    text = (f"{c.get('encodes', 0):.2f} encodes, {c.get('unet_frame_passes', 0):.2f} UNet frame-passes, "
+            f"{c.get('decodes_full', 0):.2f} full decodes")
+    # none with --fit-decode full (those frames are full decodes) or with every frame decoded
+    return text + (f", {c['decodes_fit']:.2f} fit decodes" if c.get("decodes_fit") else "")
 
 
 def summary_line(result: NodeResult) -> str:
