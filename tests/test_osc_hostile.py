@@ -160,3 +160,23 @@ def _cmap(name: str):
     builder = OscMessageBuilder(address="/rdstream/cmap")
     builder.add_arg(name)
     return builder.build()
+
+
+def test_a_paused_realtime_node_sends_one_held_frame_per_processed_frame():
+    """docs/live_io.md: paused, the sinks receive the held picture at the rate they do when live
+    (one per processed frame), not at the source rate."""
+    from pipeline.snippets import SnippetPlan
+    from stream.display_normalizer import parse_normalize
+    from stream.display_stage import LiveControls
+    from stream.node import NodeConfig, StreamNode
+    from bench.support.stream_doubles import FakeSteps, make_aligner
+
+    plan = SnippetPlan(3, (1, 5))
+    sink, controls = RecordingSink(), LiveControls()
+    node = StreamNode(ListSource(150, interval=0.005), [("rec:", sink)], FakeSteps(predict_delay=0.03),
+                      make_aligner(plan), parse_normalize("running"),
+                      NodeConfig(plan=plan, lookahead=0, drop_frames=True), controls=controls)
+    node.command(NodeCommand("pause", (True,), sent=(1,)))
+    result = anyio.run(node.run, False)
+    assert result.dropped > 50 and result.frames_out == result.frames_processed == len(sink.frames)
+    assert all(f.depth is sink.frames[0].depth for f in sink.frames)  # the first picture, held
