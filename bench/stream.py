@@ -1,6 +1,6 @@
 """Streaming node benchmark: prints ONE JSON document on stdout (progress on stderr).
 
-Sections (``--sections abcde``, all by default):
+Sections (``--sections abcdef``, all by default):
 (a) runtime overhead: ``test:`` -> node -> ``null:`` at 384 px with a model-free stand-in for the
     model steps (defined here, used only here). ``runtime_only`` also stands in for the aligner
     (plain mean), which isolates the node's own cost; ``with_online_aligner`` runs the real one.
@@ -12,6 +12,8 @@ Sections (``--sections abcde``, all by default):
     process: counts of VAE encodes, UNet frame-passes and VAE decodes, and seconds.
     Targets: stream/offline seconds <= 1.0 and exactly 1 encode per frame.
 (d) RSS after 100 frames and after ``--d-frames`` frames (tiny model, 64 px). Target growth < 50 MB.
+(f) --realtime with a stand-in model slower than the source (test: at 30 fps, 0.25 s a frame):
+    end-to-end latency p50/p95 in processing periods. Target <= lookahead + 2 (lookahead 2).
 (e) depth of the node (lookahead 2) against the offline pipeline on the same clip and tiny
     checkpoint: AbsRel of the node's aligned depth after one global affine fit to the offline
     depth, with the offline depth mapped from [-1, 1] to [1, 2] (AbsRel needs a positive
@@ -299,6 +301,47 @@ def section_d(args, tiny, model_thread: ModelThread) -> dict:
             "seconds": result.elapsed_s, "target_growth_mb": 50, "meets_target": growth < 50}
 
 
+class SlowStandInSteps(StandInSteps):
+    """Benchmark (f) only: the stand-in steps taking a fixed time on the model thread, as a model
+    that is slower than the source (encode ``encode_s``, each snippet batch ``predict_s``)."""
+
+    def __init__(self, encode_s: float, predict_s: float) -> None:
+        super().__init__()
+        self.encode_s, self.predict_s = encode_s, predict_s
+
+    def encode(self, rgb: np.ndarray):
+        time.sleep(self.encode_s)
+        return super().encode(rgb)
+
+    def predict(self, latents, merged=None):
+        time.sleep(self.predict_s)
+        return super().predict(latents, merged)
+
+
+def section_f(args) -> dict:
+    """--realtime with a model slower than the source: end-to-end latency in processing periods.
+    Target: p50 and p95 within lookahead + 2 periods (frames must not wait in queues)."""
+    lookahead, encode_s, predict_s = 2, args.f_period_s * 0.25, args.f_period_s * 0.75
+    log(f"(f) --realtime: test: at 30 fps, a stand-in model taking {args.f_period_s:.2f} s a frame, "
+        f"lookahead {lookahead}, {args.f_seconds:.0f} s")
+    source = open_source("test:?size=96x64&rate=30", realtime=True)
+    plan = SnippetPlan(3, (1, 5))
+    node = StreamNode(source, [("collect:", CollectSink())], SlowStandInSteps(encode_s, predict_s),
+                      MeanAlignerStandIn(lookahead), parse_normalize("running"),
+                      NodeConfig(plan=plan, lookahead=lookahead, drop_frames=True,
+                                 max_frames=int(args.f_seconds * 30)), report=log)
+    result = anyio.run(node.run, False)
+    # the model thread never idles while frames are dropped: one period per processed frame
+    period_ms = 1000.0 * result.elapsed_s / max(result.frames_processed, 1)
+    bound = lookahead + 2
+    p50, p95 = (None if v is None else round(v / period_ms, 2) for v in (result.latency_p50_ms, result.latency_p95_ms))
+    return {"lookahead": lookahead, "frames_in": result.frames_in, "frames_out": result.frames_out,
+            "dropped": result.dropped, "processing_period_ms": round(period_ms, 1),
+            "latency_p50_ms": result.latency_p50_ms, "latency_p95_ms": result.latency_p95_ms,
+            "latency_p50_periods": p50, "latency_p95_periods": p95, "target_periods": bound,
+            "meets_target": p95 is not None and p95 <= bound}
+
+
 def section_e(args, tiny, model_thread: ModelThread) -> dict:
     n = args.e_frames
     log(f"(e) node (lookahead 2) vs offline on the same {n}-frame clip, tiny checkpoint, 64 px")
@@ -319,7 +362,7 @@ def section_e(args, tiny, model_thread: ModelThread) -> dict:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.stream", description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="abcde", help="which sections to run, e.g. ab")
+    parser.add_argument("--sections", default="abcdef", help="which sections to run, e.g. ab")
     parser.add_argument("--a-frames", type=int, default=600)
     parser.add_argument("--b-frames", type=int, default=60)
     parser.add_argument("--b-res", type=int, default=128)
@@ -328,6 +371,8 @@ def parse_args(argv):
     parser.add_argument("--c-res", type=int, default=128)
     parser.add_argument("--d-frames", type=int, default=1000, help="frames for the second RSS reading (10000 for the full check)")
     parser.add_argument("--e-frames", type=int, default=90)
+    parser.add_argument("--f-period-s", type=float, default=0.25, help="(f) the stand-in model's seconds per frame")
+    parser.add_argument("--f-seconds", type=float, default=8.0, help="(f) seconds of the realtime run")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     return parser.parse_args(argv)
 
@@ -347,8 +392,8 @@ def main(argv=None) -> int:
         tiny = model_thread.call(load_tiny_model, os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
         runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny, model_thread),
                    "c": lambda: section_c(args, model_thread), "d": lambda: section_d(args, tiny, model_thread),
-                   "e": lambda: section_e(args, tiny, model_thread)}
-        for key in "abcde":
+                   "e": lambda: section_e(args, tiny, model_thread), "f": lambda: section_f(args)}
+        for key in "abcdef":
             if key in args.sections:
                 start = time.perf_counter()
                 report[key] = runners[key]()

@@ -93,9 +93,12 @@ class FileSource(BlockingSource):
         item = next(self._frames, None)
         if item is None and self.loop:
             period = 1.0 / self.info.fps if self.info.fps else 0.0
-            self._time_offset = self._last_time + period
             self._frames = self._open_frames()
             item = next(self._frames, None)
+            if item is not None:
+                # The loop's first frame comes one period after the last one: its own time in the
+                # file (1 s for ?start=30 at 30 fps) is taken out, so there is no gap at the seam.
+                self._time_offset = self._last_time + period - item[0]
         if item is None:
             return None
         time_s, rgb = item

@@ -31,6 +31,19 @@ class _Received:
     received_at: float
 
 
+# How often newest-wins capture looks whether the next stage is free (a few ms of added latency
+# at most, next to processing periods of tens of ms and more).
+_READY_POLL_S = 0.002
+
+
+async def _until_receivers_wait(sends: list[ObjectSendStream]) -> None:
+    """Return once a task waits to receive on each of ``sends`` (memory streams; others count as
+    always ready)."""
+    statistics = [s.statistics for s in sends if hasattr(s, "statistics")]
+    while not all(stats().tasks_waiting_receive for stats in statistics):
+        await anyio.sleep(_READY_POLL_S)
+
+
 class CaptureStage(Stage):
     """Reads ``source`` until it ends or ``stop`` is set, then sends ``StreamEnd``.
 
@@ -48,6 +61,9 @@ class CaptureStage(Stage):
         self.drop_frames = drop_frames
         self.max_frames = max_frames
         self.dropped = 0
+        # newest wins: hand a frame on only when the receivers of these links wait (the model
+        # stages' inputs, set by the node; empty = the next stage's)
+        self.free_before_hand_on: list[ObjectSendStream] = []
         self.end_reason = "source ended"
         self._kept = 0
 
@@ -94,7 +110,9 @@ class CaptureStage(Stage):
             nonlocal ready
             while True:
                 if waiting:
-                    # while this send waits for the next stage, newer frames replace each other
+                    # Newer frames replace each other until the next stage is free to take one,
+                    # so the frame handed on is the newest at that moment, not one that waited.
+                    await _until_receivers_wait(self.free_before_hand_on or [send])
                     await self._hand_on(send, waiting.pop())
                 elif reading_done:
                     return
@@ -131,7 +149,9 @@ class CaptureStage(Stage):
         finally:
             self.metrics.busy_s += time.perf_counter() - start
         self.metrics.items_in += 1
-        return _Received(frame, time.perf_counter())
+        received_at = time.perf_counter()
+        self.metrics.arrivals.tick(received_at)
+        return _Received(frame, received_at)
 
     async def _hand_on(self, send: ObjectSendStream, received: _Received) -> None:
         """Number the frame and send it; it counts as processed only once the next stage has it.

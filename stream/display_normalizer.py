@@ -22,12 +22,16 @@ import numpy as np
 
 from pipeline.errors import BadInputError
 
-NORMALIZE_CHOICES = "running, fixed:NEAR,FAR (two numbers, NEAR maps to 1), window or window:N (N >= 1)"
+NORMALIZE_CHOICES = "running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N (N >= 1)"
 
 # Percentile estimates on every 4th pixel in both axes: 16x fewer pixels, same robust range.
 _SUBSAMPLE = 4
 # Keep the mapped range away from zero width on constant frames (avoids a divide by ~0).
 _MIN_SPAN = 1e-6
+# A fixed range (``--normalize fixed:NEAR,FAR``, OSC ``/rdstream/normalize/fixed``) must lie within
+# +-MAX_RANGE_MAGNITUDE. Aligned depth is about [-1, 1]; far larger values are a typing slip, and
+# the bound keeps NEAR - FAR and every mapped value finite in float32 (the sinks' precision).
+MAX_RANGE_MAGNITUDE = 1e6
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,40 @@ class DisplayNormalizer(Protocol):
     def current_range(self) -> DisplayRange | None: ...
 
 
+def check_fixed_range(near: float, far: float) -> str | None:
+    """Why (NEAR, FAR) cannot be a fixed display range, or None when it can: the one rule for
+    ``--normalize fixed:NEAR,FAR`` and OSC ``/rdstream/normalize/fixed``.
+
+    Both finite, within +-MAX_RANGE_MAGNITUDE, NEAR > FAR (inverse depth: larger = nearer) and
+    still different once rounded to float32, so the mapping never divides by zero or overflows.
+    """
+    try:
+        near, far = float(near), float(far)
+    except (TypeError, ValueError, OverflowError):
+        return "expects two numbers NEAR FAR"
+    if not (np.isfinite(near) and np.isfinite(far)):
+        return "NEAR and FAR must be finite numbers"
+    if max(abs(near), abs(far)) > MAX_RANGE_MAGNITUDE:
+        return f"NEAR and FAR must lie within +-{MAX_RANGE_MAGNITUDE:g} (aligned depth is about -1..1)"
+    if not np.float32(near) > np.float32(far):
+        return "NEAR must be larger than FAR (inverse depth: larger = nearer; for an inverted picture use a reversed colour map such as gray_r)"
+    return None
+
+
 def apply_range(depth: np.ndarray, display_range: DisplayRange) -> np.ndarray:
-    """Map ``depth`` [H, W] linearly so that far -> 0 and near -> 1, clipped to [0, 1], float32."""
+    """Map ``depth`` [H, W] linearly so that far -> 0 and near -> 1, clipped to [0, 1], float32.
+
+    Never returns a non-finite value: NaN in ``depth`` (or from a degenerate range) becomes 0, so
+    no sink ever receives NaN or inf.
+    """
     span = display_range.near - display_range.far
-    if abs(span) < _MIN_SPAN:
+    if not abs(span) >= _MIN_SPAN:
         span = _MIN_SPAN if span >= 0 else -_MIN_SPAN
-    out = (np.asarray(depth, dtype=np.float32) - np.float32(display_range.far)) / np.float32(span)
-    return np.clip(out, 0.0, 1.0, out=out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (np.asarray(depth, dtype=np.float32) - np.float32(display_range.far)) / np.float32(span)
+    # fmax/fmin pick the number over a NaN: clipping and NaN removal in two in-place passes.
+    np.fmax(out, 0.0, out=out)
+    return np.fmin(out, 1.0, out=out)
 
 
 def robust_range(pixels: np.ndarray, low_pct: float, high_pct: float) -> DisplayRange:
@@ -117,8 +148,9 @@ class FixedRangeNormalizer(_RangeHolder):
     """A constant range: ``near`` maps to 1 and ``far`` to 0 (aligned inverse-depth units)."""
 
     def __init__(self, near: float, far: float) -> None:
-        if not (np.isfinite(near) and np.isfinite(far)) or near == far:
-            raise BadInputError(f"--normalize fixed:NEAR,FAR needs two different finite numbers, got {near},{far}")
+        reason = check_fixed_range(near, far)
+        if reason is not None:
+            raise BadInputError(f"--normalize fixed:{near:g},{far:g}: {reason}")
         self._range = DisplayRange(far=float(far), near=float(near))
 
     def __call__(self, depth: np.ndarray) -> np.ndarray:

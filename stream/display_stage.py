@@ -103,7 +103,8 @@ class DisplayStage(Stage):
             self.apply(command)
         timing = item.timing
         if self.paused and self.held is not None:
-            # Hold the picture, keep the stream's own timing: sinks go on receiving at the source rate.
+            # Hold the picture, keep the stream's own timing: sinks go on receiving one frame per
+            # processed frame, at the rate they do when live (docs/live_io.md).
             frame = DepthFrame(index=timing.source_index, timestamp=timing.timestamp, depth=self.held.depth,
                                rgb=self.held.rgb, received_at=timing.received_at,
                                display_range=self.held.display_range, cmap=self.cmap)

@@ -7,7 +7,7 @@ its own state before passing it on: shutdown is the same data flow as work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -105,7 +105,9 @@ class NodeCommand:
     kind: one of COMMAND_KINDS.
     args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
         ``cmap``; (True/False,) for ``pause``; () otherwise.
+    sent: the arguments exactly as they arrived (what an acknowledgement echoes); not compared.
     """
 
     kind: str
     args: tuple = ()
+    sent: tuple = field(default=(), compare=False)

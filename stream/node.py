@@ -176,7 +176,7 @@ class StreamNode:
     async def run(self, handle_signals: bool = True) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
         start = time.perf_counter()
-        writer = StatsJsonWriter(self.stats_json) if self.stats_json else None
+        writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
         try:
             async with anyio.create_task_group() as outer:
                 if handle_signals:
@@ -204,7 +204,13 @@ class StreamNode:
 
     async def _run_stages(self) -> None:
         # stage i sends on link i, stage i+1 receives from it; the first has no input, the last no output
-        links = [make_link(self.config.queue_size) for _ in self.stages[1:]]
+        # Under --realtime no frame waits in a queue while the model works on an older one: a stage
+        # takes its next item only when it is free (a rendezvous, size 0) and capture then hands on
+        # the newest frame, so latency stays within (lookahead + 2) processing periods (bench.stream (f)).
+        # Encode and snippets share the model thread: a frame is handed on only when both are free.
+        size = 0 if self.config.drop_frames else self.config.queue_size
+        links = [make_link(size) for _ in self.stages[1:]]
+        self.capture.free_before_hand_on = [links[0][0], links[1][0]]
         receives = [None] + [receive for _, receive in links]
         sends = [send for send, _ in links] + [None]
         async with anyio.create_task_group() as tg:

@@ -3,11 +3,11 @@
 Addresses (all under ``/rdstream/``), received on ``--osc`` (127.0.0.1 unless a host is given):
 
 * ``normalize/fixed NEAR FAR``: fixed display range in the aligned depth's units (NEAR maps to
-  white/1, FAR to black/0; inverse depth, so NEAR must be larger than FAR).
+  white/1, FAR to black/0); the rule of ``--normalize fixed:`` (display_normalizer.check_fixed_range).
 * ``normalize/running``: back to the running range (starts afresh).
 * ``cmap NAME``: matplotlib colour map for every colour-mapping sink (file .mp4, ndi bgra,
   syphon color).
-* ``pause 1|0``: hold the last depth frame (the source keeps being read) / go live again.
+* ``pause 1|0``: a state: hold the last depth frame (the source keeps being read) / go live again.
 * ``stop``: drain and stop, as Ctrl-C does.
 
 ``normalize/running`` and ``stop`` also accept one number, acting only when it is non-zero, so a
@@ -15,13 +15,16 @@ TouchDesigner button channel (1 on press, 0 on release) can drive them.
 
 Each command takes effect from the next output frame and is acknowledged on the status target
 as ``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` (SOURCE_INDEX: the first output frame it applies
-to, -1 for ``stop``). ``--osc-status`` also gets ``/rdstream/status INPUT_FPS OUTPUT_FPS
+to, -1 for ``stop``; ARGS as they were sent). A bundle time-tagged for later is applied at its time,
+up to MAX_SCHEDULE_AHEAD_S ahead. ``--osc-status`` also gets ``/rdstream/status INPUT_FPS OUTPUT_FPS
 LATENCY_P50_MS DROPPED NEAR FAR`` once a second (-1 for a latency not known yet, NaN for a range).
 
-A malformed message (unknown address, wrong argument count or type, unknown colour map, NEAR <=
-FAR, unparsable bytes, a packet over MAX_PACKET_BYTES) is ignored with one warning line (at most
-one line a second; the rest are counted in it). Packets beyond MAX_PACKETS_PER_S are dropped
-unparsed, so a flood costs the node little more than the kernel's receive work.
+Nothing received can stop the node: a malformed message (unknown address, wrong argument count or
+type, unknown colour map, a bad range, unparsable bytes, a packet over MAX_PACKET_BYTES) or any
+failure handling one is ignored with one warning line (at most one line a second; the rest are
+counted in it). Packets beyond MAX_PACKETS_PER_S are dropped unparsed unless their address is one
+of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
+never hides a ``stop``.
 """
 
 from __future__ import annotations
@@ -38,13 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import numpy as np
 import pythonosc
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
 from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
-from stream.messages import NodeCommand
+from stream.display_normalizer import check_fixed_range
+from stream.messages import COMMAND_KINDS, NodeCommand
 from stream.stream_stats import NodeStats
 
 OSC_PREFIX = "/rdstream/"
@@ -57,6 +64,16 @@ MAX_PACKET_BYTES = 4096
 MAX_PACKETS_PER_S = 500
 _BURST = 100
 _WARN_EVERY_S = 1.0
+# An OSC address is NUL-terminated: these prefixes match our addresses exactly, not longer ones.
+_CONTROL_ADDRESSES = tuple(f"{OSC_PREFIX}{kind}".encode() + b"\0" for kind in COMMAND_KINDS)
+_BUNDLE_HEADER = b"#bundle\0"
+# A bundle time-tagged for later is applied at its time (the node's clock), up to this far ahead;
+# further is more likely a wrong clock than a plan, and is ignored with a warning.
+MAX_SCHEDULE_AHEAD_S = 60.0
+# Commands waiting for their time tag at once (a bound on memory under a flood of bundles).
+MAX_SCHEDULED = 64
+# A time tag at most this far ahead counts as "now" (scheduling jitter, clocks a hair apart).
+_DUE_NOW_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -115,20 +132,26 @@ def _is_number(value) -> bool:
 
 
 def parse_command(address: str, args: list) -> NodeCommand | None:
-    """One OSC message -> NodeCommand; None for a trigger with value 0 (a released button).
+    """One OSC message -> NodeCommand (its ``sent`` holds ``args`` as they came, for the ack);
+    None for a trigger with value 0 (a released button).
 
     Raises ValueError with the reason when the message is malformed.
     """
+    command = _parse_command(address, args)
+    return None if command is None else NodeCommand(command.kind, command.args, sent=tuple(args))
+
+
+def _parse_command(address: str, args: list) -> NodeCommand | None:
     if not isinstance(address, str) or not address.startswith(OSC_PREFIX):
         raise ValueError("unknown address")
     kind = address[len(OSC_PREFIX):]
     if kind == "normalize/fixed":
-        if len(args) != 2 or not all(_is_number(a) for a in args):
+        if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
             raise ValueError("expects two numbers NEAR FAR")
-        near, far = float(args[0]), float(args[1])
-        if not near > far:
-            raise ValueError("NEAR must be larger than FAR (inverse depth: larger = nearer)")
-        return NodeCommand(kind, (near, far))
+        reason = check_fixed_range(args[0], args[1])
+        if reason is not None:
+            raise ValueError(reason)
+        return NodeCommand(kind, (float(args[0]), float(args[1])))
     if kind in ("normalize/running", "stop"):
         if not args:
             return NodeCommand(kind)
@@ -144,10 +167,19 @@ def parse_command(address: str, args: list) -> NodeCommand | None:
             raise ValueError(f"unknown colour map {args[0]!r}") from None
         return NodeCommand(kind, (args[0],))
     if kind == "pause":
+        # A state, not a trigger: 0 goes live again (a toggle button's off), unlike stop's 0.
         if len(args) != 1 or not (isinstance(args[0], bool) or _is_number(args[0])) or args[0] not in (0, 1):
             raise ValueError("expects 1 (hold the picture) or 0 (live)")
         return NodeCommand(kind, (bool(args[0]),))
     raise ValueError("unknown address")
+
+
+def is_control_packet(data: bytes) -> bool:
+    """Whether a packet is (or is a bundle holding) a message to one of our addresses; a cheap
+    byte test, so that packets over the budget can still be told apart from junk unparsed."""
+    if data.startswith(_BUNDLE_HEADER):
+        return any(address in data for address in _CONTROL_ADDRESSES)
+    return data.startswith(_CONTROL_ADDRESSES)
 
 
 class RateLimitedWarnings:
@@ -180,7 +212,9 @@ def python_osc_quiet():
     """python-osc logs a root-logger warning for some malformed bundles and argument types; under
     a flood of garbage that would be thousands of stderr lines. While the listener runs, records
     from python-osc's own files are dropped (our RateLimitedWarnings says what was ignored)."""
-    library = str(Path(pythonosc.__file__).resolve().parent)
+    # Both spellings: a record's pathname keeps a symlinked environment's path unresolved.
+    package = Path(pythonosc.__file__).parent
+    library = (str(package), str(package.resolve()))
 
     def keep(record: logging.LogRecord) -> bool:
         return not record.pathname.startswith(library)
@@ -215,6 +249,9 @@ class OscControl:
     """The OSC side of a run: a listener that turns messages into node commands, and a status
     sender (acknowledgements and ``/rdstream/status``).
 
+    Nothing that arrives can stop the node: any failure while handling one packet or message, and
+    any failure to send an acknowledgement or a status, is one rate-limited warning.
+
     Args:
         listen: where to receive commands; None = no control.
         status: where to send acknowledgements and status; None = nowhere.
@@ -228,9 +265,11 @@ class OscControl:
         self.warnings = RateLimitedWarnings(report)
         self.budget = PacketBudget()
         self.received = 0  # packets taken off the socket
-        self.ignored = 0  # malformed messages, oversized packets and packets over the budget
+        self.ignored = 0  # malformed messages, oversized packets and junk packets over the budget
+        self.scheduled = 0  # commands waiting for their bundle's time tag
         self._client = SimpleUDPClient(status.host, status.port) if status else None
         self._send_failed = False
+        self._later: Callable[[float, Callable[[], None]], None] | None = None
 
     async def serve(self, command: Callable[[NodeCommand], None], *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         """Receive until cancelled, handing each valid command to ``command`` (the node's hook).
@@ -242,15 +281,28 @@ class OscControl:
         except OSError as err:
             raise BadInputError(f"--osc {self.listen}: cannot listen on UDP {self.listen}: {err.strerror or err}") from None
         with python_osc_quiet():
-            async with udp:
+            async with udp, anyio.create_task_group() as timed:
+                self._later = lambda delay, action: timed.start_soon(self._run_later, delay, action)
                 task_status.started()
-                await self._receive(udp, command)
+                try:
+                    await self._receive(udp, command)
+                finally:
+                    self._later = None
+                    timed.cancel_scope.cancel()
+
+    async def _run_later(self, delay: float, action: Callable[[], None]) -> None:
+        try:
+            await anyio.sleep(delay)
+            action()
+        finally:
+            self.scheduled -= 1
 
     async def _receive(self, udp, command: Callable[[NodeCommand], None]) -> None:
         try:
             async for data, _sender in udp:
                 self.received += 1
-                if not self.budget.take():
+                # Over the budget only junk is dropped unread: a stop or a pause always gets through.
+                if not self.budget.take() and not is_control_packet(data):
                     self.ignored += 1
                     self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
                     continue
@@ -259,34 +311,62 @@ class OscControl:
             self.warnings.flush()
 
     def handle_packet(self, data: bytes, command: Callable[[NodeCommand], None]) -> None:
-        """Parse one UDP payload (a message or a bundle) and pass its valid commands on."""
+        """Parse one UDP payload (a message or a bundle) and pass its valid commands on; a bundle
+        time-tagged for later (up to MAX_SCHEDULE_AHEAD_S) is passed on at its time while ``serve``
+        runs. Never raises."""
         if len(data) > MAX_PACKET_BYTES:
             self.ignored += 1
             self.warnings.warn(f"ignored a {len(data)}-byte packet (over {MAX_PACKET_BYTES} bytes)")
             return
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
+            timed_messages = list(OscPacket(data).messages)
         except Exception as err:  # noqa: BLE001 - untrusted bytes: whatever the parser raises, one warning
-
             self.ignored += 1
             self.warnings.warn(f"ignored a packet that is not OSC ({type(err).__name__})")
             return
-        for message in messages:
-            args = list(message.params)
+        for timed in timed_messages:
             try:
-                parsed = parse_command(message.address, args)
-            except ValueError as reason:
+                self._handle_message(timed.message, timed.time, command)
+            except Exception as err:  # noqa: BLE001 - one message must never stop the node
                 self.ignored += 1
-                shown = " ".join(repr(a) for a in args[:4]) + (" ..." if len(args) > 4 else "")
-                self.warnings.warn(f"ignored {message.address[:80]!r} {shown}: {reason}")
-                continue
-            if parsed is not None:
-                command(parsed)
+                self.warnings.warn(f"ignored {str(getattr(timed.message, 'address', '?'))[:80]!r}: "
+                                   f"{type(err).__name__}: {err}")
+
+    def _handle_message(self, message, due: float, command: Callable[[NodeCommand], None]) -> None:
+        args = list(message.params)
+        try:
+            parsed = parse_command(message.address, args)
+        except ValueError as reason:
+            self.ignored += 1
+            shown = " ".join(repr(a)[:40] for a in args[:4]) + (" ..." if len(args) > 4 else "")
+            self.warnings.warn(f"ignored {message.address[:80]!r} {shown}: {reason}")
+            return
+        if parsed is None:
+            return
+        delay = due - time.time()
+        if delay <= _DUE_NOW_S or self._later is None:
+            command(parsed)
+        elif delay > MAX_SCHEDULE_AHEAD_S:
+            self.ignored += 1
+            self.warnings.warn(f"ignored {message.address[:80]!r}: its bundle's time tag is {delay:.0f} s ahead "
+                               f"(at most {MAX_SCHEDULE_AHEAD_S:.0f} s; is a clock wrong?)")
+        elif self.scheduled >= MAX_SCHEDULED:
+            self.ignored += 1
+            self.warnings.warn(f"ignored {message.address[:80]!r}: {MAX_SCHEDULED} time-tagged commands already wait")
+        else:
+            self.scheduled += 1
+            self._later(delay, lambda: self._pass_on(parsed, command))
+
+    def _pass_on(self, parsed: NodeCommand, command: Callable[[NodeCommand], None]) -> None:
+        try:
+            command(parsed)
+        except Exception as err:  # noqa: BLE001 - one message must never stop the node
+            self.warnings.warn(f"ignored {OSC_PREFIX}{parsed.kind}: {type(err).__name__}: {err}")
 
     def acknowledge(self, command: NodeCommand, source_index: int | None) -> None:
-        """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target."""
+        """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target; ARGS as they were sent."""
         self._send(ACK_ADDRESS, [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index),
-                                 *command.args])
+                                 *command.sent])
 
     def send_status(self, stats: NodeStats) -> None:
         """``/rdstream/status INPUT_FPS OUTPUT_FPS LATENCY_P50_MS DROPPED NEAR FAR``."""
@@ -298,11 +378,32 @@ class OscControl:
                                     float(near), float(far)])
 
     def _send(self, address: str, values: list) -> None:
+        """Send one message; never raises (it runs inside the node's display stage and stats loop)."""
         if self._client is None:
             return
         try:
-            self._client.send_message(address, values)
+            self._client.send(osc_message(address, values))
         except OSError as err:  # an unreachable status target must not stop the node
             if not self._send_failed:
                 self._send_failed = True
                 self.report(f"OSC: cannot send to --osc-status {self.status}: {err}")
+        except Exception as err:  # noqa: BLE001 - a value OSC cannot carry: say so, go on
+            self.warnings.warn(f"could not send {address}: {type(err).__name__}: {err}")
+
+
+# python-osc sends a Python float as float32 ('f'): larger finite values go as doubles ('d'), so
+# an echo shows what was sent instead of failing to pack it.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def osc_message(address: str, values: list) -> OscMessage:
+    """One OSC message; floats beyond float32's range as doubles, ints beyond int64 as doubles."""
+    builder = OscMessageBuilder(address=address)
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+            value = float(value)
+        if isinstance(value, float) and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_DOUBLE)
+        else:
+            builder.add_arg(value)
+    return builder.build()

@@ -97,7 +97,10 @@ class RollingDepthSteps:
             coarse = decode_depth(self.model, depth_latents[fit_rows], self.decode_batch, pool=pool, dtype=None)
             fit[fit_rows] = grid.take(coarse).float() if pool == 1 else grid.sample(coarse, pool)
         self.counts.decodes_full += len(full_rows)
-        self.counts.decodes_fit += len(fit_rows)
+        if FIT_PATH_POOL[self.fit_path] == 1:  # --fit-decode full: full decodes, only sampled on the fit grid
+            self.counts.decodes_full += len(fit_rows)
+        else:
+            self.counts.decodes_fit += len(fit_rows)
         full, fit = full.cpu(), fit.cpu()
         out, first = [], 0
         for s in range(b):

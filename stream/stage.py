@@ -17,6 +17,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from stream.messages import StreamEnd
+from stream.rate_meter import RateMeter
 
 # Between stages: one item waiting plus the one being worked on keeps latency low; model work
 # is the bottleneck, so deeper queues would only add delay.
@@ -46,6 +47,7 @@ class StageMetrics:
         self.items_in = 0
         self.items_out = 0
         self.input: ObjectReceiveStream | None = None
+        self.arrivals = RateMeter()  # items_in per second, ticked by the stage that counts them
 
     def queue_depth(self) -> int:
         if isinstance(self.input, MemoryObjectReceiveStream):

@@ -7,6 +7,7 @@ status line and ``--stats-json`` both print that same object.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stream.console_pipes import drop_further_writes
+from stream.rate_meter import RateMeter
 from stream.stage import StageMetrics
 
 # Latency percentiles over the last few seconds: recent enough to show a change, long enough
@@ -41,6 +44,7 @@ class LatencyTracker:
         self._recent: deque[tuple[float, float]] = deque(maxlen=max_recent)
         self._run_bins = np.zeros(_RUN_BINS, dtype=np.int64)
         self.count = 0
+        self.rate = RateMeter()  # frames delivered per second
         self.min_s = float("inf")
         self.max_s = 0.0
         self.last_s: float | None = None  # latency of frame number count - 1
@@ -51,6 +55,7 @@ class LatencyTracker:
         self._forget_before(now - self.window_s)
         self._run_bins[_run_bin(latency_s)] += 1
         self.count += 1
+        self.rate.tick(now)
         self.min_s = min(self.min_s, latency_s)
         self.last_s = latency_s
         self.max_s = max(self.max_s, latency_s)
@@ -147,7 +152,8 @@ class NodeStats:
 
 
 class StatsSampler:
-    """Computes ``NodeStats`` from the stages' counters; rates are per interval between samples."""
+    """Computes ``NodeStats`` from the stages' counters; rates from the recent frames' times
+    (``stream.rate_meter``)."""
 
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],
@@ -163,20 +169,17 @@ class StatsSampler:
         self.dropped = dropped
         self.sink_dropped = sink_dropped
         self.started = time.perf_counter()
-        self._last = (self.started, 0, 0)
 
     def sample(self) -> NodeStats:
         now = time.perf_counter()
         frames_in = self.stages[0].items_in
         frames_out = self.latency.count
-        last_t, last_in, last_out = self._last
-        dt = max(now - last_t, 1e-9)
-        self._last = (now, frames_in, frames_out)
         p50, p95 = self.latency.percentiles_ms(now)
         return NodeStats(
             elapsed_s=round(now - self.started, 3),
-            input_fps=round((frames_in - last_in) / dt, 2),
-            output_fps=round((frames_out - last_out) / dt, 2),
+            # from the frames' own times, not per-sample counts (which flip between 0 and 1 below 1 fps)
+            input_fps=round(self.stages[0].arrivals.per_second(now), 2),
+            output_fps=round(self.latency.rate.per_second(now), 2),
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             frames_in=frames_in,
@@ -199,16 +202,79 @@ class StatsSampler:
                          latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
 
 
-class StatsJsonWriter:
-    """Appends one JSON line per sample to a file (flushed at once, so `tail -f` works)."""
+# ``--stats-json -`` writes the lines to stdout.
+STDOUT_TARGET = "-"
 
-    def __init__(self, path: Path) -> None:
+
+def stats_json_file(target: str | None) -> str | None:
+    """The file ``--stats-json`` writes, None for none or for stdout (nothing to check on disk)."""
+    return None if target is None or str(target) == STDOUT_TARGET else target
+
+
+class StatsJsonWriter:
+    """Appends one JSON line per sample to a file, or to stdout for ``-`` (flushed at once, so
+    ``tail -f`` and pipes see each line as it comes).
+
+    It is an output like a sink: a line that cannot be written (a full disk, a closed pipe) is
+    counted and dropped, the first failure is said once through ``report``, the count at ``close``;
+    it never raises, so the stream goes on. Each line goes out in one unbuffered write, so a
+    failure never leaves a half line waiting to be glued to the next.
+    """
+
+    def __init__(self, path: Path | str, report: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self.report = report or (lambda message: print(message, file=sys.stderr))
+        self.written = 0
+        self.failed = 0
+        self._to_stdout = str(path) == STDOUT_TARGET
+        self._where = "stdout" if self._to_stdout else str(self.path)
+        self._said = False
+        self._file = None
+        if not self._to_stdout:
+            try:
+                self._file = self.path.open("ab", buffering=0)
+            except OSError as err:
+                self._failed(err)
 
     def write(self, stats: NodeStats) -> None:
-        self._file.write(stats.as_json() + "\n")
-        self._file.flush()
+        line = stats.as_json() + "\n"
+        if self._said and self._to_stdout:  # stdout's reader is gone for good
+            self.failed += 1
+            return
+        try:
+            if self._to_stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                if getattr(sys.stdout, "gone", False):  # rdstream's console guard swallowed EPIPE and said so
+                    self._said = True
+                    self.failed += 1
+                    return
+            elif self._file is None:
+                raise OSError("not open")
+            else:
+                data = line.encode("utf-8")
+                while data:  # a raw write may take part of the line (a nearly full disk)
+                    data = data[self._file.write(data):]
+        except OSError as err:
+            self._failed(err)
+            return
+        self.written += 1
+
+    def _failed(self, err: OSError) -> None:
+        self.failed += 1
+        if self._to_stdout:
+            drop_further_writes(sys.stdout)
+        if not self._said:
+            self._said = True
+            self.report(f"--stats-json {self._where}: cannot write ({err.strerror or err}); its lines are "
+                        "dropped and counted, the stream goes on")
 
     def close(self) -> None:
-        self._file.close()
+        if self.failed:
+            self.report(f"--stats-json {self._where}: {self.failed} of {self.failed + self.written} lines "
+                        "were not written")
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass

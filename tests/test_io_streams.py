@@ -79,6 +79,9 @@ def test_file_source_frames_timestamps_and_loop(tmp_path):
     assert len(twice) == 9
     stamps = [f.timestamp for f in twice]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))  # keep rising across the loop
+    # one frame period everywhere, the seam included (with start=1 the file's own time of the
+    # loop's first frame used to add a gap; start=30 gave a 1 s gap)
+    assert np.diff(stamps) == pytest.approx([1 / 25] * 8, abs=1e-3)
     assert round(float(twice[4].rgb.mean()) / 40) == 1  # looped back to frame "start"
 
 

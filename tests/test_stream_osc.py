@@ -122,7 +122,7 @@ def test_commands_are_validated_and_malformed_ones_say_why():
         ("/rdstream/normalize/fixed", [0.5, 0.5], "larger than FAR"),
         ("/rdstream/normalize/fixed", [-1, 1], "larger than FAR"),
         ("/rdstream/normalize/fixed", ["near", 1], "two numbers"),
-        ("/rdstream/normalize/fixed", [1.0, float("nan")], "two numbers"),
+        ("/rdstream/normalize/fixed", [1.0, float("nan")], "finite"),
         ("/rdstream/cmap", ["no-such-map"], "unknown colour map"),
         ("/rdstream/cmap", [3], "one colour-map name"),
         ("/rdstream/pause", [2], "1 .* or 0"),
@@ -158,7 +158,7 @@ def test_every_address_changes_the_sinks_from_the_next_frame_and_is_acknowledged
     frames = {f.index: f for f in sink.frames}
     pause_acks = [args for address, args in listener.messages if address == "/rdstream/ack" and args[0] == "/rdstream/pause"]
     on_at, off_at = pause_acks[0][1], pause_acks[1][1]
-    assert pause_acks[0][2:] == [True] and pause_acks[1][2:] == [False]
+    assert pause_acks[0][2:] == [1] and pause_acks[1][2:] == [0]  # echoed as sent (ints)
     cmap_at, fixed_at, running_at = acks["/rdstream/cmap"][0], acks["/rdstream/normalize/fixed"][0], acks["/rdstream/normalize/running"][0]
     assert acks["/rdstream/cmap"][1:] == ["turbo"] and acks["/rdstream/normalize/fixed"][1:] == [0.5, -0.5]
     assert cmap_at < fixed_at < on_at < off_at < running_at

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 
+from stream.console_pipes import guard_console
 
 # typer answers a KeyboardInterrupt inside a command with this exit code and no message; our
 # commands return only 0, 1 and 2, so it always means Ctrl-C.
@@ -46,6 +48,10 @@ def is_usage_error(err: BaseException) -> bool:
 
 
 def fail(message: str, code: int) -> None:
+    """One line and the exit code; with RDSTREAM_DEBUG=1 the traceback of the error being
+    handled comes first (every ``rdstream: error:`` line has one to show)."""
+    if os.environ.get("RDSTREAM_DEBUG") and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     sys.stderr.write(f"rdstream: error: {message}\n")
     sys.exit(code)
 
@@ -59,6 +65,8 @@ def interrupted_exit_code(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every way of ending into one line and an exit code."""
     raw = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the real console (tests calling main() keep their own streams)
+        guard_console()  # a closed stdout/stderr pipe must not stop a live node
     # 1. Take charge of SIGTERM before the slow imports: a stop during start-up is one line too.
     #    (SIGINT already raises KeyboardInterrupt; the live node installs its own handlers later.)
     try:

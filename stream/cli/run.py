@@ -64,7 +64,7 @@ def run_command(
     lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),
-    stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file"),
+    stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file (- = stdout)"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),
     dilations: Optional[List[str]] = typer.Option(None, "-d", "--dilations", metavar="D", help="snippet dilations, e.g. -d 1 25; default: the preset's"),
     snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4; default: 3"),

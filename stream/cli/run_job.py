@@ -32,7 +32,7 @@ from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
-from stream.stream_stats import NodeStats
+from stream.stream_stats import NodeStats, stats_json_file
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
 LIVE_SCHEMES = ("ndi", "camera", "syphon")
@@ -74,7 +74,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
     plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
     check_res(preset.res)
-    check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
+    check_outputs(opts.sinks, {"--stats-json": stats_json_file(opts.stats_json)})  # "-" is stdout
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
     if osc is not None:
         check_can_listen(osc)
@@ -223,8 +223,10 @@ def per_frame_counts(result: NodeResult) -> str:
     if not result.frames_out:
         return "no output frames"
     c = {k: v / result.frames_out for k, v in result.step_counts.items()}
-    return (f"{c.get('encodes', 0):.2f} encodes, {c.get('unet_frame_passes', 0):.2f} UNet frame-passes, "
-            f"{c.get('decodes_full', 0):.2f} full decodes, {c.get('decodes_fit', 0):.2f} fit decodes")
+    text = (f"{c.get('encodes', 0):.2f} encodes, {c.get('unet_frame_passes', 0):.2f} UNet frame-passes, "
+            f"{c.get('decodes_full', 0):.2f} full decodes")
+    # none with --fit-decode full (those frames are full decodes) or with every frame decoded
+    return text + (f", {c['decodes_fit']:.2f} fit decodes" if c.get("decodes_fit") else "")
 
 
 def summary_line(result: NodeResult) -> str:
