@@ -55,6 +55,7 @@ def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, arg
     ("ndi:X?format=bogus", "option format='bogus' in 'ndi:X?format=bogus'"),
     ("ndi:X?format=p216&cmap=turbo", "cmap='turbo' with format=p216"),
     ("syphon:X?format=bogus", "option format='bogus'"),
+    ("spout:X?format=rgba16", "option format='rgba16'"),
 ])
 def test_a_bad_live_sink_option_stops_run_before_the_model_loads(capsys, monkeypatch, sink, expected):
     import pipeline.checkpoint
