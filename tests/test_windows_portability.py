@@ -146,3 +146,47 @@ def test_plain_signal_handlers_drain_as_the_event_loop_handlers_do(tmp_path, tin
     assert "interrupted:" in stderr and "Traceback" not in stderr, stderr
     frames = np.load(npy).shape[0]
     assert frames >= 3 and count_frames(mp4) == frames
+
+
+def _refuse_replacing(monkeypatch, target: Path, times: int | None):
+    """os.replace onto ``target`` fails as on Windows while another program has it open:
+    ``times`` refusals (None = always); other renames work."""
+    import stream.cli.file_job as file_job
+
+    real_replace, refusals = file_job.os.replace, []
+
+    def replace(src, dst):
+        if Path(dst) == target and (times is None or len(refusals) < times):
+            refusals.append(dst)
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(file_job.os, "replace", replace)
+    monkeypatch.setattr(file_job, "REPLACE_RETRY_DELAYS_S", (0.0, 0.0))
+    return refusals
+
+
+def test_a_briefly_held_output_is_replaced_after_a_retry(tmp_path, monkeypatch):
+    from stream.cli.file_job import save_npy
+
+    target = tmp_path / "depth.npy"
+    np.save(target, np.zeros(2))  # last run's output, "open in a player"
+    refusals = _refuse_replacing(monkeypatch, target, times=2)
+    save_npy(target, np.ones(3))
+    assert len(refusals) == 2 and np.array_equal(np.load(target), np.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["depth.npy"]
+
+
+def test_an_output_open_elsewhere_is_kept_complete_under_a_new_name(tmp_path, monkeypatch):
+    from pipeline.errors import RuntimeFailure
+    from stream.cli.file_job import save_npy
+
+    target = tmp_path / "depth.npy"
+    np.save(target, np.zeros(2))
+    _refuse_replacing(monkeypatch, target, times=None)
+    with pytest.raises(RuntimeFailure, match=r"open in another program.*complete as depth\.new\.npy") as raised:
+        save_npy(target, np.ones(3))
+    assert "\n" not in str(raised.value)
+    assert np.array_equal(np.load(target), np.zeros(2))  # the old file untouched
+    assert np.array_equal(np.load(tmp_path / "depth.new.npy"), np.ones(3))  # the new one whole, not lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["depth.new.npy", "depth.npy"]
