@@ -171,3 +171,16 @@ def test_an_unreachable_cuda_index_is_one_line_before_anything_is_made(tmp_path)
 def test_no_task_is_a_usage_line():
     result = _run_tasks(ROOT / "tasks.py", "deploy")
     assert result.returncode == 2 and result.stderr.startswith("usage: python3 tasks.py") and result.stdout == ""
+
+
+def test_ci_workflow_runs_the_set_up_script_on_windows_and_macos_with_311_and_312():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "windows-macos.yml").read_text())
+    job = workflow["jobs"]["test"]
+    matrix = job["strategy"]["matrix"]
+    assert any(os_name.startswith("windows") for os_name in matrix["os"])
+    assert any(os_name.startswith("macos") for os_name in matrix["os"])
+    assert matrix["python"] == ["3.11", "3.12"]
+    assert any(step.get("run", "").startswith("python tasks.py test") for step in job["steps"])
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")  # Linux CI unchanged
