@@ -183,4 +183,4 @@ def test_ci_workflow_runs_the_set_up_script_on_windows_and_macos_with_311_and_31
     assert any(os_name.startswith("macos") for os_name in matrix["os"])
     assert matrix["python"] == ["3.11", "3.12"]
     assert any(step.get("run", "").startswith("python tasks.py test") for step in job["steps"])
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")  # Linux CI unchanged
+    assert "make test" in (ROOT / ".ci" / "run").read_text()  # Linux CI unchanged
