@@ -114,13 +114,15 @@ def spout_source_options(uri: ParsedUri) -> SpoutSourceOptions:
     return SpoutSourceOptions(uri.target, timeout_s)
 
 
-def _spout_missing() -> BadInputError | RuntimeFailure:
-    """The error when SpoutGL cannot be imported: off Windows no install can help."""
+def _spout_missing() -> BadInputError:
+    """The error when SpoutGL cannot be imported: off Windows no install can help. Bad input
+    (exit 2) either way, found before the model loads."""
     if sys.platform != "win32":
         instead = "syphon:NAME or ndi:NAME" if sys.platform == "darwin" else "ndi:NAME"
         return BadInputError(f"spout: URIs need Windows (Spout is a Windows GPU-sharing system; this is "
                              f"{sys.platform}); use {instead} instead")
-    return RuntimeFailure("spout: URIs need the SpoutGL package: pip install \"rollingdepth-stream[spout]\"")
+    return BadInputError("spout: URIs need the SpoutGL package: pip install \"rollingdepth-stream[spout]\" "
+                         "(py tasks.py installs it on Windows)")
 
 
 def check_spout_installed() -> None:
@@ -177,60 +179,95 @@ class SpoutSink(ThreadedSink):
 
 
 class SpoutSource(BlockingSource):
-    """Frames of a named Spout sender as RGB (timestamps: arrival time)."""
+    """Frames of a named Spout sender as RGB (timestamps: arrival time; the newest frame wins).
+
+    Every Spout call runs on one thread of its own: a receiver's OpenGL context belongs to the
+    thread that made it, and ``recv()`` runs ``_read`` on whichever worker thread is free.
+    """
 
     def __init__(self, uri: ParsedUri, realtime: bool = True) -> None:
         options = spout_source_options(uri)
         self.timeout_s, self.sender_name = options.timeout_s, options.name
         self._spout = load_spout()
-        self._receiver = None
-        self._buffer: np.ndarray | None = None
         self._stop = threading.Event()
+        self._arrived = threading.Condition()
+        self._latest: tuple[float, np.ndarray] | None = None
+        self._error: BaseException | None = None
+        self._receiving: threading.Thread | None = None
         super().__init__(uri.text, None, realtime=False)
 
-    def _connect(self) -> None:
+    def _connect(self):
         deadline = time.monotonic() + self.timeout_s
         while not self._stop.is_set():
             names = _sender_names(self._spout)
             if self.sender_name in names:
-                self._receiver = self._spout.SpoutReceiver()
-                self._receiver.setReceiverName(self.sender_name)
-                return
+                receiver = self._spout.SpoutReceiver()
+                receiver.setReceiverName(self.sender_name)
+                return receiver
             if time.monotonic() >= deadline:
                 seen = ", ".join(repr(name) for name in names) or "none"
                 raise BadInputError(f"Spout sender {self.sender_name!r} not found within {self.timeout_s:g} s; senders seen: {seen}")
             time.sleep(0.05)
+        return None
+
+    def _receive(self) -> None:
+        """The receiving thread: connect, then keep the newest frame in ``_latest``."""
+        receiver = None
+        try:
+            receiver = self._connect()
+            buffer = None
+            while not self._stop.is_set():
+                # After a (re)connection or a size change the call only reports the sender's size
+                # (isUpdated); the buffer is then made to fit and the next call fills it.
+                received = receiver.receiveImage(buffer, GL_RGBA, False, 0)
+                if receiver.isUpdated():
+                    buffer = np.zeros((receiver.getSenderHeight(), receiver.getSenderWidth(), 4), np.uint8)
+                    continue
+                if received and buffer is not None and receiver.isFrameNew():
+                    with self._arrived:
+                        self._latest = (time.monotonic(), np.ascontiguousarray(buffer[..., :3]))
+                        self._arrived.notify_all()
+                    continue
+                # No new frame, or the sender went away: Spout reconnects by name when it returns.
+                time.sleep(_POLL_S)
+        except Exception as err:  # said by the next recv(), in one line
+            with self._arrived:
+                self._error = err
+                self._arrived.notify_all()
+        finally:
+            if receiver is not None:
+                receiver.releaseReceiver()
+            self._stop.set()
+            with self._arrived:
+                self._arrived.notify_all()
+
+    def _read(self):
+        if self._receiving is None:
+            self._receiving = threading.Thread(target=self._receive, name=f"spout {self.sender_name}", daemon=True)
+            self._receiving.start()
+        with self._arrived:
+            while self._latest is None and self._error is None and not self._stop.is_set():
+                self._arrived.wait(0.1)
+            if self._error is not None:
+                raise self._error
+            item, self._latest = self._latest, None
+            return item  # None after a stop: the end of the stream
 
     def _interrupt(self) -> None:
         self._stop.set()
-
-    def _read(self):
-        if self._receiver is None:
-            self._connect()
-        while not self._stop.is_set():
-            # The first call after a (re)connection or a size change only updates the sender's
-            # size (isUpdated); the buffer is then made to fit and the next call fills it.
-            received = self._receiver.receiveImage(self._buffer, GL_RGBA, False, 0)
-            if self._receiver.isUpdated():
-                width, height = self._receiver.getSenderWidth(), self._receiver.getSenderHeight()
-                self._buffer = np.zeros((height, width, 4), np.uint8)
-                continue
-            if received and self._buffer is not None and self._receiver.isFrameNew():
-                return time.monotonic(), np.ascontiguousarray(self._buffer[..., :3])
-            # No new frame, or the sender went away: Spout reconnects by name when it returns.
-            time.sleep(_POLL_S)
-        return None
+        with self._arrived:
+            self._arrived.notify_all()
 
     def _release(self) -> None:
-        if self._receiver is not None:
-            self._receiver.releaseReceiver()
-            self._receiver = None
+        self._stop.set()
+        if self._receiving is not None:
+            self._receiving.join(timeout=5)
 
 
 def list_spout_senders() -> list[str]:
     """Names of the visible Spout senders (empty off Windows or without SpoutGL)."""
     try:
         spout = load_spout()
-    except (BadInputError, RuntimeFailure):
+    except BadInputError:
         return []
     return sorted(_sender_names(spout))

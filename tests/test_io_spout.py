@@ -69,6 +69,17 @@ def test_spout_off_windows_is_one_clear_line(monkeypatch):
         check_source("spout:TDSpoutOut?timeout=3")
 
 
+def test_spoutgl_missing_on_windows_is_bad_input_saying_what_to_install(monkeypatch):
+    _forget_spout_modules()
+    monkeypatch.setitem(sys.modules, "SpoutGL", None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(BadInputError, match=r"need the SpoutGL package: pip install \"rollingdepth-stream\[spout\]\"") as raised:
+        check_sink("spout:Depth")
+    assert raised.value.exit_code == 2 and "\n" not in str(raised.value)
+    with pytest.raises(BadInputError, match="SpoutGL package"):
+        open_source("spout:TDSpoutOut")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the Windows-only error is for other platforms")
 def test_rdstream_run_with_spout_off_windows_exits_2_before_the_model_loads(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3",
