@@ -27,8 +27,6 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +177,9 @@ def check_venv_module() -> None:
 
 def check_index_reachable(index_url: str, timeout_s: float = 15.0) -> None:
     """Fail early, in one line, when the CUDA wheel index cannot be reached (pip would retry for minutes)."""
+    import urllib.error  # here: its import costs a few hundred ms that a no-op `make test` should not pay
+    import urllib.request
+
     try:
         with urllib.request.urlopen(index_url.rstrip("/") + "/torch/", timeout=timeout_s):
             pass
