@@ -95,6 +95,7 @@ def test_plain_progress_lines_when_not_on_a_terminal():
     assert len(lines) == 4
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process, which Windows cannot")
 @pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 0.3), (signal.SIGTERM, 0.3), (signal.SIGTERM, 2.5)])
 def test_a_stop_during_start_up_is_one_line_and_exit_0(tiny_checkpoint, sig, delay):
     proc = subprocess.Popen(
