@@ -169,7 +169,8 @@ class SpoutSink(ThreadedSink):
         bgra = np.ascontiguousarray(depth_to_syphon_bgra(frame.depth, self.fmt, frame.cmap or self.cmap,
                                                          frame.rgb, self.layout))
         height, width = bgra.shape[:2]
-        # Row 0 of the array is the top of the picture, as Spout receivers expect: not inverted.
+        # Row 0 of the array is the top of the picture; sent as it is (invert=False), as Spout's
+        # examples send top-down images. Not seen on a real receiver here: docs/live_io.md says what to do.
         if not self.sender.sendImage(bgra, width, height, GL_BGRA_EXT, False, 0):
             raise RuntimeFailure(f"Spout could not send to {self.name!r} (no OpenGL/DirectX interop on this GPU driver?)")
         self.sender.setFrameSync(self.name)  # wakes receivers that wait for a new frame
