@@ -1,35 +1,23 @@
 # A new user runs only `make demo` and `make test`; both create .venv when it is missing.
+# tasks.py does the work (the same script Windows runs as `py tasks.py demo|test`): it picks the
+# torch build for this machine (CUDA where nvidia-smi sees a GPU, else the pinned CPU wheel) and
+# reinstalls only when pyproject.toml is newer than .venv/.installed.
 PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-# Pinned: the CPU wheel of this version is available offline on our build machines.
-TORCH  ?= torch==2.13.0
-STAMP  := $(VENV)/.installed
+# e.g. make test TORCH=torch==2.5.1 (or cpu, cuda, installed): overrides tasks.py's choice.
+TORCH  ?=
+RUN    := $(if $(TORCH),RDSTREAM_TORCH="$(TORCH)") $(PYTHON) tasks.py
 
 .PHONY: demo test bench clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
-
 # make demo CHECKPOINT=/path/to/rollingdepth-v1-0 uses those weights (else: env, hub cache, tiny test model).
-demo: $(STAMP)
-	$(BIN)/python -m stream.cli.demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
+demo:
+	$(RUN) demo $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test:
+	$(RUN) test
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.offline
-	$(BIN)/python -m bench.coalign
-	$(BIN)/python -m bench.io
-	$(BIN)/python -m bench.stream
-	$(BIN)/python -m bench.live_cost
+bench:
+	$(RUN) bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo_output
+	rm -rf .venv build *.egg-info demo_output

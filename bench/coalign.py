@@ -26,6 +26,7 @@ import time
 
 import torch
 
+from bench.support.machine import load_average
 from bench.support.synthetic_depth import (
     align_stream,
     SnippetNoise,
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     report = {
-        "machine": {"threads": args.threads, "cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "machine": {"threads": args.threads, "cpus": os.cpu_count(), "load_average_at_start": load_average()},
         "dilations": list(DILATIONS),
         "snippet_length": 3,
         "exact_reference_quality": EXACT_REFERENCE_QUALITY,
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "push_le_5ms": all(c["push_ms_at_2000"] <= 5.0 for c in steady),
         }
     report["online_cost"] = cost
-    report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    report["machine"]["load_average_at_end"] = load_average()
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -32,6 +32,7 @@ import time
 import numpy as np
 import torch
 
+from bench.support.machine import load_average
 from pipeline.coalign.online import still_merged
 from pipeline.offline import synchronize
 from pipeline.tiny_decoder import FullVaeDecoder, TinyVaeDecoder
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.device != "cpu":
             report["gpu"] = gpu_section(args, folder)
-    report["machine"] = {"cpus": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()]}
+    report["machine"] = {"cpus": os.cpu_count(), "load_average": load_average()}
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from bench.support.machine import load_average
 from bench.models import SD2_UNET_PARAMS_M, SD2_VAE_PARAMS_M, build_random_sd2_model, count_parameters_m, load_tiny_model
 from pipeline.checkpoint import CACHE_ENV, DTYPES, RollingDepthModel, resolve_device, resolve_dtype
 from pipeline.coalign import METHODS, QUALITIES
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     frames = test_pattern_clip(num_frames)
-    load_before = os.getloadavg()
+    load_before = load_average()
     document = {
         "benchmark": "offline",
         "notes": [
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> dict:
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
-            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_before": load_before,
         },
         "clip": {"source": "lavfi testsrc2", "width": frames.shape[2], "height": frames.shape[1],
                  "frames": num_frames, "rate": SOURCE_RATE},
@@ -267,7 +268,7 @@ def run(args: argparse.Namespace) -> dict:
         document["models"].append(entry)
         del model
 
-    document["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    document["machine"]["load_average_after"] = load_average()
     return document
 
 

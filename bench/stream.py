@@ -31,7 +31,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -163,13 +162,17 @@ class CollectSink(Sink):
 
 
 def rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc; elsewhere the peak from getrusage)."""
+    """Current resident set size in MB (Linux /proc; macOS the peak from getrusage; 0.0 on Windows)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+        if sys.platform != "win32":  # neither /proc nor getrusage on Windows
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+        return 0.0
 
 
 def test_pattern(frames: int, width: int, height: int) -> np.ndarray:

@@ -37,7 +37,7 @@ LAYOUTS = ("depth", "rgbd", "rgbd-v")
 LAYOUT_OPTION_HELP = "depth (default), rgbd (colour left, depth right) or rgbd-v (colour on top, depth below)"
 PIXEL_FORMATS = ("rgb", "bgra", "grey16")
 # Sinks whose output is a picture; the others (npy:, null:) write depth values or nothing.
-VIDEO_SINK_SCHEMES = ("file", "ndi", "syphon")
+VIDEO_SINK_SCHEMES = ("file", "ndi", "syphon", "spout")
 # Rec. 709 luma weights for R, G, B, and the chroma scales: Pb = (B - Y) / 1.8556, Pr = (R - Y) / 1.5748.
 _LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
 _PB_709 = (np.array([0.0, 0.0, 1.0], np.float32) - _LUMA_709) / 1.8556

@@ -6,7 +6,7 @@ import json
 
 from io_adapters.registry import list_sources
 
-_SECTIONS = (("cameras", "Cameras"), ("ndi", "NDI sources"), ("syphon", "Syphon servers"))
+_SECTIONS = (("cameras", "Cameras"), ("ndi", "NDI sources"), ("syphon", "Syphon servers"), ("spout", "Spout senders"))
 
 
 def format_sources(listing: dict) -> str:

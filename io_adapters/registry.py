@@ -1,10 +1,11 @@
 """A URI picks the class: ``open_source`` / ``open_sink`` and the source listing.
 
 Sources: ``file:PATH`` (or a bare path), ``camera:INDEX_OR_NAME``, ``test:?frames=N&size=WxH&rate=R``,
-``ndi:SOURCE NAME``, ``syphon:SERVER NAME``.
+``ndi:SOURCE NAME``, ``syphon:SERVER NAME``, ``spout:SENDER NAME``.
 Sinks: ``file:out.mp4`` (colour map), ``file:out.mkv`` (16-bit FFV1), ``npy:out.npy``,
-``ndi:NAME?format=bgra|uyvy|p216&cmap=...``, ``syphon:NAME?format=color|packed16``, ``null:``.
-Adapters with optional libraries (NDI, Syphon, devices) are imported only when their scheme is used.
+``ndi:NAME?format=bgra|uyvy|p216&cmap=...``, ``syphon:NAME?format=color|packed16``,
+``spout:NAME?format=color|packed16``, ``null:``.
+Adapters with optional libraries (NDI, Syphon, Spout, devices) are imported only when their scheme is used.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ SOURCE_EXAMPLES = {
     "test": "test:?frames=90&size=640x360&rate=30",
     "ndi": "ndi:Studio Cam (options ips, timeout)",
     "syphon": "syphon:Resolume (macOS)",
+    "spout": "spout:TDSpoutOut (Windows)",
 }
 SINK_EXAMPLES = {
     "file": "file:depth.mp4?cmap=Spectral_r or file:depth.mkv (16-bit)",
     "npy": "npy:depth.npy",
     "ndi": "ndi:Depth?format=bgra|uyvy|p216",
     "syphon": "syphon:Depth?format=color|packed16 (macOS)",
+    "spout": "spout:Depth?format=color|packed16 (Windows)",
     "null": "null:",
 }
 
@@ -70,6 +73,10 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
         from io_adapters.syphon_io import SyphonSource
 
         return SyphonSource(parsed)
+    if scheme == "spout":
+        from io_adapters.spout_io import SpoutSource
+
+        return SpoutSource(parsed)
     raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
 
 
@@ -83,8 +90,9 @@ def check_source(uri: str) -> None:
     imported (for Syphon off macOS: the "macOS only" error). What only opening can tell (a
     camera or an NDI source that is not there) is left to ``open_source``.
     Raises:
-        BadInputError: unknown scheme, unknown option, bad option value, syphon: off macOS.
-        RuntimeFailure: ndi-python or syphon-python (on macOS) is not installed.
+        BadInputError: unknown scheme, unknown option, bad option value, syphon: off macOS,
+            spout: off Windows.
+        RuntimeFailure: ndi-python, syphon-python (on macOS) or SpoutGL (on Windows) is not installed.
     """
     parsed = parse_uri(uri)
     if parsed.scheme not in SOURCE_EXAMPLES:
@@ -116,6 +124,11 @@ def check_source(uri: str) -> None:
 
         syphon_source_options(parsed)
         check_syphon_installed()
+    elif parsed.scheme == "spout":
+        from io_adapters.spout_io import check_spout_installed, spout_source_options
+
+        spout_source_options(parsed)
+        check_spout_installed()
 
 
 def check_sink(uri: str) -> None:
@@ -127,8 +140,9 @@ def check_sink(uri: str) -> None:
     off macOS: the "macOS only" error, after any option error, so a URI is judged the same on
     every platform).
     Raises:
-        BadInputError: unknown scheme, extension or option, bad option value, syphon: off macOS.
-        RuntimeFailure: ndi-python or syphon-python (on macOS) is not installed.
+        BadInputError: unknown scheme, extension or option, bad option value, syphon: off macOS,
+            spout: off Windows.
+        RuntimeFailure: ndi-python, syphon-python (on macOS) or SpoutGL (on Windows) is not installed.
     """
     parsed = parse_uri(uri)
     if parsed.scheme not in SINK_EXAMPLES:
@@ -148,6 +162,11 @@ def check_sink(uri: str) -> None:
 
         syphon_sink_options(parsed)
         check_syphon_installed()
+    elif parsed.scheme == "spout":
+        from io_adapters.spout_io import check_spout_installed, spout_sink_options
+
+        spout_sink_options(parsed)
+        check_spout_installed()
 
 
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
@@ -180,13 +199,17 @@ def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
         from io_adapters.syphon_io import SyphonSink
 
         return SyphonSink(parsed, fps)
+    if scheme == "spout":
+        from io_adapters.spout_io import SpoutSink
+
+        return SpoutSink(parsed, fps)
     raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
 
 
 def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     """What can be opened as a source here, for ``rdstream sources``.
 
-    Returns a dict with lists of URIs ``cameras``, ``ndi`` and ``syphon`` and a list of
+    Returns a dict with lists of URIs ``cameras``, ``ndi``, ``syphon`` and ``spout`` and a list of
     ``notes`` (why a kind is empty or unavailable). Never raises for a missing library.
     """
     from io_adapters.camera import camera_uris
@@ -210,7 +233,12 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     syphon_servers = [f"syphon:{name}  ({app})" for name, app in list_syphon_servers()]
     if sys.platform != "darwin":
         notes.append("Syphon is macOS only")
-    return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
+    from io_adapters.spout_io import list_spout_senders
+
+    spout_senders = [f"spout:{name}" for name in list_spout_senders()]
+    if sys.platform != "win32":
+        notes.append("Spout is Windows only")
+    return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "spout": spout_senders, "notes": notes}
 
 
 __all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "open_source", "open_sink", "list_sources", "Source", "Sink"]

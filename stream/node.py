@@ -9,6 +9,7 @@ A second Ctrl-C abandons the drain (sinks are still closed).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import time
@@ -221,14 +222,42 @@ class StreamNode:
         with ExitStack() as stack:
             try:
                 signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
-            except NotImplementedError:
-                return  # Windows event loops have no signal handlers: Ctrl-C arrives as KeyboardInterrupt
+            except NotImplementedError:  # Windows event loops have no signal handlers
+                await self._watch_signals_plainly(scope)
+                return
             async for _ in signals:
                 self.request_stop()
                 if self._interrupts == 1:
                     self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
                 else:
                     scope.cancel()
+
+    async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
+        """Where the event loop has no signal handlers (Windows): Ctrl-C, SIGTERM and Ctrl-Break
+        (SIGBREAK, Windows only) through signal.signal, with the same drain-then-abandon as above.
+        The handler only schedules the work on the loop, the one safe thing a handler may do there."""
+        loop = asyncio.get_running_loop()
+
+        def on_stop_signal() -> None:
+            self.request_stop()
+            if self._interrupts == 1:
+                self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
+            else:
+                scope.cancel()
+
+        names = [name for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)]
+        previous = {}
+        try:
+            for name in names:
+                number = getattr(signal, name)
+                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(on_stop_signal))
+        except ValueError:  # not the main thread: signals are not ours to manage
+            pass
+        try:
+            await anyio.sleep_forever()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     async def _report_stats(self, writer: StatsJsonWriter | None) -> None:
         while True:

@@ -18,7 +18,7 @@ def small_tmpfs(folder: Path, size_kb: int = 1024, read_only: bool = False, fill
     read_only: remount it read-only. fill: leave no free block (an empty file can still be
     created, as on a real full disk, but no data fits).
     """
-    if os.geteuid() != 0:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:  # no geteuid on Windows
         pytest.skip("mounting a small tmpfs (full or read-only file system) needs root")
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],

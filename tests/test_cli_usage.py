@@ -55,6 +55,7 @@ def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, arg
     ("ndi:X?format=bogus", "option format='bogus' in 'ndi:X?format=bogus'"),
     ("ndi:X?format=p216&cmap=turbo", "cmap='turbo' with format=p216"),
     ("syphon:X?format=bogus", "option format='bogus'"),
+    ("spout:X?format=rgba16", "option format='rgba16'"),
 ])
 def test_a_bad_live_sink_option_stops_run_before_the_model_loads(capsys, monkeypatch, sink, expected):
     import pipeline.checkpoint
@@ -94,6 +95,7 @@ def test_plain_progress_lines_when_not_on_a_terminal():
     assert len(lines) == 4
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process, which Windows cannot")
 @pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 0.3), (signal.SIGTERM, 0.3), (signal.SIGTERM, 2.5)])
 def test_a_stop_during_start_up_is_one_line_and_exit_0(tiny_checkpoint, sig, delay):
     proc = subprocess.Popen(

@@ -89,6 +89,10 @@ def test_sink_option_errors():
     ("sink", "syphon:X?cmap=nosuchmap", ["cmap='nosuchmap'", "unknown colour map"]),
     ("sink", "syphon:X?format=packed16&cmap=turbo", ["cmap='turbo'", "format=packed16"]),
     ("sink", "syphon:?format=packed16", ["syphon: sink needs a server name"]),
+    ("sink", "spout:X?format=rgba16", ["format='rgba16'", "color, packed16"]),
+    ("sink", "spout:X?format=packed16&cmap=turbo", ["cmap='turbo'", "format=packed16"]),
+    ("sink", "spout: ?layout=rgbd", ["spout: needs a sender name"]),
+    ("sink", "spout:" + "n" * 256, ["at most 255 bytes"]),
     ("sink", "file:/tmp/x.mp4?cmap=nosuchmap", ["cmap='nosuchmap'", "unknown colour map"]),
     ("source", "camera:0?bogus=1", ["unknown option 'bogus'", "size", "rate", "format"]),
     ("source", "camera:0?size=abc", ["size='abc'", "WIDTHxHEIGHT"]),
@@ -101,6 +105,8 @@ def test_sink_option_errors():
     ("source", "syphon:X?timeout=abc", ["timeout='abc'"]),
     ("source", "syphon:X?bogus=1", ["unknown option 'bogus'", "timeout"]),
     ("source", "syphon:", ["syphon: needs a server name"]),
+    ("source", "spout:X?timeout=0", ["timeout='0'"]),
+    ("source", "spout:", ["spout: needs a sender name"]),
 ])
 def test_live_uri_options_are_checked_before_opening_with_the_rule_opening_uses(kind, uri, expected):
     """check_source/check_sink (run before the model loads) reject what opening would reject, with

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import run_rdstream, count_frames, write_clip
 
@@ -33,6 +34,7 @@ def test_no_drop_file_run_writes_exactly_as_many_frames_as_the_input(tmp_path, t
     assert depth.dtype == np.float32 and 0.0 <= depth.min() and depth.max() <= 1.0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process, which Windows cannot")
 def test_ctrl_c_in_the_middle_drains_and_leaves_valid_files(tmp_path, tiny_checkpoint):
     mp4, npy, stats = tmp_path / "depth.mp4", tmp_path / "depth.npy", tmp_path / "stats.jsonl"
     proc = subprocess.Popen(

@@ -7,7 +7,6 @@ namespaces) the only interface is ``lo``, which starts down and is brought up he
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import socket
 import struct
@@ -30,10 +29,13 @@ def can_unshare_network() -> bool:
 
 def bring_loopback_up() -> None:
     """Set IFF_UP on ``lo`` (needs CAP_NET_ADMIN in this namespace; no iproute2 needed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sh", b"lo", 0)
-        flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
+    if sys.platform.startswith("linux"):  # fcntl is POSIX only: the NDI tests import this module on Windows too
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            request = struct.pack("16sh", b"lo", 0)
+            flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
 
 
 def private_network_command(python_code: str, *args: str) -> list[str]:

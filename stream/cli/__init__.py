@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     #    (SIGINT already raises KeyboardInterrupt; the live node installs its own handlers later.)
     try:
         previous_term = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like SIGTERM (its default kills at once)
+            signal.signal(signal.SIGBREAK, _stop_on_sigterm)
     except ValueError:  # not the main thread (tests calling main in a worker)
         previous_term = None
     try:

@@ -15,7 +15,7 @@ from stream.cli.sources import sources_command
 
 app = typer.Typer(
     name="rdstream",
-    help="RollingDepth video-to-depth: offline files and a live node for Syphon/NDI.",
+    help="RollingDepth video-to-depth: offline files and a live node for Syphon/Spout/NDI.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -24,6 +24,6 @@ app = typer.Typer(
 )
 # Short lines for the command list (the docstrings' first lines are cut at 80 columns).
 app.command("file", short_help="Offline: video files to depth .npy and colour-mapped videos.")(file_command)
-app.command("run", short_help="Live node: a source through the model to Syphon, NDI or files.")(run_command)
-app.command("sources", short_help="List cameras, NDI sources and Syphon servers.")(sources_command)
+app.command("run", short_help="Live node: a source through the model to Syphon, Spout, NDI or files.")(run_command)
+app.command("sources", short_help="List cameras, NDI sources, Syphon servers and Spout senders.")(sources_command)
 app.add_typer(dev_app, name="dev")

@@ -144,10 +144,40 @@ def completed_as(path: Path):
     partial = path.with_name(f"{path.stem}.partial{path.suffix}")
     try:
         yield partial
-        os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    move_into_place(partial, path)
+
+
+# Windows refuses to replace a file another program has open (a player showing the last run's
+# output), and virus scanners hold a new file for a moment: retry briefly, then keep the finished
+# output under another name rather than lose it.
+REPLACE_RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8)
+
+
+def move_into_place(finished: Path, path: Path) -> None:
+    """Rename the complete file ``finished`` to ``path``; when the OS keeps refusing (the old
+    ``path`` is open elsewhere), keep it as ``NAME.new.EXT`` and say so in one line.
+
+    Raises:
+        RuntimeFailure: the replacement was refused; the message names where the output is.
+    """
+    for delay in (*REPLACE_RETRY_DELAYS_S, None):
+        try:
+            os.replace(finished, path)
+            return
+        except PermissionError:
+            if delay is None:
+                break
+            time.sleep(delay)
+    kept = path.with_name(f"{path.stem}.new{path.suffix}")
+    try:
+        os.replace(finished, kept)
+    except OSError:
+        kept = finished
+    raise RuntimeFailure(f"{path} is open in another program, so it could not be replaced; "
+                         f"the new output is complete as {kept.name} (close the other program and rename it)")
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

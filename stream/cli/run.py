@@ -20,7 +20,7 @@ class RunOptions:
 
     realtime: True = drop frames when the model is slow (newest wins) and pace files to their
         frame rate; False = process every frame (``--no-drop``); None = realtime for live sources
-        (ndi, camera, syphon), every frame for files and test patterns.
+        (ndi, camera, syphon, spout), every frame for files and test patterns.
     max_frames: stop after this many source frames (0 = until the source ends).
     status: live status line; None = only on a terminal.
     quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
@@ -62,7 +62,7 @@ def run_command(
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
     lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
-    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon/spout, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),
     stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file (- = stdout)"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),

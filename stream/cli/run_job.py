@@ -35,7 +35,7 @@ from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_
 from stream.stream_stats import NodeStats, stats_json_file
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
-LIVE_SCHEMES = ("ndi", "camera", "syphon")
+LIVE_SCHEMES = ("ndi", "camera", "syphon", "spout")
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
 FALLBACK_FPS = 30.0
 

@@ -12,7 +12,7 @@ def sources_command(
     ndi_wait: float = typer.Option(1.5, "--ndi-wait", metavar="SECONDS", help="seconds to listen for NDI sources"),
     ndi_ips: Optional[str] = typer.Option(None, "--ndi-ips", metavar="IPS", help="extra IPs to ask for NDI sources, comma-separated"),
 ) -> int:
-    """List the cameras, NDI sources and Syphon servers this machine can open as sources."""
+    """List the cameras, NDI sources, Syphon servers and Spout senders this machine can open as sources."""
     from io_adapters.listing import print_sources
 
     print_sources(as_json=as_json, ndi_wait_s=ndi_wait, ndi_ips=ndi_ips)

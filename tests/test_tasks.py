@@ -1,0 +1,186 @@
+"""tasks.py, the set-up behind `make demo|test` and `py tasks.py demo|test`: which torch it picks
+on each platform and the pip lines it would run (--dry-run; nothing is installed here), and its
+one-line answers to a machine it cannot set up."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import tasks
+
+ROOT = Path(tasks.__file__).resolve().parent
+FAKE_SMI = """#!/bin/sh
+case "$1" in
+  --query-gpu=name) echo "NVIDIA GeForce RTX 4090" ;;
+  *) echo "| NVIDIA-SMI 570.00   Driver Version: 570.00   CUDA Version: {cuda} |" ;;
+esac
+exit {code}
+"""
+
+
+def _gpu(name="NVIDIA RTX A6000", cuda=(12, 8)):
+    return lambda: (name, cuda)
+
+
+def _no_gpu():
+    return None
+
+
+def _must_not_ask():
+    raise AssertionError("nvidia-smi asked where it cannot matter")
+
+
+@pytest.mark.parametrize("platform, gpu, index", [
+    ("linux", _gpu(cuda=(12, 8)), "https://download.pytorch.org/whl/cu128"),
+    ("win32", _gpu(cuda=(13, 1)), "https://download.pytorch.org/whl/cu130"),
+    ("win32", _gpu(cuda=(12, 6)), "https://download.pytorch.org/whl/cu126"),
+    ("win32", _gpu(cuda=None), "https://download.pytorch.org/whl/cu126"),
+    ("win32", _no_gpu, None),
+    ("linux", _no_gpu, None),
+    ("darwin", _must_not_ask, None),
+])
+def test_torch_choice_per_platform_and_gpu(platform, gpu, index):
+    choice = tasks.choose_torch(platform, {}, gpu)
+    assert choice.requirement == "torch==2.13.0" and choice.index_url == index
+    assert choice.reason  # said to the user
+    if index:
+        assert "nvidia-smi found NVIDIA RTX A6000" in choice.reason
+
+
+@pytest.mark.parametrize("override, requirement, index", [
+    ("cpu", "torch==2.13.0", None),
+    ("cuda", "torch==2.13.0", "https://download.pytorch.org/whl/cu128"),
+    ("torch==2.5.1", "torch==2.5.1", None),
+    ("installed", None, None),
+])
+def test_environment_overrides_the_choice(override, requirement, index):
+    choice = tasks.choose_torch("linux", {"RDSTREAM_TORCH": override}, _gpu())
+    assert (choice.requirement, choice.index_url) == (requirement, index)
+    assert f"RDSTREAM_TORCH={override}" in choice.reason
+    commands = tasks.install_commands(Path("py"), choice, "linux")
+    assert sum("torch" in " ".join(c) for c in commands) == (0 if requirement is None else 1)
+
+
+def test_linux_without_gpu_runs_the_same_pip_lines_as_the_old_makefile():
+    choice = tasks.choose_torch("linux", {}, _no_gpu)
+    commands = tasks.install_commands(Path(".venv/bin/python"), choice, "linux")
+    pip = [".venv/bin/python", "-m", "pip", "install", "--quiet"]
+    assert commands == [pip + ["--upgrade", "pip"], pip + ["torch==2.13.0"], pip + ["-e", ".[dev]"]]
+
+
+def test_windows_uses_the_scripts_folder_and_installs_spout():
+    choice = tasks.choose_torch("win32", {}, _gpu(cuda=(12, 9)))
+    python = tasks.venv_python(Path(".venv"), "win32")
+    assert python == Path(".venv/Scripts/python.exe")
+    commands = tasks.install_commands(python, choice, "win32")
+    assert commands[1][-3:] == ["torch==2.13.0", "--index-url", "https://download.pytorch.org/whl/cu128"]
+    assert commands[2][-1] == ".[dev,spout]"
+
+
+@pytest.mark.parametrize("make_error, expected", [
+    (lambda: tasks.choose_torch("freebsd14", {}, _must_not_ask), "unknown platform 'freebsd14'"),
+    (lambda: tasks.choose_torch("win32", {}, _gpu(cuda=(11, 8))), "update the NVIDIA driver, or set RDSTREAM_TORCH=cpu"),
+])
+def test_a_machine_it_cannot_set_up_is_one_line_saying_what_to_do(make_error, expected):
+    with pytest.raises(tasks.SetupError) as raised:
+        make_error()
+    assert expected in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_python_without_venv_is_told_how_to_get_it(monkeypatch):
+    real_find_spec = tasks.importlib.util.find_spec
+    monkeypatch.setattr(tasks.importlib.util, "find_spec", lambda name: None if name == "ensurepip" else real_find_spec(name))
+    with pytest.raises(tasks.SetupError, match=r"apt install python3-venv.*python\.org"):
+        tasks.check_venv_module()
+
+
+def test_stamp_skips_the_install_as_make_did(tmp_path, monkeypatch):
+    venv = tmp_path / ".venv"
+    python = tasks.venv_python(venv, "linux")
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.setattr(tasks, "VENV", venv)
+    monkeypatch.setattr(tasks, "STAMP", venv / ".installed")
+    choice = tasks.choose_torch("linux", {}, _no_gpu)
+    assert tasks.install_needed(choice, "linux")  # no stamp yet
+    (venv / ".installed").write_text("")  # as `touch` in the old Makefile wrote it
+    later = time.time() + 5
+    os.utime(venv / ".installed", (later, later))
+    assert not tasks.install_needed(choice, "linux")
+    (venv / ".installed").write_text(choice.describe() + "\n")
+    os.utime(venv / ".installed", (later, later))
+    assert not tasks.install_needed(choice, "linux")
+    assert tasks.install_needed(tasks.choose_torch("linux", {"RDSTREAM_TORCH": "torch==2.5.1"}, _no_gpu), "linux")
+    os.utime(tmp_path / "pyproject.toml", (later + 5, later + 5))  # pyproject.toml edited
+    assert tasks.install_needed(choice, "linux")
+
+
+def _fake_smi_path(tmp_path, cuda="12.8", code=0):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    smi = folder / "nvidia-smi"
+    smi.write_text(FAKE_SMI.format(cuda=cuda, code=code))
+    smi.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def _run_tasks(script, *args, path=None, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RDSTREAM_TORCH")}
+    env.update(extra_env or {})
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a shell script")
+@pytest.mark.parametrize("cuda, code, expected_torch_line", [
+    ("12.8", 0, "-m pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"),
+    ("12.8", 9, "-m pip install --quiet torch==2.13.0\n"),  # nvidia-smi there, but no driver/GPU
+])
+def test_dry_run_with_a_fake_nvidia_smi_prints_the_pip_lines(tmp_path, cuda, code, expected_torch_line):
+    result = _run_tasks(ROOT / "tasks.py", "--dry-run", "test", "-k", "x", path=_fake_smi_path(tmp_path, cuda, code))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert expected_torch_line in out, out
+    assert out.splitlines()[0].startswith("torch: torch==2.13.0")
+    assert ("nvidia-smi found NVIDIA GeForce RTX 4090 (driver CUDA 12.8)" in out) == (code == 0)
+    assert out.rstrip().endswith("-m pytest -q -p no:cacheprovider -k x")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a shell script")
+def test_an_unreachable_cuda_index_is_one_line_before_anything_is_made(tmp_path):
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    shutil.copy(ROOT / "tasks.py", copy / "tasks.py")  # its own root: nothing here is touched
+    (copy / "pyproject.toml").write_text("")
+    result = _run_tasks(copy / "tasks.py", "test", path=_fake_smi_path(tmp_path),
+                        extra_env={"RDSTREAM_TORCH_INDEX": "http://127.0.0.1:9/whl/cu128"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("tasks.py: error: cannot reach the CUDA torch index http://127.0.0.1:9/whl/cu128")
+    assert result.stderr.count("\n") == 1 and "RDSTREAM_TORCH=cpu" in result.stderr
+    assert not (copy / ".venv").exists()
+
+
+def test_no_task_is_a_usage_line():
+    result = _run_tasks(ROOT / "tasks.py", "deploy")
+    assert result.returncode == 2 and result.stderr.startswith("usage: python3 tasks.py") and result.stdout == ""
+
+
+def test_ci_workflow_runs_the_set_up_script_on_windows_and_macos_with_311_and_312():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "windows-macos.yml").read_text())
+    job = workflow["jobs"]["test"]
+    matrix = job["strategy"]["matrix"]
+    assert any(os_name.startswith("windows") for os_name in matrix["os"])
+    assert any(os_name.startswith("macos") for os_name in matrix["os"])
+    assert matrix["python"] == ["3.11", "3.12"]
+    assert any(step.get("run", "").startswith("python tasks.py test") for step in job["steps"])
+    assert "make test" in (ROOT / ".ci" / "run").read_text()  # Linux CI unchanged
