@@ -27,6 +27,9 @@ class StreamAligner(Protocol):
     def push(self, depth: SnippetDepth, frame_indices: Sequence[int]) -> None:
         """Add one snippet: depth float32 [L, H, W] for processed frames ``frame_indices``."""
 
+    def advance(self, newest: int) -> None:
+        """Frame ``newest`` arrived (with or without snippets ending at it); the lookahead counts from it."""
+
     def ready_frames(self) -> list[int]:
         """Frames ``emit`` would return now, oldest first (covered and ``lookahead`` behind the newest)."""
 
@@ -54,12 +57,15 @@ class AlignStage(Stage):
     async def process(self, item: SnippetDepths) -> Sequence[AlignedFrame]:
         if item.timing is not None:
             self.waiting.add(item.timing.processed_index, (item.timing, item.rgb))
-        return await self.thread.run(self._push_and_emit, item.snippets)
+        newest = item.timing.processed_index if item.timing is not None else None
+        return await self.thread.run(self._push_and_emit, item.snippets, newest)
 
     async def finish(self, end: StreamEnd) -> Sequence[AlignedFrame]:
         return await self.thread.run(self._flush)
 
-    def _push_and_emit(self, snippets) -> list[AlignedFrame]:
+    def _push_and_emit(self, snippets, newest: int | None = None) -> list[AlignedFrame]:
+        if newest is not None:
+            self.aligner.advance(newest)
         for indices, depth in snippets:
             self.aligner.push(depth, indices)
         return [self._aligned(n, self.aligner.emit(n)) for n in self.aligner.ready_frames()]

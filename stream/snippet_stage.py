@@ -21,6 +21,8 @@ class SnippetStage(Stage):
     A stream that ends before one full snippet fits gets one shorter snippet of all its frames,
     so that every frame still gets depth. ``lookahead`` is the aligner's: with it the stage tells the
     steps which frames will still be merged (``still_merged``) and which serve only the fit.
+    A strided plan runs snippets at some frames only; when the stream ends between two dilation-1
+    snippets, one more (``SnippetPlan.tail_snippet``) covers its last frames.
     """
 
     name = "snippets"
@@ -34,21 +36,33 @@ class SnippetStage(Stage):
         self.window: RollingWindow = RollingWindow(plan.span)
         self._frames_seen = 0
         self._snippets_run = 0
+        self._newest = -1
 
     async def process(self, item: EncodedFrame) -> Sequence[SnippetDepths]:
         newest = item.timing.processed_index
         self.window.add(newest, item.latent)
         self._frames_seen += 1
+        self._newest = newest
         snippets = self.plan.snippets_ending_at(newest)
-        merged = [still_merged(s, self.lookahead, self.plan.snip_len) for s in snippets]
+        covered = self.plan.covered_before(newest)
+        merged = [still_merged(s, self.lookahead, self.plan.snip_len, covered_through=covered) for s in snippets]
         depths = await self._predict(snippets, merged)
         return [SnippetDepths(timing=item.timing, rgb=item.rgb, snippets=depths)]
 
     async def finish(self, end: StreamEnd) -> Sequence[SnippetDepths]:
-        if self._snippets_run or not self._frames_seen:
+        if not self._frames_seen:
             return ()
-        snippet = short_stream_snippet(self._frames_seen)
-        depths = await self._predict([snippet], [(True,) * len(snippet)])
+        if not self._snippets_run:
+            snippet = short_stream_snippet(self._frames_seen)
+            depths = await self._predict([snippet], [(True,) * len(snippet)])
+            return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
+        tail = self.plan.tail_snippet(self._newest)
+        if tail is None:
+            return ()
+        # pushed after the aligner has seen the last frame (newest_seen) and emitted what it could
+        merged = still_merged(tail, self.lookahead, self.plan.snip_len,
+                              covered_through=self.plan.covered_before(self._newest), newest_seen=self._newest)
+        depths = await self._predict([tail], [merged])
         return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
 
     async def _predict(self, snippets: list[tuple[int, ...]], merged: list[tuple[bool, ...]]) -> list:
