@@ -104,6 +104,7 @@ class SpeedRung:
     long_stride: every other dilation's (a multiple of the base stride).
     encoder / decoder: ``full`` (the checkpoint's VAE) or ``tiny`` (TAESD); decoder None = the
         ``--quality``'s. trades: what the rung gives up, for the start line.
+    snip_len: frames per snippet (None = the preset's; ``--snip-len`` wins).
     """
 
     name: str
@@ -112,6 +113,7 @@ class SpeedRung:
     encoder: str
     decoder: str | None
     trades: str
+    snip_len: int | None = None
 
     def strides(self, dilations, snip_len: int) -> tuple[int, ...]:
         """Per dilation (same order), within what ``check_strides`` allows for ``snip_len``."""
@@ -124,6 +126,9 @@ class SpeedRung:
 #: stays ``standard`` until real-weight quality (``rdstream dev evaluate``) says otherwise.
 SPEEDS = {
     "standard": SpeedRung("standard", 1, 1, "full", None, "nothing (every dilation at every frame)"),
+    "pair": SpeedRung("pair", 1, 2, "full", None,
+                      "snippets of 2 frames (--snip-len 2), dilation 25 at every 2nd frame: half the UNet work, "
+                      "each frame in fewer snippets", snip_len=2),
     "stride2": SpeedRung("stride2", 2, 2, "full", None,
                          "snippets at every 2nd frame: half the UNet work, each frame in fewer snippets, "
                          "up to 1 frame more latency"),

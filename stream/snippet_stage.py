@@ -61,7 +61,7 @@ class SnippetStage(Stage):
             return ()
         # pushed after the aligner has seen the last frame (newest_seen) and emitted what it could
         merged = still_merged(tail, self.lookahead, self.plan.snip_len,
-                              covered_through=self.plan.covered_before(self._newest), newest_seen=self._newest)
+                              covered_through=self.plan.covered_before(self._newest + 1), newest_seen=self._newest)
         depths = await self._predict([tail], [merged])
         return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
 

@@ -27,7 +27,7 @@ def live_snippets(plan: SnippetPlan, num_frames: int) -> list[tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("snip_len, dilations, strides", [(3, (1, 25), (2, 2)), (3, (1, 4), (1, 3)),
-                                                           (4, (1, 5), (3, 6)), (2, (1, 5), (1, 2))])
+                                                           (4, (1, 5), (3, 6)), (2, (1, 5), (1, 2)), (4, (1, 3), (2, 4))])
 @pytest.mark.parametrize("num_frames", [3, 4, 5, 11, 12, 13, 60])
 def test_every_frame_is_covered_by_a_dilation_1_snippet_live_and_offline(snip_len, dilations, strides, num_frames):
     if num_frames < snip_len:
@@ -148,10 +148,12 @@ def test_speed_rung_with_the_tiny_encoder_runs_live_and_counts_its_plan(tmp_path
 def test_snip_len_2_runs_live_with_a_rung(tmp_path, tiny_checkpoint, capsys):
     clip = write_clip(tmp_path / "clip.mkv", num_frames=11, width=96, height=64)
     code = rdstream("run", "--source", f"file:{clip}", "--sink", f"npy:{tmp_path / 'd.npy'}", "-c", tiny_checkpoint,
-                    "--speed", "stride2", "--snip-len", "2", "--no-drop", "--res", "64", "-d", "1", "4", "--no-status")
+                    "--speed", "pair", "--no-drop", "--res", "64", "-d", "1", "4", "--no-status")
     assert code == 0
     err = capsys.readouterr().err
-    assert "strides 1,2" in err and "11 frames in, 11 out" in err
+    assert "speed pair (strides 1,2" in err and "11 frames in, 11 out" in err
+    # 2-frame snippets: dilation 1 at every frame from frame 1, dilation 4 at frames 5, 7, 9
+    assert "per output frame: 1.00 encodes, 2.36 UNet frame-passes" in err  # (10 + 3) x 2 / 11
     assert np.isfinite(np.load(tmp_path / "d.npy")).all()
 
 

@@ -19,8 +19,9 @@ STRIDES_HELP = ("snippet stride per dilation, same order as --dilations, e.g. --
                 "frame): fewer UNet passes per frame; dilation 1's at most --snip-len - 1, the others multiples of it; default: 1 each")
 ENCODER_HELP = ("RGB encoder: full (the checkpoint's VAE) | tiny (the encoder of AutoencoderTiny madebyollin/taesd, "
                 "the same as --decoder tiny) | a folder or hub id of an AutoencoderTiny")
-SPEED_HELP = ("cost ladder rung: standard (every dilation at every frame) | stride2 (snippets every 2nd frame, about "
-              "half the UNet work) | lite (stride2 + tiny encoder and decoder); see docs/streaming.md and rdstream dev evaluate")
+SPEED_HELP = ("cost ladder rung, from today's default to the cheapest: standard (every dilation at every frame) | pair "
+              "(2-frame snippets, dilation 25 every 2nd frame) | stride2 (snippets every 2nd frame) | lite (stride2 + tiny "
+              "encoder and decoder); see docs/streaming.md and rdstream dev evaluate")
 DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
 # A value that starts with a dash but is a number (``-d -25``, ``--res -5``): a value, not an option,
 # so that the option's own check names it ("--dilations -25: must be positive ...").

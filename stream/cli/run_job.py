@@ -75,7 +75,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     normalizer = parse_normalize(opts.normalize)
-    preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
+    preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len or speed.snip_len, res=opts.res)
     strides = opts.strides or speed.strides(preset.dilations, preset.snip_len)
     plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations), strides=tuple(strides))
     check_res(preset.res)
