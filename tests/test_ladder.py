@@ -204,3 +204,18 @@ def test_offline_strides_through_rdstream_file(tmp_path, tiny_checkpoint, capsys
     offline = plan_snippets(14, (1, 3), 3, strides=(2, 4))
     assert [len(level.frames) for level in offline] == [7, 2]  # ends 2,4,..,12 and the last frame 13; 8 and 12
     assert "unet_frame_passes=27" in capsys.readouterr().err  # (7 + 2) x 3
+
+
+def test_bench_rungs_meets_the_cost_targets_and_every_rung_outputs_every_frame():
+    result = subprocess.run([sys.executable, "-m", "bench.rungs", "--frames", "60", "--size", "64x96"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    costs = report["costs_per_output_frame"]
+    assert costs["standard"]["lookahead_2"]["counts"] == {"encodes": 1, "unet_frame_passes": 6, "decodes_full": 4,
+                                                         "decodes_fit": 2}
+    assert costs["stride2"]["lookahead_2"]["counts"]["unet_frame_passes"] == 3
+    met = report["targets_met"]
+    assert met["cheapest_lite_tflop_le_2.0"] and met["middle_pair_full_decoder_tflop_le_6.5"]
+    for rung in report["synthetic_lookahead_2"]["rungs"].values():
+        assert rung["frames_out"] == 60 and rung["finite"]
