@@ -138,6 +138,13 @@ SPEEDS = {
 DEFAULT_SPEED = "standard"
 
 
+def rung_plan_options(rung: SpeedRung, dilations, preset_snip_len: int, snip_len: int | None = None,
+                      strides=None) -> tuple[int, tuple[int, ...]]:
+    """(snippet length, strides per dilation) of ``rung``; ``snip_len`` / ``strides`` given explicitly win."""
+    length = snip_len or rung.snip_len or preset_snip_len
+    return length, tuple(strides) if strides else rung.strides(tuple(dilations), length)
+
+
 def speed_rung(name: str) -> SpeedRung:
     """The rung ``name``; one-line BadInputError for an unknown one."""
     if name not in SPEEDS:

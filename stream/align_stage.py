@@ -39,6 +39,9 @@ class StreamAligner(Protocol):
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """End of stream: every remaining covered frame as (index, depth [H, W]), oldest first."""
 
+    def restarted(self, plan) -> "StreamAligner":
+        """A fresh aligner of the same kind, lookahead and quality for ``plan`` (``/rdstream/speed``)."""
+
 
 class AlignStage(Stage):
     """SnippetDepths -> AlignedFrame, in frame order; the aligner decides when a frame is ready."""
@@ -58,7 +61,10 @@ class AlignStage(Stage):
         if item.timing is not None:
             self.waiting.add(item.timing.processed_index, (item.timing, item.rgb))
         newest = item.timing.processed_index if item.timing is not None else None
-        return await self.thread.run(self._push_and_emit, item.snippets, newest)
+        out = []
+        if item.restart is not None:  # a new snippet plan: the old aligner's frames leave first
+            out = await self.thread.run(self._restart, item.restart)
+        return out + await self.thread.run(self._push_and_emit, item.snippets, newest)
 
     async def finish(self, end: StreamEnd) -> Sequence[AlignedFrame]:
         return await self.thread.run(self._flush)
@@ -69,6 +75,11 @@ class AlignStage(Stage):
         for indices, depth in snippets:
             self.aligner.push(depth, indices)
         return [self._aligned(n, self.aligner.emit(n)) for n in self.aligner.ready_frames()]
+
+    def _restart(self, plan) -> list[AlignedFrame]:
+        out = [self._aligned(n, depth) for n, depth in self.aligner.flush()]
+        self.aligner = self.aligner.restarted(plan)
+        return out
 
     def _flush(self) -> list[AlignedFrame]:
         out = [self._aligned(n, depth) for n, depth in self.aligner.flush()]

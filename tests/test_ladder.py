@@ -219,3 +219,46 @@ def test_bench_rungs_meets_the_cost_targets_and_every_rung_outputs_every_frame()
     assert met["cheapest_lite_tflop_le_2.0"] and met["middle_pair_full_decoder_tflop_le_6.5"]
     for rung in report["synthetic_lookahead_2"]["rungs"].values():
         assert rung["frames_out"] == 60 and rung["finite"]
+
+
+# --- /rdstream/speed: switching rungs live ----------------------------------------------------
+
+def test_speed_over_osc_is_validated():
+    from stream.messages import NodeCommand
+    from stream.osc_control import parse_command
+
+    assert parse_command("/rdstream/speed", ["stride2"]) == NodeCommand("speed", ("stride2",))
+    for args in (["warp"], [], [2], ["lite", "pair"]):
+        with pytest.raises(ValueError, match="expects one rung"):
+            parse_command("/rdstream/speed", args)
+
+
+def test_speed_switches_between_frames_carrying_over_or_restarting_and_every_frame_comes_out():
+    from bench.support.stream_doubles import ListSource
+    from tests.test_stream_osc import run_controlled_node, wait_frames
+
+    seen = {}
+
+    async def script(client, sink, node):
+        seen["node"] = node
+        await wait_frames(sink, 20)
+        client.send_message("/rdstream/speed", "stride2")  # same snippet length: carries over
+        await wait_frames(sink, 60)
+        seen["passes_before_pair"] = node.steps.counts.unet_frame_passes
+        client.send_message("/rdstream/speed", "pair")  # 2-frame snippets: the aligner restarts
+        await wait_frames(sink, 110)
+        client.send_message("/rdstream/speed", "standard")  # back to 3 frames: restarts again
+
+    source = ListSource(180, interval=0.01)
+    sink = RecordingSink()
+    result, listener, reports, _ = run_controlled_node(source, sink, script)
+    assert result.frames_out == 180 and len(sink.frames) == 180
+    assert [f.index for f in sink.frames] == list(range(180))
+    assert all(np.isfinite(f.depth).all() for f in sink.frames)
+    speed_lines = [r for r in reports if r.startswith("speed:")]
+    assert len(speed_lines) == 3 and "carry over" in speed_lines[0]
+    assert "restart" in speed_lines[1] and "snippets of 2 frames" in speed_lines[1] and "restart" in speed_lines[2]
+    acks = [args for address, args in listener.messages if address == "/rdstream/ack" and args[0] == "/rdstream/speed"]
+    assert [a[2] for a in acks] == ["stride2", "pair", "standard"] and all(a[1] >= 20 for a in acks)
+    assert seen["node"].snippets.plan.snip_len == 3 and seen["node"].snippets.plan.strides == (1, 1)
+    assert seen["passes_before_pair"] < 60 * 6  # strided frames ran fewer UNet passes

@@ -204,6 +204,10 @@ class OnlineAligner:
         """An aligner whose window holds exactly the history ``plan`` needs at this lookahead."""
         return cls(lookahead=lookahead, window=plan.history(lookahead), quality=quality)
 
+    def restarted(self, plan: SnippetPlan) -> OnlineAligner:
+        """A fresh aligner with this one's lookahead and quality, its window sized for ``plan``."""
+        return OnlineAligner.for_plan(plan, self.lookahead, self.quality)
+
     # ----------------------------------------------------------------- public API
     def push(self, depth: "torch.Tensor | np.ndarray | SnippetDepth", frame_indices: Sequence[int]) -> None:
         """Add one snippet: ``depth [L, H, W]`` (float, any device; copied) or a ``SnippetDepth``

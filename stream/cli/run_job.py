@@ -23,7 +23,7 @@ from io_adapters.registry import check_sink, check_source, open_sink, open_sourc
 from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
-from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, speed_rung
+from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
@@ -75,9 +75,9 @@ def check_options(opts: RunOptions) -> CheckedRun:
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     normalizer = parse_normalize(opts.normalize)
-    preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len or speed.snip_len, res=opts.res)
-    strides = opts.strides or speed.strides(preset.dilations, preset.snip_len)
-    plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations), strides=tuple(strides))
+    preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
+    snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
+    plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
     check_res(preset.res)
     check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
@@ -155,7 +155,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
     # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
-                        max_frames=opts.max_frames or None)
+                        max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
+                        explicit_snip_len=opts.snip_len)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
