@@ -262,3 +262,45 @@ def test_speed_switches_between_frames_carrying_over_or_restarting_and_every_fra
     assert [a[2] for a in acks] == ["stride2", "pair", "standard"] and all(a[1] >= 20 for a in acks)
     assert seen["node"].snippets.plan.snip_len == 3 and seen["node"].snippets.plan.strides == (1, 1)
     assert seen["passes_before_pair"] < 60 * 6  # strided frames ran fewer UNet passes
+
+
+# --- rdstream dev evaluate --------------------------------------------------------------------
+
+def test_dev_evaluate_two_rungs_end_to_end_with_cached_reference(tmp_path, tiny_checkpoint, tiny_autoencoder):
+    clip = write_clip(tmp_path / "clip.mp4", num_frames=60, width=96, height=64)
+    out = tmp_path / "eval"
+    command = [sys.executable, "-m", "stream.cli", "dev", "evaluate", str(clip), "-c", str(tiny_checkpoint),
+               "--rungs", "standard,lite", "--tiny", str(tiny_autoencoder), "-o", str(out), "--res", "64"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "say nothing about depth quality" in result.stderr and "offline reference: preset paper" in result.stderr
+    report = json.loads((out / "evaluate.json").read_text())
+    assert "say nothing about depth" in report["note"] and set(report["rungs"]) == {"standard", "lite"}
+    for name, row in report["rungs"].items():
+        assert row["frames_in"] == row["frames_out"] == 60
+        assert np.isfinite([row["abs_rel"], row["temporal_error"], row["tflop_per_frame"]]).all()
+        assert np.load(out / f"rung-{name}.npy").shape == (60, 40, 64)
+    standard, lite = report["rungs"]["standard"], report["rungs"]["lite"]
+    assert lite["counts"]["unet_frame_passes"] < standard["counts"]["unet_frame_passes"]
+    assert lite["tflop_per_frame"] < standard["tflop_per_frame"]
+    assert (out / "evaluate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(command[:-8] + ["--rungs", "pair", "-o", str(out), "--res", "64"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "offline reference: cached" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("case, message", [("unreadable", "clip.mp4"), ("short", "shorter than the longest snippet"),
+                                           ("folder", "cannot write there"), ("rung", "--speed warp: unknown rung")])
+def test_dev_evaluate_bad_input_is_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, case, message):
+    clip = tmp_path / "clip.mp4"
+    if case == "unreadable":
+        clip.write_bytes(b"not a video")
+    else:
+        write_clip(clip, num_frames=20 if case == "short" else 60)
+    out = tmp_path / "eval"
+    if case == "folder":
+        out.write_text("a file where the folder should be")
+    code = rdstream("dev", "evaluate", clip, "-c", tiny_checkpoint, "-o", out, "--res", "64",
+                    "--rungs", "warp" if case == "rung" else "standard")
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
