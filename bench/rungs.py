@@ -2,6 +2,7 @@
 
     python -m bench.rungs                # counts and TFLOP per output frame at 384 px, synthetic accuracy
     python -m bench.rungs --frames 300   # a longer synthetic clip
+    python -m bench.rungs --cpu-seconds  # also CPU seconds per output frame (full-size random model, 128 px)
 
 Per rung of ``pipeline.presets.SPEEDS`` (dilations 1 and 25, L=3 unless named), at lookahead 0 and 2:
 
@@ -15,7 +16,11 @@ Per rung of ``pipeline.presets.SPEEDS`` (dilations 1 and 25, L=3 unless named), 
   on the node's cheap fit path). It models snippet noise and outliers only, not the tiny
   encoder's or decoder's approximations: a rung with them scores as its strides do. Only
   ``rdstream dev evaluate`` with the real weights measures those.
-``bench.live_cost`` and ``bench.coalign`` include these sections in their own reports.
+- with ``--cpu-seconds``: CPU seconds per output frame of the real ``RollingDepthSteps`` over one
+  stride period in steady state, on the full-size random model (SD2 shapes; TAESD's shapes for the
+  tiny encoder and decoder) at 128 px on one torch thread, rungs interleaved so machine load hits
+  all alike.
+``bench.live_cost`` and ``bench.coalign`` include the cost and accuracy sections in their own reports.
 """
 
 from __future__ import annotations
@@ -166,6 +171,51 @@ def rung_accuracy(num_frames: int = 100, size=(96, 128), lookahead: int = 2, qua
     return out
 
 
+def cpu_seconds(res: int = 128, rounds: int = 1) -> dict:
+    """CPU seconds per output frame of each rung's model steps (module docstring), median over ``rounds``."""
+    from diffusers import AutoencoderTiny
+
+    from bench.models import build_random_sd2_model
+    from pipeline.tiny_decoder import TinyVaeDecoder
+    from pipeline.tiny_encoder import TinyVaeEncoder
+    from stream.rolling_depth_steps import RollingDepthSteps
+
+    model = build_random_sd2_model()
+    torch.manual_seed(0)
+    taesd = AutoencoderTiny().eval().requires_grad_(False)
+    tiny = {"encoder": TinyVaeEncoder(taesd, "tiny (random)", True), "decoder": TinyVaeDecoder(taesd, "tiny (random)", True)}
+    frame = torch.randint(0, 256, (res * 3 // 4, res, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy()
+    runs = {}
+    for name, rung in SPEEDS.items():
+        variant = model
+        if rung.encoder == "tiny" or rung.decoder == "tiny":
+            import dataclasses
+
+            variant = dataclasses.replace(model, encoder=tiny["encoder"] if rung.encoder == "tiny" else model.encoder,
+                                          decoder=tiny["decoder"] if rung.decoder == "tiny" else model.decoder)
+        steps = RollingDepthSteps(variant, res, seed=0)
+        _, latent = steps.encode(frame)
+        runs[name] = (rung_plan(rung, rung.snip_len or 3), steps, latent)
+    seconds = {name: [] for name in runs}
+    for r in range(rounds + 1):  # the first round warms up
+        for name, (plan, steps, latent) in runs.items():
+            period = math.lcm(*plan.strides)
+            first = plan.span + 10
+            cpu = time.process_time()
+            for t in range(first, first + period):
+                steps.encode(frame)
+                snippets = plan.snippets_ending_at(t)
+                merged = [still_merged(s, 2, plan.snip_len, covered_through=plan.covered_before(t)) for s in snippets]
+                if snippets:  # a strided tick may run none, as in the snippet stage
+                    steps.predict([[latent] * len(s) for s in snippets], merged)
+            if r:
+                seconds[name].append((time.process_time() - cpu) / period)
+        log(f"cpu round {r} done" + (" (warm-up)" if not r else ""))
+    return {"model": "full-size random SD2-shaped model, TAESD-shaped random tiny encoder/decoder", "res": res,
+            "lookahead": 2, "threads": torch.get_num_threads(),
+            "cpu_s_per_output_frame": {name: round(float(np.median(v)), 3) for name, v in seconds.items()}}
+
+
 def targets(costs: dict, accuracy: dict | None) -> dict:
     met = {
         f"cheapest_{CHEAPEST}_tflop_le_2.0": costs[CHEAPEST]["lookahead_2"]["tflop_384px"] <= TARGETS["cheapest_tflop_le"],
@@ -182,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rungs", description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic clip")
     parser.add_argument("--size", default="96x128", help="synthetic frame size HxW")
+    parser.add_argument("--cpu-seconds", action="store_true", help="also time each rung on the full-size random model")
+    parser.add_argument("--cpu-res", type=int, default=128, help="resolution of the CPU timing")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -200,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
               "costs_per_output_frame": costs,
               "synthetic_lookahead_2": {"frames": args.frames, "size": [height, width], "rungs": accuracy},
               "targets_met": targets(costs, accuracy),
+              **({"cpu": cpu_seconds(args.cpu_res)} if args.cpu_seconds else {}),
               "total_seconds": round(time.perf_counter() - started, 1)}
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
