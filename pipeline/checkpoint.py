@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.hub import fetch_snapshot, is_hub_id  # noqa: F401 (is_hub_id: also imported from here)
+from pipeline.hub import fetch_snapshot, is_hub_id
 from pipeline.tiny_decoder import DecoderChoice, DepthDecoder, FullVaeDecoder, load_decoder, resolve_decoder
 from pipeline.tiny_encoder import FullVaeEncoder, RgbEncoder, check_encoder_channels, load_encoder, resolve_encoder
 

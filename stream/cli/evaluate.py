@@ -192,23 +192,22 @@ def tflop_per_frame(counts: dict, frames_out: int, gflop: dict) -> float:
     return total / max(1, frames_out) / 1000.0
 
 
-def _variant(model, rung, tiny_choice):
-    """The model with the rung's encoder and decoder (the tiny ones loaded once, shared)."""
+def load_tiny(model, choice):
+    """(encoder, decoder) of the AutoencoderTiny ``choice`` on the model's device and dtype."""
     from pipeline.tiny_decoder import load_decoder
     from pipeline.tiny_encoder import load_encoder
 
+    return (load_encoder(choice, model.vae, model.device, model.dtype),
+            load_decoder(choice, model.vae, model.vae_scale, model.device, model.dtype))
+
+
+def _variant(model, rung, tiny):
+    """The model with the rung's encoder and decoder (``tiny``: the loaded pair, or None when no rung needs it)."""
     if rung.encoder == "full" and rung.decoder in (None, "full"):
         return model
-    cache = _variant.cache.setdefault(id(model), {})
-    if "tiny" not in cache:
-        cache["tiny"] = (load_encoder(tiny_choice, model.vae, model.device, model.dtype),
-                         load_decoder(tiny_choice, model.vae, model.vae_scale, model.device, model.dtype))
-    encoder, decoder = cache["tiny"]
+    encoder, decoder = tiny
     return dataclasses.replace(model, encoder=encoder if rung.encoder == "tiny" else model.encoder,
                                decoder=decoder if rung.decoder == "tiny" else model.decoder)
-
-
-_variant.cache = {}
 
 
 # ----------------------------------------------------------------------------- report
@@ -263,11 +262,12 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     model = load_rolling_depth(opts.checkpoint, device, dtype)
     reference = torch.from_numpy(reference_depth(model, opts, frames, folder, say))
     meaningless = model.is_tiny
+    tiny = load_tiny(model, tiny_choice) if tiny_choice is not None else None
     # 3. Each rung through the live node.
     rows, flops_cache = {}, {}
     for name in names:
         rung = speed_rung(name)
-        variant = _variant(model, rung, tiny_choice)
+        variant = _variant(model, rung, tiny)
         meaningless = meaningless or variant.encoder.is_random or variant.decoder.is_random
         say(f"rung {name}: {rung.trades} ...")
         depth, facts = run_rung(variant, plans[name], opts, folder, name)
