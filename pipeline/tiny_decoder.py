@@ -1,7 +1,7 @@
 """Depth decoders: the checkpoint's full VAE decoder, or a tiny one (diffusers ``AutoencoderTiny``, TAESD).
 
-Only decoding changes: the encoder is always the checkpoint's VAE, because the UNet was trained
-on its latents. Both decoders take the diffusion-space latents ``[M, 4, h, w]`` (the SD VAE's
+Only decoding changes here (the encoder is ``--encoder``'s, see ``pipeline.tiny_encoder``; by
+default the checkpoint's VAE, whose latents the UNet was trained on). Both decoders take the diffusion-space latents ``[M, 4, h, w]`` (the SD VAE's
 latents x 0.18215) and return depth ``[M, H, W]``, roughly ``[-1, 1]``, in the model's dtype:
 
 - ``full``: divide by 0.18215, SD VAE decoder, mean of the 3 output channels.

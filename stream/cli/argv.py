@@ -14,9 +14,9 @@ from pipeline.errors import BadInputError
 
 DECODER_HELP = ("depth decoder: full (the checkpoint's VAE) | tiny (AutoencoderTiny madebyollin/taesd, downloaded "
                 "on first use; faster, quality unmeasured here: check it with rdstream dev compare-decoders) | "
-                "a folder or hub id of an AutoencoderTiny; the encoder is always the checkpoint's VAE")
+                "a folder or hub id of an AutoencoderTiny; the encoder is --encoder's")
 STRIDES_HELP = ("snippet stride per dilation, same order as --dilations, e.g. --strides 1,2 (dilation 25 every 2nd "
-                "frame): fewer UNet passes per frame; dilation 1's at most --snip-len - 1, the others multiples of it; default: 1 each")
+                "frame): fewer UNet passes per frame; dilation 1's at most --snip-len - 1, the others multiples of it")
 ENCODER_HELP = ("RGB encoder: full (the checkpoint's VAE) | tiny (the encoder of AutoencoderTiny madebyollin/taesd, "
                 "the same as --decoder tiny) | a folder or hub id of an AutoencoderTiny")
 SPEED_HELP = ("cost ladder rung, from today's default to the cheapest: standard (every dilation at every frame) | pair "

@@ -35,7 +35,7 @@ def file_command(
     cap_dilation: Optional[bool] = typer.Option(None, "--cap-dilation/--no-cap-dilation", help="cap dilations on short clips (default: preset)"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
     snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4 (default: 3)"),
-    strides: Optional[List[str]] = typer.Option(None, "--strides", metavar="K", help=STRIDES_HELP),
+    strides: Optional[List[str]] = typer.Option(None, "--strides", metavar="K", help=STRIDES_HELP + "; default: 1 each"),
     refine_step: Optional[int] = typer.Option(None, "--refine-step", metavar="N", help="refinement steps (0 = off) (default: preset)"),
     refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", metavar="L", help="frames per refinement snippet (default: 3)"),
     refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", metavar="D", help="first refinement dilation (default: 6)"),
