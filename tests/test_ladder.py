@@ -175,8 +175,13 @@ def test_tiny_encoder_latents_are_taesd_latents_unscaled(tiny_checkpoint, tiny_a
     (["--strides", "3,3"], "leaves frames uncovered"),
     (["--strides", "1"], "one whole number >= 1 per dilation"),
     (["--encoder", "/no/such/folder"], "--encoder /no/such/folder: no such folder"),
+    (["--encoder", "{kl}"], "holds a AutoencoderKL, not an AutoencoderTiny"),
 ])
 def test_bad_ladder_options_are_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, args, message):
+    kl = tmp_path / "kl"
+    kl.mkdir()
+    (kl / "config.json").write_text('{"_class_name": "AutoencoderKL"}')
+    args = [a.replace("{kl}", str(kl)) for a in args]
     code = rdstream("run", "--source", "test:?frames=5&size=64x48", "--sink", "null:", "-c", tiny_checkpoint, *args)
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
