@@ -177,6 +177,15 @@ def _stream_cost(size: tuple[int, int], lookahead: int, total_frames: int, quali
     return report
 
 
+def rungs_report(num_frames: int, size: tuple[int, int], quality: str) -> dict:
+    """Every ``--speed`` rung's synthetic AbsRel and temporal error at lookahead 2 (``bench.rungs``)."""
+    from bench.rungs import rung_accuracy
+
+    return {"lookahead": 2, "frames": num_frames, "size": list(size),
+            "note": "models snippet noise and outliers, not the tiny encoder/decoder (lite scores as its strides)",
+            "rungs": rung_accuracy(num_frames, size, 2, quality)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coalign", description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=100, help="frames of the offline clips (100 to 300)")
@@ -210,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "push_le_5ms": all(c["push_ms_at_2000"] <= 5.0 for c in steady),
         }
     report["online_cost"] = cost
+    report["rungs"] = rungs_report(args.frames, args.sizes[0], args.online_quality)
     report["machine"]["load_average_at_end"] = load_average()
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     json.dump(report, sys.stdout, indent=2)

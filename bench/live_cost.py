@@ -225,6 +225,14 @@ def gpu_section(args, folder: str) -> dict:
     return report
 
 
+def rungs_section(flops: dict) -> dict:
+    """Counts and TFLOP per output frame at 384 px of every ``--speed`` rung (``bench.rungs``)."""
+    from bench.rungs import rung_costs, targets
+
+    costs = rung_costs(flops)
+    return {"per_output_frame": costs, "targets_met": targets(costs, None)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.live_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="time the tiny random checkpoint instead of the full-size model")
@@ -258,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_s_lookahead_0_at_least_15pct_below_old": variants["lookahead_0/full"]["cpu_s_ratio_vs_old"] <= 0.85,
             },
         }
+        report["rungs"] = rungs_section(flops)
         if args.device != "cpu":
             report["gpu"] = gpu_section(args, folder)
     report["machine"] = {"cpus": os.cpu_count(), "load_average": load_average()}

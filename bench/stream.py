@@ -116,6 +116,9 @@ class MeanAlignerStandIn:
             self.counts[n] = self.counts.get(n, 0) + 1
         self.newest = max(self.newest, frame_indices[-1])
 
+    def advance(self, newest: int) -> None:
+        self.newest = max(self.newest, newest)
+
     def ready_frames(self) -> list[int]:
         limit = self.newest if self.flushed else self.newest - self.lookahead
         return sorted(n for n in self.sums if n <= limit)

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.hub import fetch_snapshot, is_hub_id
 from pipeline.tiny_decoder import DecoderChoice, DepthDecoder, FullVaeDecoder, load_decoder, resolve_decoder
+from pipeline.tiny_encoder import FullVaeEncoder, RgbEncoder, check_encoder_channels, load_encoder, resolve_encoder
 
 # model_index.json key that marks the tiny RANDOM test checkpoint (pipeline.tiny_checkpoint writes it).
 TINY_MARKER = "rdstream_tiny_random"
@@ -54,8 +56,9 @@ class RollingDepthModel:
     text_embedding: [1, 2, C] empty-prompt CLIP embedding (C = unet cross_attention_dim).
     vae_scale: spatial downsampling of the VAE (8 for the real model): latent = image / vae_scale.
     is_tiny: True for a random test checkpoint (its depth is meaningless).
-    decoder: turns depth latents into depth (None = the VAE's own decoder, see pipeline.tiny_decoder);
-        the encoder is always ``vae``'s.
+    decoder: turns depth latents into depth (None = the VAE's own decoder, see pipeline.tiny_decoder).
+    encoder: turns RGB into the UNet's latents (None = the VAE's own encoder, see pipeline.tiny_encoder);
+        the depth refinement (presets full, paper) always encodes depth with ``vae``.
     """
 
     unet: torch.nn.Module
@@ -68,6 +71,7 @@ class RollingDepthModel:
     is_tiny: bool
     source: str
     decoder: DepthDecoder | None = None
+    encoder: RgbEncoder | None = None
     one_step_timestep: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +79,8 @@ class RollingDepthModel:
         self.one_step_timestep = scheduler_timesteps(self.scheduler, 1)[0]
         if self.decoder is None:
             self.decoder = FullVaeDecoder(self.vae)
+        if self.encoder is None:
+            self.encoder = FullVaeEncoder(self.vae)
 
 
 def scheduler_timesteps(scheduler, steps: int) -> list[int]:
@@ -126,11 +132,6 @@ def choose_dtype(explicit: str | None, preset_dtype: str | None, device: torch.d
     return resolve_dtype(explicit or (preset_dtype if device.type != "cpu" else None), device)
 
 
-def is_hub_id(text: str) -> bool:
-    """``owner/name`` that is not an existing path: a Hugging Face hub id (checkpoints, decoders)."""
-    return not Path(text).exists() and text.count("/") == 1 and not text.startswith((".", "/", "~"))
-
-
 def resolve_checkpoint_folder(checkpoint: str, allow_download: bool = True) -> Path:
     """A local folder as given, or the local snapshot of a hub id (downloaded with progress if needed)."""
     path = Path(checkpoint).expanduser()
@@ -144,26 +145,6 @@ def resolve_checkpoint_folder(checkpoint: str, allow_download: bool = True) -> P
         failed=(f"checkpoint {checkpoint}: could not download it ({{reason}}); download it on a machine with "
                 f"network access (huggingface-cli download {checkpoint}) or pass a local folder with -c"),
     )
-
-
-def fetch_snapshot(hub_id: str, allow_download: bool, not_cached: str, failed: str,
-                   patterns: list[str] | None = None) -> Path:
-    """The local snapshot of ``hub_id``: the Hugging Face cache first, else a download (a tqdm
-    progress bar per file) when ``allow_download``. Failures are BadInputError: ``not_cached``
-    when downloading is not allowed, ``failed`` (with ``{reason}``, the first line of the
-    library's error) when the download fails."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=patterns))
-    except Exception:
-        if not allow_download:
-            raise BadInputError(not_cached) from None
-    try:
-        return Path(snapshot_download(hub_id, allow_patterns=patterns))
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise BadInputError(failed.format(reason=reason)) from None
 
 
 def validate_checkpoint_folder(folder: Path) -> dict:
@@ -258,13 +239,15 @@ def load_rolling_depth(
     device: torch.device | str = "auto",
     dtype: torch.dtype | None = None,
     decoder: DecoderChoice | str | None = None,
+    encoder: DecoderChoice | str | None = None,
 ) -> RollingDepthModel:
     """Load unet, vae, scheduler and the cached empty-prompt embedding; see the module docstring.
 
     checkpoint: a folder in the prs-eth/rollingdepth-v1-0 layout or a hub id.
     device: a torch.device or a name for resolve_device(). dtype: None = device default.
     decoder: ``--decoder`` (``full``, ``tiny``, a folder or hub id) or a resolved DecoderChoice;
-        checked (and downloaded) before any weights load.
+        checked (and downloaded) before any weights load. encoder: ``--encoder``, the same way; its
+        latent channels are checked against the checkpoint's VAE before any weights load.
     """
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from diffusers.utils import logging as diffusers_logging
@@ -279,6 +262,8 @@ def load_rolling_depth(
     folder = resolve_checkpoint_folder(str(checkpoint))
     unet_config = validate_checkpoint_folder(folder)
     decoder = decoder if isinstance(decoder, DecoderChoice) else resolve_decoder(decoder)
+    encoder = encoder if isinstance(encoder, DecoderChoice) else resolve_encoder(encoder)
+    check_encoder_channels(encoder, vae_latent_channels(folder))
     model_index = json.loads((folder / "model_index.json").read_text())
 
     try:
@@ -313,4 +298,13 @@ def load_rolling_depth(
         is_tiny=bool(model_index.get(TINY_MARKER, False)),
         source=str(checkpoint),
         decoder=load_decoder(decoder, vae, vae_scale, device, dtype),
+        encoder=load_encoder(encoder, vae, device, dtype),
     )
+
+
+def vae_latent_channels(folder: Path) -> int:
+    """Latent channels of a checkpoint's VAE, from its config (4 for Stable Diffusion's)."""
+    try:
+        return int(json.loads((folder / "vae" / "config.json").read_text()).get("latent_channels", 4))
+    except (OSError, ValueError, TypeError) as err:
+        raise BadInputError(f"checkpoint {folder}: cannot read vae/config.json ({err})") from None

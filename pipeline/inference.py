@@ -34,11 +34,12 @@ def make_shared_noise(model: RollingDepthModel, latent_hw: tuple[int, int], seed
 
 @torch.no_grad()
 def encode_rgb(model: RollingDepthModel, rgb: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
-    """[N, 3, H, W] in [-1, 1] -> [N, 4, H/s, W/s] latents (mean of the posterior, x 0.18215)."""
+    """[N, 3, H, W] in [-1, 1] -> [N, 4, H/s, W/s] diffusion-space latents with the model's encoder
+    (the SD VAE: mean of the posterior x 0.18215; or a tiny one, see pipeline.tiny_encoder)."""
     out = []
     for start in range(0, rgb.shape[0], max(1, batch_size)):
         batch = rgb[start : start + batch_size].to(device=model.device, dtype=model.dtype)
-        out.append(model.vae.encode(batch).latent_dist.mean * LATENT_SCALE)
+        out.append(model.encoder(batch))
     return torch.cat(out)
 
 

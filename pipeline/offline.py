@@ -21,7 +21,7 @@ from pipeline.errors import BadInputError
 from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
 from pipeline.preprocess import check_res, processing_size, resample_mode
 from pipeline.diffusion_refine import check_refine_clip, refine_depth
-from pipeline.snippets import SnippetLevel, check_snippet_options, plan_snippets
+from pipeline.snippets import SnippetLevel, check_snippet_options, check_strides, plan_snippets
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
@@ -33,6 +33,7 @@ class OfflineSettings:
     """Everything that shapes an offline run (defaults: preset fast, exact co-alignment).
 
     dilations: snippet dilations, 1 included. snip_len: frames per snippet (2..4).
+    strides: snippet stride per dilation (same order; () = 1 each, the reference's), see ``plan_snippets``.
     res: longer edge of the processing size in pixels (0 = native; rounded to a multiple of 8).
     refine_steps: 0 = no refinement. max_vae_bs: frames per VAE batch. unet_bs: snippets per UNet call.
     seed: the shared noise seed (None = random). coalign: "exact" or "adam"; quality: fast,
@@ -42,6 +43,7 @@ class OfflineSettings:
 
     dilations: tuple[int, ...] = (1, 25)
     snip_len: int = 3
+    strides: tuple[int, ...] = ()
     cap_dilation: bool = True
     res: int = 768
     resample_method: str = "bilinear"
@@ -87,6 +89,8 @@ def check_settings(settings: OfflineSettings) -> None:
     """Validate every setting once, when the settings are made; each problem with its own message."""
     check_res(settings.res)
     check_snippet_options(settings.snip_len, settings.dilations)
+    if settings.strides:
+        check_strides(settings.snip_len, settings.dilations, settings.strides)
     if settings.max_vae_bs < 1:
         raise BadInputError(f"--max-vae-bs {settings.max_vae_bs}: must be at least 1")
     if settings.unet_bs < 1:
@@ -122,7 +126,7 @@ class OfflinePipeline:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise BadInputError(f"expected uint8 RGB frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
         num_frames = frames.shape[0]
-        plans = plan_snippets(num_frames, s.dilations, s.snip_len, s.cap_dilation)
+        plans = plan_snippets(num_frames, s.dilations, s.snip_len, s.cap_dilation, s.strides or None)
         if s.refine_steps:
             check_refine_clip(num_frames, s.refine_snippet_len)
         height, width = processing_size(frames.shape[1], frames.shape[2], s.res)

@@ -29,6 +29,7 @@ class Preset:
     dtype: str
     cap_dilation: bool
     snip_len: int = 3
+    strides: tuple[int, ...] = ()  # one per dilation (pipeline.snippets.check_strides); () = all 1
     refine_snippet_len: int = 3
     refine_start_dilation: int = 6
 
@@ -92,3 +93,60 @@ def live_quality(name: str, fit_decode: str | None = None, decoder: str | None =
         check_fit_path(fit_decode)
     changes = {k: v for k, v in (("fit_decode", fit_decode), ("decoder", decoder)) if v is not None}
     return replace(LIVE_QUALITIES[name], **changes)
+
+
+# ----------------------------------------------------------------------------- the cost ladder
+@dataclass(frozen=True)
+class SpeedRung:
+    """One rung of ``--speed``: how much of the method runs per frame (docs/streaming.md, "The cost ladder").
+
+    base_stride: dilation 1's snippets end every ``base_stride`` frames (at most ``L - 1``: capped so).
+    long_stride: every other dilation's (a multiple of the base stride).
+    encoder / decoder: ``full`` (the checkpoint's VAE) or ``tiny`` (TAESD); decoder None = the
+        ``--quality``'s. trades: what the rung gives up, for the start line.
+    snip_len: frames per snippet (None = the preset's; ``--snip-len`` wins).
+    """
+
+    name: str
+    base_stride: int
+    long_stride: int
+    encoder: str
+    decoder: str | None
+    trades: str
+    snip_len: int | None = None
+
+    def strides(self, dilations, snip_len: int) -> tuple[int, ...]:
+        """Per dilation (same order), within what ``check_strides`` allows for ``snip_len``."""
+        base = max(1, min(self.base_stride, snip_len - 1))
+        long = max(base, self.long_stride // base * base)
+        return tuple(base if d == 1 else long for d in dilations)
+
+
+#: From today's default (every dilation at every frame, full VAE) down to the cheapest. The default
+#: stays ``standard`` until real-weight quality (``rdstream dev evaluate``) says otherwise.
+SPEEDS = {
+    "standard": SpeedRung("standard", 1, 1, "full", None, "nothing (every dilation at every frame)"),
+    "pair": SpeedRung("pair", 1, 2, "full", None,
+                      "snippets of 2 frames (--snip-len 2), dilation 25 at every 2nd frame: half the UNet work, "
+                      "each frame in fewer snippets", snip_len=2),
+    "stride2": SpeedRung("stride2", 2, 2, "full", None,
+                         "snippets at every 2nd frame: half the UNet work, each frame in fewer snippets, "
+                         "up to 1 frame more latency"),
+    "lite": SpeedRung("lite", 2, 2, "tiny", "tiny",
+                      "stride2 + the tiny encoder and decoder (TAESD): approximate latents and depth"),
+}
+DEFAULT_SPEED = "standard"
+
+
+def rung_plan_options(rung: SpeedRung, dilations, preset_snip_len: int, snip_len: int | None = None,
+                      strides=None) -> tuple[int, tuple[int, ...]]:
+    """(snippet length, strides per dilation) of ``rung``; ``snip_len`` / ``strides`` given explicitly win."""
+    length = snip_len or rung.snip_len or preset_snip_len
+    return length, tuple(strides) if strides else rung.strides(tuple(dilations), length)
+
+
+def speed_rung(name: str) -> SpeedRung:
+    """The rung ``name``; one-line BadInputError for an unknown one."""
+    if name not in SPEEDS:
+        raise BadInputError(f"--speed {name}: unknown rung; use one of {', '.join(SPEEDS)}")
+    return SPEEDS[name]

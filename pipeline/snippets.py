@@ -45,14 +45,45 @@ def check_snippet_options(snip_len: int, dilations) -> None:
         raise BadInputError(f"--dilations {listed}: must be positive whole numbers that include 1")
 
 
-def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[SnippetLevel]:
-    """Offline snippets: for each dilation d, every start i in [0, N-1-(L-1)d] (stride 1).
+def check_strides(snip_len: int, dilations, strides) -> None:
+    """Snippet strides (one per dilation, in the same order): whole numbers >= 1; dilation 1's at most
+    ``L - 1`` so that its snippets still cover every frame and overlap each other (the chain the
+    co-alignment follows); every other stride a multiple of dilation 1's, so that a level only runs
+    at frames where dilation 1 runs too (coverage then grows without gaps)."""
+    dilations, strides = list(dilations), list(strides)
+    if len(strides) != len(dilations) or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in strides):
+        raise BadInputError(f"--strides {','.join(map(str, strides)) or '(none)'}: give one whole number >= 1 per "
+                            f"dilation ({','.join(map(str, dilations))})")
+    base = strides[dilations.index(1)] if 1 in dilations else 1
+    if base > snip_len - 1:
+        raise BadInputError(f"--strides: dilation 1 every {base} frames leaves frames uncovered or snippets unlinked "
+                            f"with --snip-len {snip_len}; use at most {snip_len - 1}")
+    bad = [f"{d}:{k}" for d, k in zip(dilations, strides) if k % base]
+    if bad:
+        raise BadInputError(f"--strides {','.join(bad)}: each stride must be a multiple of dilation 1's ({base})")
 
+
+def runs_at(end: int, dilation: int, stride: int, snip_len: int) -> bool:
+    """Whether the level (dilation, stride) has a snippet ending at frame ``end``: it fits (first frame
+    >= 0) and ``end - (L - 1)`` is a multiple of the stride (every level counts its stride from the
+    first full snippet of dilation 1, so that the first frames are always covered)."""
+    return end - (snip_len - 1) * dilation >= 0 and (end - (snip_len - 1)) % stride == 0
+
+
+def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = True,
+                  strides=None) -> list[SnippetLevel]:
+    """Offline snippets: for each dilation d, the snippets ``(e - (L-1)d, ..., e)`` for every end frame e
+    (stride 1: every start in [0, N-1-(L-1)d], as the reference).
+
+    strides: one per dilation (None = all 1): a level of stride k ends snippets only where ``runs_at``
+    says, as live; dilation 1 also keeps the snippet ending at the last frame, so the end is covered.
     Raises BadInputError when the clip is too short for any snippet of some dilation.
     """
     check_snippet_options(snip_len, dilations)
+    strides = tuple(strides) if strides is not None else (1,) * len(tuple(dilations))
+    check_strides(snip_len, dilations, strides)
     plans = []
-    for requested in dilations:
+    for requested, stride in zip(dilations, strides):
         d = cap_dilation(requested, num_frames, snip_len) if cap else requested
         count = num_frames - (snip_len - 1) * d
         if count < 1:
@@ -60,14 +91,17 @@ def plan_snippets(num_frames: int, dilations, snip_len: int = 3, cap: bool = Tru
                 f"the clip has {num_frames} frames: too short for snippets of {snip_len} frames at dilation {d} "
                 f"(needs at least {(snip_len - 1) * d + 1}; use fewer --dilations or a longer clip)"
             )
-        frames = tuple(tuple(i + j * d for j in range(snip_len)) for i in range(count))
+        ends = [e for e in range(num_frames) if runs_at(e, d, stride, snip_len)]
+        if d == 1 and ends[-1] != num_frames - 1:
+            ends.append(num_frames - 1)
+        frames = tuple(tuple(e - (snip_len - 1 - j) * d for j in range(snip_len)) for e in ends)
         plans.append(SnippetLevel(requested, d, frames))
     return plans
 
 
-def snippet_frames(num_frames: int, dilations, snip_len: int = 3, cap: bool = True) -> list[tuple[int, ...]]:
+def snippet_frames(num_frames: int, dilations, snip_len: int = 3, cap: bool = True, strides=None) -> list[tuple[int, ...]]:
     """The frame tuples of every offline snippet, level after level (``plan_snippets`` flattened)."""
-    return [frames for level in plan_snippets(num_frames, dilations, snip_len, cap) for frames in level.frames]
+    return [frames for level in plan_snippets(num_frames, dilations, snip_len, cap, strides) for frames in level.frames]
 
 
 # ----------------------------------------------------------------------------- live snippets
@@ -77,14 +111,37 @@ class SnippetPlan:
 
     Live, one snippet per dilation ends at each new frame t: ``(t - (L-1) d, ..., t - d, t)``
     (docs/method.md, section 8). Dilations are kept sorted and unique; 1 must be among them.
+
+    strides: one per dilation, in the order given (empty = all 1). A level of stride k runs at every
+    k-th frame only (``runs_at``): fewer UNet frame-passes per output frame, each frame in fewer
+    snippets. Checked by ``check_strides``; kept sorted with the dilations.
     """
 
     snip_len: int = 3
     dilations: tuple[int, ...] = (1, 25)
+    strides: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_snippet_options(self.snip_len, self.dilations)
-        object.__setattr__(self, "dilations", tuple(sorted(set(self.dilations))))
+        strides = tuple(self.strides) or (1,) * len(tuple(self.dilations))
+        check_strides(self.snip_len, self.dilations, strides)
+        pairs = dict(zip(self.dilations, strides))
+        object.__setattr__(self, "dilations", tuple(sorted(pairs)))
+        object.__setattr__(self, "strides", tuple(pairs[d] for d in sorted(pairs)))
+
+    @property
+    def base_stride(self) -> int:
+        """Dilation 1's stride: its snippets end every ``base_stride`` frames."""
+        return self.strides[self.dilations.index(1)]
+
+    @property
+    def strided(self) -> bool:
+        """True when some level skips frames."""
+        return any(k > 1 for k in self.strides)
+
+    def unet_passes_per_frame(self) -> float:
+        """UNet frame-passes per frame in steady state: ``sum(L / stride)`` (6 for L=3, dilations 1 and 25)."""
+        return sum(self.snip_len / k for k in self.strides)
 
     @property
     def span(self) -> int:
@@ -103,11 +160,25 @@ class SnippetPlan:
         in the order of ``dilations``.
         """
         out = []
-        for d in self.dilations:
-            first = newest - (self.snip_len - 1) * d
-            if first >= 0:
-                out.append(tuple(range(first, newest + 1, d)))
+        for d, stride in zip(self.dilations, self.strides):
+            if runs_at(newest, d, stride, self.snip_len):
+                out.append(tuple(range(newest - (self.snip_len - 1) * d, newest + 1, d)))
         return out
+
+    def covered_before(self, newest: int) -> int:
+        """The newest frame covered (every frame up to it, without gaps) by the snippets that ended
+        before frame ``newest``: the end of the last dilation-1 snippet before it, -1 if none."""
+        first = self.snip_len - 1
+        if newest - 1 < first:
+            return -1
+        return newest - 1 - (newest - 1 - first) % self.base_stride
+
+    def tail_snippet(self, last: int) -> tuple[int, ...] | None:
+        """At the end of a stream whose last frame is ``last``: the dilation-1 snippet ending there when
+        the stride skipped it (so the last frames are covered), else None."""
+        if last < self.snip_len - 1 or runs_at(last, 1, self.base_stride, self.snip_len):
+            return None
+        return tuple(range(last - self.snip_len + 1, last + 1))
 
 
 def short_stream_snippet(count: int) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """Depth decoders: the checkpoint's full VAE decoder, or a tiny one (diffusers ``AutoencoderTiny``, TAESD).
 
-Only decoding changes: the encoder is always the checkpoint's VAE, because the UNet was trained
-on its latents. Both decoders take the diffusion-space latents ``[M, 4, h, w]`` (the SD VAE's
+Only decoding changes here (the encoder is ``--encoder``'s, see ``pipeline.tiny_encoder``; by
+default the checkpoint's VAE, whose latents the UNet was trained on). Both decoders take the diffusion-space latents ``[M, 4, h, w]`` (the SD VAE's
 latents x 0.18215) and return depth ``[M, H, W]``, roughly ``[-1, 1]``, in the model's dtype:
 
 - ``full``: divide by 0.18215, SD VAE decoder, mean of the 3 output channels.
@@ -26,13 +26,14 @@ from typing import Protocol
 import torch
 
 from pipeline.errors import BadInputError
+from pipeline.hub import fetch_snapshot, is_hub_id
 
 LATENT_SCALE = 0.18215
 TINY_DECODER_HUB_ID = "madebyollin/taesd"
 DECODER_CHOICES = "full, tiny (madebyollin/taesd), or a folder / hub id of an AutoencoderTiny"
 #: Key written into the config of a random test decoder, so every command can say so.
 TINY_DECODER_MARKER = "rdstream_tiny_random"
-TINY_DECODER_WARNING = "The decoder is a tiny RANDOM test AutoencoderTiny: its output is NOT depth."
+TINY_DECODER_WARNING = "The decoder or encoder is a tiny RANDOM test AutoencoderTiny: its output is NOT depth."
 #: What a decoder download fetches: the diffusers config and weights, not the repo's other formats.
 DOWNLOAD_PATTERNS = ["*.json", "diffusion_pytorch_model*"]
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
@@ -86,51 +87,54 @@ def resolve_decoder(spec: str | None, allow_download: bool = True) -> DecoderCho
     Raises BadInputError (one line) for a missing folder, a folder that is not an AutoencoderTiny,
     or a hub id that is neither cached nor downloadable (offline). Loads no weights.
     """
+    return resolve_autoencoder(spec, "--decoder", allow_download)
+
+
+def resolve_autoencoder(spec: str | None, option: str, allow_download: bool = True) -> DecoderChoice:
+    """``full`` / ``tiny`` / a folder / a hub id given to ``option`` (``--decoder``, ``--encoder``) -> a
+    checked choice; see ``resolve_decoder``."""
     spec = (spec or "full").strip()
     if spec == "full":
         return DecoderChoice("full")
     hub_id = TINY_DECODER_HUB_ID if spec == "tiny" else spec
     path = Path(hub_id).expanduser()
-    from pipeline.checkpoint import is_hub_id  # checkpoint imports this module
-
     if path.exists() or not is_hub_id(hub_id):
         if not path.is_dir():
-            raise BadInputError(f"--decoder {spec}: no such folder (use {DECODER_CHOICES})")
-        check_tiny_decoder_folder(path, spec)
+            raise BadInputError(f"{option} {spec}: no such folder (use {DECODER_CHOICES})")
+        check_tiny_decoder_folder(path, spec, option)
         return DecoderChoice(spec, path)
-    folder = _download(hub_id, spec, allow_download)
-    check_tiny_decoder_folder(folder, spec)
+    folder = _download(hub_id, spec, allow_download, option)
+    check_tiny_decoder_folder(folder, spec, option)
     return DecoderChoice(spec, folder)
 
 
-def _download(hub_id: str, spec: str, allow_download: bool) -> Path:
-    from pipeline.checkpoint import fetch_snapshot  # checkpoint imports this module
-
+def _download(hub_id: str, spec: str, allow_download: bool, option: str = "--decoder") -> Path:
     return fetch_snapshot(
         hub_id, allow_download, patterns=DOWNLOAD_PATTERNS,
-        not_cached=f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache",
-        failed=(f"--decoder {spec}: could not download {hub_id} ({{reason}}); download it where there is "
-                f"network access (huggingface-cli download {hub_id}) and pass the folder, or use --decoder full"),
+        not_cached=f"{option} {spec}: {hub_id} is not in the local Hugging Face cache",
+        failed=(f"{option} {spec}: could not download {hub_id} ({{reason}}); download it where there is "
+                f"network access (huggingface-cli download {hub_id}) and pass the folder"
+                + (f", or use {option} full" if option in ("--decoder", "--encoder") else "")),
     )
 
 
-def check_tiny_decoder_folder(folder: Path, spec: str) -> dict:
+def check_tiny_decoder_folder(folder: Path, spec: str, option: str = "--decoder") -> dict:
     """The folder holds an ``AutoencoderTiny`` config with 4 latent channels and weights; returns the config."""
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise BadInputError(f"--decoder {spec}: {folder} has no config.json (not an AutoencoderTiny folder)")
+        raise BadInputError(f"{option} {spec}: {folder} has no config.json (not an AutoencoderTiny folder)")
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
-        raise BadInputError(f"--decoder {spec}: {config_path} is not valid JSON ({err})") from None
+        raise BadInputError(f"{option} {spec}: {config_path} is not valid JSON ({err})") from None
     if config.get("_class_name") != "AutoencoderTiny":
         raise BadInputError(
-            f"--decoder {spec}: {folder} holds a {config.get('_class_name') or 'unknown model'}, not an AutoencoderTiny"
+            f"{option} {spec}: {folder} holds a {config.get('_class_name') or 'unknown model'}, not an AutoencoderTiny"
         )
     if config.get("latent_channels", 4) != 4:
-        raise BadInputError(f"--decoder {spec}: latent_channels is {config.get('latent_channels')}, the depth latents have 4")
+        raise BadInputError(f"{option} {spec}: latent_channels is {config.get('latent_channels')}; the checkpoint's VAE latents (the UNet's input) have 4")
     if not any((folder / name).is_file() for name in WEIGHT_NAMES):
-        raise BadInputError(f"--decoder {spec}: no weights in {folder} (expected one of {', '.join(WEIGHT_NAMES)})")
+        raise BadInputError(f"{option} {spec}: no weights in {folder} (expected one of {', '.join(WEIGHT_NAMES)})")
     return config
 
 

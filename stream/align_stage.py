@@ -27,6 +27,9 @@ class StreamAligner(Protocol):
     def push(self, depth: SnippetDepth, frame_indices: Sequence[int]) -> None:
         """Add one snippet: depth float32 [L, H, W] for processed frames ``frame_indices``."""
 
+    def advance(self, newest: int) -> None:
+        """Frame ``newest`` arrived (with or without snippets ending at it); the lookahead counts from it."""
+
     def ready_frames(self) -> list[int]:
         """Frames ``emit`` would return now, oldest first (covered and ``lookahead`` behind the newest)."""
 
@@ -35,6 +38,9 @@ class StreamAligner(Protocol):
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """End of stream: every remaining covered frame as (index, depth [H, W]), oldest first."""
+
+    def restarted(self, plan) -> "StreamAligner":
+        """A fresh aligner of the same kind, lookahead and quality for ``plan`` (``/rdstream/speed``)."""
 
 
 class AlignStage(Stage):
@@ -54,15 +60,26 @@ class AlignStage(Stage):
     async def process(self, item: SnippetDepths) -> Sequence[AlignedFrame]:
         if item.timing is not None:
             self.waiting.add(item.timing.processed_index, (item.timing, item.rgb))
-        return await self.thread.run(self._push_and_emit, item.snippets)
+        newest = item.timing.processed_index if item.timing is not None else None
+        out = []
+        if item.restart is not None:  # a new snippet plan: the old aligner's frames leave first
+            out = await self.thread.run(self._restart, item.restart)
+        return out + await self.thread.run(self._push_and_emit, item.snippets, newest)
 
     async def finish(self, end: StreamEnd) -> Sequence[AlignedFrame]:
         return await self.thread.run(self._flush)
 
-    def _push_and_emit(self, snippets) -> list[AlignedFrame]:
+    def _push_and_emit(self, snippets, newest: int | None = None) -> list[AlignedFrame]:
+        if newest is not None:
+            self.aligner.advance(newest)
         for indices, depth in snippets:
             self.aligner.push(depth, indices)
         return [self._aligned(n, self.aligner.emit(n)) for n in self.aligner.ready_frames()]
+
+    def _restart(self, plan) -> list[AlignedFrame]:
+        out = [self._aligned(n, depth) for n, depth in self.aligner.flush()]
+        self.aligner = self.aligner.restarted(plan)
+        return out
 
     def _flush(self) -> list[AlignedFrame]:
         out = [self._aligned(n, depth) for n, depth in self.aligner.flush()]

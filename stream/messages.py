@@ -8,6 +8,7 @@ its own state before passing it on: shutdown is the same data flow as work.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,7 @@ class SnippetDepths:
     timing: FrameTiming | None
     rgb: np.ndarray | None
     snippets: list[tuple[tuple[int, ...], np.ndarray]]
+    restart: Any = None  # a pipeline.snippets.SnippetPlan: flush the aligner and start one for it first
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class OutputFrame:
 
 
 # Kinds of live commands (OSC addresses under /rdstream/ use the same names).
-COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop")
+COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop", "speed")
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class NodeCommand:
 
     kind: one of COMMAND_KINDS.
     args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
-        ``cmap``; (True/False,) for ``pause``; () otherwise.
+        ``cmap`` and ``speed`` (a rung of ``pipeline.presets.SPEEDS``); (True/False,) for ``pause``;
+        () otherwise.
     sent: the arguments exactly as they arrived (what an acknowledgement echoes); not compared.
     """
 

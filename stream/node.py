@@ -23,6 +23,7 @@ import anyio
 from io_adapters.base import Sink, Source
 from stream.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
+from pipeline.presets import rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan
 from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop
@@ -62,6 +63,8 @@ class NodeConfig:
     queue_size: items waiting between two stages.
     stats_interval_s: how often the status line and ``--stats-json`` update.
     max_frames: stop after this many received frames (None = until the source ends).
+    preset_snip_len, explicit_snip_len: the preset's snippet length and ``--snip-len`` (None = not
+        given), for the plans of ``/rdstream/speed`` (``pipeline.presets.rung_plan_options``).
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -70,6 +73,8 @@ class NodeConfig:
     queue_size: int = DEFAULT_QUEUE_SIZE
     stats_interval_s: float = 1.0
     max_frames: int | None = None
+    preset_snip_len: int = 3
+    explicit_snip_len: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,10 +148,12 @@ class StreamNode:
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
+        self.snippets = SnippetStage(steps, config.plan, self.model_thread, config.lookahead, report=self.report,
+                                     on_applied=controls.applied if controls is not None else None)
         self.stages: list[Stage] = [
             self.capture,
             EncodeStage(steps, self.model_thread, inform),
-            SnippetStage(steps, config.plan, self.model_thread, config.lookahead),
+            self.snippets,
             self.align,
             self.display,
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
@@ -169,10 +176,19 @@ class StreamNode:
             self.request_stop()
             if self.controls is not None:
                 self.controls.applied(command, None)
+        elif command.kind == "speed":
+            self.snippets.change_plan(self.plan_for_speed(command.args[0]), command)
         elif self.controls is not None:
             self.controls.submit(command)
         else:
             raise RuntimeError("this node was built without live controls")
+
+    def plan_for_speed(self, name: str) -> SnippetPlan:
+        """The snippet plan of rung ``name`` for this run's dilations (its encoder and decoder stay as loaded)."""
+        plan = self.config.plan
+        snip_len, strides = rung_plan_options(speed_rung(name), plan.dilations, self.config.preset_snip_len,
+                                              self.config.explicit_snip_len)
+        return SnippetPlan(snip_len, plan.dilations, strides)
 
     async def run(self, handle_signals: bool = True) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""

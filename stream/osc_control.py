@@ -9,6 +9,8 @@ Addresses (all under ``/rdstream/``), received on ``--osc`` (127.0.0.1 unless a 
   syphon color).
 * ``pause 1|0``: a state: hold the last depth frame (the source keeps being read) / go live again.
 * ``stop``: drain and stop, as Ctrl-C does.
+* ``speed RUNG``: another rung of the cost ladder (``pipeline.presets.SPEEDS``) from the next frame:
+  its strides and snippet length; the encoder and decoder stay as the run loaded them.
 
 ``normalize/running`` and ``stop`` also accept one number, acting only when it is non-zero, so a
 TouchDesigner button channel (1 on press, 0 on release) can drive them.
@@ -50,6 +52,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
+from pipeline.presets import SPEEDS
 from stream.display_normalizer import check_fixed_range
 from stream.messages import COMMAND_KINDS, NodeCommand
 from stream.stream_stats import NodeStats
@@ -171,6 +174,10 @@ def _parse_command(address: str, args: list) -> NodeCommand | None:
         if len(args) != 1 or not (isinstance(args[0], bool) or _is_number(args[0])) or args[0] not in (0, 1):
             raise ValueError("expects 1 (hold the picture) or 0 (live)")
         return NodeCommand(kind, (bool(args[0]),))
+    if kind == "speed":
+        if len(args) != 1 or args[0] not in SPEEDS:
+            raise ValueError(f"expects one rung: {', '.join(SPEEDS)}")
+        return NodeCommand(kind, (args[0],))
     raise ValueError("unknown address")
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pipeline.coalign.online import still_merged
 from pipeline.snippets import SnippetPlan, short_stream_snippet
 from stream.depth_steps import DepthSteps
-from stream.messages import EncodedFrame, SnippetDepths, StreamEnd
+from stream.messages import EncodedFrame, NodeCommand, SnippetDepths, StreamEnd
 from stream.model_thread import ModelThread
 from stream.rolling_window import RollingWindow
 from stream.stage import Stage
@@ -21,40 +21,115 @@ class SnippetStage(Stage):
     A stream that ends before one full snippet fits gets one shorter snippet of all its frames,
     so that every frame still gets depth. ``lookahead`` is the aligner's: with it the stage tells the
     steps which frames will still be merged (``still_merged``) and which serve only the fit.
+    A strided plan runs snippets at some frames only; when the stream ends between two dilation-1
+    snippets, one more (``SnippetPlan.tail_snippet``) covers its last frames.
+
+    ``change_plan`` (``/rdstream/speed``) takes effect before the next frame: a plan with the same
+    snippet length and dilations carries the window and the aligner over (only the strides change);
+    any other starts a new *segment*: the old one is closed as a stream end would close it (its tail
+    snippet), the aligner is flushed and restarted (``SnippetDepths.restart``), and the plan counts
+    frames from the segment's first one.
     """
 
     name = "snippets"
 
-    def __init__(self, steps: DepthSteps, plan: SnippetPlan, model_thread: ModelThread, lookahead: int = 0) -> None:
+    def __init__(self, steps: DepthSteps, plan: SnippetPlan, model_thread: ModelThread, lookahead: int = 0,
+                 report: Callable[[str], None] | None = None,
+                 on_applied: Callable[[NodeCommand, int | None], None] | None = None) -> None:
         super().__init__()
         self.lookahead = lookahead
         self.steps = steps
         self.plan = plan
         self.model_thread = model_thread
+        self.report = report or (lambda message: None)
+        self.on_applied = on_applied
         self.window: RollingWindow = RollingWindow(plan.span)
-        self._frames_seen = 0
-        self._snippets_run = 0
+        self._pending: tuple[SnippetPlan, NodeCommand | None] | None = None
+        self._segment_start = 0  # processed index of the current segment's first frame
+        self._frames_seen = 0  # in this segment
+        self._snippets_run = 0  # in this segment
+        self._newest = -1
+        # The newest frame covered without gaps (the end of the last dilation-1 snippet: the other
+        # levels run only where dilation 1 runs), from what actually ran, so it stays right across
+        # a change of strides.
+        self._covered = -1
+
+    def change_plan(self, plan: SnippetPlan, command: NodeCommand | None = None) -> None:
+        """Use ``plan`` from the next frame on (thread-safe enough: one reference swap read per frame)."""
+        self._pending = (plan, command)
 
     async def process(self, item: EncodedFrame) -> Sequence[SnippetDepths]:
         newest = item.timing.processed_index
+        out: list[SnippetDepths] = []
+        restart = None
+        if self._pending is not None:
+            restart, closing = await self._apply_pending(newest, item.timing.source_index)
+            out.extend(closing)
         self.window.add(newest, item.latent)
         self._frames_seen += 1
-        snippets = self.plan.snippets_ending_at(newest)
-        merged = [still_merged(s, self.lookahead, self.plan.snip_len) for s in snippets]
+        self._newest = newest
+        local = newest - self._segment_start
+        snippets = [self._absolute(s) for s in self.plan.snippets_ending_at(local)]
+        merged = [still_merged(s, self.lookahead, self.plan.snip_len, covered_through=self._covered) for s in snippets]
         depths = await self._predict(snippets, merged)
-        return [SnippetDepths(timing=item.timing, rgb=item.rgb, snippets=depths)]
+        out.append(SnippetDepths(timing=item.timing, rgb=item.rgb, snippets=depths, restart=restart))
+        return out
 
     async def finish(self, end: StreamEnd) -> Sequence[SnippetDepths]:
-        if self._snippets_run or not self._frames_seen:
-            return ()
-        snippet = short_stream_snippet(self._frames_seen)
-        depths = await self._predict([snippet], [(True,) * len(snippet)])
-        return [SnippetDepths(timing=None, rgb=None, snippets=depths)]
+        depths = await self._close_segment()
+        return [SnippetDepths(timing=None, rgb=None, snippets=depths)] if depths else ()
+
+    # ----------------------------------------------------------------- internals
+    def _absolute(self, snippet: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(f + self._segment_start for f in snippet)
+
+    async def _apply_pending(self, newest: int, source_index: int) -> tuple[SnippetPlan | None, list[SnippetDepths]]:
+        plan, command = self._pending
+        self._pending = None
+        strides = ",".join(map(str, plan.strides))
+        closing: list[SnippetDepths] = []
+        restart = None
+        if plan.snip_len == self.plan.snip_len and plan.dilations == self.plan.dilations:
+            self.report(f"speed: strides {strides} from frame {source_index}; the snippet window and the aligner carry over")
+        else:
+            depths = await self._close_segment()
+            if depths:
+                closing.append(SnippetDepths(timing=None, rgb=None, snippets=depths))
+            self.report(f"speed: snippets of {plan.snip_len} frames, strides {strides} from frame {source_index}; the "
+                        "snippet window and the aligner restart (the snippet length or dilations changed)")
+            self.window = RollingWindow(plan.span)
+            self._segment_start = newest
+            self._frames_seen = self._snippets_run = 0
+            self._covered = -1
+            restart = plan
+        self.plan = plan
+        if command is not None and self.on_applied is not None:
+            self.on_applied(command, source_index)
+        return restart, closing
+
+    async def _close_segment(self) -> list:
+        """The snippet that covers the current segment's last frames, as at the end of a stream."""
+        if not self._frames_seen:
+            return []
+        if not self._snippets_run:
+            snippet = self._absolute(short_stream_snippet(self._frames_seen))
+            return await self._predict([snippet], [(True,) * len(snippet)])
+        tail = self.plan.tail_snippet(self._newest - self._segment_start)
+        if tail is None:
+            return []
+        tail = self._absolute(tail)
+        # pushed after the aligner has seen the segment's last frame (newest_seen) and emitted what it could
+        merged = still_merged(tail, self.lookahead, self.plan.snip_len, covered_through=self._covered,
+                              newest_seen=self._newest)
+        return await self._predict([tail], [merged])
 
     async def _predict(self, snippets: list[tuple[int, ...]], merged: list[tuple[bool, ...]]) -> list:
         if not snippets:
             return []
         latents = [[self.window[i] for i in snippet] for snippet in snippets]
         self._snippets_run += len(snippets)
+        for snippet in snippets:
+            if len(snippet) == 1 or snippet[1] - snippet[0] == 1:
+                self._covered = max(self._covered, snippet[-1])
         depth = await self.model_thread.run(self.steps.predict, latents, merged)
         return list(zip(snippets, depth))

@@ -135,14 +135,27 @@ def test_constant_snippet_is_placed_and_held():
 
 
 def test_frames_no_snippet_covers_are_never_ready():
-    """Documented result: an uncovered frame is never ready (emit gives None) and is skipped."""
+    """Documented result: an uncovered frame is never ready (emit gives None); the frames after it
+    wait, as a later (strided) snippet may still cover it, and at the end of the stream it is skipped."""
     scene = torch.rand(7, 12, 12) + 1.0
     aligner = OnlineAligner(lookahead=0, window=8)
     aligner.push(scene[[0, 2, 4]], (0, 2, 4))
-    assert aligner.ready_frames() == [0, 2, 4]
-    assert aligner.emit(1) is None and aligner.emit(3) is None
-    assert aligner.emit(4) is not None
-    assert [f for f, _ in aligner.flush()] == []
+    assert aligner.ready_frames() == [0]
+    assert aligner.emit(1) is None and aligner.emit(3) is None and aligner.emit(4) is None
+    assert aligner.emit(0) is not None
+    assert [f for f, _ in aligner.flush()] == [2, 4]
+
+
+def test_advance_counts_the_lookahead_from_frames_without_snippets():
+    """A strided plan runs no snippet at some frames: advance() still moves the lookahead on."""
+    scene = torch.rand(8, 12, 12) + 1.0
+    aligner = OnlineAligner(lookahead=2, window=8)
+    aligner.push(scene[0:3], (0, 1, 2))
+    assert aligner.ready_frames() == [0]
+    aligner.advance(3)
+    assert aligner.ready_frames() == [0, 1]
+    aligner.advance(5)
+    assert aligner.ready_frames() == [0, 1, 2]  # frame 3 is not covered yet: it and later frames wait
 
 
 def test_pushed_buffers_may_be_reused_by_the_caller():

@@ -131,16 +131,18 @@ def stream_frames(t: int, dilations=(1, 25), length: int = 3) -> list[tuple[int,
     return SnippetPlan(length, tuple(dilations)).snippets_ending_at(t)
 
 
-def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: int, stride: int, pool: int = 2):
+def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: int, stride: int, pool: int = 2,
+                      merged: tuple[bool, ...] | None = None):
     """A snippet as the node's cheap fit path hands it over: full depth only for the frames the
     aligner will still merge; the others' fit samples come from the snippet ``pool``x average-pooled
     (what decoding a pooled latent approximates) and sampled bilinearly, exactly as
-    ``RollingDepthSteps`` samples its coarse decode. Returns a ``SnippetDepth``."""
+    ``RollingDepthSteps`` samples its coarse decode. ``merged``: the flags when the caller computed
+    them (strided plans); default ``still_merged`` at stride 1. Returns a ``SnippetDepth``."""
     import torch.nn.functional as F
 
     from pipeline.coalign.online import SnippetDepth, fit_grid, still_merged
 
-    merged = still_merged(frames, lookahead, len(frames))
+    merged = merged if merged is not None else still_merged(frames, lookahead, len(frames))
     keep = torch.tensor(merged)
     grid = fit_grid(depth.shape[1], depth.shape[2], stride)
     fit = grid.take(depth).float()

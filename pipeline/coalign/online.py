@@ -126,17 +126,26 @@ class SnippetDepth:
         return cls(depth, (True,) * depth.shape[0], None)
 
 
-def still_merged(frames: Sequence[int], lookahead: int, snippet_length: int) -> tuple[bool, ...]:
+def still_merged(frames: Sequence[int], lookahead: int, snippet_length: int,
+                 covered_through: int | None = None, newest_seen: int | None = None) -> tuple[bool, ...]:
     """For a snippet ending at the newest frame ``frames[-1]``: which of its frames an ``OnlineAligner``
-    fed in stream order will still merge into an emitted frame (not emitted before this push).
+    fed in stream order (``advance`` called for every frame) will still merge into an emitted frame
+    (not emitted before this push).
 
-    Frames are emitted ``lookahead`` frames behind the newest once covered; with dilation 1 present
-    every frame is covered from the first full snippet on (newest frame ``snippet_length - 1``), so
-    before this push the aligner has emitted every frame up to ``newest - 1 - lookahead``. With L=3,
-    dilations 1 and 25: 2 of the 6 frames at lookahead 0, 4 at lookahead 2..24.
+    Before the push the aligner has emitted every frame up to ``min(covered_through, newest_seen -
+    lookahead)``: frames leave ``lookahead`` behind the newest frame it has seen, once covered.
+    newest_seen: the newest frame before this push (default ``frames[-1] - 1``; the snippet that
+        ends a stream after its last frame was seen passes that frame).
+    covered_through: the newest frame covered by earlier snippets without gaps (default: with
+        dilation 1 at every frame, ``newest_seen`` once the first full snippet has run, newest frame
+        ``snippet_length - 1``; strided plans pass ``SnippetPlan.covered_before``).
+    With L=3, dilations 1 and 25 at stride 1: 2 of the 6 frames at lookahead 0, 4 at lookahead 2..24.
     """
     newest = frames[-1]
-    emitted_through = newest - 1 - lookahead if newest - 1 >= snippet_length - 1 else -1
+    seen = newest - 1 if newest_seen is None else newest_seen
+    if covered_through is None:
+        covered_through = seen if seen >= snippet_length - 1 else -1
+    emitted_through = min(covered_through, seen - lookahead)
     return tuple(f > emitted_through for f in frames)
 
 
@@ -195,6 +204,10 @@ class OnlineAligner:
         """An aligner whose window holds exactly the history ``plan`` needs at this lookahead."""
         return cls(lookahead=lookahead, window=plan.history(lookahead), quality=quality)
 
+    def restarted(self, plan: SnippetPlan) -> OnlineAligner:
+        """A fresh aligner with this one's lookahead and quality, its window sized for ``plan``."""
+        return OnlineAligner.for_plan(plan, self.lookahead, self.quality)
+
     # ----------------------------------------------------------------- public API
     def push(self, depth: "torch.Tensor | np.ndarray | SnippetDepth", frame_indices: Sequence[int]) -> None:
         """Add one snippet: ``depth [L, H, W]`` (float, any device; copied) or a ``SnippetDepth``
@@ -225,11 +238,32 @@ class OnlineAligner:
         self._dirty = True
         self._advance_window()
 
+    def advance(self, newest: int) -> None:
+        """Frame ``newest`` has arrived, whether or not a snippet ends at it (strided plans run no
+        snippet at some frames): the lookahead counts from it. Pushes may follow for the same frame."""
+        if self._flushed:
+            raise BadInputError("online aligner: advance after flush(); the stream has ended")
+        if newest > self._newest:
+            self._newest = newest
+            self._advance_window()
+
     def ready_frames(self) -> list[int]:
         """Frames that ``emit`` would return now, oldest first: not yet emitted, covered by a
-        snippet, and at least ``lookahead`` frames behind the newest frame (any frame after ``flush``)."""
+        snippet, and at least ``lookahead`` frames behind the newest frame (any frame after ``flush``).
+
+        Before ``flush`` they stop at the first frame not covered yet (a strided snippet may still
+        cover it), so no frame is skipped while it can still be covered."""
         limit = self._newest if self._flushed else self._newest - self.lookahead
-        return [f for f in sorted(self._frames) if self._emitted_through < f <= limit and self._frames[f].open]
+        if not self._frames:
+            return []
+        ready = []  # frames before the oldest one any snippet touched are never covered: start there
+        for f in range(max(self._emitted_through + 1, min(self._frames)), limit + 1):
+            record = self._frames.get(f)
+            if record is not None and record.open:
+                ready.append(f)
+            elif not self._flushed:
+                break
+        return ready
 
     def emit(self, frame_index: int) -> np.ndarray | None:
         """Aligned depth of ``frame_index``: float32 ``[H, W]``, or ``None`` when it is not ready yet

@@ -14,13 +14,20 @@ from pipeline.errors import BadInputError
 
 DECODER_HELP = ("depth decoder: full (the checkpoint's VAE) | tiny (AutoencoderTiny madebyollin/taesd, downloaded "
                 "on first use; faster, quality unmeasured here: check it with rdstream dev compare-decoders) | "
-                "a folder or hub id of an AutoencoderTiny; the encoder is always the checkpoint's VAE")
+                "a folder or hub id of an AutoencoderTiny; the encoder is --encoder's")
+STRIDES_HELP = ("snippet stride per dilation, same order as --dilations, e.g. --strides 1,2 (dilation 25 every 2nd "
+                "frame): fewer UNet passes per frame; dilation 1's at most --snip-len - 1, the others multiples of it")
+ENCODER_HELP = ("RGB encoder: full (the checkpoint's VAE) | tiny (the encoder of AutoencoderTiny madebyollin/taesd, "
+                "the same as --decoder tiny) | a folder or hub id of an AutoencoderTiny")
+SPEED_HELP = ("cost ladder rung, from today's default to the cheapest: standard (every dilation at every frame) | pair "
+              "(2-frame snippets, dilation 25 every 2nd frame) | stride2 (snippets every 2nd frame) | lite (stride2 + tiny "
+              "encoder and decoder); see docs/streaming.md and rdstream dev evaluate")
 DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
 # A value that starts with a dash but is a number (``-d -25``, ``--res -5``): a value, not an option,
 # so that the option's own check names it ("--dilations -25: must be positive ...").
 NEGATIVE_NUMBER = re.compile(r"^-[0-9][0-9.,]*$")
 # Options the reference run_video.py takes as several values after one flag (argparse nargs).
-MULTI_VALUE = {"-d": "int", "--dilations": "int", "--cmap": "name"}
+MULTI_VALUE = {"-d": "int", "--dilations": "int", "--strides": "int", "--cmap": "name"}
 # Boolean options the reference takes as `--flag true|false`.
 BOOL_FLAGS = {"--restore-res", "--save-sbs", "--save-npy", "--save-snippets", "--cap-dilation",
               "--unload-snippet", "--verbose", "--save-16bit"}

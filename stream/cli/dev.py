@@ -1,8 +1,9 @@
-"""``rdstream dev ...``: tools for developers and tests (the tiny random checkpoint and decoder, decoder comparison)."""
+"""``rdstream dev ...``: tools for developers and tests (the tiny random checkpoint and decoder, decoder comparison,
+the cost ladder's evaluation)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -46,3 +47,27 @@ def compare_decoders_command(
 
     return run_compare(CompareOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), decoder=decoder,
                                       frame_count=frame_count, res=res, device=device, dtype=dtype))
+
+
+@dev_app.command("evaluate", short_help="What each --speed rung costs in depth quality, on your clip.")
+def evaluate_command(
+    clip: str = typer.Argument(..., help="a video file"),
+    checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
+    rungs: Optional[List[str]] = typer.Option(None, "--rungs", metavar="A,B", help="rungs to run, e.g. standard,lite (default: every rung)"),
+    output_dir: str = typer.Option("rdstream-evaluate", "-o", "--output-dir", metavar="DIR", help="where the cached reference, each rung's depth, evaluate.json and evaluate.png go"),
+    preset: str = typer.Option("paper", "--preset", metavar="NAME", help="preset of the offline reference (run at --res)"),
+    res: int = typer.Option(384, "--res", metavar="PX", help="longer edge in pixels, for the reference and every rung"),
+    lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="the live node's lookahead"),
+    frame_count: int = typer.Option(0, "--frame-count", metavar="N", help="frames of the clip to use (0 = all)"),
+    tiny: str = typer.Option("tiny", "--tiny", metavar="AUTOENCODER", help="the AutoencoderTiny of rungs with the tiny encoder/decoder: tiny | folder | hub id"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+) -> int:
+    """Each rung of the cost ladder through the live node against the offline reference: AbsRel, temporal
+    error, TFLOP per frame and fps; a table, evaluate.json and evaluate.png in the output folder."""
+    from stream.cli.argv import split_values
+    from stream.cli.evaluate import EvaluateOptions, run_evaluate
+
+    return run_evaluate(EvaluateOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), rungs=split_values(rungs),
+                                        output_dir=output_dir, preset=preset, res=res, lookahead=lookahead,
+                                        frame_count=frame_count, tiny=tiny, device=device, dtype=dtype))

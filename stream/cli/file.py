@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from pipeline.errors import BadInputError
-from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
+from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP, STRIDES_HELP, default_checkpoint, split_values
 
 
 def file_command(
@@ -35,6 +35,7 @@ def file_command(
     cap_dilation: Optional[bool] = typer.Option(None, "--cap-dilation/--no-cap-dilation", help="cap dilations on short clips (default: preset)"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
     snip_len: Optional[int] = typer.Option(None, "--snip-len", metavar="L", help="frames per snippet, 2..4 (default: 3)"),
+    strides: Optional[List[str]] = typer.Option(None, "--strides", metavar="K", help=STRIDES_HELP + "; default: 1 each"),
     refine_step: Optional[int] = typer.Option(None, "--refine-step", metavar="N", help="refinement steps (0 = off) (default: preset)"),
     refine_snippet_len: Optional[int] = typer.Option(None, "--refine-snippet-len", metavar="L", help="frames per refinement snippet (default: 3)"),
     refine_start_dilation: Optional[int] = typer.Option(None, "--refine-start-dilation", metavar="D", help="first refinement dilation (default: 6)"),
@@ -46,6 +47,7 @@ def file_command(
     coalign: str = typer.Option("exact", "--coalign", metavar="SOLVER", help="co-alignment solver: exact | adam (the reference's)"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
     decoder: str = typer.Option("full", "--decoder", metavar="DECODER", help=DECODER_HELP),
+    encoder: str = typer.Option("full", "--encoder", metavar="ENCODER", help=ENCODER_HELP),
     unet_bs: int = typer.Option(4, "--unet-bs", metavar="N", help="snippets per UNet call (independent of --max-vae-bs)"),
 ) -> int:
     """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
@@ -59,10 +61,10 @@ def file_command(
         start_frame=start_frame, frame_count=frame_count, res=res, max_vae_bs=max_vae_bs, fps=fps,
         restore_res=restore_res, save_sbs=save_sbs, save_npy=save_npy, save_snippets=save_snippets,
         save_16bit=save_16bit, cmaps=split_values(cmap) or ["Spectral_r", "Greys_r"],
-        dilations=split_values(dilations, int), cap_dilation=cap_dilation, dtype=dtype, snip_len=snip_len,
+        dilations=split_values(dilations, int), cap_dilation=cap_dilation, dtype=dtype, snip_len=snip_len, strides=split_values(strides, int),
         refine_step=refine_step, refine_snippet_len=refine_snippet_len,
         refine_start_dilation=refine_start_dilation, resample_method=resample_method,
         unload_snippet=unload_snippet, verbose=verbose, seed=seed, quality=quality, coalign=coalign, device=device,
-        decoder=decoder, unet_bs=unet_bs,
+        decoder=decoder, encoder=encoder, unet_bs=unet_bs,
     )
     return run_file_job(opts)

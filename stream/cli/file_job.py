@@ -33,6 +33,7 @@ from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
+from pipeline.tiny_encoder import resolve_encoder
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
@@ -60,6 +61,7 @@ class FileJobOptions:
     cap_dilation: bool | None = None
     dtype: str | None = None
     snip_len: int | None = None
+    strides: list[int] | None = None
     refine_step: int | None = None
     refine_snippet_len: int | None = None
     refine_start_dilation: int | None = None
@@ -71,6 +73,7 @@ class FileJobOptions:
     coalign: str = "exact"
     device: str = "auto"
     decoder: str = "full"
+    encoder: str = "full"
     unet_bs: int = 4
 
 
@@ -109,11 +112,11 @@ def build_settings(opts: FileJobOptions) -> tuple[OfflineSettings, str]:
     made); returns the settings and the preset's precision for GPUs (see ``choose_dtype``)."""
     preset = get_preset(
         opts.preset, dilations=opts.dilations, cap_dilation=opts.cap_dilation, res=opts.res,
-        snip_len=opts.snip_len, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
+        snip_len=opts.snip_len, strides=opts.strides, refine_steps=opts.refine_step, refine_snippet_len=opts.refine_snippet_len,
         refine_start_dilation=opts.refine_start_dilation, dtype=opts.dtype,
     )
     settings = OfflineSettings(
-        dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
+        dilations=tuple(preset.dilations), snip_len=preset.snip_len, strides=tuple(preset.strides), cap_dilation=preset.cap_dilation,
         res=preset.res, resample_method=opts.resample_method, refine_steps=preset.refine_steps,
         refine_snippet_len=preset.refine_snippet_len, refine_start_dilation=preset.refine_start_dilation,
         max_vae_bs=opts.max_vae_bs, seed=opts.seed, coalign=opts.coalign, quality=opts.quality,
@@ -379,11 +382,12 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, preset_dtype, device)
     decoder = resolve_decoder(opts.decoder)  # may download: still before the model loads
+    encoder = resolve_encoder(opts.encoder)
     # 2. The model.
-    model = load_rolling_depth(opts.checkpoint, device, dtype, decoder)
+    model = load_rolling_depth(opts.checkpoint, device, dtype, decoder, encoder)
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    if model.decoder.is_random:
+    if model.decoder.is_random or model.encoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.

@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
+from stream.cli.argv import (DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP, SPEED_HELP, STRIDES_HELP,
+                             default_checkpoint, split_values)
 
 
 @dataclass
@@ -25,6 +26,8 @@ class RunOptions:
     status: live status line; None = only on a terminal.
     quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
         ``fit_decode`` (None = the quality's) override what it sets.
+    speed: a rung of ``pipeline.presets.SPEEDS``; ``strides``, ``encoder`` and ``decoder`` given
+        explicitly override what it sets.
     """
 
     source: str
@@ -33,6 +36,9 @@ class RunOptions:
     preset: str = "live"
     quality: str = "fast"
     decoder: str | None = None
+    speed: str = "standard"
+    strides: list[int] | None = None
+    encoder: str | None = None
     fit_decode: str | None = None
     res: int | None = None
     dtype: str | None = None
@@ -57,6 +63,9 @@ def run_command(
     preset: str = typer.Option("live", "-p", "--preset", metavar="NAME", help="live (384 px) | fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
     quality: str = typer.Option("fast", "--quality", metavar="LEVEL", help="fast | balanced | quality: aligner effort and fit decode (fast/balanced decode fit-only frames at half resolution, quality at full; see README)"),
     decoder: Optional[str] = typer.Option(None, "--decoder", metavar="DECODER", help=DECODER_HELP + " (default: full)"),
+    speed: str = typer.Option("standard", "--speed", metavar="RUNG", help=SPEED_HELP),
+    strides: Optional[List[str]] = typer.Option(None, "--strides", metavar="K", help=STRIDES_HELP + "; default: the --speed's"),
+    encoder: Optional[str] = typer.Option(None, "--encoder", metavar="ENCODER", help=ENCODER_HELP + "; default: the --speed's"),
     fit_decode: Optional[str] = typer.Option(None, "--fit-decode", metavar="MODE", help="frames only the aligner's fit reads: half (2x pooled latent, 1/4 the cost) | full; default: the --quality's"),
     res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
@@ -81,5 +90,5 @@ def run_command(
         quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
-        osc=osc, osc_status=osc_status,
+        osc=osc, osc_status=osc_status, speed=speed, strides=split_values(strides, int), encoder=encoder,
     ))

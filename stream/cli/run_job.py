@@ -23,9 +23,10 @@ from io_adapters.registry import check_sink, check_source, open_sink, open_sourc
 from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
-from pipeline.presets import LiveQuality, get_preset, live_quality
+from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
+from pipeline.tiny_encoder import resolve_encoder
 from stream.cli.run import RunOptions
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
@@ -53,6 +54,8 @@ class CheckedRun:
     pace_source: bool | None
     quality: LiveQuality
     decoder: DecoderChoice
+    speed: SpeedRung | None = None
+    encoder: DecoderChoice = DecoderChoice("full")
     osc: OscEndpoint | None = None
     osc_status: OscEndpoint | None = None
 
@@ -67,12 +70,14 @@ def check_options(opts: RunOptions) -> CheckedRun:
         check_sink(uri)  # scheme, extension, options, layout
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
-    quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
+    speed = speed_rung(opts.speed)
+    quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     normalizer = parse_normalize(opts.normalize)
-    preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
-    plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
+    preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
+    snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
+    plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
     check_res(preset.res)
     check_outputs(opts.sinks, {"--stats-json": stats_json_file(opts.stats_json)})  # "-" is stdout
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
@@ -82,6 +87,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     check_endpoints_differ(osc, osc_status)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
+    encoder = resolve_encoder(opts.encoder or speed.encoder)
     return CheckedRun(
         plan=plan,
         normalizer=normalizer,
@@ -91,6 +97,8 @@ def check_options(opts: RunOptions) -> CheckedRun:
         pace_source=True if opts.realtime else None,
         quality=quality,
         decoder=decoder,
+        speed=speed,
+        encoder=encoder,
         osc=osc,
         osc_status=osc_status,
     )
@@ -115,7 +123,7 @@ def run_stream(opts: RunOptions) -> int:
     dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
     model_thread = ModelThread()
     try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
+        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder, checked.encoder)
         return _open_and_run(opts, checked, model, model_thread, console)
     finally:
         model_thread.close()
@@ -127,7 +135,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
     if model.is_tiny:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    if model.decoder.is_random:
+    if model.decoder.is_random or model.encoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     quality = checked.quality
     aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
@@ -147,7 +155,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
     # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
-                        max_frames=opts.max_frames or None)
+                        max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
+                        explicit_snip_len=opts.snip_len)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
@@ -213,9 +222,17 @@ def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str
     return (f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | preset {opts.preset}: {res}, "
             f"dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead} | "
             f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | decoder {model.decoder.name} | "
-            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | Ctrl-C stops cleanly"
+            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | "
+            f"{speed_text(checked)} | Ctrl-C stops cleanly"
             + (f" | OSC commands on udp {checked.osc}" if checked.osc else "")
             + (f" | OSC status to udp {checked.osc_status}" if checked.osc_status else ""))
+
+
+def speed_text(checked: CheckedRun) -> str:
+    """The rung in force and what it trades, e.g. 'speed stride2 (strides 2,2, encoder full): trades ...'."""
+    speed = checked.speed or speed_rung("standard")
+    return (f"speed {speed.name} (strides {','.join(map(str, checked.plan.strides))}, encoder {checked.encoder.name}, "
+            f"{checked.plan.unet_passes_per_frame():g} UNet frame-passes per frame): trades {speed.trades}")
 
 
 def per_frame_counts(result: NodeResult) -> str:
