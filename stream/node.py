@@ -2,9 +2,11 @@
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
-when the source ends, or on Ctrl-C / SIGTERM (``stop``): capture sends ``StreamEnd``, each stage
-drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
-A second Ctrl-C abandons the drain (sinks are still closed).
+when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop``): capture sends ``StreamEnd``, each
+stage drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
+A second stop signal abandons the drain (frames still in the pipeline are not written; the sinks
+are still closed); from then on the process ignores stop signals, so that none can cut a file's
+close short or turn the normal end into a death by signal.
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
 from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
+
+
+# What stops a live run: Ctrl-C, SIGTERM (service managers) and SIGHUP (the terminal closed, ssh
+# dropped). Windows has no SIGHUP.
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def ignore_further_stops() -> None:
+    """After a stop signal ended the run: the process is ending, further stop signals change nothing."""
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals are not ours to manage
+            return
 
 
 @contextmanager
@@ -73,7 +89,8 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class NodeResult:
-    """What a finished run did. ``end_reason``: 'source ended', 'interrupted' or 'max frames reached'.
+    """What a finished run did. ``end_reason``: 'source ended', 'interrupted', 'interrupted, drain
+    skipped' (a second stop signal) or 'max frames reached'.
 
     frames_in: received from the source; frames_processed: kept by the drop policy; frames_out:
     delivered to the sinks; lost: kept but never covered by a snippet (0 in normal runs).
@@ -156,6 +173,8 @@ class StreamNode:
                                     counts=lambda: self.steps.counts.as_dict(),
                                     frame_report=self.display.report_for)
         self._interrupts = 0
+        self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
+        self._drain_skipped = False  # a second stop signal cut the drain short
 
     def request_stop(self) -> None:
         """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
@@ -189,6 +208,8 @@ class StreamNode:
         except BaseExceptionGroup as group:
             raise first_user_error(group) from None
         finally:
+            if self._signalled:
+                ignore_further_stops()
             with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
@@ -214,14 +235,16 @@ class StreamNode:
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with ExitStack() as stack:
             try:
-                signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
             except NotImplementedError:
                 return  # Windows event loops have no signal handlers: Ctrl-C arrives as KeyboardInterrupt
             async for _ in signals:
+                self._signalled = True
                 self.request_stop()
                 if self._interrupts == 1:
-                    self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
+                    self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to skip the drain)")
                 else:
+                    self._drain_skipped = True
                     scope.cancel()
 
     async def _report_stats(self, writer: StatsJsonWriter | None) -> None:
@@ -237,7 +260,7 @@ class StreamNode:
         p50, p95 = self.latency.run_percentiles_ms()
         counts: StepCounts = self.steps.counts
         return NodeResult(
-            end_reason=self.capture.end_reason,
+            end_reason="interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason,
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,
