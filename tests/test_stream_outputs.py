@@ -130,3 +130,17 @@ def test_rdstream_run_killed_with_sigkill_leaves_files_that_open(tmp_path, tiny_
     for video in (mp4, mkv):
         with av.open(str(video)) as container:
             assert sum(1 for _ in container.decode(video=0)) >= 30, video  # decodes to the end, no error
+
+
+def test_a_run_with_no_output_frame_leaves_no_empty_file(tmp_path, tiny_checkpoint):
+    # The rule of every file sink: no frame, no file (an empty .npy or timestamps file, or a video
+    # without frames, would pass for a recording).
+    clip = write_clip(tmp_path / "clip.mkv", num_frames=4, width=96, height=64)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = rdstream("run", "--source", f"file:{clip}?start=10", "--sink", f"npy:{out / 'd.npy'}",
+                      "--sink", f"file:{out / 'd.mp4'}", "--sink", f"file:{out / 'd.mkv'}", "-c", str(tiny_checkpoint),
+                      *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "0 frames in, 0 out" in result.stderr
+    assert list(out.iterdir()) == []
