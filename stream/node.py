@@ -89,8 +89,8 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class NodeResult:
-    """What a finished run did. ``end_reason``: 'source ended', 'interrupted', 'interrupted, drain
-    skipped' (a second stop signal) or 'max frames reached'.
+    """What a finished run did. ``end_reason``: 'source ended', 'source failed', 'interrupted',
+    'interrupted, drain skipped' (a second stop signal) or 'max frames reached'.
 
     frames_in: received from the source; frames_processed: kept by the drop policy; frames_out:
     delivered to the sinks; lost: kept but never covered by a snippet (0 in normal runs).
@@ -109,6 +109,7 @@ class NodeResult:
     step_counts: dict
     sinks: dict[str, dict]
     stages: dict[str, dict]
+    source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -273,6 +274,7 @@ class StreamNode:
             step_counts=counts.as_dict(),
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
             stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
+            source_error=self.capture.source_error,
         )
 
 

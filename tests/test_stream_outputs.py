@@ -15,7 +15,7 @@ import pytest
 
 from stream.node import NodeResult
 from stream.cli.run_job import summary_line
-from tests.conftest import run_rdstream, write_clip
+from tests.conftest import count_frames, run_rdstream, write_clip
 from tests.small_fs import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,3 +144,19 @@ def test_a_run_with_no_output_frame_leaves_no_empty_file(tmp_path, tiny_checkpoi
     assert result.returncode == 0, result.stderr
     assert "0 frames in, 0 out" in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_a_source_that_fails_mid_stream_drains_every_frame_read_to_the_files(tmp_path, tiny_checkpoint):
+    clip = write_clip(tmp_path / "full.mkv", num_frames=30, width=96, height=64)
+    data = clip.read_bytes()
+    truncated = tmp_path / "truncated.mkv"
+    truncated.write_bytes(data[: len(data) // 3])  # its header still declares 30 frames
+    npy, mkv = tmp_path / "d.npy", tmp_path / "d.mkv"
+    result = rdstream("run", "--source", f"file:{truncated}", "--sink", f"npy:{npy}", "--sink", f"file:{mkv}",
+                      "-c", str(tiny_checkpoint), *SMALL)
+    assert result.returncode == 2, result.stderr  # the input was bad, and the exit code says so
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("rdstream: error:") and "looks truncated" in error and "Traceback" not in result.stderr
+    read = int(error.split("ends early at frame ")[1].split()[0])
+    assert read >= 3 and f"source failed: {read} frames in, {read} out" in result.stderr
+    assert np.load(npy).shape[0] == read and count_frames(mkv) == read  # every frame read was written

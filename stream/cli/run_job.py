@@ -157,6 +157,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
         raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
+    if result.source_error is not None:  # its frames are in the files; the exit code says the input failed
+        raise result.source_error
     return 0
 
 
