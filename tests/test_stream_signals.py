@@ -1,7 +1,8 @@
-"""How stop signals end ``rdstream run``: real processes, real signals, the files they leave.
+"""How ``rdstream run`` processes end and meet: real processes, real signals, the files they leave.
 
 Ctrl-C, SIGTERM and SIGHUP stop the same way (drain, close the files, summary, exit 0); a second
-one skips the drain; none ever turns the end into a death by signal or a broken file.
+one skips the drain; none ever turns the end into a death by signal or a broken file. A second
+process on a file a live run is writing is refused; a killed run's lock blocks nothing.
 """
 
 from __future__ import annotations
@@ -89,3 +90,42 @@ def test_sighup_stops_like_sigterm_with_a_summary_and_complete_files(tmp_path, t
     frames = assert_files_agree(files)
     assert frames >= 5
     assert json.loads(files["stats.jsonl"].read_text().splitlines()[-1])["frames_out"] == frames
+
+
+def test_a_second_process_on_a_live_output_is_refused_before_its_model_loads(tmp_path, tiny_checkpoint):
+    first, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(first, files["stats.jsonl"], 3)
+        # The same npy file spelt differently; the missing checkpoint shows the refusal comes first.
+        (tmp_path / "sub").mkdir()
+        second = subprocess.run(
+            [sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3", "--sink",
+             f"npy:{tmp_path / 'sub' / '..' / 'd.npy'}", "-c", str(tmp_path / "no-checkpoint")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.count("\n") == 1
+        assert f"is being written by another running rdstream (process {first.pid})" in second.stderr
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr
+    assert assert_files_agree(files) >= 3  # the first run's files are whole
+    assert not list(tmp_path.glob(".*rdstream-lock"))  # a finished run leaves no lock file
+
+
+def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path, tiny_checkpoint):
+    killed, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(killed, files["stats.jsonl"], 1)
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)
+    assert list(tmp_path.glob(".*rdstream-lock"))  # kill -9 left its lock files behind
+    result = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3&size=96x64", "--sink",
+         f"npy:{files['d.npy']}", "--sink", f"file:{files['d.mp4']}", "-c", str(tiny_checkpoint),
+         "--res", "64", "--no-status"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert np.load(files["d.npy"]).shape[0] == 3

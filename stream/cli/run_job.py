@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.output_paths import check_outputs
+from io_adapters.output_paths import check_outputs, claim_outputs
 from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
 from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
@@ -110,15 +110,17 @@ def run_stream(opts: RunOptions) -> int:
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
-    # 2. Load the model, on the thread that will run it (see stream.model_thread).
+    # 2. Load the model, on the thread that will run it (see stream.model_thread), holding the
+    #    output files against a second process until the run ends.
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
-    model_thread = ModelThread()
-    try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
-        return _open_and_run(opts, checked, model, model_thread, console)
-    finally:
-        model_thread.close()
+    with claim_outputs(opts.sinks, {"--stats-json": opts.stats_json}):
+        model_thread = ModelThread()
+        try:
+            model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
+            return _open_and_run(opts, checked, model, model_thread, console)
+        finally:
+            model_thread.close()
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
