@@ -20,7 +20,7 @@ from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_
 from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
-from io_adapters.encodings import apply_colormap, to_uint16
+from io_adapters.encodings import apply_colormap, burn_mark, to_uint16
 from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32
@@ -81,8 +81,10 @@ class ColorFileSink(ThreadedSink):
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(compose(apply_colormap(frame.depth, frame.cmap or self.cmap), frame.rgb, self.layout, "rgb"),
-                           frame.timestamp)
+        picture = apply_colormap(frame.depth, frame.cmap or self.cmap)
+        if frame.mark:  # on the depth picture only: the input colour of rgbd layouts stays as it came
+            burn_mark(picture, frame.mark)
+        self._writer.write(compose(picture, frame.rgb, self.layout, "rgb"), frame.timestamp)
 
     def _finalise(self) -> None:
         self._writer.close()

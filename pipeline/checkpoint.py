@@ -76,6 +76,11 @@ class RollingDepthModel:
         if self.decoder is None:
             self.decoder = FullVaeDecoder(self.vae)
 
+    @property
+    def output_is_noise(self) -> bool:
+        """True when its depth is meaningless: a random test checkpoint or a random test decoder."""
+        return self.is_tiny or bool(getattr(self.decoder, "is_random", False))
+
 
 def scheduler_timesteps(scheduler, steps: int) -> list[int]:
     """The timesteps of a ``steps``-step schedule, computed on a copy: the shared scheduler is never mutated."""

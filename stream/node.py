@@ -77,6 +77,7 @@ class NodeConfig:
     queue_size: items waiting between two stages.
     stats_interval_s: how often the status line and ``--stats-json`` update.
     max_frames: stop after this many received frames (None = until the source ends).
+    mark: text burnt into every colour output (``DepthFrame.mark``), e.g. ``RANDOM_MODEL_MARK``.
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -85,6 +86,7 @@ class NodeConfig:
     queue_size: int = DEFAULT_QUEUE_SIZE
     stats_interval_s: float = 1.0
     max_frames: int | None = None
+    mark: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ class StreamNode:
         # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
         self.controls = controls
         self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
-                                    controls=controls)
+                                    controls=controls, mark=config.mark)
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)

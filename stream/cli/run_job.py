@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
 from io_adapters.output_paths import check_outputs, claim_outputs
 from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
 from pipeline.checkpoint import TINY_WARNING
@@ -131,6 +132,9 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     if model.decoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
+    mark = RANDOM_MODEL_MARK if model.output_is_noise else None
+    if mark:
+        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
     quality = checked.quality
     aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
@@ -149,7 +153,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
     # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
-                        max_frames=opts.max_frames or None)
+                        max_frames=opts.max_frames or None, mark=mark)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
