@@ -4,7 +4,7 @@ File sinks keep a deeper queue than live outputs (encoders are fast, a file shou
 frames to a short hiccup) but still drop the oldest frame rather than stall the node.
 
 Every file is valid at every moment of the run, also after kill -9 or a full disk: videos are
-written in self-contained pieces of about a second (fragmented MP4, short Matroska clusters),
+written in self-contained pieces of one frame (fragmented MP4, Matroska clusters),
 .npy files keep a header that counts only the frames on disk. Each frame is stamped with its own
 timestamp (a file starts at 0 at its first frame), so a run that dropped frames gives a
 variable-frame-rate file that keeps the source's timing.
