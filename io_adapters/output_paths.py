@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import filelock
@@ -127,13 +127,16 @@ def _held_lock(path: Path, what: str) -> Iterator[None]:
     except OSError as err:
         raise BadInputError(f"{what}: cannot lock {path} ({err.strerror or err})") from None
     try:
-        Path(lock.lock_file).write_text(str(os.getpid()))  # named in the refusal of a second run
+        with suppress(OSError):  # Windows refuses writes into a locked range: no pid there
+            Path(lock.lock_file).write_text(str(os.getpid()))  # named in the refusal of a second run
         yield
     finally:
-        # Removed while still held, then released: a process that opens the file from now on
-        # creates a new one. (One that opened the old file in the same microsecond could still take
-        # it; the run is over by then.)
-        Path(lock.lock_file).unlink(missing_ok=True)
+        if sys.platform != "win32":  # Windows cannot remove an open file; filelock removes it on release
+            # Removed while still held, then released: a process that opens the file from now on
+            # creates a new one. (One that opened the old file in the same microsecond could still
+            # take it; the run is over by then.)
+            with suppress(OSError):
+                Path(lock.lock_file).unlink()
         lock.release()
 
 
