@@ -25,14 +25,15 @@ SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 rdstream = run_rdstream  # a real process, as a user runs it
 
 
-def test_a_run_whose_only_sink_fails_at_close_exits_1_and_leaves_no_broken_file(tmp_path, tiny_checkpoint):
-    # 8 frames stay in the encoder until close, so the full disk is met while closing.
+def test_a_run_whose_only_sink_fails_on_a_full_disk_exits_1_and_leaves_no_broken_file(tmp_path, tiny_checkpoint):
+    # The live encoder holds no frame back, so the full disk is met at the first frame (a failure
+    # while closing is tested on the sink: test_file_sinks).
     with small_tmpfs(tmp_path / "disk", size_kb=64, fill=True) as disk:
         result = rdstream("run", "--source", "test:?frames=8&size=64x48", "--sink", f"file:{disk / 'x.mp4'}",
                           "--no-drop", "-c", str(tiny_checkpoint), *SMALL)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
-        assert f"failed sinks: file:{disk / 'x.mp4'} (RuntimeFailure: finishing" in result.stderr
+        assert f"sink file:{disk / 'x.mp4'} failed and is skipped from now on: RuntimeFailure: " in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("rdstream: error:")]
         assert len(errors) == 1 and "every sink failed" in errors[0] and "No space left on device" in errors[0]
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no unplayable header-only file
