@@ -154,7 +154,8 @@ def claim_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
     ran first) until the run ends. Raises BadInputError, before anything is written, when another
     live process holds one of them."""
     outputs = [(uri, path) for uri in sink_uris for path in sink_files(uri)]
-    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path is not None]
+    # "-" is a standard stream (``--stats-json -``), not a file two processes could share.
+    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path not in (None, "-")]
     with ExitStack() as stack:
         for what, path in outputs:
             stack.enter_context(_held_lock(path, what))
