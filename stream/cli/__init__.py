@@ -5,8 +5,8 @@ Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (s
 The typer app is assembled in stream.cli.app.
 
 Exit codes (docs/method.md, section 11): 0 success, also a live run stopped with Ctrl-C, SIGTERM
-or SIGHUP at any moment, start-up included, once or more; 1 runtime failure; 2 bad usage or bad input; 130 an offline job
-(``rdstream file``) stopped before it finished. Every one of them ends with at most one line on
+or SIGHUP at any moment, start-up included, once or more; 1 runtime failure; 2 bad usage or bad
+input; 130 an offline job (``rdstream file``) stopped before it finished. Every one of them ends with at most one line on
 stderr. Set RDSTREAM_DEBUG=1 to see tracebacks.
 """
 
