@@ -150,3 +150,58 @@ def unpack16_bgra(bgra: np.ndarray) -> np.ndarray:
     high = bgra[..., PACK16_HIGH_CHANNEL].astype(np.uint16)
     low = bgra[..., PACK16_LOW_CHANNEL].astype(np.uint16)
     return (high << 8) | low
+
+
+# Burnt into every colour picture made with the tiny random test checkpoint (its output is noise
+# that looks like depth): a screenshot of a demo or a test run cannot pass for real depth.
+RANDOM_MODEL_MARK = "RANDOM TEST MODEL - NOT DEPTH"
+RANDOM_MARK_NOTE = (f"Colour outputs carry a '{RANDOM_MODEL_MARK}' mark; .npy, 16-bit and grey outputs are raw "
+                    "values without it, and are not depth either.")
+_MARK_MIN_FONT = 8  # below this the text is unreadable: it is split over two lines instead
+
+
+@lru_cache(maxsize=8)
+def _mark_mask(text: str, height: int, width: int) -> np.ndarray:
+    """bool [rows, width]: True where the text's pixels are, on a band across the top rows
+    (rows <= height). The font is as large as fits the width (and an eighth of the height)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    def font_of(size: int):
+        try:
+            return ImageFont.load_default(size=size)
+        except (TypeError, OSError, ImportError):  # a Pillow without FreeType: its fixed bitmap font
+            return ImageFont.load_default()
+
+    lines = [text]
+    size = max(_MARK_MIN_FONT, height // 8)
+    while True:
+        font = font_of(size)
+        widest = max(font.getbbox(line)[2] for line in lines)
+        if widest <= width - 4 or size <= _MARK_MIN_FONT:
+            if widest > width - 4 and len(lines) == 1 and " - " in text:
+                lines, size = text.split(" - ", 1), max(_MARK_MIN_FONT, height // 8)
+                continue
+            break
+        size -= 1
+    line_height = max(font.getbbox(line)[3] for line in lines) + 2
+    rows = min(height, line_height * len(lines) + 2)
+    canvas = Image.new("L", (width, rows), 0)
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((2, 1 + i * line_height), line, fill=255, font=font)
+    mask = np.asarray(canvas) > 127
+    mask.setflags(write=False)
+    return mask
+
+
+def burn_mark(picture: np.ndarray, text: str = RANDOM_MODEL_MARK) -> np.ndarray:
+    """Write ``text`` in white on a black band across the top of ``picture``, in place.
+
+    picture: uint8 [H, W, 3] RGB or [H, W, 4] BGRA (alpha left as it is). Returns ``picture``.
+    """
+    height, width = picture.shape[:2]
+    mask = _mark_mask(text, height, width)
+    band = picture[: mask.shape[0], :, :3]
+    band[...] = 0
+    band[mask] = 255
+    return picture

@@ -4,7 +4,7 @@ File sinks keep a deeper queue than live outputs (encoders are fast, a file shou
 frames to a short hiccup) but still drop the oldest frame rather than stall the node.
 
 Every file is valid at every moment of the run, also after kill -9 or a full disk: videos are
-written in self-contained pieces of about a second (fragmented MP4, short Matroska clusters),
+written in self-contained pieces of one frame (fragmented MP4, Matroska clusters),
 .npy files keep a header that counts only the frames on disk. Each frame is stamped with its own
 timestamp (a file starts at 0 at its first frame), so a run that dropped frames gives a
 variable-frame-rate file that keeps the source's timing.
@@ -20,7 +20,7 @@ from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_
 from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
-from io_adapters.encodings import apply_colormap, to_uint16
+from io_adapters.encodings import apply_colormap, burn_mark, to_uint16
 from pipeline.errors import BadInputError
 
 FILE_SINK_QUEUE = 32
@@ -81,8 +81,10 @@ class ColorFileSink(ThreadedSink):
         super().__init__(uri.text, FILE_SINK_QUEUE)
 
     def _write(self, frame: DepthFrame) -> None:
-        self._writer.write(compose(apply_colormap(frame.depth, frame.cmap or self.cmap), frame.rgb, self.layout, "rgb"),
-                           frame.timestamp)
+        picture = apply_colormap(frame.depth, frame.cmap or self.cmap)
+        if frame.mark:  # on the depth picture only: the input colour of rgbd layouts stays as it came
+            burn_mark(picture, frame.mark)
+        self._writer.write(compose(picture, frame.rgb, self.layout, "rgb"), frame.timestamp)
 
     def _finalise(self) -> None:
         self._writer.close()

@@ -37,6 +37,9 @@ class DepthFrame:
     display_range: (near, far), the aligned-depth values mapped to 1 and 0 (the model's units),
         or None when unknown.
     cmap: colour map chosen live (OSC) for sinks that colour-map; None = each sink's own.
+    mark: a text every colour picture of this frame carries burnt in (``encodings.burn_mark``), e.g.
+        ``RANDOM_MODEL_MARK`` when the depth comes from the random test model; None = no mark.
+        Raw data (npy, 16-bit) stays unmarked.
     """
 
     index: int
@@ -46,6 +49,7 @@ class DepthFrame:
     received_at: float | None = None
     display_range: tuple[float, float] | None = None
     cmap: str | None = None
+    mark: str | None = None
 
 
 class EndOfStream(Exception):

@@ -44,7 +44,7 @@ from io_adapters.ndi_formats import (
     ycbcr_to_uyvy,
 )
 from io_adapters.uri import OptionReader, ParsedUri
-from io_adapters.encodings import to_uint8, to_uint16
+from io_adapters.encodings import burn_mark, to_uint8, to_uint16
 from pipeline.errors import BadInputError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
@@ -432,14 +432,17 @@ class NdiSender:
             "p216": self._ndi.FOURCC_VIDEO_TYPE_P216,
         }[fmt]
 
-    def picture(self, depth01: np.ndarray, rgb: np.ndarray | None = None, cmap: str | None = None):
+    def picture(self, depth01: np.ndarray, rgb: np.ndarray | None = None, cmap: str | None = None,
+                mark: str | None = None):
         """(buffer, width, height, line stride in bytes) of one frame in this sender's format and layout.
 
         depth01: float [H, W] in [0, 1]; rgb: uint8 [H, W, 3], needed for rgbd layouts;
         cmap: a colour map replacing this sender's for this frame (bgra only; grey formats ignore it).
+        mark: text burnt into the depth picture of bgra (``DepthFrame.mark``); grey formats carry raw values.
         """
         if self.fmt == "bgra":
-            buffer = compose(depth_to_bgra(depth01, cmap or self.cmap), rgb, self.layout, "bgra")
+            picture = depth_to_bgra(depth01, cmap or self.cmap)
+            buffer = compose(burn_mark(picture, mark) if mark else picture, rgb, self.layout, "bgra")
             return buffer, buffer.shape[1], buffer.shape[0], buffer.shape[1] * 4
         if self.fmt == "uyvy":
             buffer = (depth_to_uyvy(depth01) if self.layout == "depth"
@@ -450,13 +453,14 @@ class NdiSender:
         return planes.view(np.uint8), planes.shape[1], planes.shape[0] // 2, planes.shape[1] * 2  # binding takes uint8 only
 
     def send(self, depth01: np.ndarray, rgb: np.ndarray | None = None, *, timestamp_s: float | None = None,
-             metadata: str | None = None, cmap: str | None = None) -> None:
+             metadata: str | None = None, cmap: str | None = None, mark: str | None = None) -> None:
         """Send float [H, W] in [0, 1]; blocks until the SDK took it (and, with clock, paces).
 
         timestamp_s: the source timestamp, sent as the NDI timecode (100 ns units); None lets the
         SDK synthesise one. metadata: an XML string attached to the frame (NDI frame metadata).
+        mark: text burnt into a colour (bgra) picture, see ``DepthFrame.mark``.
         """
-        buffer, width, height, stride = self.picture(depth01, rgb, cmap)
+        buffer, width, height, stride = self.picture(depth01, rgb, cmap, mark)
         frame = self._ndi.VideoFrameV2()
         frame.data = np.ascontiguousarray(buffer)
         # Assigning data resets these; set them afterwards (docs/method.md, section 10).
@@ -492,7 +496,7 @@ class NdiSink(ThreadedSink):
     def _write(self, frame: DepthFrame) -> None:
         latency_ms = None if frame.received_at is None else (time.perf_counter() - frame.received_at) * 1000.0
         self.sender.send(frame.depth, frame.rgb, timestamp_s=frame.timestamp,
-                         metadata=frame_metadata_xml(frame, latency_ms), cmap=frame.cmap)
+                         metadata=frame_metadata_xml(frame, latency_ms), cmap=frame.cmap, mark=frame.mark)
 
     def _finalise(self) -> None:
         self.sender.close()

@@ -1,7 +1,8 @@
 """A .npy file written frame by frame that numpy can load at every moment.
 
-The file is created at once with a header that claims 0 frames. After each frame's data is on
-disk the header is rewritten with the true count, so a run that is killed (even with kill -9) or
+The file is created with the first frame (a run stopped before its first output frame leaves no
+file, as the video sinks do; a file that was there before is left as it was). After each frame's
+data is on disk the header is rewritten with the true count, so a run that is killed (even with kill -9) or
 fails (a full disk) leaves a file that loads with every frame written so far; numpy ignores any
 bytes past the count the header claims. The header keeps its length (padding spaces, which the
 .npy format allows), so the data offset never moves.
@@ -40,11 +41,10 @@ class NpyStreamWriter:
     """Append frames of one shape to ``path``; the file always loads as [N, *frame_shape].
 
     Args:
-        path: the .npy file; created (or emptied) at once, its folder must exist.
+        path: the .npy file; created (or emptied) at the first frame, its folder must exist.
         dtype: little-endian numpy dtype of the stored frames, e.g. ``"<f4"`` (depth) or
             ``"<f8"`` (timestamps in seconds).
-        frame_ndim: dimensions of one frame: 2 for depth [H, W], 0 for a scalar per frame. Before
-            the first frame the file holds an empty array of shape (0,) * (1 + frame_ndim).
+        frame_ndim: dimensions of one frame: 2 for depth [H, W], 0 for a scalar per frame.
 
     2-D frames whose size differs from the first are resampled (nearest neighbour) to the first
     frame's size, because a .npy holds one shape.
@@ -61,11 +61,18 @@ class NpyStreamWriter:
         self._frame_shape: tuple[int, ...] | None = None
         self.count = 0
         self._closed = False
+        self._file = None  # opened by the first write
+
+    def _create(self) -> None:
         try:
             # Unbuffered: each frame reaches the file in one write, before the header counts it.
             self._file = open(self.path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
-            self._file.write(_header(self.dtype.str, (0,) * (1 + frame_ndim)))
+            self._file.write(_header(self.dtype.str, (0,) * (1 + self.frame_ndim)))
         except OSError as err:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+                self.path.unlink(missing_ok=True)
             raise RuntimeFailure(f"cannot create {self.path}: {err.strerror or err}") from None
 
     def __enter__(self):
@@ -85,6 +92,8 @@ class NpyStreamWriter:
         frame = np.asarray(frame, dtype=self.dtype)
         if frame.ndim != self.frame_ndim:
             raise BadInputError(f"{self.path}: frames must have {self.frame_ndim} dimensions, got {list(frame.shape)}")
+        if self._file is None:
+            self._create()
         if self._frame_shape is None:
             self._frame_shape = frame.shape
         if frame.shape != self._frame_shape:
@@ -120,4 +129,5 @@ class NpyStreamWriter:
         if self._closed:
             return
         self._closed = True
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

@@ -7,6 +7,10 @@
 * no two outputs may write one file, however its path is spelt (``./x.mp4`` and ``x.mp4``, a
   path through a symlinked folder, ``file:x.mkv`` and ``npy:x.mkv``): one of them would be lost.
 
+``claim_outputs`` then holds a lock on each of those files for the whole run, so a second process
+started on an output another live process is writing is refused (its frames would be lost and the
+file left unreadable).
+
 ``remove_if_left_empty`` is the other half of leaving no trace of a failed run: a folder created
 for outputs is removed again when nothing was written into it.
 """
@@ -17,8 +21,10 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+
+import filelock
 
 from io_adapters.file_sink import npy_target
 from io_adapters.npy_stream import timestamps_path
@@ -98,6 +104,62 @@ def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
             raise BadInputError(f"{writers[key]} and {what} both write {path.resolve()}; "
                                 "give each output its own file")
         writers[key] = what
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The advisory lock file of an output: hidden beside the real file (symlinks resolved), so
+    every spelling of one output, and every process, meets the same lock."""
+    real = Path(path).resolve()
+    return real.with_name(f".{real.name}.rdstream-lock")
+
+
+@contextmanager
+def _held_lock(path: Path, what: str) -> Iterator[None]:
+    # filelock: flock on POSIX, LockFileEx on Windows. The operating system drops the lock when
+    # its process dies, so the lock of a crashed or killed run never blocks the next one.
+    lock = filelock.FileLock(str(lock_path(path)), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = _holder_pid(lock.lock_file)
+        raise BadInputError(f"{what}: {path} is being written by another running rdstream"
+                            f"{f' (process {holder})' if holder else ''}; stop it or choose another file") from None
+    except OSError as err:
+        raise BadInputError(f"{what}: cannot lock {path} ({err.strerror or err})") from None
+    try:
+        with suppress(OSError):  # Windows refuses writes into a locked range: no pid there
+            Path(lock.lock_file).write_text(str(os.getpid()))  # named in the refusal of a second run
+        yield
+    finally:
+        if sys.platform != "win32":  # Windows cannot remove an open file; filelock removes it on release
+            # Removed while still held, then released: a process that opens the file from now on
+            # creates a new one. (One that opened the old file in the same microsecond could still
+            # take it; the run is over by then.)
+            with suppress(OSError):
+                Path(lock.lock_file).unlink()
+        lock.release()
+
+
+def _holder_pid(lock_file: str) -> str:
+    try:
+        text = Path(lock_file).read_text().strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+@contextmanager
+def claim_outputs(sink_uris: list[str], others: dict[str, str | None] | None = None) -> Iterator[None]:
+    """Hold a lock on every file output of a run (the same arguments as ``check_outputs``, which
+    ran first) until the run ends. Raises BadInputError, before anything is written, when another
+    live process holds one of them."""
+    outputs = [(uri, path) for uri in sink_uris for path in sink_files(uri)]
+    # "-" is a standard stream (``--stats-json -``), not a file two processes could share.
+    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path not in (None, "-")]
+    with ExitStack() as stack:
+        for what, path in outputs:
+            stack.enter_context(_held_lock(path, what))
+        yield
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.uri import OptionReader, ParsedUri
-from io_adapters.encodings import apply_colormap_bgra, pack16_bgra
+from io_adapters.encodings import apply_colormap_bgra, burn_mark, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
 SYPHON_FORMATS = ("color", "packed16")
@@ -121,11 +121,14 @@ def load_syphon():
 
 
 def depth_to_syphon_bgra(depth01: np.ndarray, fmt: str, cmap: str, rgb: np.ndarray | None = None,
-                         layout: str = "depth") -> np.ndarray:
+                         layout: str = "depth", mark: str | None = None) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint8 BGRA for a Syphon surface: [H, W, 4] for layout=depth,
     [H, 2W, 4] / [2H, W, 4] with the colour frame rgb (uint8 [H, W, 3]) for rgbd / rgbd-v.
-    With packed16 only the depth half is packed; the colour half is plain BGRA."""
+    With packed16 only the depth half is packed; the colour half is plain BGRA. ``mark`` is burnt
+    into a colour-mapped depth picture (packed16 is raw data: a mark would corrupt it)."""
     depth_picture = pack16_bgra(depth01) if fmt == "packed16" else apply_colormap_bgra(depth01, cmap)
+    if mark and fmt != "packed16":
+        burn_mark(depth_picture, mark)
     return compose(depth_picture, rgb, layout, "bgra")
 
 
@@ -143,7 +146,7 @@ class SyphonSink(ThreadedSink):
         super().__init__(uri.text)
 
     def _write(self, frame: DepthFrame) -> None:
-        bgra = depth_to_syphon_bgra(frame.depth, self.fmt, frame.cmap or self.cmap, frame.rgb, self.layout)
+        bgra = depth_to_syphon_bgra(frame.depth, self.fmt, frame.cmap or self.cmap, frame.rgb, self.layout, frame.mark)
         height, width = bgra.shape[:2]
         if self._texture_size != (width, height):  # new size: new texture (Syphon follows it)
             self._texture = self._raw_utils.create_mtl_texture(self.server.device, width, height)

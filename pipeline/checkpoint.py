@@ -82,6 +82,12 @@ class RollingDepthModel:
         if self.encoder is None:
             self.encoder = FullVaeEncoder(self.vae)
 
+    @property
+    def output_is_noise(self) -> bool:
+        """True when its depth is meaningless: a random test checkpoint, decoder or encoder."""
+        return (self.is_tiny or bool(getattr(self.decoder, "is_random", False))
+                or bool(getattr(self.encoder, "is_random", False)))
+
 
 def scheduler_timesteps(scheduler, steps: int) -> list[int]:
     """The timesteps of a ``steps``-step schedule, computed on a copy: the shared scheduler is never mutated."""

@@ -33,12 +33,19 @@ def resample_mode(method: str) -> str:
 # Largest processing size (longer edge). The reference's largest preset uses 1024; 4096 already
 # needs tens of GB for the VAE, and a typo such as 100000 would try to allocate hundreds.
 MAX_RES = 4096
+# Smallest longer edge the models take. Group norm needs more than one value per group: a
+# 1-frame snippet at 16 px (a 2x2 latent, 1x1 after the UNet's downsampling) fails in the tiny
+# test model, whose first level has one channel per group; 32 px (4 latent pixels) keeps two
+# values at the deepest level of the tiny UNet, and the real model (4+ channels per group) takes
+# any size. Smaller --res is refused; smaller native inputs are upscaled to it.
+MIN_RES = 32
 
 
 def check_res(res: int) -> None:
-    """--res is 0 (native size) or 8 (one latent pixel) to ``MAX_RES`` pixels."""
-    if res < 0 or 0 < res < 8 or res > MAX_RES:
-        raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from 8 to {MAX_RES}")
+    """--res is 0 (native size) or ``MIN_RES`` to ``MAX_RES`` pixels."""
+    if res < 0 or 0 < res < MIN_RES or res > MAX_RES:
+        raise BadInputError(f"--res {res}: must be 0 (native size) or a number of pixels from {MIN_RES} "
+                            f"(the smallest size the model takes) to {MAX_RES}")
 
 
 def describe_sizes(name: str, size: tuple[int, int], processed: tuple[int, int]) -> str:
@@ -56,10 +63,14 @@ def describe_sizes(name: str, size: tuple[int, int], processed: tuple[int, int])
 def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tuple[int, int]:
     """(H', W') after resizing the longer edge to ``res`` (0 = native) and rounding to ``multiple``.
 
-    ``res`` was checked once where the settings were made (``check_res``); it is trusted here.
+    ``res`` was checked once where the settings were made (``check_res``); it is trusted here. A
+    native size whose longer edge is below ``MIN_RES`` is upscaled to it (the model takes no less).
     """
-    if res == 0:
+    if res == 0 and max(height, width) >= MIN_RES:
         new_h, new_w = height, width
+    elif res == 0:
+        scale = MIN_RES / max(height, width)
+        new_h, new_w = height * scale, width * scale
     else:
         scale = res / max(height, width)
         new_h, new_w = height * scale, width * scale

@@ -7,6 +7,9 @@ Policies (docs/method.md, section 8):
   the next stage is busy, a newer frame replaces the one waiting and the replaced one is counted
   as dropped. Latency stays bounded however slow the model is.
 Kept frames get consecutive ``processed_index`` values: dilations count processed frames.
+A source that fails (a truncated file, a lost device) ends the stream like its normal end: the
+frames already read are drained to the sinks, and the error is kept in ``source_error`` for the
+caller to report after the files are complete.
 Pacing a file to its frame rate is the source's job (``open_source(uri, realtime=True)``).
 """
 
@@ -22,6 +25,7 @@ from io_adapters.frames import EndOfStream, VideoFrame
 from stream.calls import call_off_loop
 from stream.messages import CapturedFrame, FrameTiming, StreamEnd
 from io_adapters.base import Source
+from pipeline.errors import RollingDepthError
 from stream.stage import Stage
 
 
@@ -65,6 +69,7 @@ class CaptureStage(Stage):
         # stages' inputs, set by the node; empty = the next stage's)
         self.free_before_hand_on: list[ObjectSendStream] = []
         self.end_reason = "source ended"
+        self.source_error: RollingDepthError | None = None
         self._kept = 0
 
     async def run(self, receive: None, send: ObjectSendStream) -> None:
@@ -137,7 +142,7 @@ class CaptureStage(Stage):
             tg.cancel_scope.cancel()
 
     async def _receive(self) -> _Received | None:
-        """The next frame; None at the end of the source or of ``max_frames``."""
+        """The next frame; None at the end of the source or of ``max_frames``, or when it failed."""
         if self.max_frames is not None and self.metrics.items_in >= self.max_frames:
             self.end_reason = "max frames reached"
             return None
@@ -145,6 +150,10 @@ class CaptureStage(Stage):
         try:
             frame = await call_off_loop(self.source.recv, abandon_on_cancel=True)
         except EndOfStream:
+            return None
+        except RollingDepthError as err:  # sources turn every failure into one of these
+            self.source_error = err
+            self.end_reason = "source failed"
             return None
         finally:
             self.metrics.busy_s += time.perf_counter() - start

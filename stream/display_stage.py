@@ -72,8 +72,9 @@ class DisplayStage(Stage):
     name = "display"
 
     def __init__(self, normalizer: DisplayNormalizer, keep_colour: bool = True,
-                 controls: LiveControls | None = None) -> None:
+                 controls: LiveControls | None = None, mark: str | None = None) -> None:
         super().__init__()
+        self.mark = mark  # burnt into colour outputs (DepthFrame.mark), e.g. for the random test model
         self.normalizer = normalizer
         self.keep_colour = keep_colour
         self.controls = controls
@@ -107,14 +108,14 @@ class DisplayStage(Stage):
             # processed frame, at the rate they do when live (docs/live_io.md).
             frame = DepthFrame(index=timing.source_index, timestamp=timing.timestamp, depth=self.held.depth,
                                rgb=self.held.rgb, received_at=timing.received_at,
-                               display_range=self.held.display_range, cmap=self.cmap)
+                               display_range=self.held.display_range, cmap=self.cmap, mark=self.mark)
         else:
             depth = self.normalizer(item.depth)
             current = self.normalizer.current_range
             frame = DepthFrame(index=timing.source_index, timestamp=timing.timestamp, depth=depth,
                                rgb=item.rgb if self.keep_colour else None, received_at=timing.received_at,
                                display_range=None if current is None else (current.near, current.far),
-                               cmap=self.cmap)
+                               cmap=self.cmap, mark=self.mark)
             self.held = frame
         near, far = frame.display_range or (None, None)
         self.recent.append(FrameReport(self._sequence, timing.source_index, timing.timestamp, near, far,

@@ -2,9 +2,11 @@
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
-when the source ends, or on Ctrl-C / SIGTERM (``stop``): capture sends ``StreamEnd``, each stage
-drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
-A second Ctrl-C abandons the drain (sinks are still closed).
+when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop``): capture sends ``StreamEnd``, each
+stage drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
+A second stop signal abandons the drain (frames still in the pipeline are not written; the sinks
+are still closed); from then on the process ignores stop signals, so that none can cut a file's
+close short or turn the normal end into a death by signal.
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
 
 
+# What stops a live run: Ctrl-C, SIGTERM (service managers) and SIGHUP (the terminal closed, ssh
+# dropped). Windows has no SIGHUP.
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def ignore_further_stops() -> None:
+    """After a stop signal ended the run: the process is ending, further stop signals change nothing."""
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals are not ours to manage
+            return
+
+
 @contextmanager
 def sigint_ignored():
     """While sinks finalise their files, a further Ctrl-C must not kill the process half-way."""
@@ -65,6 +81,7 @@ class NodeConfig:
     max_frames: stop after this many received frames (None = until the source ends).
     preset_snip_len, explicit_snip_len: the preset's snippet length and ``--snip-len`` (None = not
         given), for the plans of ``/rdstream/speed`` (``pipeline.presets.rung_plan_options``).
+    mark: text burnt into every colour output (``DepthFrame.mark``), e.g. ``RANDOM_MODEL_MARK``.
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -75,11 +92,13 @@ class NodeConfig:
     max_frames: int | None = None
     preset_snip_len: int = 3
     explicit_snip_len: int | None = None
+    mark: str | None = None
 
 
 @dataclass(frozen=True)
 class NodeResult:
-    """What a finished run did. ``end_reason``: 'source ended', 'interrupted' or 'max frames reached'.
+    """What a finished run did. ``end_reason``: 'source ended', 'source failed', 'interrupted',
+    'interrupted, drain skipped' (a second stop signal) or 'max frames reached'.
 
     frames_in: received from the source; frames_processed: kept by the drop policy; frames_out:
     delivered to the sinks; lost: kept but never covered by a snippet (0 in normal runs).
@@ -98,6 +117,7 @@ class NodeResult:
     step_counts: dict
     sinks: dict[str, dict]
     stages: dict[str, dict]
+    source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -143,7 +163,7 @@ class StreamNode:
         # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
         self.controls = controls
         self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
-                                    controls=controls)
+                                    controls=controls, mark=config.mark)
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
@@ -164,6 +184,8 @@ class StreamNode:
                                     counts=lambda: self.steps.counts.as_dict(),
                                     frame_report=self.display.report_for)
         self._interrupts = 0
+        self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
+        self._drain_skipped = False  # a second stop signal cut the drain short
 
     def request_stop(self) -> None:
         """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
@@ -206,6 +228,8 @@ class StreamNode:
         except BaseExceptionGroup as group:
             raise first_user_error(group) from None
         finally:
+            if self._signalled:
+                ignore_further_stops()
             with sigint_ignored(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
@@ -237,16 +261,22 @@ class StreamNode:
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with ExitStack() as stack:
             try:
-                signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
+                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
             except NotImplementedError:  # Windows event loops have no signal handlers
                 await self._watch_signals_plainly(scope)
                 return
             async for _ in signals:
-                self.request_stop()
-                if self._interrupts == 1:
-                    self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
-                else:
-                    scope.cancel()
+                self._on_stop_signal(scope)
+
+    def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
+        """The first stop signal drains the pipeline; the next one skips the drain."""
+        self._signalled = True
+        self.request_stop()
+        if self._interrupts == 1:
+            self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to skip the drain)")
+        else:
+            self._drain_skipped = True
+            scope.cancel()
 
     async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
         """Where the event loop has no signal handlers (Windows): Ctrl-C, SIGTERM and Ctrl-Break
@@ -254,19 +284,12 @@ class StreamNode:
         The handler only schedules the work on the loop, the one safe thing a handler may do there."""
         loop = asyncio.get_running_loop()
 
-        def on_stop_signal() -> None:
-            self.request_stop()
-            if self._interrupts == 1:
-                self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to abandon the drain)")
-            else:
-                scope.cancel()
-
         names = [name for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)]
         previous = {}
         try:
             for name in names:
                 number = getattr(signal, name)
-                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(on_stop_signal))
+                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(self._on_stop_signal, scope))
         except ValueError:  # not the main thread: signals are not ours to manage
             pass
         try:
@@ -288,7 +311,7 @@ class StreamNode:
         p50, p95 = self.latency.run_percentiles_ms()
         counts: StepCounts = self.steps.counts
         return NodeResult(
-            end_reason=self.capture.end_reason,
+            end_reason="interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason,
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,
@@ -301,6 +324,7 @@ class StreamNode:
             step_counts=counts.as_dict(),
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
             stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
+            source_error=self.capture.source_error,
         )
 
 

@@ -132,13 +132,17 @@ def test_file_sinks_write_valid_files(tmp_path):
     assert np.array_equal(stored, np.stack(depth))
 
 
-def test_npy_sink_without_frames_is_still_loadable(tmp_path):
+def test_npy_sink_without_frames_writes_no_file_and_keeps_an_older_one(tmp_path):
+    (tmp_path / "old.npy").write_bytes(b"an earlier run")
+
     async def main():
-        sink = open_sink(f"npy:{tmp_path / 'empty.npy'}")
-        await sink.close()
+        for name in ("empty.npy", "old.npy"):
+            sink = open_sink(f"npy:{tmp_path / name}")
+            await sink.close()
 
     anyio.run(main)
-    assert np.load(tmp_path / "empty.npy").shape == (0, 0, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.npy"]  # no empty depth or timestamps file
+    assert (tmp_path / "old.npy").read_bytes() == b"an earlier run"
 
 
 async def _wait_written(sink, count, timeout=10.0):

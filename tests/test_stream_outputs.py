@@ -15,7 +15,7 @@ import pytest
 
 from stream.node import NodeResult
 from stream.cli.run_job import summary_line
-from tests.conftest import run_rdstream, write_clip
+from tests.conftest import count_frames, run_rdstream, write_clip
 from tests.small_fs import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +25,15 @@ SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 rdstream = run_rdstream  # a real process, as a user runs it
 
 
-def test_a_run_whose_only_sink_fails_at_close_exits_1_and_leaves_no_broken_file(tmp_path, tiny_checkpoint):
-    # 8 frames stay in the encoder until close, so the full disk is met while closing.
+def test_a_run_whose_only_sink_fails_on_a_full_disk_exits_1_and_leaves_no_broken_file(tmp_path, tiny_checkpoint):
+    # The live encoder holds no frame back, so the full disk is met at the first frame (a failure
+    # while closing is tested on the sink: test_file_sinks).
     with small_tmpfs(tmp_path / "disk", size_kb=64, fill=True) as disk:
         result = rdstream("run", "--source", "test:?frames=8&size=64x48", "--sink", f"file:{disk / 'x.mp4'}",
                           "--no-drop", "-c", str(tiny_checkpoint), *SMALL)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
-        assert f"failed sinks: file:{disk / 'x.mp4'} (RuntimeFailure: finishing" in result.stderr
+        assert f"sink file:{disk / 'x.mp4'} failed and is skipped from now on: RuntimeFailure: " in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("rdstream: error:")]
         assert len(errors) == 1 and "every sink failed" in errors[0] and "No space left on device" in errors[0]
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no unplayable header-only file
@@ -130,3 +131,33 @@ def test_rdstream_run_killed_with_sigkill_leaves_files_that_open(tmp_path, tiny_
     for video in (mp4, mkv):
         with av.open(str(video)) as container:
             assert sum(1 for _ in container.decode(video=0)) >= 30, video  # decodes to the end, no error
+
+
+def test_a_run_with_no_output_frame_leaves_no_empty_file(tmp_path, tiny_checkpoint):
+    # The rule of every file sink: no frame, no file (an empty .npy or timestamps file, or a video
+    # without frames, would pass for a recording).
+    clip = write_clip(tmp_path / "clip.mkv", num_frames=4, width=96, height=64)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = rdstream("run", "--source", f"file:{clip}?start=10", "--sink", f"npy:{out / 'd.npy'}",
+                      "--sink", f"file:{out / 'd.mp4'}", "--sink", f"file:{out / 'd.mkv'}", "-c", str(tiny_checkpoint),
+                      *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "0 frames in, 0 out" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_a_source_that_fails_mid_stream_drains_every_frame_read_to_the_files(tmp_path, tiny_checkpoint):
+    clip = write_clip(tmp_path / "full.mkv", num_frames=30, width=96, height=64)
+    data = clip.read_bytes()
+    truncated = tmp_path / "truncated.mkv"
+    truncated.write_bytes(data[: len(data) // 3])  # its header still declares 30 frames
+    npy, mkv = tmp_path / "d.npy", tmp_path / "d.mkv"
+    result = rdstream("run", "--source", f"file:{truncated}", "--sink", f"npy:{npy}", "--sink", f"file:{mkv}",
+                      "-c", str(tiny_checkpoint), *SMALL)
+    assert result.returncode == 2, result.stderr  # the input was bad, and the exit code says so
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("rdstream: error:") and "looks truncated" in error and "Traceback" not in result.stderr
+    read = int(error.split("ends early at frame ")[1].split()[0])
+    assert read >= 3 and f"source failed: {read} frames in, {read} out" in result.stderr
+    assert np.load(npy).shape[0] == read and count_frames(mkv) == read  # every frame read was written

@@ -4,9 +4,9 @@ Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (s
 ``sources`` (stream.cli.sources), ``dev`` (stream.cli.dev); ``make demo`` runs stream.cli.demo.
 The typer app is assembled in stream.cli.app.
 
-Exit codes (docs/method.md, section 11): 0 success, also a live run stopped with Ctrl-C or SIGTERM
-at any moment, start-up included; 1 runtime failure; 2 bad usage or bad input; 130 an offline job
-(``rdstream file``) stopped before it finished. Every one of them ends with at most one line on
+Exit codes (docs/method.md, section 11): 0 success, also a live run stopped with Ctrl-C, SIGTERM
+or SIGHUP at any moment, start-up included, once or more; 1 runtime failure; 2 bad usage or bad
+input; 130 an offline job (``rdstream file``) stopped before it finished. Every one of them ends with at most one line on
 stderr. Set RDSTREAM_DEBUG=1 to see tracebacks.
 """
 
@@ -25,7 +25,7 @@ TYPER_INTERRUPTED = 130
 
 
 class StopRequested(BaseException):
-    """Ctrl-C or SIGTERM arrived before the command had its own handling in place (start-up)."""
+    """Ctrl-C, SIGTERM or SIGHUP arrived before the command had its own handling in place (start-up)."""
 
 
 def _stop_on_sigterm(signum, frame) -> None:
@@ -67,14 +67,18 @@ def main(argv: list[str] | None = None) -> None:
     raw = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # the real console (tests calling main() keep their own streams)
         guard_console()  # a closed stdout/stderr pipe must not stop a live node
-    # 1. Take charge of SIGTERM before the slow imports: a stop during start-up is one line too.
-    #    (SIGINT already raises KeyboardInterrupt; the live node installs its own handlers later.)
-    try:
-        previous_term = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like SIGTERM (its default kills at once)
-            signal.signal(signal.SIGBREAK, _stop_on_sigterm)
-    except ValueError:  # not the main thread (tests calling main in a worker)
-        previous_term = None
+    # 1. Take charge of SIGTERM and SIGHUP (a closed terminal) before the slow imports: a stop during
+    #    start-up is one line too. (SIGINT already raises KeyboardInterrupt; the live node installs
+    #    its own handlers later.) On Windows, Ctrl-Break (SIGBREAK) stops like SIGTERM (its default
+    #    kills at once).
+    previous: dict[int, object] = {}
+    for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):
+        signum = getattr(signal, name, None)
+        try:
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _stop_on_sigterm)
+        except ValueError:  # not the main thread (tests calling main in a worker)
+            break
     try:
         from stream.cli.argv import normalize_argv
 
@@ -102,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         fail(f"internal error: {type(err).__name__}: {err} (set RDSTREAM_DEBUG=1 for the traceback)", 1)
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is _stop_on_sigterm:  # not if a stopped run now ignores it
+                signal.signal(signum, handler)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -22,7 +22,7 @@ def file_command(
     start_frame: int = typer.Option(0, "--start-frame", metavar="N", help="first frame to process"),
     frame_count: int = typer.Option(0, "--frame-count", metavar="N", help="number of frames (0 = all)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
-    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales (default: preset)"),
+    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native; inputs under 32 px are upscaled to 32) or 32..4096, rounded to a multiple of 8; above the input's size it upscales (default: preset)"),
     max_vae_bs: int = typer.Option(4, "--max-vae-bs", metavar="N", help="frames per VAE batch"),
     fps: float = typer.Option(0.0, "--fps", metavar="FPS", help="output video frame rate (0 = input rate)"),
     restore_res: bool = typer.Option(False, "--restore-res/--no-restore-res", help="resize depth back to the input size"),

@@ -27,7 +27,7 @@ from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
 from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
-from io_adapters.encodings import colormap_lut, to_uint16, to_uint8
+from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
@@ -251,7 +251,8 @@ class PlainProgress:
         return text
 
 
-def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report) -> list[Path]:
+def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report,
+                  mark: str | None = None) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
     written = []
     if opts.save_npy:
@@ -269,7 +270,7 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
         path = out / f"{stem}_{name}.mp4"
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for frame in depth01:
-                writer.write(lut[to_uint8(frame)])
+                writer.write(marked(lut[to_uint8(frame)], mark))
                 report("write", 1, total)
         written.append(path)
     if opts.save_sbs:
@@ -277,7 +278,7 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
         path = out / f"{stem}_rgbd.mp4"
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for rgb, frame in zip(frames, depth01):
-                writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), lut[to_uint8(frame)]], axis=1))
+                writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), marked(lut[to_uint8(frame)], mark)], axis=1))
                 report("write", 1, total)
         written.append(path)
     if opts.save_16bit:
@@ -288,6 +289,10 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
                 report("write", 1, total)
         written.append(path)
     return written
+
+
+def marked(picture: np.ndarray, mark: str | None) -> np.ndarray:
+    return burn_mark(np.ascontiguousarray(picture), mark) if mark else picture
 
 
 def probe_inputs(inputs: list[Path], console: Console) -> tuple[dict[Path, VideoInfo], int]:
@@ -345,7 +350,8 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
         depth = depth_to_output_size(result.depth, size, opts.resample_method)
         fps = opts.fps or info.fps or 30.0
         try:
-            written = write_outputs(stem, out, frames, depth, fps, opts, result.snippets, report)
+            written = write_outputs(stem, out, frames, depth, fps, opts, result.snippets, report,
+                                    RANDOM_MODEL_MARK if model.output_is_noise else None)
         except OSError as err:
             raise RuntimeFailure(f"{path.name}: cannot write its outputs to {out} ({err.strerror or err})") from None
         timings["write"] = time.perf_counter() - start
@@ -389,6 +395,8 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     if model.decoder.is_random or model.encoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
+    if model.output_is_noise:
+        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.
     for path, info in infos.items():

@@ -67,7 +67,7 @@ def run_command(
     strides: Optional[List[str]] = typer.Option(None, "--strides", metavar="K", help=STRIDES_HELP + "; default: the --speed's"),
     encoder: Optional[str] = typer.Option(None, "--encoder", metavar="ENCODER", help=ENCODER_HELP + "; default: the --speed's"),
     fit_decode: Optional[str] = typer.Option(None, "--fit-decode", metavar="MODE", help="frames only the aligner's fit reads: half (2x pooled latent, 1/4 the cost) | full; default: the --quality's"),
-    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
+    res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native; inputs under 32 px are upscaled to 32) or 32..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
     lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),

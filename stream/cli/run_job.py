@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.output_paths import check_outputs
+from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
+from io_adapters.output_paths import check_outputs, claim_outputs
 from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
 from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
@@ -118,15 +119,18 @@ def run_stream(opts: RunOptions) -> int:
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
-    # 2. Load the model, on the thread that will run it (see stream.model_thread).
+    # 2. Load the model, on the thread that will run it (see stream.model_thread), holding the
+    #    output files against a second process until the run ends.
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
-    model_thread = ModelThread()
-    try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder, checked.encoder)
-        return _open_and_run(opts, checked, model, model_thread, console)
-    finally:
-        model_thread.close()
+    with claim_outputs(opts.sinks, {"--stats-json": opts.stats_json}):
+        model_thread = ModelThread()
+        try:
+            model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder,
+                                      checked.encoder)
+            return _open_and_run(opts, checked, model, model_thread, console)
+        finally:
+            model_thread.close()
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
@@ -137,6 +141,9 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
         console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
     if model.decoder.is_random or model.encoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
+    mark = RANDOM_MODEL_MARK if model.output_is_noise else None
+    if mark:
+        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
     quality = checked.quality
     aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
@@ -156,7 +163,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
-                        explicit_snip_len=opts.snip_len)
+                        explicit_snip_len=opts.snip_len,
+                        mark=mark)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
     console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
@@ -166,6 +174,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
         raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
+    if result.source_error is not None:  # its frames are in the files; the exit code says the input failed
+        raise result.source_error
     return 0
 
 

@@ -1,0 +1,131 @@
+"""How ``rdstream run`` processes end and meet: real processes, real signals, the files they leave.
+
+Ctrl-C, SIGTERM and SIGHUP stop the same way (drain, close the files, summary, exit 0); a second
+one skips the drain; none ever turns the end into a death by signal or a broken file. A second
+process on a file a live run is writing is refused; a killed run's lock blocks nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_run(tmp_path: Path, checkpoint: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, Path]]:
+    """A never-ending live run writing mp4, mkv and npy, with its stats log (to see it is running)."""
+    files = {name: tmp_path / name for name in ("d.mp4", "d.mkv", "d.npy", "stats.jsonl")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=96x64&rate=30",
+         "--sink", f"file:{files['d.mp4']}", "--sink", f"file:{files['d.mkv']}", "--sink", f"npy:{files['d.npy']}",
+         "-c", str(checkpoint), "--stats-json", str(files["stats.jsonl"]), "--res", "64", "-d", "1", "-d", "5",
+         "--no-status", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, files
+
+
+def wait_for_output(proc: subprocess.Popen, stats: Path, frames: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = stats.read_text().splitlines() if stats.exists() else []
+        if lines and json.loads(lines[-1])["frames_out"] >= frames:
+            return
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    raise AssertionError(f"no {frames} output frames within {timeout} s")
+
+
+def decoded_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def assert_files_agree(files: dict[str, Path]) -> int:
+    """Every file opens and holds the same frames; returns how many."""
+    frames = np.load(files["d.npy"]).shape[0]
+    assert len(np.load(files["d.npy"].with_name("d.timestamps.npy"))) == frames
+    assert decoded_frames(files["d.mp4"]) == frames and decoded_frames(files["d.mkv"]) == frames
+    return frames
+
+
+@pytest.mark.parametrize("gap_s", [0.05, 0.2, 0.2, 0.2])
+def test_ctrl_c_twice_skips_the_drain_exits_0_and_leaves_valid_files(tmp_path, tiny_checkpoint, gap_s):
+    # The second Ctrl-C lands during the drain, during the close of the files or after it: each of
+    # these moments must end the same way (before, a late one killed the process: exit 130).
+    proc, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(proc, files["stats.jsonl"], 5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap_s)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr and "frames in" in stderr
+    assert assert_files_agree(files) >= 5
+
+
+def test_sighup_stops_like_sigterm_with_a_summary_and_complete_files(tmp_path, tiny_checkpoint):
+    proc, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(proc, files["stats.jsonl"], 5)
+        proc.send_signal(signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopping: draining the pipeline" in stderr and "interrupted:" in stderr and "Traceback" not in stderr
+    frames = assert_files_agree(files)
+    assert frames >= 5
+    assert json.loads(files["stats.jsonl"].read_text().splitlines()[-1])["frames_out"] == frames
+
+
+def test_a_second_process_on_a_live_output_is_refused_before_its_model_loads(tmp_path, tiny_checkpoint):
+    first, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(first, files["stats.jsonl"], 3)
+        # The same npy file spelt differently; the missing checkpoint shows the refusal comes first.
+        (tmp_path / "sub").mkdir()
+        second = subprocess.run(
+            [sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3", "--sink",
+             f"npy:{tmp_path / 'sub' / '..' / 'd.npy'}", "-c", str(tmp_path / "no-checkpoint")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.count("\n") == 1
+        assert f"is being written by another running rdstream (process {first.pid})" in second.stderr
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr
+    assert assert_files_agree(files) >= 3  # the first run's files are whole
+    assert not list(tmp_path.glob(".*rdstream-lock"))  # a finished run leaves no lock file
+
+
+def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path, tiny_checkpoint):
+    killed, files = start_run(tmp_path, tiny_checkpoint)
+    try:
+        wait_for_output(killed, files["stats.jsonl"], 1)
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)
+    assert list(tmp_path.glob(".*rdstream-lock"))  # kill -9 left its lock files behind
+    result = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3&size=96x64", "--sink",
+         f"npy:{files['d.npy']}", "--sink", f"file:{files['d.mp4']}", "-c", str(tiny_checkpoint),
+         "--res", "64", "--no-status"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert np.load(files["d.npy"]).shape[0] == 3
