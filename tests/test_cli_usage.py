@@ -156,3 +156,13 @@ def test_help_and_usage_errors_do_not_wait_for_torch():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_run_and_its_job_import_one_way():
+    """stream.cli.run (options, help) imports run_job when a run starts; run_job never imports run."""
+    import ast
+
+    job = ast.parse((ROOT / "stream" / "cli" / "run_job.py").read_text())
+    imported = {node.module for node in ast.walk(job) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(job) if isinstance(node, ast.Import) for alias in node.names}
+    assert "stream.cli.run" not in imported

@@ -1,53 +1,17 @@
 """``rdstream run``: its options, their defaults and help.
 
-The job itself (check the options, load the model, run the node) is stream.cli.run_job; it is
-imported only when a run starts, so ``--help`` and usage errors do not wait for torch.
+The job itself (RunOptions, check the options, load the model, run the node) is stream.cli.run_job;
+it is imported only when a run starts, so ``--help`` does not wait for torch. Imports go one way:
+run -> run_job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 
 from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, default_checkpoint, split_values
-
-
-@dataclass
-class RunOptions:
-    """The command line of ``rdstream run``; None means "take the preset's value" or the default.
-
-    realtime: True = drop frames when the model is slow (newest wins) and pace files to their
-        frame rate; False = process every frame (``--no-drop``); None = realtime for live sources
-        (ndi, camera, syphon), every frame for files and test patterns.
-    max_frames: stop after this many source frames (0 = until the source ends).
-    status: live status line; None = only on a terminal.
-    quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
-        ``fit_decode`` (None = the quality's) override what it sets.
-    """
-
-    source: str
-    sinks: list[str]
-    checkpoint: str
-    preset: str = "live"
-    quality: str = "fast"
-    decoder: str | None = None
-    fit_decode: str | None = None
-    res: int | None = None
-    dtype: str | None = None
-    device: str = "auto"
-    lookahead: int = 2
-    realtime: bool | None = None
-    normalize: str = "running"
-    stats_json: str | None = None
-    seed: int | None = None
-    dilations: list[int] | None = None
-    snip_len: int | None = None
-    max_frames: int = 0
-    status: bool | None = None
-    osc: str | None = None
-    osc_status: str | None = None
 
 
 def run_command(
@@ -74,7 +38,7 @@ def run_command(
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
-    from stream.cli.run_job import run_stream  # torch and the runtime load only when a run starts
+    from stream.cli.run_job import RunOptions, run_stream  # torch and the runtime load only when a run starts
 
     return run_stream(RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,

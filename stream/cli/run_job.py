@@ -3,7 +3,7 @@
 Steps: check every option (before the slow model load) -> load the model -> open the source and
 the sinks -> run the node with a live status line -> print a one-line summary. Ctrl-C, SIGTERM
 and the end of the source all end the same way: drain, flush, close every sink, exit 0.
-The options themselves (names, defaults, help) are in stream.cli.run.
+The options' names and help are in stream.cli.run, which imports this module (never the reverse).
 """
 
 
@@ -26,13 +26,49 @@ from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, get_preset, live_quality
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
-from stream.cli.run import RunOptions
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats
+
+
+@dataclass
+class RunOptions:
+    """The command line of ``rdstream run``; None means "take the preset's value" or the default.
+
+    realtime: True = drop frames when the model is slow (newest wins) and pace files to their
+        frame rate; False = process every frame (``--no-drop``); None = realtime for live sources
+        (ndi, camera, syphon), every frame for files and test patterns.
+    max_frames: stop after this many source frames (0 = until the source ends).
+    status: live status line; None = only on a terminal.
+    quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
+        ``fit_decode`` (None = the quality's) override what it sets.
+    """
+
+    source: str
+    sinks: list[str]
+    checkpoint: str
+    preset: str = "live"
+    quality: str = "fast"
+    decoder: str | None = None
+    fit_decode: str | None = None
+    res: int | None = None
+    dtype: str | None = None
+    device: str = "auto"
+    lookahead: int = 2
+    realtime: bool | None = None
+    normalize: str = "running"
+    stats_json: str | None = None
+    seed: int | None = None
+    dilations: list[int] | None = None
+    snip_len: int | None = None
+    max_frames: int = 0
+    status: bool | None = None
+    osc: str | None = None
+    osc_status: str | None = None
+
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
 LIVE_SCHEMES = ("ndi", "camera", "syphon")
