@@ -201,7 +201,10 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
 
         ndi_sources = [f"ndi:{name}" for name in list_ndi_sources(ndi_wait_s, ndi_ips)]
         if not ndi_sources:
-            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and 127.0.0.1; add IPs of other machines with --ndi-ips)")
+            from io_adapters.ndi import extra_ips
+
+            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and {extra_ips(ndi_ips).replace(',', ', ')}"
+                         + ("" if ndi_ips else "; add IPs of other machines with --ndi-ips") + ")")
     except RollingDepthError as err:
         notes.append(str(err))
     syphon_servers: list[str] = []

@@ -166,3 +166,10 @@ def test_run_and_its_job_import_one_way():
     imported = {node.module for node in ast.walk(job) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(job) if isinstance(node, ast.Import) for alias in node.names}
     assert "stream.cli.run" not in imported
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="camera numbers are /dev/videoN on Linux")
+def test_a_missing_camera_is_said_before_the_model_loads(capsys, monkeypatch):
+    _no_model_load(monkeypatch)
+    code, err = run_main(capsys, "run", "--source", "camera:63", "--sink", "null:", "-c", "/nonexistent")
+    assert code == 2 and err.startswith("rdstream: error: cannot open camera '63'") and err.count("\n") == 1, err

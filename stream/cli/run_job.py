@@ -146,18 +146,31 @@ def run_stream(opts: RunOptions) -> int:
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
-    # 2. Load the model, on the thread that will run it (see stream.model_thread).
-    device = resolve_device(opts.device)
-    dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
-    model_thread = ModelThread()
+    # 2. Open the source: a missing camera or NDI sender is said now, not after the model load.
+    # (Frames are paced from the first one read, so the load does not make a file or test: late.)
+    source = open_source(opts.source, realtime=checked.pace_source)
     try:
-        model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
-        return _open_and_run(opts, checked, model, model_thread, console)
+        source.wait_until_there()
+        # 3. Load the model, on the thread that will run it (see stream.model_thread).
+        device = resolve_device(opts.device)
+        dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
+        model_thread = ModelThread()
+        try:
+            model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder)
+        except BaseException:
+            model_thread.close()
+            raise
+    except BaseException:
+        anyio.run(_close_all, source, [])
+        raise
+    try:
+        return _open_and_run(opts, checked, source, model, model_thread, console)
     finally:
         model_thread.close()
 
 
-def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
+def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
+                  console: Console) -> int:
     from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
@@ -166,14 +179,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     if model.decoder.is_random:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     quality = checked.quality
-    aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
-    steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
-                              fit_path=quality.fit_decode)
-
-    # 3. Open the source, then every sink (closing what is open if one fails).
-    source = open_source(opts.source, realtime=checked.pace_source)
+    # 4. Open every sink (closing what is open, the source too, if anything fails).
     sinks: list[tuple[str, object]] = []
     try:
+        aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
+        steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
+                                  fit_path=quality.fit_decode)
         fps = source.nominal_fps or FALLBACK_FPS
         for uri in opts.sinks:
             sinks.append((uri, open_sink(uri, fps=fps)))
@@ -181,7 +192,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
         anyio.run(_close_all, source, [s for _, s in sinks])
         raise
 
-    # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
+    # 5. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
