@@ -30,6 +30,7 @@ of the same process may still be using it.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ NDI_SOURCE_OPTIONS = {
     "lost": "seconds without a frame before searching for the sender again, default 2",
 }
 LOOPBACK = "127.0.0.1"
+# The NDI library refuses a sender whose full name 'MACHINE (NAME)' exceeds this many UTF-8 bytes
+# (measured with ndi-python 6.3: names of 248 bytes on a 2-character host name, 216 on a 34-character one).
+NDI_FULL_NAME_MAX_BYTES = 253
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # then 4 s between attempts while the sender is away
 # While searching, a fresh probe finder every PROBE_S: with N processes sending NDI on one machine,
 # each probe reaches the wanted one with chance 1/N (measured on loopback: a probe answers in ms).
@@ -98,6 +102,20 @@ class NdiSinkOptions:
                                 f"uyvy and p216 carry grey depth)")
         if not self.name.strip():
             raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
+        check_sender_name_length(self.name)
+
+
+def check_sender_name_length(name: str, host: str | None = None) -> None:
+    """BadInputError when NDI would refuse ``name`` for its length: the full name
+    'MACHINE (NAME)' may be at most NDI_FULL_NAME_MAX_BYTES bytes (UTF-8), so the limit depends
+    on this machine's name ``host`` (default: socket.gethostname())."""
+    host = socket.gethostname() if host is None else host
+    room = NDI_FULL_NAME_MAX_BYTES - len(host.encode()) - len(" ()")
+    size = len(name.encode())
+    if size > room:
+        raise BadInputError(f"NDI name {name[:40]!r}... is {size} bytes long; on this machine ({host!r}) NDI takes names "
+                            f"of at most {room} bytes (the full name '{host} (NAME)' is limited to "
+                            f"{NDI_FULL_NAME_MAX_BYTES}); choose a shorter one")
 
 
 def ndi_sink_options(uri: ParsedUri) -> NdiSinkOptions:
@@ -442,6 +460,19 @@ class NdiReceiver:
             self._ndi.recv_destroy(self._recv)
             self._recv = None
         self._finder.close()
+
+
+def check_sender_names_free(names: list[str]) -> None:
+    """BadInputError when an NDI sender name is given twice or another sender on this machine
+    holds it (checked by creating the sender for a moment: the library's own rule)."""
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:
+            raise BadInputError(f"two ndi: sinks are named {name!r}; NDI allows one sender per name, give each its own")
+        seen.add(name.casefold())
+        if not sender_name_free(name):
+            raise BadInputError(f"the NDI name {name!r} is in use by another sender on this machine (NDI allows one "
+                                f"sender per name); stop that sender or choose another name, e.g. ndi:{name} 2")
 
 
 def sender_name_free(name: str) -> bool:

@@ -150,6 +150,20 @@ def check_sink(uri: str) -> None:
         check_syphon_installed()
 
 
+def check_sinks_free(uris: list[str]) -> None:
+    """What only the NDI library can tell before the sinks open: an ``ndi:`` name that another
+    sender on this machine holds, or that two sinks share (call after ``check_sink``).
+
+    Raises:
+        BadInputError: a taken or repeated NDI sender name.
+    """
+    names = [parse_uri(uri).target for uri in uris if parse_uri(uri).scheme == "ndi"]
+    if names:
+        from io_adapters.ndi import check_sender_names_free
+
+        check_sender_names_free(names)
+
+
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     """Open the sink a URI names; ``fps`` is the rate written into files and declared to NDI.
 
@@ -216,4 +230,4 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "check_sinks_free", "open_source", "open_sink", "list_sources", "Source", "Sink"]

@@ -395,19 +395,62 @@ def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
 
     from io_adapters.ndi import sender_name_free
     from pipeline.errors import RuntimeFailure
-    from stream.cli.demo import NDI_NAME, free_ndi_name
+    from stream.cli.demo import free_ndi_name
 
-    holder = NdiSender(NDI_NAME, 30.0, "bgra")  # another "process" holding the demo's name
+    taken = _unique("demo")  # unique to this run: another process may hold "rdstream demo" itself
+    holder = NdiSender(taken, 30.0, "bgra")  # another "process" holding the demo's name
     try:
-        assert not sender_name_free(NDI_NAME)
+        assert not sender_name_free(taken)
         with pytest.raises(RuntimeFailure, match="name is in use"):
-            NdiSender(NDI_NAME, 30.0, "bgra")
+            NdiSender(taken, 30.0, "bgra")
         console = Console(file=io.StringIO(), width=200)
-        assert free_ndi_name(console) == f"{NDI_NAME} 2"
+        assert free_ndi_name(console, taken) == f"{taken} 2"
         assert "is in use by another sender" in console.file.getvalue()
     finally:
         holder.close()
-    assert sender_name_free(NDI_NAME)
+    assert sender_name_free(taken)
+
+
+def test_a_sender_name_too_long_for_ndi_is_refused_with_the_true_limit():
+    from io_adapters.ndi import check_sender_name_length, ndi_sink_options
+    from io_adapters.uri import parse_uri
+
+    check_sender_name_length("x" * 248, host="VM")  # the lengths NDI 6.3 took in measurements
+    check_sender_name_length("x" * 216, host="h" * 34)
+    with pytest.raises(BadInputError, match="249 bytes long; on this machine .'VM'. NDI takes names of at most 248"):
+        check_sender_name_length("x" * 249, host="VM")
+    with pytest.raises(BadInputError, match="at most 216 bytes"):
+        check_sender_name_length("é" * 109, host="h" * 34)  # 218 bytes in UTF-8
+    with pytest.raises(BadInputError, match="300 bytes long"):
+        ndi_sink_options(parse_uri("ndi:" + "n" * 300))
+
+
+@needs_ndi_here
+def test_the_name_length_limit_is_the_libraries():
+    import socket
+
+    from io_adapters.ndi import NDI_FULL_NAME_MAX_BYTES, sender_name_free
+
+    room = NDI_FULL_NAME_MAX_BYTES - len(socket.gethostname().encode()) - 3
+    assert sender_name_free(_unique("").ljust(room, "x"))
+    assert not sender_name_free(_unique("").ljust(room + 1, "x"))
+
+
+@needs_ndi_here
+def test_run_refuses_a_taken_or_too_long_ndi_name_before_the_model_loads():
+    root = Path(__file__).resolve().parents[1]
+    taken = _unique("taken")
+    holder = NdiSender(taken, 30.0, "bgra")  # held by this process, so another one for the run
+    try:
+        for sink, expected in [(f"ndi:{taken}", f"the NDI name '{taken}' is in use by another sender"),
+                               ("ndi:" + "n" * 300, "300 bytes long")]:
+            done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=2", "--sink", sink,
+                                   "-c", "/nonexistent-checkpoint"],  # a load would fail on this path
+                                  cwd=root, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2 and done.stderr.startswith("rdstream: error: "), done.stderr
+            assert expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    finally:
+        holder.close()
 
 
 @needs_ndi_here

@@ -46,20 +46,23 @@ def find_real_checkpoint(explicit: str | None) -> str | None:
         return None
 
 
-def free_ndi_name(console: Console) -> str | None:
-    """A sender name free on this machine (``rdstream demo``, else ``rdstream demo 2`` ...), or None
-    with the reason said: ndi-python missing, or every name taken by other running senders."""
+def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
+    """A sender name free on this machine (``base``, else ``base 2`` ...), or None with the reason
+    said: ndi-python missing, or every name taken by other running senders.
+
+    The demo renames where ``rdstream run`` refuses (README, "NDI names"): it has no user-chosen
+    name to keep, and its point is to show the node running."""
     try:
         from io_adapters.ndi import sender_name_free
     except Exception:
         console.print("(install ndi-python to also publish over NDI)")
         return None
-    candidates = [NDI_NAME] + [f"{NDI_NAME} {i}" for i in range(2, 6)]
+    candidates = [base] + [f"{base} {i}" for i in range(2, 6)]
     for name in candidates:
         try:
             if sender_name_free(name):
-                if name != NDI_NAME:
-                    console.print(f"The NDI name '{NDI_NAME}' is in use by another sender on this machine; "
+                if name != base:
+                    console.print(f"The NDI name '{base}' is in use by another sender on this machine; "
                                   f"publishing as '{name}' instead.")
                 return name
         except Exception as err:  # the NDI library itself failed to load or start

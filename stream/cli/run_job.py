@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.text import Text
 
 from io_adapters.output_paths import check_outputs
-from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
+from io_adapters.registry import check_sink, check_sinks_free, check_source, open_sink, open_source, parse_uri
 from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.preprocess import check_res
@@ -117,6 +117,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
+    check_sinks_free(opts.sinks)  # a taken NDI name: refused now (make demo picks a free one instead)
     decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
     return CheckedRun(
         plan=plan,
