@@ -110,7 +110,7 @@ def _download(hub_id: str, spec: str, allow_download: bool) -> Path:
         hub_id, allow_download, patterns=DOWNLOAD_PATTERNS,
         not_cached=f"--decoder {spec}: {hub_id} is not in the local Hugging Face cache",
         failed=(f"--decoder {spec}: could not download {hub_id} ({{reason}}); download it where there is "
-                f"network access (huggingface-cli download {hub_id}) and pass the folder, or use --decoder full"),
+                f"network access (hf download {hub_id}) and pass the folder, or use --decoder full"),
     )
 
 

@@ -27,7 +27,7 @@ MISSING_WEIGHTS = (
     "[bold]The RollingDepth weights were not found[/] (prs-eth/rollingdepth-v1-0, 3.4 GB).\n"
     "This demo runs the TINY RANDOM test checkpoint instead: [bold red]its output is NOT depth[/], "
     "only proof that every stage runs.\n"
-    "To get real depth: `huggingface-cli download prs-eth/rollingdepth-v1-0` (or any folder with "
+    "To get real depth: `hf download prs-eth/rollingdepth-v1-0` (or any folder with "
     "that layout), then `make demo CHECKPOINT=/path/to/folder` or set RDSTREAM_CHECKPOINT."
 )
 
