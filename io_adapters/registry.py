@@ -73,6 +73,18 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
 
 
+def _check_bare_path_options(parsed: ParsedUri) -> None:
+    """A bare path is one file name, '?' included: ``clip.mp4?frames=8`` that is no file means
+    options were meant, and options need ``file:``."""
+    from pathlib import Path
+
+    if parsed.scheme == "file" and not parsed.text.lower().startswith("file:") and "?" in parsed.target \
+            and not Path(parsed.target).exists():
+        path, _, query = parsed.target.partition("?")
+        raise BadInputError(f"{parsed.text!r}: options need the file: scheme, e.g. file:{path}?{query} "
+                            "(a path without a scheme is taken whole as a file name)")
+
+
 def check_source(uri: str) -> None:
     """Check a source URI's scheme and options without opening anything (no device, no file,
     no NDI or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
@@ -89,6 +101,7 @@ def check_source(uri: str) -> None:
     parsed = parse_uri(uri)
     if parsed.scheme not in SOURCE_EXAMPLES:
         raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    _check_bare_path_options(parsed)
     if parsed.scheme == "file":
         from io_adapters.file_source import check_file_source_options
 

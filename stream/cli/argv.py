@@ -51,9 +51,18 @@ def normalize_argv(args: list[str]) -> list[str]:
             out.append(arg if args[i + 1].lower() in TRUE else "--no-" + arg[2:])
             i += 2
             continue
+        if arg in BOOL_FLAGS and i + 1 < len(args) and looks_like_a_bad_boolean(args[i + 1]):
+            raise BadInputError(f"{arg} {args[i + 1]}: not a boolean; give {arg} true|false (or yes|no, 1|0, on|off), "
+                                f"or {arg} / --no-{arg[2:]} alone")
         out.append(arg)
         i += 1
     return out
+
+
+def looks_like_a_bad_boolean(token: str) -> bool:
+    """After a boolean flag: a plain word (``maybe``) that is no file or folder was meant as its
+    value, not as an input; ``clip.mp4``, ``videos/`` or an existing ``clips`` folder is an input."""
+    return (token.isidentifier() and token.lower() not in TRUE | FALSE and not os.path.exists(token))
 
 
 def split_values(values: Optional[List[str]], cast=str) -> Optional[list]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from pipeline.checkpoint import DEFAULT_CHECKPOINT, resolve_device
+from pipeline.errors import BadInputError
 
 OUTPUT = Path("demo_output")
 NAME = "stream"
@@ -44,6 +45,22 @@ def find_real_checkpoint(explicit: str | None) -> str | None:
         return snapshot_download(DEFAULT_CHECKPOINT, local_files_only=True)
     except Exception:
         return None
+
+
+def check_weights(checkpoint: str) -> str:
+    """Where the weights are, said only once they are known to be there: a local folder is checked
+    (layout, configs, weight files) now; a hub id is fetched when the model loads.
+
+    Raises:
+        BadInputError: no such folder, or not a complete RollingDepth checkpoint folder.
+    """
+    from pipeline.checkpoint import is_hub_id, resolve_checkpoint_folder, validate_checkpoint_folder
+
+    if is_hub_id(checkpoint):
+        return f"{checkpoint} (Hugging Face hub)"
+    folder = resolve_checkpoint_folder(checkpoint, allow_download=False)
+    validate_checkpoint_folder(folder)
+    return str(folder)
 
 
 def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
@@ -93,7 +110,12 @@ def demo(
         real = str(write_tiny_checkpoint(OUTPUT / "tiny-checkpoint"))
         res, frames = "192", frames or 150
     else:
-        console.print(f"Using the RollingDepth weights at {real}")
+        try:
+            where = check_weights(real)
+        except BadInputError as err:
+            console.print(f"rdstream: error: {err}", highlight=False, markup=False, soft_wrap=True)
+            sys.exit(2)
+        console.print(f"Using the RollingDepth weights at {where}", highlight=False)
         # The real model on a CPU takes seconds per frame: keep the CPU demo short.
         res, frames = ("384", frames or 150) if gpu else ("256", frames or 30)
     sinks = [f"file:{OUTPUT}/{NAME}_depth.mp4", f"file:{OUTPUT}/{NAME}_depth16.mkv", f"npy:{OUTPUT}/{NAME}_depth.npy"]

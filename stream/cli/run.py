@@ -25,7 +25,7 @@ def run_command(
     res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native) or 8..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
-    lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
+    lookahead: Optional[int] = typer.Option(None, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline); default: 2"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),
     stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file"),
@@ -42,8 +42,8 @@ def run_command(
 
     return run_stream(RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
-        quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
+        quality=quality, res=res, dtype=dtype, device=device, lookahead=2 if lookahead is None else lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
-        osc=osc, osc_status=osc_status,
+        osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
     ))

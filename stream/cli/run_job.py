@@ -68,6 +68,7 @@ class RunOptions:
     status: bool | None = None
     osc: str | None = None
     osc_status: str | None = None
+    lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
 
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -143,7 +144,7 @@ def run_stream(opts: RunOptions) -> int:
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
-    note = lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
+    note = opts.lookahead_given and lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
