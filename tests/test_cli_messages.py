@@ -60,3 +60,18 @@ def test_writing_the_tiny_checkpoint_draws_no_progress_bar(capfd, tmp_path):
     write_tiny_checkpoint(tmp_path / "tiny")
     captured = capfd.readouterr()
     assert "Writing model shards" not in captured.err + captured.out
+
+
+def test_help_shows_plain_argument_names_and_the_hub_id_whole():
+    env = {"COLUMNS": "80", "PATH": "/usr/bin:/bin"}
+    for command in (["file"], ["run"], ["dev", "make-tiny-checkpoint"], ["dev", "make-tiny-decoder"],
+                    ["dev", "compare-decoders"]):
+        out = subprocess.run([sys.executable, "-m", "stream.cli", *command, "--help"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120).stdout
+        for typer_mark in ("<list[str]>", "<str>", "{folder}", "{clip}"):
+            assert typer_mark not in out, (command, out)
+        if command != ["dev", "make-tiny-checkpoint"] and command != ["dev", "make-tiny-decoder"]:
+            assert "prs-eth/rollingdepth-v1-0" in out, (command, out)
+    assert "Usage: rdstream dev make-tiny-checkpoint [OPTIONS] FOLDER" in subprocess.run(
+        [sys.executable, "-m", "stream.cli", "dev", "make-tiny-checkpoint", "--help"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120).stdout

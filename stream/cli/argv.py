@@ -15,7 +15,8 @@ from pipeline.errors import BadInputError
 DECODER_HELP = ("depth decoder: full (the checkpoint's VAE) | tiny (AutoencoderTiny madebyollin/taesd, downloaded "
                 "on first use; faster, quality unmeasured here: check it with rdstream dev compare-decoders) | "
                 "a folder or hub id of an AutoencoderTiny; the encoder is always the checkpoint's VAE")
-DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
+# The hub id first, so that help at 80 columns does not break it at its hyphen.
+DEFAULT_CHECKPOINT_HELP = "default prs-eth/rollingdepth-v1-0 (or $RDSTREAM_CHECKPOINT when set); a checkpoint folder or hub id"
 # A value that starts with a dash but is a number (``-d -25``, ``--res -5``): a value, not an option,
 # so that the option's own check names it ("--dilations -25: must be positive ...").
 NEGATIVE_NUMBER = re.compile(r"^-[0-9][0-9.,]*$")
