@@ -75,3 +75,16 @@ def test_help_shows_plain_argument_names_and_the_hub_id_whole():
     assert "Usage: rdstream dev make-tiny-checkpoint [OPTIONS] FOLDER" in subprocess.run(
         [sys.executable, "-m", "stream.cli", "dev", "make-tiny-checkpoint", "--help"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=120).stdout
+
+
+def test_the_start_of_a_run_is_a_few_short_lines(tiny_checkpoint):
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=3&size=64x48", "--sink",
+                           "null:", "-c", str(tiny_checkpoint), "--res", "64", "-d", "1", "--no-status"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("rdstream run: "))
+    block = lines[first:lines.index("  Ctrl-C stops cleanly", first) + 1]
+    assert block[0] == "rdstream run: test:?frames=3&size=64x48 -> null:", block
+    assert 4 <= len(block) <= 8 and all(len(line) <= 100 for line in block), block
+    assert any("preset live: 64 px, dilations 1, lookahead 2" in line for line in block), block

@@ -198,7 +198,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
-    console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
+    console.print(start_line(opts, checked, model, policy), highlight=False, markup=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
@@ -256,15 +256,23 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
 
 
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
-    """The first line of a run: what goes where, and the resolution, precision, decoder and quality in force."""
+    """The first lines of a run, each short: what goes where, then the resolution, precision,
+    decoder, quality and controls in force."""
     quality = checked.quality
     res = f"{checked.res} px" if checked.res else "native size"
-    return (f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | preset {opts.preset}: {res}, "
-            f"dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead} | "
-            f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | decoder {model.decoder.name} | "
-            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | Ctrl-C stops cleanly"
-            + (f" | OSC commands on udp {checked.osc}" if checked.osc else "")
-            + (f" | OSC status to udp {checked.osc_status}" if checked.osc_status else ""))
+    lines = [
+        f"rdstream run: {opts.source} -> {', '.join(opts.sinks)}",
+        f"  {policy}",
+        f"  preset {opts.preset}: {res}, dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead}",
+        f"  {model.device.type} {str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}, "
+        f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode})",
+    ]
+    if checked.osc:
+        lines.append(f"  OSC commands on udp {checked.osc}")
+    if checked.osc_status:
+        lines.append(f"  OSC status to udp {checked.osc_status}")
+    lines.append("  Ctrl-C stops cleanly")
+    return "\n".join(lines)
 
 
 def per_frame_counts(result: NodeResult) -> str:
