@@ -1,8 +1,8 @@
 """``rdstream run``: its options, their defaults and help.
 
-The job itself (RunOptions, check the options, load the model, run the node) is stream.cli.run_job;
-it is imported only when a run starts, so ``--help`` does not wait for torch. Imports go one way:
-run -> run_job.
+The options as data and their torch-free checks are stream.cli.run_checks; the job (load the model,
+run the node) is stream.cli.run_job, imported only once those checks pass, so ``--help`` and usage
+errors do not wait for torch. Imports go one way: run -> run_job -> run_checks.
 """
 
 from __future__ import annotations
@@ -38,12 +38,16 @@ def run_command(
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
-    from stream.cli.run_job import RunOptions, run_stream  # torch and the runtime load only when a run starts
+    from stream.cli.run_checks import RunOptions, check_basics
 
-    return run_stream(RunOptions(
+    options = RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=2 if lookahead is None else lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
         osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
-    ))
+    )
+    check_basics(options)  # usage errors at once: the job below loads torch (seconds)
+    from stream.cli.run_job import run_stream
+
+    return run_stream(options)

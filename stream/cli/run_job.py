@@ -3,7 +3,8 @@
 Steps: check every option (before the slow model load) -> load the model -> open the source and
 the sinks -> run the node with a live status line -> print a one-line summary. Ctrl-C, SIGTERM
 and the end of the source all end the same way: drain, flush, close every sink, exit 0.
-The options' names and help are in stream.cli.run, which imports this module (never the reverse).
+The options' names and help are in stream.cli.run, which imports this module (never the reverse);
+RunOptions and the checks that need no torch are in stream.cli.run_checks.
 """
 
 
@@ -18,15 +19,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.output_paths import check_outputs
-from io_adapters.registry import check_sink, check_sinks_free, check_source, open_sink, open_source, parse_uri
+from io_adapters.registry import open_sink, open_source
 from pipeline.checkpoint import TINY_WARNING
-from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.preprocess import check_res
-from pipeline.presets import LiveQuality, get_preset, live_quality
+from pipeline.errors import RuntimeFailure
+from pipeline.presets import LiveQuality
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
-from stream.display_normalizer import DisplayNormalizer, parse_normalize
+from stream.cli.run_checks import RunOptions, check_basics
+from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
@@ -34,45 +34,6 @@ from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_
 from stream.stream_stats import NodeStats
 
 
-@dataclass
-class RunOptions:
-    """The command line of ``rdstream run``; None means "take the preset's value" or the default.
-
-    realtime: True = drop frames when the model is slow (newest wins) and pace files to their
-        frame rate; False = process every frame (``--no-drop``); None = realtime for live sources
-        (ndi, camera, syphon), every frame for files and test patterns.
-    max_frames: stop after this many source frames (0 = until the source ends).
-    status: live status line; None = only on a terminal.
-    quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
-        ``fit_decode`` (None = the quality's) override what it sets.
-    """
-
-    source: str
-    sinks: list[str]
-    checkpoint: str
-    preset: str = "live"
-    quality: str = "fast"
-    decoder: str | None = None
-    fit_decode: str | None = None
-    res: int | None = None
-    dtype: str | None = None
-    device: str = "auto"
-    lookahead: int = 2
-    realtime: bool | None = None
-    normalize: str = "running"
-    stats_json: str | None = None
-    seed: int | None = None
-    dilations: list[int] | None = None
-    snip_len: int | None = None
-    max_frames: int = 0
-    status: bool | None = None
-    osc: str | None = None
-    osc_status: str | None = None
-    lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
-
-
-# Sources that deliver frames whether or not the node keeps up: they default to --realtime.
-LIVE_SCHEMES = ("ndi", "camera", "syphon")
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
 FALLBACK_FPS = 30.0
 
@@ -95,39 +56,23 @@ class CheckedRun:
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
-    """Validate every option up front, each problem with its own message."""
-    if not opts.sinks:
-        raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
-    check_source(opts.source)  # scheme, options, test pattern size
-    source = parse_uri(opts.source)
-    for uri in opts.sinks:
-        check_sink(uri)  # scheme, extension, options, layout
-    if opts.lookahead < 0:
-        raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
-    quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder)
-    if opts.max_frames < 0:
-        raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
-    normalizer = parse_normalize(opts.normalize)
-    preset = get_preset(opts.preset, dilations=opts.dilations, snip_len=opts.snip_len, res=opts.res)
-    plan = SnippetPlan(snip_len=preset.snip_len, dilations=tuple(preset.dilations))
-    check_res(preset.res)
-    check_outputs(opts.sinks, {"--stats-json": opts.stats_json})
+    """Validate every option up front, each problem with its own message: what needs no torch
+    (``check_basics``, also run by ``rdstream run`` before this module loads), then OSC and the decoder."""
+    basics = check_basics(opts)
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
     if osc is not None:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
-    drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
-    check_sinks_free(opts.sinks)  # a taken NDI name: refused now (make demo picks a free one instead)
-    decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
+    decoder = resolve_decoder(basics.quality.decoder)  # may download: still before the model loads
     return CheckedRun(
-        plan=plan,
-        normalizer=normalizer,
-        res=preset.res,
-        preset_dtype=preset.dtype,
-        drop_frames=drop,
-        pace_source=True if opts.realtime else None,
-        quality=quality,
+        plan=basics.plan,
+        normalizer=basics.normalizer,
+        res=basics.res,
+        preset_dtype=basics.preset_dtype,
+        drop_frames=basics.drop_frames,
+        pace_source=basics.pace_source,
+        quality=basics.quality,
         decoder=decoder,
         osc=osc,
         osc_status=osc_status,
