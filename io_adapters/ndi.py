@@ -376,13 +376,13 @@ class NdiReceiver:
             raise RuntimeFailure(f"could not create an NDI receiver for {source.ndi_name!r}")
         self._source_url = source.url_address
 
-    def _reconnect(self) -> bool:
+    def _reconnect(self, stop: threading.Event | None = None) -> bool:
         """Look the source up again and point the receiver at it; True when it was found.
 
         A sender that is merely slow keeps its connection and address: it is left alone, since
         reconnecting would drop frames in flight.
         """
-        source = self._finder.wait_for(self.name, RECONNECT_SEARCH_S)  # probes while the finders see only others
+        source = self._finder.wait_for(self.name, RECONNECT_SEARCH_S, stop)  # probes while the finders see only others
         if source is None:
             return False
         connected = self._ndi.recv_get_no_connections(self._recv) > 0
@@ -426,7 +426,7 @@ class NdiReceiver:
                 return received
             self._free_other(kind, audio, meta)
             if time.monotonic() >= self._next_search:
-                self._reconnect()
+                self._reconnect(stop)
                 delay = RECONNECT_BACKOFF_S[min(self._search_attempt, len(RECONNECT_BACKOFF_S) - 1)]
                 self._search_attempt += 1
                 self._next_search = time.monotonic() + delay
