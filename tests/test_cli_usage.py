@@ -178,11 +178,18 @@ def test_a_missing_camera_is_said_before_the_model_loads(capsys, monkeypatch):
     assert code == 2 and err.startswith("rdstream: error: cannot open camera '63'") and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("option", [["--preset", "nope"], ["--res", "5"], ["--quality", "best"], ["--lookahead", "-1"]])
-def test_run_usage_errors_answer_before_torch_loads(option):
+@pytest.mark.parametrize("command, option", [
+    (["run", "--source", "test:", "--sink", "null:"], ["--preset", "nope"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--res", "5"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--quality", "best"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--lookahead", "-1"]),
+    (["file", "clip.mp4"], ["--preset", "nope"]),
+    (["file", "clip.mp4"], ["--res", "5"]),
+])
+def test_usage_errors_answer_before_torch_loads(command, option):
     code = ("import sys\nfrom stream.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
             "    print(done.code, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, "run", "--source", "test:", "--sink", "null:", *option],
+    out = subprocess.run([sys.executable, "-c", code, *command, *option],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert out.stderr.startswith(f"rdstream: error: {option[0]} {option[1]}"), out.stderr
