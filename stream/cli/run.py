@@ -38,11 +38,12 @@ def run_command(
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
-    from stream.cli.run_checks import RunOptions, check_basics
+    from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
 
     options = RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
-        quality=quality, res=res, dtype=dtype, device=device, lookahead=2 if lookahead is None else lookahead, realtime=realtime,
+        quality=quality, res=res, dtype=dtype, device=device, lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
+        realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
         osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,

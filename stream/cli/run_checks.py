@@ -19,6 +19,7 @@ from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
 LIVE_SCHEMES = ("ndi", "camera", "syphon")
+DEFAULT_LOOKAHEAD = 2
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RunOptions:
     res: int | None = None
     dtype: str | None = None
     device: str = "auto"
-    lookahead: int = 2
+    lookahead: int = DEFAULT_LOOKAHEAD
     realtime: bool | None = None
     normalize: str = "running"
     stats_json: str | None = None
