@@ -44,6 +44,13 @@ from pipeline.coalign.online import OnlineAligner
 
 DILATIONS = (1, 25)
 EXACT_REFERENCE_QUALITY = "balanced"  # the default, compared with the targets
+STARTED = time.perf_counter()
+STREAM_PROGRESS_EVERY = 250  # frames of the long stream between progress lines
+
+
+def progress(message: str) -> None:
+    """One line on stderr per step (the full run takes minutes; stdout carries only the JSON)."""
+    print(f"bench.coalign [{time.perf_counter() - STARTED:6.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -65,6 +72,7 @@ def _objective_parts(clip, scales, shifts) -> dict:
 def _offline(clip, method: str, quality: str) -> dict:
     # runs under a second are repeated (median of 3): one scheduler hiccup on the shared machine
     # would otherwise decide the ratio; a multi-second Adam run averages such hiccups out itself
+    progress(f"offline {method} {quality}, {clip.truth.shape[0]} frames at {clip.truth.shape[1]}x{clip.truth.shape[2]}")
     runs = [align_snippets(clip.depths, clip.frame_indices, clip.truth.shape[0], method=method, quality=quality)]
     while runs[0].seconds < 1.0 and len(runs) < 3:
         runs.append(align_snippets(clip.depths, clip.frame_indices, clip.truth.shape[0], method=method, quality=quality))
@@ -113,6 +121,7 @@ def _clip_report(num_frames: int, size: tuple[int, int], skip_adam: bool, online
     report["exact"] = {q: _offline(clip, "exact", q) for q in QUALITIES}
     exact = report["exact"][EXACT_REFERENCE_QUALITY]
     online = {}
+    progress(f"online accuracy, lookahead 0 and 2, {num_frames} frames at {size[0]}x{size[1]}")
     for lookahead in (0, 2):
         acc = _online_accuracy(clip, lookahead, online_quality)
         acc["abs_rel_gap_points"] = round(100 * (acc["abs_rel"] - exact["abs_rel"]), 3)
@@ -151,6 +160,8 @@ def _stream_cost(size: tuple[int, int], lookahead: int, total_frames: int, quali
     emit_ms: dict[int, float] = {}
     push_cpu_ms: dict[int, float] = {}
     for t in range(total_frames):
+        if t % STREAM_PROGRESS_EVERY == 0:
+            progress(f"stream cost, lookahead {lookahead}: frame {t} of {total_frames}")
         snippets = [
             (synthetic_snippet(scene_frames(f, *size, seed=9, period=300), f, noise, seed=9)[0], f)
             for f in stream_frames(t, DILATIONS)

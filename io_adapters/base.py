@@ -54,6 +54,10 @@ class Source(ABC):
     async def close(self) -> None:
         """Release the device or file; safe to call more than once."""
 
+    def wait_until_there(self) -> None:
+        """Block until the source can deliver, raising what the first ``recv`` would (an NDI
+        sender not found); by default opening has checked everything already."""
+
     async def __aenter__(self):
         return self
 

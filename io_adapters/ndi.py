@@ -5,6 +5,12 @@ Discovery: NDI finds sources by mDNS, which needs a running mDNS responder (avah
 Every finder here also asks 127.0.0.1 directly (``extra_ips``), so sources on the same machine
 are found without one; ``?ips=10.0.0.5,10.0.0.6`` adds machines elsewhere. An NDI config file
 in ``$NDI_CONFIG_DIR/ndi-config.v1.json`` is read by the SDK itself and is honoured as well.
+Asking an address directly is a TCP connection to its port 5960, which every process that sends
+NDI listens on (shared port): the kernel hands each connection to ONE of those processes, and that
+process lists only its own senders. A finder keeps its connection, so in a process that also sends
+(an ``ndi:`` sink) it may only ever see itself. NdiFinder therefore also asks through a fresh probe
+finder (a new connection, handed to another process) while it searches, and keeps the long-lived
+finder for what mDNS gathers over time.
 
 Output (``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&layout=depth|rgbd|rgbd-v``) is sent with
 ``clock_video`` on, so the SDK paces frames to the declared rate. Each frame carries the source
@@ -24,6 +30,7 @@ of the same process may still be using it.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -60,7 +67,16 @@ NDI_SOURCE_OPTIONS = {
     "lost": "seconds without a frame before searching for the sender again, default 2",
 }
 LOOPBACK = "127.0.0.1"
+# The NDI library refuses a sender whose full name 'MACHINE (NAME)' exceeds this many UTF-8 bytes
+# (measured with ndi-python 6.3: names of 248 bytes on a 2-character host name, 216 on a 34-character one).
+NDI_FULL_NAME_MAX_BYTES = 253
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)  # then 4 s between attempts while the sender is away
+# While searching, a fresh probe finder every PROBE_S: with N processes sending NDI on one machine,
+# each probe reaches the wanted one with chance 1/N (measured on loopback: a probe answers in ms).
+PROBE_S = 0.2
+# One reconnect attempt searches this long (several probes), so one attempt almost always finds a
+# sender that is back: at N = 2 sending processes, 5 probes all miss with chance 1/32.
+RECONNECT_SEARCH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,20 @@ class NdiSinkOptions:
                                 f"uyvy and p216 carry grey depth)")
         if not self.name.strip():
             raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
+        check_sender_name_length(self.name)
+
+
+def check_sender_name_length(name: str, host: str | None = None) -> None:
+    """BadInputError when NDI would refuse ``name`` for its length: the full name
+    'MACHINE (NAME)' may be at most NDI_FULL_NAME_MAX_BYTES bytes (UTF-8), so the limit depends
+    on this machine's name ``host`` (default: socket.gethostname())."""
+    host = socket.gethostname() if host is None else host
+    room = NDI_FULL_NAME_MAX_BYTES - len(host.encode()) - len(" ()")
+    size = len(name.encode())
+    if size > room:
+        raise BadInputError(f"NDI name {name[:40]!r}... is {size} bytes long; on this machine ({host!r}) NDI takes names "
+                            f"of at most {room} bytes (the full name '{host} (NAME)' is limited to "
+                            f"{NDI_FULL_NAME_MAX_BYTES}); choose a shorter one")
 
 
 def ndi_sink_options(uri: ParsedUri) -> NdiSinkOptions:
@@ -181,50 +211,93 @@ def matches_source_name(wanted: str, full_name: str) -> bool:
 
 
 class NdiFinder:
-    """A live list of NDI sources (keep one open: discovery fills it in the background)."""
+    """A live list of NDI sources (keep one open: discovery fills it in the background).
+
+    ``sources()`` is what the long-lived finder saw plus what the current probe saw; ``probe()``
+    replaces the probe, i.e. asks the direct addresses again over a new connection (see the
+    module docstring: on a shared port each connection reaches one sending process).
+    """
 
     def __init__(self, ips: str | None = None) -> None:
         self._ndi = load_ndi()
+        self.asked = extra_ips(ips)
+        self._find = self._create()
+        self._probe = None
+
+    def _create(self):
         settings = self._ndi.FindCreate()
         settings.show_local_sources = True
-        settings.extra_ips = extra_ips(ips)
-        self._find = self._ndi.find_create_v2(settings)
-        if self._find is None:
+        settings.extra_ips = self.asked
+        find = self._ndi.find_create_v2(settings)
+        if find is None:
             raise RuntimeFailure("could not create an NDI finder")
+        return find
+
+    def probe(self) -> None:
+        """Ask the direct addresses again over a new connection (replaces the previous probe)."""
+        if self._probe is not None:
+            self._ndi.find_destroy(self._probe)
+            self._probe = None
+        self._probe = self._create()
 
     def sources(self) -> list:
-        """Current NDIlib.Source objects (``.ndi_name``, ``.url_address``)."""
-        return list(self._ndi.find_get_current_sources(self._find))
+        """Current NDIlib.Source objects (``.ndi_name``, ``.url_address``), each name once."""
+        found = {}
+        for find in (self._find, self._probe):
+            if find is not None:
+                for source in self._ndi.find_get_current_sources(find):
+                    found.setdefault(source.ndi_name, source)
+        return list(found.values())
 
     def names(self) -> list[str]:
         return [source.ndi_name for source in self.sources()]
 
+    def find(self, wanted: str):
+        """The source named ``wanted`` among those seen now (see ``matches_source_name``), or None."""
+        for source in self.sources():
+            if matches_source_name(wanted, source.ndi_name):
+                return source
+        return None
+
     def wait_for(self, wanted: str, timeout_s: float, stop: threading.Event | None = None):
-        """The source named ``wanted`` (see ``matches_source_name``), or None after ``timeout_s``."""
+        """The source named ``wanted``, or None after ``timeout_s`` (probing again every PROBE_S)."""
         deadline = time.monotonic() + timeout_s
+        next_probe = time.monotonic()  # what the long-lived finder has is checked first, then probes
         while True:
-            for source in self.sources():
-                if matches_source_name(wanted, source.ndi_name):
-                    return source
-            left = deadline - time.monotonic()
+            source = self.find(wanted)
+            if source is not None:
+                return source
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0 or (stop is not None and stop.is_set()):
                 return None
-            self._ndi.find_wait_for_sources(self._find, int(min(left, 0.2) * 1000) + 1)
+            if now >= next_probe:
+                self.probe()
+                next_probe = now + PROBE_S
+            self.wait(min(left, 0.05))
+
+    def wait(self, seconds: float) -> None:
+        """Block up to ``seconds`` until the newest finder's list changes."""
+        self._ndi.find_wait_for_sources(self._probe or self._find, int(seconds * 1000) + 1)
 
     def close(self) -> None:
-        if self._find is not None:
-            self._ndi.find_destroy(self._find)
-            self._find = None
+        for find in (self._find, self._probe):
+            if find is not None:
+                self._ndi.find_destroy(find)
+        self._find = self._probe = None
 
 
 def list_ndi_sources(wait_s: float = 1.5, ips: str | None = None) -> list[str]:
     """Names of the NDI sources visible within ``wait_s`` seconds."""
     finder = NdiFinder(ips)
+    names: set[str] = set()
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            finder._ndi.find_wait_for_sources(finder._find, 200)
-        return sorted(finder.names())
+            finder.probe()  # each probe may reach another sending process (see the module docstring)
+            finder.wait(PROBE_S)
+            names.update(finder.names())
+        return sorted(names)
     finally:
         finder.close()
 
@@ -276,6 +349,7 @@ class NdiReceiver:
             "best": self._ndi.RECV_COLOR_FORMAT_BEST,
         }[color]
         self._finder = NdiFinder(ips)
+        self._asked_other = bool(ips and ips.strip())
         self._recv = None
         self._source_url: str | None = None
         self.reconnects = 0
@@ -291,7 +365,7 @@ class NdiReceiver:
             seen = ", ".join(repr(n) for n in sorted(self._finder.names())) or "none"
             raise BadInputError(
                 f"NDI source {self.name!r} not found within {timeout_s:g} s; sources seen: {seen} "
-                f"(asked {extra_ips(None)} and mDNS; add ?ips=HOST for other machines)"
+                f"(asked {self._finder.asked.replace(',', ', ')} and mDNS" + ("" if self._asked_other else "; add ?ips=HOST for other machines") + ")"
             )
         settings = self._ndi.RecvCreateV3()
         settings.color_format = self._color
@@ -302,22 +376,22 @@ class NdiReceiver:
             raise RuntimeFailure(f"could not create an NDI receiver for {source.ndi_name!r}")
         self._source_url = source.url_address
 
-    def _reconnect(self) -> bool:
+    def _reconnect(self, stop: threading.Event | None = None) -> bool:
         """Look the source up again and point the receiver at it; True when it was found.
 
         A sender that is merely slow keeps its connection and address: it is left alone, since
         reconnecting would drop frames in flight.
         """
-        for source in self._finder.sources():
-            if matches_source_name(self.name, source.ndi_name):
-                connected = self._ndi.recv_get_no_connections(self._recv) > 0
-                if connected and source.url_address == self._source_url:
-                    return True
-                self._ndi.recv_connect(self._recv, source)
-                self._source_url = source.url_address
-                self.reconnects += 1
-                return True
-        return False
+        source = self._finder.wait_for(self.name, RECONNECT_SEARCH_S, stop)  # probes while the finders see only others
+        if source is None:
+            return False
+        connected = self._ndi.recv_get_no_connections(self._recv) > 0
+        if connected and source.url_address == self._source_url:
+            return True
+        self._ndi.recv_connect(self._recv, source)
+        self._source_url = source.url_address
+        self.reconnects += 1
+        return True
 
     def capture(self, timeout_s: float, stop: threading.Event | None = None, newest: bool = True) -> ReceivedVideo | None:
         """Next video frame within ``timeout_s`` (None on timeout or when ``stop`` is set).
@@ -352,7 +426,7 @@ class NdiReceiver:
                 return received
             self._free_other(kind, audio, meta)
             if time.monotonic() >= self._next_search:
-                self._reconnect()
+                self._reconnect(stop)
                 delay = RECONNECT_BACKOFF_S[min(self._search_attempt, len(RECONNECT_BACKOFF_S) - 1)]
                 self._search_attempt += 1
                 self._next_search = time.monotonic() + delay
@@ -386,6 +460,19 @@ class NdiReceiver:
             self._ndi.recv_destroy(self._recv)
             self._recv = None
         self._finder.close()
+
+
+def check_sender_names_free(names: list[str]) -> None:
+    """BadInputError when an NDI sender name is given twice or another sender on this machine
+    holds it (checked by creating the sender for a moment: the library's own rule)."""
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:
+            raise BadInputError(f"two ndi: sinks are named {name!r}; NDI allows one sender per name, give each its own")
+        seen.add(name.casefold())
+        if not sender_name_free(name):
+            raise BadInputError(f"the NDI name {name!r} is in use by another sender on this machine (NDI allows one "
+                                f"sender per name); stop that sender or choose another name, e.g. ndi:{name} 2")
 
 
 def sender_name_free(name: str) -> bool:
@@ -520,6 +607,12 @@ class NdiSource(BlockingSource):
 
     def _interrupt(self) -> None:
         self._stop.set()
+
+    def wait_until_there(self) -> None:
+        """Find the sender and connect now (BadInputError after ``timeout`` s), not at the first recv."""
+        with self._handle_lock:
+            if self._receiver._recv is None:
+                self._receiver.connect(self.timeout_s, self._stop)
 
     def _read(self):
         if self._receiver._recv is None:

@@ -80,6 +80,18 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
     raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
 
 
+def _check_bare_path_options(parsed: ParsedUri) -> None:
+    """A bare path is one file name, '?' included: ``clip.mp4?frames=8`` that is no file means
+    options were meant, and options need ``file:``."""
+    from pathlib import Path
+
+    if parsed.scheme == "file" and not parsed.text.lower().startswith("file:") and "?" in parsed.target \
+            and not Path(parsed.target).exists():
+        path, _, query = parsed.target.partition("?")
+        raise BadInputError(f"{parsed.text!r}: options need the file: scheme, e.g. file:{path}?{query} "
+                            "(a path without a scheme is taken whole as a file name)")
+
+
 def check_source(uri: str) -> None:
     """Check a source URI's scheme and options without opening anything (no device, no file,
     no NDI or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
@@ -97,6 +109,7 @@ def check_source(uri: str) -> None:
     parsed = parse_uri(uri)
     if parsed.scheme not in SOURCE_EXAMPLES:
         raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    _check_bare_path_options(parsed)
     if parsed.scheme == "file":
         from io_adapters.file_source import check_file_source_options
 
@@ -169,6 +182,20 @@ def check_sink(uri: str) -> None:
         check_spout_installed()
 
 
+def check_sinks_free(uris: list[str]) -> None:
+    """What only the NDI library can tell before the sinks open: an ``ndi:`` name that another
+    sender on this machine holds, or that two sinks share (call after ``check_sink``).
+
+    Raises:
+        BadInputError: a taken or repeated NDI sender name.
+    """
+    names = [parse_uri(uri).target for uri in uris if parse_uri(uri).scheme == "ndi"]
+    if names:
+        from io_adapters.ndi import check_sender_names_free
+
+        check_sender_names_free(names)
+
+
 def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     """Open the sink a URI names; ``fps`` is the rate written into files and declared to NDI.
 
@@ -224,7 +251,10 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
 
         ndi_sources = [f"ndi:{name}" for name in list_ndi_sources(ndi_wait_s, ndi_ips)]
         if not ndi_sources:
-            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and 127.0.0.1; add IPs of other machines with --ndi-ips)")
+            from io_adapters.ndi import extra_ips
+
+            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and {extra_ips(ndi_ips).replace(',', ', ')}"
+                         + ("" if ndi_ips else "; add IPs of other machines with --ndi-ips") + ")")
     except RollingDepthError as err:
         notes.append(str(err))
     syphon_servers: list[str] = []
@@ -241,4 +271,4 @@ def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "spout": spout_senders, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "check_sinks_free", "open_source", "open_sink", "list_sources", "Source", "Sink"]

@@ -26,7 +26,7 @@ TINY_MARKER = "rdstream_tiny_random"
 # Shown by every command that runs a tiny checkpoint.
 TINY_WARNING = (
     "This checkpoint is the tiny RANDOM test model: its output is NOT depth. Get the real weights "
-    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `huggingface-cli download prs-eth/rollingdepth-v1-0` "
+    "(prs-eth/rollingdepth-v1-0, 3.4 GB) with `hf download prs-eth/rollingdepth-v1-0` "
     "and pass -c or set RDSTREAM_CHECKPOINT."
 )
 
@@ -149,7 +149,7 @@ def resolve_checkpoint_folder(checkpoint: str, allow_download: bool = True) -> P
         checkpoint, allow_download,
         not_cached=f"checkpoint {checkpoint}: not in the local Hugging Face cache",
         failed=(f"checkpoint {checkpoint}: could not download it ({{reason}}); download it on a machine with "
-                f"network access (huggingface-cli download {checkpoint}) or pass a local folder with -c"),
+                f"network access (hf download {checkpoint}) or pass a local folder with -c"),
     )
 
 

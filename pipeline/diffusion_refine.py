@@ -66,7 +66,7 @@ def refine_depth(
     snip_len: int = 3,
     start_dilation: int = 6,
     batch_size: int = 4,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     cap: bool = True,
 ) -> tuple[torch.Tensor, int]:
     """Refine co-aligned depth [N, H, W] in [-1, 1]; returns (depth [N, H, W] clipped to [-1, 1], UNet frame-passes).
@@ -77,6 +77,8 @@ def refine_depth(
     over the snippets that contain it. 4. Decode. Values are clipped to [-1, 1] (no renormalisation).
     rgb_latents: [N, 4, h, w] on the model's device. cap: cap the start dilation for short clips
     (see ``refine_schedule``). Raises ``BadInputError`` when ``snip_len`` exceeds the clip's frames.
+    progress(stage, advance, total): "refine" once per step, then "refine decode" per decoded batch
+    of frames; the final decode costs as much as several steps, so it has its own count and ETA.
     """
     num_frames = depth.shape[0]
     dilations = refine_schedule(num_frames, steps, snip_len, start_dilation, cap)
@@ -101,5 +103,10 @@ def refine_depth(
             passes += index.numel()
         latents = (total / count[:, None, None, None]).to(model.dtype)
         if progress:
-            progress(1)
-    return decode_depth(model, latents, batch_size).clamp_(-1, 1), passes
+            progress("refine", 1, steps)
+    decoded = []
+    for start in range(0, num_frames, max(1, batch_size)):
+        decoded.append(decode_depth(model, latents[start : start + batch_size], batch_size))
+        if progress:
+            progress("refine decode", decoded[-1].shape[0], num_frames)
+    return torch.cat(decoded).clamp_(-1, 1), passes

@@ -25,7 +25,7 @@ from pipeline.snippets import SnippetLevel, check_snippet_options, check_strides
 
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
-STAGES = ("encode", "snippets", "coalign", "refine")
+STAGES = ("encode", "snippets", "coalign", "refine", "refine decode")
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class OfflinePipeline:
             depth, passes = refine_depth(
                 model, rgb_latents, depth, noise, s.refine_steps, s.refine_snippet_len,
                 s.refine_start_dilation, s.max_vae_bs,
-                progress=lambda n: report("refine", n, s.refine_steps), cap=s.cap_dilation,
+                progress=report, cap=s.cap_dilation,
             )
             synchronize(model.device)
             seconds["refine"] = time.perf_counter() - start

@@ -7,9 +7,12 @@ reference accepts other sizes; we round and say so in the README), and scaled to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch loads where frames are resized, not where --res is checked (usage errors at once)
+    import torch
 
 from pipeline.errors import BadInputError
 
@@ -88,6 +91,8 @@ def resize(images: torch.Tensor, size: tuple[int, int], method: str = "bilinear"
     kwargs = {}
     if method in ("bilinear", "bicubic"):
         kwargs = {"align_corners": False, "antialias": True}
+    import torch.nn.functional as F
+
     return F.interpolate(images, size=size, mode=method, **kwargs)
 
 
@@ -95,6 +100,8 @@ def prepare_frames(frames: np.ndarray, res: int, method: str = "bilinear") -> to
     """uint8 [N, H, W, 3] RGB -> float32 [N, 3, H', W'] in [-1, 1] at the processing size."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+    import torch
+
     size = processing_size(frames.shape[1], frames.shape[2], res)
     images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     images = resize(images, size, method).clamp_(0, 255)

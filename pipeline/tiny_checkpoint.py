@@ -125,7 +125,16 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
         eos_token_id=vocab_size - 1,
         pad_token_id=vocab_size - 1,
     )
-    CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws a "Writing model shards" bar for this few-kilobyte file: noise in the demo.
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        CLIPTextModel(text_config).save_pretrained(folder / "text_encoder")
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
     import diffusers
 
     model_index = {

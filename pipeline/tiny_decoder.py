@@ -113,7 +113,7 @@ def _download(hub_id: str, spec: str, allow_download: bool, option: str = "--dec
         hub_id, allow_download, patterns=DOWNLOAD_PATTERNS,
         not_cached=f"{option} {spec}: {hub_id} is not in the local Hugging Face cache",
         failed=(f"{option} {spec}: could not download {hub_id} ({{reason}}); download it where there is "
-                f"network access (huggingface-cli download {hub_id}) and pass the folder"
+                f"network access (hf download {hub_id}) and pass the folder"
                 + (f", or use {option} full" if option in ("--decoder", "--encoder") else "")),
     )
 

@@ -158,3 +158,40 @@ def test_help_and_usage_errors_do_not_wait_for_torch():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_run_and_its_job_import_one_way():
+    """stream.cli.run (options, help) imports run_job when a run starts; run_job never imports run."""
+    import ast
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((ROOT / "stream" / "cli" / f"{name}.py").read_text())
+        found = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        return found | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+    assert "stream.cli.run" not in imports("run_job")
+    assert not {"stream.cli.run", "stream.cli.run_job"} & imports("run_checks")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="camera numbers are /dev/videoN on Linux")
+def test_a_missing_camera_is_said_before_the_model_loads(capsys, monkeypatch):
+    _no_model_load(monkeypatch)
+    code, err = run_main(capsys, "run", "--source", "camera:63", "--sink", "null:", "-c", "/nonexistent")
+    assert code == 2 and err.startswith("rdstream: error: cannot open camera '63'") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command, option", [
+    (["run", "--source", "test:", "--sink", "null:"], ["--preset", "nope"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--res", "5"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--quality", "best"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--lookahead", "-1"]),
+    (["file", "clip.mp4"], ["--preset", "nope"]),
+    (["file", "clip.mp4"], ["--res", "5"]),
+])
+def test_usage_errors_answer_before_torch_loads(command, option):
+    code = ("import sys\nfrom stream.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
+            "    print(done.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, *command, *option],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert out.stderr.startswith(f"rdstream: error: {option[0]} {option[1]}"), out.stderr

@@ -17,6 +17,7 @@ margin:
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ from pipeline.errors import BadInputError  # noqa: E402
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120
 BGRA_MAX_ERROR, BGRA_MEAN_ERROR = 24, 5
 NDI_TEST_TIMEOUT_S = 150
+# lost=2 s, then a search with probes; the sender process also needs a few seconds to import and start.
+RESTART_RECOVERY_BOUND_S = 12
 
 RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and can_unshare_network()
 needs_ndi_here = pytest.mark.skipif(RUN_IN_CHILD, reason="runs inside a private network namespace (see the netns test)")
@@ -211,21 +214,79 @@ def test_source_follows_resolution_changes_and_recovers_after_sender_restart():
     assert abs(int(first.rgb[0, -1, 0]) - 255) <= BGRA_MAX_ERROR and first.rgb[0, 0, 0] <= BGRA_MAX_ERROR
 
 
+# A sender in its own process, as a camera app or TouchDesigner would be: argv name, width, height, seconds.
+SENDER_PROCESS = """
+import sys, time
+import numpy as np
+from io_adapters.ndi import NdiSender
+name, width, height, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+sender = NdiSender(name, 30.0, "bgra")
+ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    sender.send(ramp)  # clock_video paces this to 30 fps
+sender.close()
+"""
+
+
+def _sender_process(name: str, width: int, height: int, seconds: float) -> subprocess.Popen:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen([sys.executable, "-c", SENDER_PROCESS, name, str(width), str(height), str(seconds)], cwd=root)
+
+
+@needs_ndi_here
+def test_source_recovers_a_restarted_sender_of_another_process_while_this_process_sends_ndi():
+    """Every sending process listens on 127.0.0.1:5960 and each lists only its own senders: a
+    process with an ndi: sink used to see only itself and never found the restarted sender."""
+    name_in, name_out = _unique("restart-in"), _unique("restart-out")
+    first = _sender_process(name_in, 64, 48, 4.0)
+    second = None
+
+    async def main():
+        sink = open_sink(f"ndi:{name_out}?format=p216", fps=30)  # this process now sends NDI too
+        source = open_source(f"ndi:{name_in}?lost=2&timeout=15")
+        try:
+            with anyio.fail_after(20):
+                before = (await source.recv()).rgb.shape
+            await anyio.to_thread.run_sync(first.wait, 20)
+            await anyio.sleep(1.0)
+            nonlocal second
+            second = _sender_process(name_in, 128, 96, 60.0)  # back, at another size
+            restarted = time.monotonic()
+            with anyio.fail_after(RESTART_RECOVERY_BOUND_S):
+                while (frame := await source.recv()).rgb.shape != (96, 128, 3):
+                    pass
+            return before, frame.rgb.shape, time.monotonic() - restarted
+        finally:
+            await source.close()
+            await sink.close()
+
+    try:
+        before, after, recovered_s = anyio.run(main)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    print(f"recovered {recovered_s:.1f} s after the sender restarted")
+    assert (before, after) == ((48, 64, 3), (96, 128, 3))
+
+
 @needs_ndi_here
 def test_unknown_source_lists_what_it_saw():
     name = _unique("visible")
     sender = NdiSender(name, 30.0, "bgra")
 
     async def main():
-        source = open_source("ndi:nobody-here?timeout=1.5")
+        source = open_source("ndi:nobody-here?timeout=1.5&ips=127.0.0.2")
         try:
             await source.recv()
         finally:
             await source.close()
 
     try:
-        with pytest.raises(BadInputError, match=rf"'nobody-here' not found within 1.5 s; sources seen: .*{name}"):
+        with pytest.raises(BadInputError, match=rf"'nobody-here' not found within 1.5 s; sources seen: .*{name}") as info:
             anyio.run(main)
+        assert "(asked 127.0.0.1, 127.0.0.2 and mDNS)" in str(info.value)  # what was asked, not a fixed text
     finally:
         sender.close()
 
@@ -334,16 +395,70 @@ def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
 
     from io_adapters.ndi import sender_name_free
     from pipeline.errors import RuntimeFailure
-    from stream.cli.demo import NDI_NAME, free_ndi_name
+    from stream.cli.demo import free_ndi_name
 
-    holder = NdiSender(NDI_NAME, 30.0, "bgra")  # another "process" holding the demo's name
+    taken = _unique("demo")  # unique to this run: another process may hold "rdstream demo" itself
+    holder = NdiSender(taken, 30.0, "bgra")  # another "process" holding the demo's name
     try:
-        assert not sender_name_free(NDI_NAME)
+        assert not sender_name_free(taken)
         with pytest.raises(RuntimeFailure, match="name is in use"):
-            NdiSender(NDI_NAME, 30.0, "bgra")
+            NdiSender(taken, 30.0, "bgra")
         console = Console(file=io.StringIO(), width=200)
-        assert free_ndi_name(console) == f"{NDI_NAME} 2"
+        assert free_ndi_name(console, taken) == f"{taken} 2"
         assert "is in use by another sender" in console.file.getvalue()
     finally:
         holder.close()
-    assert sender_name_free(NDI_NAME)
+    assert sender_name_free(taken)
+
+
+def test_a_sender_name_too_long_for_ndi_is_refused_with_the_true_limit():
+    from io_adapters.ndi import check_sender_name_length, ndi_sink_options
+    from io_adapters.uri import parse_uri
+
+    check_sender_name_length("x" * 248, host="VM")  # the lengths NDI 6.3 took in measurements
+    check_sender_name_length("x" * 216, host="h" * 34)
+    with pytest.raises(BadInputError, match="249 bytes long; on this machine .'VM'. NDI takes names of at most 248"):
+        check_sender_name_length("x" * 249, host="VM")
+    with pytest.raises(BadInputError, match="at most 216 bytes"):
+        check_sender_name_length("é" * 109, host="h" * 34)  # 218 bytes in UTF-8
+    with pytest.raises(BadInputError, match="300 bytes long"):
+        ndi_sink_options(parse_uri("ndi:" + "n" * 300))
+
+
+@needs_ndi_here
+def test_the_name_length_limit_is_the_libraries():
+    import socket
+
+    from io_adapters.ndi import NDI_FULL_NAME_MAX_BYTES, sender_name_free
+
+    room = NDI_FULL_NAME_MAX_BYTES - len(socket.gethostname().encode()) - 3
+    assert sender_name_free(_unique("").ljust(room, "x"))
+    assert not sender_name_free(_unique("").ljust(room + 1, "x"))
+
+
+@needs_ndi_here
+def test_run_refuses_a_taken_or_too_long_ndi_name_before_the_model_loads():
+    root = Path(__file__).resolve().parents[1]
+    taken = _unique("taken")
+    holder = NdiSender(taken, 30.0, "bgra")  # held by this process, so another one for the run
+    try:
+        for sink, expected in [(f"ndi:{taken}", f"the NDI name '{taken}' is in use by another sender"),
+                               ("ndi:" + "n" * 300, "300 bytes long")]:
+            done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=2", "--sink", sink,
+                                   "-c", "/nonexistent-checkpoint"],  # a load would fail on this path
+                                  cwd=root, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2 and done.stderr.startswith("rdstream: error: "), done.stderr
+            assert expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    finally:
+        holder.close()
+
+
+@needs_ndi_here
+def test_run_says_a_missing_ndi_source_before_the_model_loads():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "ndi:nobody-here?timeout=1&ips=127.0.0.2",
+                           "--sink", "null:", "-c", "/nonexistent-checkpoint"],  # a load would fail on this path
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("rdstream: error: NDI source 'nobody-here' not found within 1 s"), done.stderr
+    assert "asked 127.0.0.1, 127.0.0.2 and mDNS" in done.stderr and done.stderr.count("\n") == 1, done.stderr

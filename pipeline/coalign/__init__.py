@@ -14,10 +14,29 @@ Modules, from the top down:
   ``robust_fit``: the robust scale/shift fit that warm-starts a new snippet.
 """
 
-from pipeline.coalign.align import METHODS, AlignResult, align_snippets, merge_snippets, objective
-from pipeline.coalign.online import OnlineAligner
-from pipeline.coalign.quality import QUALITIES
-from pipeline.normalize import normalize_to_unit_range
 
-__all__ = ["METHODS", "QUALITIES", "AlignResult", "OnlineAligner", "align_snippets", "merge_snippets",
-           "normalize_to_unit_range", "objective"]
+import importlib
+
+# Exported names -> the module that defines them, loaded on first use (PEP 562): the quality
+# names that a command line checks (``pipeline.coalign.quality``) then come without torch.
+_EXPORTS = {
+    "METHODS": "pipeline.coalign.align", "AlignResult": "pipeline.coalign.align",
+    "align_snippets": "pipeline.coalign.align", "merge_snippets": "pipeline.coalign.align",
+    "objective": "pipeline.coalign.align", "OnlineAligner": "pipeline.coalign.online",
+    "QUALITIES": "pipeline.coalign.quality", "normalize_to_unit_range": "pipeline.normalize",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    # Bind every export of that module here, after its import: loading align also loads the
+    # submodule ``objective``, which the import system binds to this package's name ``objective``;
+    # the function must win, as it did when these imports were eager.
+    for export, where in _EXPORTS.items():
+        if where == _EXPORTS[name]:
+            globals()[export] = getattr(module, export)
+    return globals()[name]

@@ -22,7 +22,8 @@ ENCODER_HELP = ("RGB encoder: full (the checkpoint's VAE) | tiny (the encoder of
 SPEED_HELP = ("cost ladder rung, from today's default to the cheapest: standard (every dilation at every frame) | pair "
               "(2-frame snippets, dilation 25 every 2nd frame) | stride2 (snippets every 2nd frame) | lite (stride2 + tiny "
               "encoder and decoder); see docs/streaming.md and rdstream dev evaluate")
-DEFAULT_CHECKPOINT_HELP = "checkpoint folder or hub id (default: $RDSTREAM_CHECKPOINT or prs-eth/rollingdepth-v1-0)"
+# The hub id first, so that help at 80 columns does not break it at its hyphen.
+DEFAULT_CHECKPOINT_HELP = "default prs-eth/rollingdepth-v1-0 (or $RDSTREAM_CHECKPOINT when set); a checkpoint folder or hub id"
 # A value that starts with a dash but is a number (``-d -25``, ``--res -5``): a value, not an option,
 # so that the option's own check names it ("--dilations -25: must be positive ...").
 NEGATIVE_NUMBER = re.compile(r"^-[0-9][0-9.,]*$")
@@ -58,9 +59,18 @@ def normalize_argv(args: list[str]) -> list[str]:
             out.append(arg if args[i + 1].lower() in TRUE else "--no-" + arg[2:])
             i += 2
             continue
+        if arg in BOOL_FLAGS and i + 1 < len(args) and looks_like_a_bad_boolean(args[i + 1]):
+            raise BadInputError(f"{arg} {args[i + 1]}: not a boolean; give {arg} true|false (or yes|no, 1|0, on|off), "
+                                f"or {arg} / --no-{arg[2:]} alone")
         out.append(arg)
         i += 1
     return out
+
+
+def looks_like_a_bad_boolean(token: str) -> bool:
+    """After a boolean flag: a plain word (``maybe``) that is no file or folder was meant as its
+    value, not as an input; ``clip.mp4``, ``videos/`` or an existing ``clips`` folder is an input."""
+    return (token.isidentifier() and token.lower() not in TRUE | FALSE and not os.path.exists(token))
 
 
 def split_values(values: Optional[List[str]], cast=str) -> Optional[list]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from pipeline.checkpoint import DEFAULT_CHECKPOINT, resolve_device
+from pipeline.errors import BadInputError
 
 OUTPUT = Path("demo_output")
 NAME = "stream"
@@ -27,7 +28,7 @@ MISSING_WEIGHTS = (
     "[bold]The RollingDepth weights were not found[/] (prs-eth/rollingdepth-v1-0, 3.4 GB).\n"
     "This demo runs the TINY RANDOM test checkpoint instead: [bold red]its output is NOT depth[/], "
     "only proof that every stage runs.\n"
-    "To get real depth: `huggingface-cli download prs-eth/rollingdepth-v1-0` (or any folder with "
+    "To get real depth: `hf download prs-eth/rollingdepth-v1-0` (or any folder with "
     "that layout), then `make demo CHECKPOINT=/path/to/folder` or set RDSTREAM_CHECKPOINT."
 )
 
@@ -46,20 +47,39 @@ def find_real_checkpoint(explicit: str | None) -> str | None:
         return None
 
 
-def free_ndi_name(console: Console) -> str | None:
-    """A sender name free on this machine (``rdstream demo``, else ``rdstream demo 2`` ...), or None
-    with the reason said: ndi-python missing, or every name taken by other running senders."""
+def check_weights(checkpoint: str) -> str:
+    """Where the weights are, said only once they are known to be there: a local folder is checked
+    (layout, configs, weight files) now; a hub id is fetched when the model loads.
+
+    Raises:
+        BadInputError: no such folder, or not a complete RollingDepth checkpoint folder.
+    """
+    from pipeline.checkpoint import is_hub_id, resolve_checkpoint_folder, validate_checkpoint_folder
+
+    if is_hub_id(checkpoint):
+        return f"{checkpoint} (Hugging Face hub)"
+    folder = resolve_checkpoint_folder(checkpoint, allow_download=False)
+    validate_checkpoint_folder(folder)
+    return str(folder)
+
+
+def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
+    """A sender name free on this machine (``base``, else ``base 2`` ...), or None with the reason
+    said: ndi-python missing, or every name taken by other running senders.
+
+    The demo renames where ``rdstream run`` refuses (README, "NDI names"): it has no user-chosen
+    name to keep, and its point is to show the node running."""
     try:
         from io_adapters.ndi import sender_name_free
     except Exception:
         console.print("(install ndi-python to also publish over NDI)")
         return None
-    candidates = [NDI_NAME] + [f"{NDI_NAME} {i}" for i in range(2, 6)]
+    candidates = [base] + [f"{base} {i}" for i in range(2, 6)]
     for name in candidates:
         try:
             if sender_name_free(name):
-                if name != NDI_NAME:
-                    console.print(f"The NDI name '{NDI_NAME}' is in use by another sender on this machine; "
+                if name != base:
+                    console.print(f"The NDI name '{base}' is in use by another sender on this machine; "
                                   f"publishing as '{name}' instead.")
                 return name
         except Exception as err:  # the NDI library itself failed to load or start
@@ -90,7 +110,12 @@ def demo(
         real = str(write_tiny_checkpoint(OUTPUT / "tiny-checkpoint"))
         res, frames = "192", frames or 150
     else:
-        console.print(f"Using the RollingDepth weights at {real}")
+        try:
+            where = check_weights(real)
+        except BadInputError as err:
+            console.print(f"rdstream: error: {err}", highlight=False, markup=False, soft_wrap=True)
+            sys.exit(2)
+        console.print(f"Using the RollingDepth weights at {where}", highlight=False)
         # The real model on a CPU takes seconds per frame: keep the CPU demo short.
         res, frames = ("384", frames or 150) if gpu else ("256", frames or 30)
     sinks = [f"file:{OUTPUT}/{NAME}_depth.mp4", f"file:{OUTPUT}/{NAME}_depth16.mkv", f"npy:{OUTPUT}/{NAME}_depth.npy"]

@@ -8,12 +8,13 @@ from typing import List, Optional
 import typer
 
 from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint
+from stream.cli.help_format import PlainArgumentsCommand
 
 dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True, rich_markup_mode=None)
 
 
-@dev_app.command("make-tiny-checkpoint", short_help="Write the tiny RANDOM test checkpoint (not depth).")
-def make_tiny_checkpoint(folder: str = typer.Argument(..., help="folder to write")) -> int:
+@dev_app.command("make-tiny-checkpoint", short_help="Write the tiny RANDOM test checkpoint (not depth).", cls=PlainArgumentsCommand)
+def make_tiny_checkpoint(folder: str = typer.Argument(..., metavar="FOLDER", help="folder to write")) -> int:
     """Write a tiny RANDOM checkpoint in the real layout, for tests and demos (its output is NOT depth)."""
     from pipeline.tiny_checkpoint import write_tiny_checkpoint
 
@@ -22,8 +23,8 @@ def make_tiny_checkpoint(folder: str = typer.Argument(..., help="folder to write
     return 0
 
 
-@dev_app.command("make-tiny-decoder", short_help="Write a tiny RANDOM decoder for tests (not depth).")
-def make_tiny_decoder(folder: str = typer.Argument(..., help="folder to write")) -> int:
+@dev_app.command("make-tiny-decoder", short_help="Write a tiny RANDOM decoder for tests (not depth).", cls=PlainArgumentsCommand)
+def make_tiny_decoder(folder: str = typer.Argument(..., metavar="FOLDER", help="folder to write")) -> int:
     """Write a small RANDOM AutoencoderTiny folder for --decoder in tests (its output is NOT depth)."""
     from pipeline.tiny_decoder import write_tiny_decoder
 
@@ -32,9 +33,9 @@ def make_tiny_decoder(folder: str = typer.Argument(..., help="folder to write"))
     return 0
 
 
-@dev_app.command("compare-decoders", short_help="Another decoder's depth against the full VAE's.")
+@dev_app.command("compare-decoders", short_help="Another decoder's depth against the full VAE's.", cls=PlainArgumentsCommand)
 def compare_decoders_command(
-    clip: str = typer.Argument(..., help="a video file"),
+    clip: str = typer.Argument(..., metavar="CLIP", help="a video file"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
     decoder: str = typer.Option("tiny", "--decoder", metavar="DECODER", help="the decoder to compare with the full VAE decoder: tiny | folder | hub id"),
     frame_count: int = typer.Option(30, "--frame-count", metavar="N", help="frames of the clip to use (from the start)"),

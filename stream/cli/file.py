@@ -51,6 +51,11 @@ def file_command(
     unet_bs: int = typer.Option(4, "--unet-bs", metavar="N", help="snippets per UNet call (independent of --max-vae-bs)"),
 ) -> int:
     """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
+    from pipeline.preprocess import check_res
+    from pipeline.presets import get_preset
+
+    # The commonest typos, answered before the job's imports load torch (seconds); the job checks the rest.
+    check_res(get_preset(preset, res=res).res)
     from stream.cli.file_job import FileJobOptions, run_file_job
 
     inputs = list(input_pos or []) + list(input_video or [])

@@ -1,59 +1,18 @@
 """``rdstream run``: its options, their defaults and help.
 
-The job itself (check the options, load the model, run the node) is stream.cli.run_job; it is
-imported only when a run starts, so ``--help`` and usage errors do not wait for torch.
+The options as data and their torch-free checks are stream.cli.run_checks; the job (load the model,
+run the node) is stream.cli.run_job, imported only once those checks pass, so ``--help`` and usage
+errors do not wait for torch. Imports go one way: run -> run_job -> run_checks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 
 from stream.cli.argv import (DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP, SPEED_HELP, STRIDES_HELP,
                              default_checkpoint, split_values)
-
-
-@dataclass
-class RunOptions:
-    """The command line of ``rdstream run``; None means "take the preset's value" or the default.
-
-    realtime: True = drop frames when the model is slow (newest wins) and pace files to their
-        frame rate; False = process every frame (``--no-drop``); None = realtime for live sources
-        (ndi, camera, syphon, spout), every frame for files and test patterns.
-    max_frames: stop after this many source frames (0 = until the source ends).
-    status: live status line; None = only on a terminal.
-    quality: fast | balanced | quality, see ``pipeline.presets.LIVE_QUALITIES``; ``decoder`` and
-        ``fit_decode`` (None = the quality's) override what it sets.
-    speed: a rung of ``pipeline.presets.SPEEDS``; ``strides``, ``encoder`` and ``decoder`` given
-        explicitly override what it sets.
-    """
-
-    source: str
-    sinks: list[str]
-    checkpoint: str
-    preset: str = "live"
-    quality: str = "fast"
-    decoder: str | None = None
-    speed: str = "standard"
-    strides: list[int] | None = None
-    encoder: str | None = None
-    fit_decode: str | None = None
-    res: int | None = None
-    dtype: str | None = None
-    device: str = "auto"
-    lookahead: int = 2
-    realtime: bool | None = None
-    normalize: str = "running"
-    stats_json: str | None = None
-    seed: int | None = None
-    dilations: list[int] | None = None
-    snip_len: int | None = None
-    max_frames: int = 0
-    status: bool | None = None
-    osc: str | None = None
-    osc_status: str | None = None
 
 
 def run_command(
@@ -70,7 +29,7 @@ def run_command(
     res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native; inputs under 32 px are upscaled to 32) or 32..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
-    lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline)"),
+    lookahead: Optional[int] = typer.Option(None, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline); default: 2"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon/spout, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),
     stats_json: Optional[str] = typer.Option(None, "--stats-json", metavar="FILE", help="append one JSON line of live stats per second to this file (- = stdout)"),
@@ -83,12 +42,18 @@ def run_command(
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
-    from stream.cli.run_job import run_stream  # torch and the runtime load only when a run starts
+    from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
 
-    return run_stream(RunOptions(
+    options = RunOptions(
         source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
-        quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
+        quality=quality, res=res, dtype=dtype, device=device, lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
+        realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
-        osc=osc, osc_status=osc_status, speed=speed, strides=split_values(strides, int), encoder=encoder,
-    ))
+        osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
+        speed=speed, strides=split_values(strides, int), encoder=encoder,
+    )
+    check_basics(options)  # usage errors at once: the job below loads torch (seconds)
+    from stream.cli.run_job import run_stream
+
+    return run_stream(options)

@@ -3,7 +3,8 @@
 Steps: check every option (before the slow model load) -> load the model -> open the source and
 the sinks -> run the node with a live status line -> print a one-line summary. Ctrl-C, SIGTERM
 and the end of the source all end the same way: drain, flush, close every sink, exit 0.
-The options themselves (names, defaults, help) are in stream.cli.run.
+The options' names and help are in stream.cli.run, which imports this module (never the reverse);
+RunOptions and the checks that need no torch are in stream.cli.run_checks.
 """
 
 
@@ -19,25 +20,23 @@ from rich.live import Live
 from rich.text import Text
 
 from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
-from io_adapters.output_paths import check_outputs, claim_outputs
-from io_adapters.registry import check_sink, check_source, open_sink, open_source, parse_uri
+from io_adapters.output_paths import claim_outputs
+from io_adapters.registry import open_sink, open_source
 from pipeline.checkpoint import TINY_WARNING
-from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.preprocess import check_res
-from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
+from pipeline.errors import RuntimeFailure
+from pipeline.presets import LiveQuality, SpeedRung, get_preset, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
-from stream.cli.run import RunOptions
-from stream.display_normalizer import DisplayNormalizer, parse_normalize
+from stream.cli.run_checks import RunOptions, check_basics
+from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats, stats_json_file
 
-# Sources that deliver frames whether or not the node keeps up: they default to --realtime.
-LIVE_SCHEMES = ("ndi", "camera", "syphon", "spout")
+
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
 FALLBACK_FPS = 30.0
 
@@ -62,43 +61,26 @@ class CheckedRun:
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
-    """Validate every option up front, each problem with its own message."""
-    if not opts.sinks:
-        raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
-    check_source(opts.source)  # scheme, options, test pattern size
-    source = parse_uri(opts.source)
-    for uri in opts.sinks:
-        check_sink(uri)  # scheme, extension, options, layout
-    if opts.lookahead < 0:
-        raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
-    speed = speed_rung(opts.speed)
-    quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
-    if opts.max_frames < 0:
-        raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
-    normalizer = parse_normalize(opts.normalize)
-    preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
-    snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
-    plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
-    check_res(preset.res)
-    check_outputs(opts.sinks, {"--stats-json": stats_json_file(opts.stats_json)})  # "-" is stdout
+    """Validate every option up front, each problem with its own message: what needs no torch
+    (``check_basics``, also run by ``rdstream run`` before this module loads), then OSC and the decoder."""
+    basics = check_basics(opts)
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
     if osc is not None:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
-    drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
-    decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
-    encoder = resolve_encoder(opts.encoder or speed.encoder)
+    decoder = resolve_decoder(basics.quality.decoder)  # may download: still before the model loads
+    encoder = resolve_encoder(opts.encoder or basics.speed.encoder)
     return CheckedRun(
-        plan=plan,
-        normalizer=normalizer,
-        res=preset.res,
-        preset_dtype=preset.dtype,
-        drop_frames=drop,
-        pace_source=True if opts.realtime else None,
-        quality=quality,
+        plan=basics.plan,
+        normalizer=basics.normalizer,
+        res=basics.res,
+        preset_dtype=basics.preset_dtype,
+        drop_frames=basics.drop_frames,
+        pace_source=basics.pace_source,
+        quality=basics.quality,
         decoder=decoder,
-        speed=speed,
+        speed=basics.speed,
         encoder=encoder,
         osc=osc,
         osc_status=osc_status,
@@ -115,25 +97,38 @@ def run_stream(opts: RunOptions) -> int:
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
     checked = check_options(opts)
-    note = lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
+    note = opts.lookahead_given and lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)
 
-    # 2. Load the model, on the thread that will run it (see stream.model_thread), holding the
-    #    output files against a second process until the run ends.
-    device = resolve_device(opts.device)
-    dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
+    # 2. Open the source: a missing camera or NDI sender is said now, not after the model load.
+    # (Frames are paced from the first one read, so the load does not make a file or test: late.)
+    # The output files are held against a second process until the run ends.
     with claim_outputs(opts.sinks, {"--stats-json": opts.stats_json}):
-        model_thread = ModelThread()
+        source = open_source(opts.source, realtime=checked.pace_source)
         try:
-            model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder,
-                                      checked.encoder)
-            return _open_and_run(opts, checked, model, model_thread, console)
+            source.wait_until_there()
+            # 3. Load the model, on the thread that will run it (see stream.model_thread).
+            device = resolve_device(opts.device)
+            dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
+            model_thread = ModelThread()
+            try:
+                model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder,
+                                          checked.encoder)
+            except BaseException:
+                model_thread.close()
+                raise
+        except BaseException:
+            anyio.run(_close_all, source, [])
+            raise
+        try:
+            return _open_and_run(opts, checked, source, model, model_thread, console)
         finally:
             model_thread.close()
 
 
-def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
+def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
+                  console: Console) -> int:
     from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
@@ -145,14 +140,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     if mark:
         console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
     quality = checked.quality
-    aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
-    steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
-                              fit_path=quality.fit_decode)
-
-    # 3. Open the source, then every sink (closing what is open if one fails).
-    source = open_source(opts.source, realtime=checked.pace_source)
+    # 4. Open every sink (closing what is open, the source too, if anything fails).
     sinks: list[tuple[str, object]] = []
     try:
+        aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
+        steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
+                                  fit_path=quality.fit_decode)
         fps = source.nominal_fps or FALLBACK_FPS
         for uri in opts.sinks:
             sinks.append((uri, open_sink(uri, fps=fps)))
@@ -160,13 +153,13 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
         anyio.run(_close_all, source, [s for _, s in sinks])
         raise
 
-    # 4. Run with a live status line (on a terminal) and an optional JSON line per second.
+    # 5. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
                         explicit_snip_len=opts.snip_len,
                         mark=mark)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
-    console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
+    console.print(start_line(opts, checked, model, policy), highlight=False, markup=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
@@ -226,16 +219,24 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
 
 
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
-    """The first line of a run: what goes where, and the resolution, precision, decoder and quality in force."""
+    """The first lines of a run, each short: what goes where, then the resolution, precision,
+    decoder, quality and controls in force."""
     quality = checked.quality
     res = f"{checked.res} px" if checked.res else "native size"
-    return (f"rdstream run: {opts.source} -> {', '.join(opts.sinks)} | {policy} | preset {opts.preset}: {res}, "
-            f"dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead} | "
-            f"{model.device.type} {str(model.dtype).removeprefix('torch.')} | decoder {model.decoder.name} | "
-            f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode}) | "
-            f"{speed_text(checked)} | Ctrl-C stops cleanly"
-            + (f" | OSC commands on udp {checked.osc}" if checked.osc else "")
-            + (f" | OSC status to udp {checked.osc_status}" if checked.osc_status else ""))
+    lines = [
+        f"rdstream run: {opts.source} -> {', '.join(opts.sinks)}",
+        f"  {policy}",
+        f"  preset {opts.preset}: {res}, dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead}",
+        f"  {model.device.type} {str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}, "
+        f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode})",
+    ]
+    if checked.osc:
+        lines.append(f"  OSC commands on udp {checked.osc}")
+    if checked.osc_status:
+        lines.append(f"  OSC status to udp {checked.osc_status}")
+    lines.append(f"  {speed_text(checked)}")
+    lines.append("  Ctrl-C stops cleanly")
+    return "\n".join(lines)
 
 
 def speed_text(checked: CheckedRun) -> str:
