@@ -95,7 +95,7 @@ class OutputFrame:
 
 
 # Kinds of live commands (OSC addresses under /rdstream/ use the same names).
-COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop")
+COMMAND_KINDS = ("normalize/fixed", "normalize/running", "normalize/window", "cmap", "pause", "stop")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class NodeCommand:
     """A live change asked for while the node runs (e.g. over OSC), already validated.
 
     kind: one of COMMAND_KINDS.
-    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
+    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (frames,) an int
+        >= 1 for ``normalize/window``; (name,) for
         ``cmap``; (True/False,) for ``pause``; () otherwise.
     """
 

@@ -48,6 +48,8 @@ class RunOptions:
     status: bool | None = None
     osc: str | None = None
     osc_status: str | None = None
+    monitor: str | None = None
+    monitor_token: str | None = None
 
 
 def run_command(
@@ -72,6 +74,9 @@ def run_command(
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
     osc: Optional[str] = typer.Option(None, "--osc", metavar="[HOST:]PORT", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
+    # The monitor page (stream.monitor): off unless asked for.
+    monitor: Optional[str] = typer.Option(None, "--monitor", metavar="[HOST:]PORT", help="serve a monitor page (previews, charts, controls), /metrics and /status.json on TCP PORT (127.0.0.1) or HOST:PORT"),
+    monitor_token: Optional[str] = typer.Option(None, "--monitor-token", metavar="TOKEN", help="token the monitor's controls need (and its reads, beyond loopback); 'new' = make one and print it once; required for a HOST other than loopback"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
     from stream.cli.run_job import run_stream  # torch and the runtime load only when a run starts
@@ -81,5 +86,5 @@ def run_command(
         quality=quality, res=res, dtype=dtype, device=device, lookahead=lookahead, realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
-        osc=osc, osc_status=osc_status,
+        osc=osc, osc_status=osc_status, monitor=monitor, monitor_token=monitor_token,
     ))

@@ -31,6 +31,7 @@ from stream.display_normalizer import DisplayNormalizer, parse_normalize
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
+from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.stream_stats import NodeStats
 
@@ -55,6 +56,7 @@ class CheckedRun:
     decoder: DecoderChoice
     osc: OscEndpoint | None = None
     osc_status: OscEndpoint | None = None
+    monitor: MonitorEndpoint | None = None
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
@@ -80,6 +82,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
+    monitor = _check_monitor(opts)
     drop = opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES
     decoder = resolve_decoder(quality.decoder)  # may download: still before the model loads
     return CheckedRun(
@@ -93,7 +96,19 @@ def check_options(opts: RunOptions) -> CheckedRun:
         decoder=decoder,
         osc=osc,
         osc_status=osc_status,
+        monitor=monitor,
     )
+
+
+def _check_monitor(opts: RunOptions) -> MonitorEndpoint | None:
+    """--monitor and --monitor-token: parsed, and the port tried, before the model loads."""
+    if opts.monitor is None:
+        if opts.monitor_token is not None:
+            raise BadInputError("--monitor-token is used only with --monitor [HOST:]PORT")
+        return None
+    endpoint = parse_monitor(opts.monitor, opts.monitor_token)
+    check_can_serve(endpoint)
+    return endpoint
 
 
 def run_stream(opts: RunOptions) -> int:
@@ -149,11 +164,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
-    console.print(start_line(opts, checked, model, policy), highlight=False, soft_wrap=True)
+    started = start_line(opts, checked, model, policy)
+    console.print(started, highlight=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
-                              checked.osc, checked.osc_status)
+                              checked.osc, checked.osc_status, _monitor(checked, started, console))
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
         raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
@@ -162,9 +178,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
 
 def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConfig, console: Console,
                      show_status: bool, stats_json: Path | None, model_thread: ModelThread,
-                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None) -> NodeResult:
+                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None,
+                     monitor=None) -> NodeResult:
     def report(message: str) -> None:
         console.print(f"rdstream: {message}", highlight=False, markup=False, soft_wrap=True)
+        if monitor is not None:
+            monitor.warn(message)
 
     # On a terminal the status line rewrites itself; elsewhere (a log file) --status prints a line a second.
     live = Live(Text("starting..."), console=console, refresh_per_second=4, transient=True) \
@@ -175,14 +194,21 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
     def on_stats(stats: NodeStats) -> None:
         if control is not None:
             control.send_status(stats)
+        if monitor is not None:
+            monitor.record_stats(stats)
         if live is not None:
             live.update(Text(stats.status_text()))
         elif show_status:
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
-    controls = LiveControls(on_applied=control.acknowledge) if control is not None else None
+    def acknowledge(command, source_index) -> None:
+        for listener in (control, monitor):
+            if listener is not None:
+                listener.acknowledge(command, source_index)
+
+    controls = LiveControls(on_applied=acknowledge) if control is not None or monitor is not None else None
     node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, inform=report, on_stats=on_stats,
-                      stats_json=stats_json, model_thread=model_thread, controls=controls)
+                      stats_json=stats_json, model_thread=model_thread, controls=controls, monitor=monitor)
 
     async def run_node() -> NodeResult:
         if control is None or control.listen is None:
@@ -204,6 +230,17 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
         return anyio.run(run_node)
     with live:
         return anyio.run(run_node)
+
+
+def _monitor(checked: CheckedRun, started: str, console: Console):
+    """The run's Monitor (stream.monitor), or None without --monitor; it prints its address once."""
+    if checked.monitor is None:
+        return None
+    from stream.monitor.server import Monitor
+
+    return Monitor(checked.monitor, settings=started,
+                   announce=lambda line: console.print(f"rdstream: {line}", highlight=False, markup=False,
+                                                       soft_wrap=True))
 
 
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
