@@ -50,6 +50,7 @@ KEPT_WARNINGS = 50
 KEPT_ACKS = 20
 MAX_BODY_BYTES = 4096
 MAX_HEADER_BYTES = 16 * 1024
+MAX_TARGET_BYTES = 2048
 # A person clicks a few times a second; a script has no reason to send more.
 CONTROLS_PER_S = 20
 SECURITY_HEADERS = [
@@ -63,7 +64,8 @@ LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
 class _SecurityHeaders:
-    """Pure ASGI middleware: the headers above on every response (the page loads nothing else)."""
+    """Pure ASGI middleware: the headers above on every response (the page loads nothing else), and
+    oversized requests refused (h11 bounds headers only while they arrive in pieces)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -71,6 +73,10 @@ class _SecurityHeaders:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES or \
+                len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_TARGET_BYTES:
+            return await _refuse(431, "request headers or address too large")(scope, receive, send)
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":

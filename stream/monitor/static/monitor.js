@@ -102,7 +102,10 @@ function showLive(live) {
     $("headline").textContent = `in ${st.input_fps.toFixed(1)} fps · out ${st.output_fps.toFixed(1)} fps · ` +
       `latency p50 ${p50} ms · ${st.frames_out} frames out` + (live.state && live.state.paused ? " · PAUSED" : "");
   }
-  if (live.state && document.activeElement !== $("norm-mode")) $("norm-mode").value = live.state.normalize;
+  if (live.state) {  // what is in force; the form keeps what the user is choosing
+    $("norm-state").textContent = `now: ${live.state.normalize}, colour map ${live.state.cmap || "each sink's own"}` +
+      (live.state.paused ? ", paused" : "");
+  }
 }
 
 function connected(ok, text) {
