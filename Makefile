@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.io
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.live_cost
+	$(BIN)/python -m bench.monitor
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output
