@@ -93,6 +93,9 @@ def test_the_page_shows_the_stream_live_and_its_controls_reach_the_stream(tiny_c
         wait_until(driver, "return rdMonitor.charts.fps && rdMonitor.charts.fps.data[0].length >= 3", 40)
         assert driver.execute_script("return rdMonitor.charts.latency.data[1].filter(v => v > 0).length") >= 1
         assert "rdstream run: test:" in driver.find_element("id", "settings").text
+        # Everything the page loaded came from the node itself.
+        assert driver.execute_script("return performance.getEntriesByType('resource')"
+                                     ".every(e => e.name.startsWith(location.origin + '/'))")
 
         # A fixed range, then a pause, pressed on the page; each acknowledged with its first frame.
         driver.find_element("css selector", "#norm-mode option[value=fixed]").click()

@@ -12,6 +12,8 @@ import pytest
 
 from pipeline.errors import BadInputError
 from stream.monitor.endpoint import check_can_serve, listen_socket, parse_monitor
+from stream.display_normalizer import WindowRangeNormalizer, parse_normalize
+from stream.display_stage import DisplayStage
 from stream.osc_control import parse_command
 from stream.stream_stats import LatencyTracker
 
@@ -74,6 +76,9 @@ def test_the_window_range_is_a_live_command_like_the_others():
     for bad in ([0], [2.5], ["30"], [], [1e9]):
         with pytest.raises(ValueError, match="whole number of frames"):
             parse_command("/rdstream/normalize/window", bad)
+    stage = DisplayStage(parse_normalize("running"))
+    stage.apply(command)
+    assert isinstance(stage.normalizer, WindowRangeNormalizer) and stage.normalizer._recent.maxlen == 30
 
 
 def test_cumulative_latency_counts_match_the_latencies_to_within_one_bin():

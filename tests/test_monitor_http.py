@@ -143,6 +143,8 @@ def test_controls_need_the_token_and_json_and_are_acknowledged_from_a_frame(node
     plain = node.request("POST", "/control", b'{"command": "cmap", "args": ["inferno"]}',
                          {"X-Rdstream-Token": node.token, "Content-Type": "text/plain"})
     assert plain[0] == 415  # what a cross-site form could send
+    # A page on another site whose name points at 127.0.0.1 (DNS rebinding) is refused.
+    assert node.request("GET", "/status.json", headers={"Host": f"evil.example:{node.port}"})[0] == 400
     assert node.control("cmap", ["no-such-map"]) == (400, {"error": "cmap: unknown colour map 'no-such-map'"})
     assert node.control("normalize/fixed", [1, 2])[0] == 400
     status, reply = node.control("cmap", ["inferno"])

@@ -256,6 +256,9 @@ class Monitor:
         task_status.started()
         try:
             await server.serve(sockets=[sock])
+        except Exception as err:  # noqa: BLE001 - whatever breaks the monitor must not end the run
+            if self.announce is not None:
+                self.announce(f"monitor stopped ({type(err).__name__}: {err}); the stream goes on without it")
         finally:  # cancelled with the node: stop listening and drop every connection now
             for listener in getattr(server, "servers", []):
                 listener.close()
