@@ -86,9 +86,12 @@ def test_the_page_shows_the_stream_live_and_its_controls_reach_the_stream(tiny_c
         driver.get(url)
         assert driver.title == "rdstream monitor"
         # The previews change: two different source frames shown one after the other.
-        first = wait_until(driver, "return document.getElementById('depth-img').dataset.frame")
-        wait_until(driver, f"const f = document.getElementById('depth-img').dataset.frame; return f && f !== '{first}'")
-        wait_until(driver, "return document.getElementById('input-img').naturalWidth > 0")
+        first = wait_until(driver, "return document.getElementById('preview-img').dataset.frame")
+        wait_until(driver, f"const f = document.getElementById('preview-img').dataset.frame; return f && f !== '{first}'")
+        # input | depth side by side, each at the processing size (--res 96: 96 px wide)
+        width, height = driver.execute_script("const i = document.getElementById('preview-img'); "
+                                              "return [i.naturalWidth, i.naturalHeight]")
+        assert width == 2 * 96 and 0 < height < 96
         # The charts receive points (one per second from the node).
         wait_until(driver, "return rdMonitor.charts.fps && rdMonitor.charts.fps.data[0].length >= 3", 40)
         assert driver.execute_script("return rdMonitor.charts.latency.data[1].filter(v => v > 0).length") >= 1

@@ -1,4 +1,5 @@
-"""The page's live pictures: the newest input and depth frame as small JPEGs, made only on request.
+"""The page's live picture: the newest input and depth frame side by side in one small JPEG, made
+only on request.
 
 The display stage hands every output frame to ``PreviewTap.offer`` (it keeps references, no copy,
 no work). Only when a page asks for a picture is the newest frame downscaled, colour-mapped and
@@ -26,11 +27,11 @@ PREVIEW_CMAP = "turbo"
 
 @dataclass(frozen=True)
 class Preview:
-    """One encoded pair: JPEG bytes of the input and of the depth; ``index``: their source frame."""
+    """JPEG bytes of [input | depth] side by side (one request, one encoding); ``index``: their
+    source frame."""
 
     index: int
-    input_jpeg: bytes
-    depth_jpeg: bytes
+    jpeg: bytes
 
 
 def to_jpeg(rgb: np.ndarray, edge: int = PREVIEW_EDGE) -> bytes:
@@ -45,17 +46,17 @@ def to_jpeg(rgb: np.ndarray, edge: int = PREVIEW_EDGE) -> bytes:
 
 
 def encode_preview(index: int, rgb: np.ndarray | None, depth01: np.ndarray, cmap: str | None) -> Preview:
-    """Downscale first (a stride, before the colour map), then encode both pictures.
+    """Downscale first (a stride, before the colour map), then encode input and depth side by side.
 
-    rgb: uint8 [H, W, 3] or None; depth01: float [H, W] in [0, 1] (1 = near).
+    rgb: uint8 [H, W, 3] at the depth's size, or None; depth01: float [H, W] in [0, 1] (1 = near).
     """
     step = max(1, int(np.ceil(max(depth01.shape) / PREVIEW_EDGE)))
     depth_rgb = apply_colormap(depth01[::step, ::step], cmap or PREVIEW_CMAP)
-    if rgb is None:  # no colour kept for this frame: a grey placeholder of the depth's size
+    if rgb is None or rgb.shape[:2] != depth01.shape:  # no colour kept: a grey placeholder
         rgb = np.full_like(depth_rgb, 64)
     else:
         rgb = rgb[::step, ::step]
-    return Preview(index, to_jpeg(rgb), to_jpeg(depth_rgb))
+    return Preview(index, to_jpeg(np.concatenate([rgb, depth_rgb], axis=1), edge=2 * PREVIEW_EDGE))
 
 
 class PreviewTap:

@@ -5,7 +5,7 @@ Routes (``T``: the token, as header ``X-Rdstream-Token: T`` or ``Authorization: 
 * ``GET /`` and ``/static/...``: the page and its files (no data in them; open to all).
 * ``GET /status.json``: the newest ``--stats-json`` line. ``GET /live.json``: the same plus the
   settings, warnings, acknowledgements and control state (``?history=1``: the last minutes too).
-* ``GET /preview/input.jpg``, ``/preview/depth.jpg``: the newest frames (``preview.PreviewTap``).
+* ``GET /preview.jpg``: the newest input and depth side by side (``preview.PreviewTap``).
 * ``GET /metrics``: Prometheus text format (``metrics.NodeCollector``).
 * ``POST /control``: ``{"command": "pause", "args": [1]}``, the OSC commands by their address
   without ``/rdstream/`` (``stream.osc_control.parse_command`` checks them); needs T always.
@@ -140,7 +140,7 @@ class Monitor:
             Route("/", self._page),
             Route("/status.json", self._status),
             Route("/live.json", self._live),
-            Route("/preview/{which:str}", self._preview),
+            Route("/preview.jpg", self._preview),
             Route("/metrics", self._metrics),
             Route("/control", self._control, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -189,14 +189,10 @@ class Monitor:
     async def _preview(self, request: Request) -> Response:
         if refused := self._read_refused(request):
             return refused
-        which = request.path_params["which"]
-        if which not in ("input.jpg", "depth.jpg"):
-            return _refuse(404, "no such preview")
         preview = await self.preview.latest()
         if preview is None:
             return _refuse(503, "no frame yet", retry=True)
-        data = preview.input_jpeg if which == "input.jpg" else preview.depth_jpeg
-        return Response(data, media_type="image/jpeg", headers={"x-rdstream-frame": str(preview.index)})
+        return Response(preview.jpeg, media_type="image/jpeg", headers={"x-rdstream-frame": str(preview.index)})
 
     async def _metrics(self, request: Request) -> Response:
         if refused := self._read_refused(request):

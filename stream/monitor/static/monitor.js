@@ -4,7 +4,7 @@
 
 const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 const HEADERS = TOKEN ? { "X-Rdstream-Token": TOKEN } : {};
-const PREVIEW_INTERVAL_MS = 100;   // the server encodes at most 10 pictures a second anyway
+const PREVIEW_INTERVAL_MS = 100;   // at most 10 pictures a second (the server makes no more anyway)
 const STATS_INTERVAL_MS = 1000;    // the node samples once a second
 const KEEP = 300;                  // samples on the charts: five minutes
 
@@ -28,7 +28,7 @@ function makeChart(name, seriesList) {
   const el = $("chart-" + name);
   const opts = {
     title: CHARTS[name].title, width: Math.max(360, el.clientWidth - 8), height: 180,
-    scales: { x: { time: false } }, axes: [{ label: "s" }, {}],
+    scales: { x: { time: false } }, axes: [{ label: "s" }, { size: 60 }],
     series: [{ label: "s" }, ...seriesList],
   };
   return new uPlot(opts, [[], ...seriesList.map(() => [])], el);
@@ -129,24 +129,31 @@ async function pollStats(first) {
   setTimeout(() => pollStats(first), STATS_INTERVAL_MS);
 }
 
-async function loadPicture(which) {
-  const reply = await fetch(`/preview/${which}.jpg`, { headers: HEADERS, cache: "no-store" });
+async function loadPicture() {
+  const reply = await fetch("/preview.jpg", { headers: HEADERS, cache: "no-store" });
   if (!reply.ok) return false;
-  const img = $(which + "-img");
+  const img = $("preview-img");
   const old = img.src;
   img.src = URL.createObjectURL(await reply.blob());
   img.dataset.frame = reply.headers.get("x-rdstream-frame");
-  $(which + "-frame").textContent = "#" + img.dataset.frame;
+  $("preview-frame").textContent = "#" + img.dataset.frame;
   if (old.startsWith("blob:")) URL.revokeObjectURL(old);
   return true;
+}
+
+// No faster than the node delivers frames (asking again would only fetch the same picture).
+function pictureInterval() {
+  const last = state.samples[state.samples.length - 1];
+  const fps = last && last.output_fps > 0 ? last.output_fps : 10;
+  return Math.max(PREVIEW_INTERVAL_MS, 1000 / fps);
 }
 
 async function pollPictures() {
   const started = performance.now();
   try {
-    if (!document.hidden && await loadPicture("input") && await loadPicture("depth")) state.previews += 1;
+    if (!document.hidden && await loadPicture()) state.previews += 1;
   } catch (err) { /* the numbers' poll shows the connection state */ }
-  setTimeout(pollPictures, Math.max(0, PREVIEW_INTERVAL_MS - (performance.now() - started)));
+  setTimeout(pollPictures, Math.max(0, pictureInterval() - (performance.now() - started)));
 }
 
 async function send(command, args) {
