@@ -204,11 +204,11 @@ class Monitor:
             return _refuse(403, "wrong or missing token")
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return _refuse(415, "send JSON (content-type: application/json)")
-        if not self.budget.take():
-            return _refuse(429, f"more than {CONTROLS_PER_S} commands a second", retry=True)
         declared = request.headers.get("content-length", "")
         if declared and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             return _refuse(413, f"a command is at most {MAX_BODY_BYTES} bytes")
+        if not self.budget.take():
+            return _refuse(429, f"more than {CONTROLS_PER_S} commands a second", retry=True)
         body = b""
         async for chunk in request.stream():
             body += chunk
