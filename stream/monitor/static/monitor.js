@@ -94,8 +94,14 @@ function fill(list, items, text) {
 function showLive(live) {
   $("settings").textContent = live.settings || "";
   fill($("warnings"), live.warnings.slice().reverse(), (w) => w);
-  fill($("ack-list"), live.acks.slice().reverse(), (a) =>
-    `${a.command} ${a.args.join(" ")}: ${a.frame === null ? "now" : "from frame " + a.frame}`);
+  const ackText = (a) => `${a.command} ${a.args.join(" ")}: ${a.frame === null ? "now" : "from frame " + a.frame}`;
+  fill($("ack-list"), live.acks.slice().reverse(), ackText);
+  const newest = live.acks[live.acks.length - 1];
+  if (newest) state.lastAckSeen = newest.n;
+  if (newest && state.waitingForAck && newest.n > state.waitingForAck.after) {
+    $("control-reply").textContent = "applied: " + ackText(newest);
+    state.waitingForAck = null;
+  }
   const st = live.stats;
   if (st) {
     const p50 = st.latency_p50_ms === null ? "-" : Math.round(st.latency_p50_ms);
@@ -164,6 +170,7 @@ async function send(command, args) {
   const body = await reply.json().catch(() => ({}));
   $("control-reply").textContent = reply.ok ? `sent ${command} ${args.join(" ")}; waiting for the next frame…`
                                             : `refused: ${body.error || reply.status}`;
+  if (reply.ok) state.waitingForAck = { after: state.lastAckSeen || 0 };
 }
 
 function wireControls() {
