@@ -219,7 +219,10 @@ def _hostile_client(node: Node, stop: threading.Event, results: dict) -> None:
                 statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3})", received)]
         except OSError:
             pass
-        results.setdefault("flood", []).extend(statuses)
+        results.setdefault("flood", []).append(statuses)
+        # (a breath between rounds: on a 2-core machine the attacker's own CPU would otherwise be
+        # what slows the node, which says nothing about the server)
+        stop.wait(0.05)
         for token in (None, "wrong-" + "t" * 20):
             headers = {"Content-Type": "application/json"} | ({"X-Rdstream-Token": token} if token else {})
             try:
@@ -281,16 +284,34 @@ def test_a_hostile_client_neither_slows_the_stream_nor_gets_in(node):
     assert all(r.startswith(b"HTTP/1.1 413") or r == b"closed" or r == b"" for r in results["big"]), results["big"]
     assert results["traversal"] and all(not r.startswith(b"HTTP/1.1 200") for r in results["traversal"])
     assert set(results["bad_token"]) == {403}
-    flood = results["flood"]
-    assert 429 in flood and 202 in flood and set(flood) <= {202, 429}
-    # Still answering after all that.
-    assert node.request("GET", "/status.json")[0] == 200
+    # The flood was cut short (the server's request budget), and the commands it did get in stayed
+    # within the command rate (20 a second, a burst of 20).
+    rounds = results["flood"]
+    assert rounds and all(len(answers) < 200 for answers in rounds), [len(a) for a in rounds]
+    accepted = [status for answers in rounds for status in answers]
+    assert set(accepted) <= {202, 429} and accepted.count(202) <= 20 * 16 + 20
+    # Answering again once the flood is over (its request budget refills within a second).
+    def answers() -> bool:
+        try:
+            return node.request("GET", "/status.json")[0] == 200
+        except OSError:
+            return False
+
+    assert wait_for(answers, 5, step=0.5)
 
 
 def test_stop_from_the_monitor_ends_the_run_cleanly_and_nothing_else_was_written(node):
     # The flood may have spent this second's commands: a client waits as Retry-After says.
     replies = []
-    wait_for(lambda: replies.append(node.control("stop", [])[0]) or replies[-1] != 429, 5, step=1.0)
+
+    def stop_answered() -> bool:
+        try:
+            replies.append(node.control("stop", [])[0])
+        except OSError:  # dropped while the request budget refills
+            replies.append(None)
+        return replies[-1] not in (429, None)
+
+    wait_for(stop_answered, 5, step=1.0)
     assert replies[-1] == 202, replies
     assert node.process.wait(60) == 0, "".join(node.stderr)
     written = sorted(str(p.relative_to(node.work)) for p in node.work.rglob("*"))

@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 
 from stream.messages import NodeCommand
 from stream.monitor.endpoint import MonitorEndpoint, listen_socket
-from stream.monitor.guard import MAX_CONNECTIONS, GuardedH11Protocol
+from stream.monitor.guard import MAX_CONNECTIONS, guarded_protocol
 from stream.monitor.metrics import CONTENT_TYPE, metrics_registry, metrics_text
 from stream.monitor.preview import PreviewTap
 from stream.osc_control import OSC_PREFIX, PacketBudget, parse_command
@@ -241,7 +241,7 @@ class Monitor:
         self._registry = metrics_registry(node, lambda: self.latest)
         _quiet_uvicorn()
         config = uvicorn.Config(
-            self.app(), http=GuardedH11Protocol, ws="none", lifespan="off", interface="asgi3", log_config=None,
+            self.app(), http=guarded_protocol(), ws="none", lifespan="off", interface="asgi3", log_config=None,
             access_log=False, proxy_headers=False, server_header=False, date_header=False,
             limit_concurrency=MAX_CONNECTIONS, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             timeout_keep_alive=5, backlog=MAX_CONNECTIONS)
