@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     median_drop = 1.0 - statistics.median(r["fps"] for r in with_page) / statistics.median(r["fps"] for r in without)
     # CPU time per frame is far less sensitive than fps to other programs on a shared machine: the
     # monitor's extra CPU per frame over the node's own is the fps it would cost a CPU-bound node.
-    cpu_without = statistics.median(r["cpu_ms_per_frame"] for r in without)
-    cpu_with = statistics.median(r["cpu_ms_per_frame"] for r in with_page)
+    cpu_without = round(statistics.median(r["cpu_ms_per_frame"] for r in without), 2)
+    cpu_with = round(statistics.median(r["cpu_ms_per_frame"] for r in with_page), 2)
     report |= {"without_monitor": without, "with_open_page": with_page, "best_fps_without": best_without,
                "best_fps_with_page": best_with, "fps_drop": round(drop, 4), "median_fps_drop": round(median_drop, 4),
                "median_cpu_ms_per_frame_without": cpu_without, "median_cpu_ms_per_frame_with_page": cpu_with,
