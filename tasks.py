@@ -40,7 +40,7 @@ CUDA_INDEX_ROOT = "https://download.pytorch.org/whl/"
 # PyTorch's CUDA wheel indexes, newest first, with the lowest driver CUDA version each needs.
 CUDA_INDEXES = (("cu130", (13, 0)), ("cu128", (12, 8)), ("cu126", (12, 6)))
 KNOWN_PLATFORMS = ("linux", "win32", "darwin")
-BENCH_MODULES = ("bench.offline", "bench.coalign", "bench.io", "bench.stream", "bench.live_cost")
+BENCH_MODULES = ("bench.offline", "bench.coalign", "bench.io", "bench.stream", "bench.live_cost", "bench.monitor")
 
 
 class SetupError(Exception):

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from io_adapters.frames import DepthFrame
-from stream.display_normalizer import DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer
+from stream.display_normalizer import (DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer,
+                                       WindowRangeNormalizer)
 from stream.messages import AlignedFrame, NodeCommand, OutputFrame
 from stream.stage import Stage
 
@@ -83,6 +84,8 @@ class DisplayStage(Stage):
         self.held: DepthFrame | None = None  # the frame shown while paused
         self.recent: deque[FrameReport] = deque(maxlen=_RECENT_REPORTS)
         self._sequence = 0
+        # The monitor's PreviewTap (stream.monitor.preview), or None: gets references, does no work.
+        self.preview = None
 
     def apply(self, command: NodeCommand) -> None:
         """Change the state the next frame is made with (commands are validated by their sender)."""
@@ -91,6 +94,8 @@ class DisplayStage(Stage):
             self.normalizer = FixedRangeNormalizer(near=near, far=far)
         elif command.kind == "normalize/running":
             self.normalizer = RunningRangeNormalizer()
+        elif command.kind == "normalize/window":
+            self.normalizer = WindowRangeNormalizer(frames=command.args[0])
         elif command.kind == "cmap":
             self.cmap = command.args[0]
         elif command.kind == "pause":
@@ -121,6 +126,8 @@ class DisplayStage(Stage):
         self.recent.append(FrameReport(self._sequence, timing.source_index, timing.timestamp, near, far,
                                        timing.received_at))
         self._sequence += 1
+        if self.preview is not None:
+            self.preview.offer(timing.source_index, item.rgb, frame.depth, self.cmap)
         for command in applied:
             self.controls.applied(command, timing.source_index)
         return [OutputFrame(timing=timing, frame=frame)]

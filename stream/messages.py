@@ -97,7 +97,7 @@ class OutputFrame:
 
 
 # Kinds of live commands (OSC addresses under /rdstream/ use the same names).
-COMMAND_KINDS = ("normalize/fixed", "normalize/running", "cmap", "pause", "stop", "speed")
+COMMAND_KINDS = ("normalize/fixed", "normalize/running", "normalize/window", "cmap", "pause", "stop", "speed")
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ class NodeCommand:
     """A live change asked for while the node runs (e.g. over OSC), already validated.
 
     kind: one of COMMAND_KINDS.
-    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (name,) for
-        ``cmap`` and ``speed`` (a rung of ``pipeline.presets.SPEEDS``); (True/False,) for ``pause``;
-        () otherwise.
+    args: its values: (near, far) floats with near > far for ``normalize/fixed``; (frames,) an int
+        >= 1 for ``normalize/window``; (name,) for ``cmap`` and ``speed`` (a rung of
+        ``pipeline.presets.SPEEDS``); (True/False,) for ``pause``; () otherwise.
     sent: the arguments exactly as they arrived (what an acknowledgement echoes); not compared.
     """
 

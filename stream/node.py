@@ -137,6 +137,7 @@ class StreamNode:
     model_thread: where model calls run (pass the one the model was loaded on); None = a new one.
     report: warnings and failures (one line each); inform: facts worth one line, such as the input
         and processing sizes of the first frame (None = not said).
+    monitor: a ``stream.monitor.server.Monitor`` served as one more task of the run (None = none).
     The node closes the source and every sink whatever happens.
     """
 
@@ -145,7 +146,8 @@ class StreamNode:
                  report: Callable[[str], None] | None = None,
                  on_stats: Callable[[NodeStats], None] | None = None,
                  stats_json: Path | None = None, model_thread: ModelThread | None = None,
-                 controls: LiveControls | None = None, inform: Callable[[str], None] | None = None) -> None:
+                 controls: LiveControls | None = None, inform: Callable[[str], None] | None = None,
+                 monitor=None) -> None:
         self.source = source
         self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
         self.steps = steps
@@ -186,6 +188,9 @@ class StreamNode:
         self._interrupts = 0
         self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
         self._drain_skipped = False  # a second stop signal cut the drain short
+        self.monitor = monitor
+        if monitor is not None:
+            self.display.preview = monitor.preview
 
     def request_stop(self) -> None:
         """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
@@ -221,6 +226,8 @@ class StreamNode:
                 if handle_signals:
                     outer.start_soon(self._watch_signals, outer.cancel_scope)
                 outer.start_soon(self._report_stats, writer)
+                if self.monitor is not None:  # listening before the first frame, or a one-line error
+                    await outer.start(self.monitor.serve, self)
                 try:
                     await self._run_stages()
                 finally:

@@ -5,6 +5,7 @@ Addresses (all under ``/rdstream/``), received on ``--osc`` (127.0.0.1 unless a 
 * ``normalize/fixed NEAR FAR``: fixed display range in the aligned depth's units (NEAR maps to
   white/1, FAR to black/0); the rule of ``--normalize fixed:`` (display_normalizer.check_fixed_range).
 * ``normalize/running``: back to the running range (starts afresh).
+* ``normalize/window N``: the range of the last N frames (N >= 1, at most MAX_WINDOW_FRAMES).
 * ``cmap NAME``: matplotlib colour map for every colour-mapping sink (file .mp4, ndi bgra,
   syphon color).
 * ``pause 1|0``: a state: hold the last depth frame (the source keeps being read) / go live again.
@@ -66,6 +67,8 @@ MAX_PACKET_BYTES = 4096
 # Far above what a patch sends (a fader at 60 fps is 60 a second), far below what costs frames.
 MAX_PACKETS_PER_S = 500
 _BURST = 100
+# The window normaliser keeps 1/16 of each frame: a few minutes at 30 fps stays a few MB.
+MAX_WINDOW_FRAMES = 3600
 _WARN_EVERY_S = 1.0
 # An OSC address is NUL-terminated: these prefixes match our addresses exactly, not longer ones.
 _CONTROL_ADDRESSES = tuple(f"{OSC_PREFIX}{kind}".encode() + b"\0" for kind in COMMAND_KINDS)
@@ -155,6 +158,11 @@ def _parse_command(address: str, args: list) -> NodeCommand | None:
         if reason is not None:
             raise ValueError(reason)
         return NodeCommand(kind, (float(args[0]), float(args[1])))
+    if kind == "normalize/window":
+        if len(args) != 1 or not _is_number(args[0]) or args[0] != int(args[0]) \
+                or not 1 <= args[0] <= MAX_WINDOW_FRAMES:
+            raise ValueError(f"expects one whole number of frames, 1..{MAX_WINDOW_FRAMES}")
+        return NodeCommand(kind, (int(args[0]),))
     if kind in ("normalize/running", "stop"):
         if not args:
             return NodeCommand(kind)

@@ -45,6 +45,7 @@ class LatencyTracker:
         self._run_bins = np.zeros(_RUN_BINS, dtype=np.int64)
         self.count = 0
         self.rate = RateMeter()  # frames delivered per second
+        self.sum_s = 0.0  # of the whole run (the Prometheus histogram's _sum)
         self.min_s = float("inf")
         self.max_s = 0.0
         self.last_s: float | None = None  # latency of frame number count - 1
@@ -56,6 +57,7 @@ class LatencyTracker:
         self._run_bins[_run_bin(latency_s)] += 1
         self.count += 1
         self.rate.tick(now)
+        self.sum_s += latency_s
         self.min_s = min(self.min_s, latency_s)
         self.last_s = latency_s
         self.max_s = max(self.max_s, latency_s)
@@ -81,6 +83,14 @@ class LatencyTracker:
         cumulative = np.cumsum(self._run_bins)
         p50, p95 = (self._run_value(int(np.searchsorted(cumulative, q * self.count))) for q in (0.5, 0.95))
         return round(p50 * 1000.0, 1), round(p95 * 1000.0, 1)
+
+    def cumulative_counts(self, bounds_s: list[float]) -> list[int]:
+        """How many of the run's latencies were at most each bound (seconds, ascending): a bin
+        counts below a bound when its upper edge is, so a count is exact to within one 1 % bin."""
+        upper_edges = RUN_MIN_S * RUN_BIN_RATIO ** np.arange(_RUN_BINS)
+        cumulative = np.cumsum(self._run_bins)
+        return [int(cumulative[i - 1]) if i else 0
+                for i in (int(np.searchsorted(upper_edges, bound, side="right")) for bound in bounds_s)]
 
     def _forget_before(self, oldest: float) -> None:
         while self._recent and self._recent[0][0] < oldest:

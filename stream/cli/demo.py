@@ -1,7 +1,8 @@
 """``make demo``: the live node on the built-in test source, with the real weights when they are found.
 
 It runs ``rdstream run`` from FFmpeg's test pattern to a colour video, a 16-bit video, a .npy
-file and, when ndi-python is installed, an NDI source that TouchDesigner can receive.
+file and, when ndi-python is installed, an NDI source that TouchDesigner can receive, with its
+monitor page (``--monitor``) on a free local port.
 
 Weights are looked up in this order: ``--checkpoint``, $RDSTREAM_CHECKPOINT, the Hugging Face cache
 (prs-eth/rollingdepth-v1-0). Without them the demo writes the tiny RANDOM test checkpoint and says
@@ -11,6 +12,7 @@ loudly that its output is not depth.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -90,6 +92,13 @@ def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
     return None
 
 
+def free_local_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the system picks it), for the demo's monitor page."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def demo(
     checkpoint: str | None = typer.Option(None, "--checkpoint", "-c", help="RollingDepth checkpoint folder or hub id"),
     frames: int = typer.Option(0, "--frames", help="length of the built-in test source (0 = a default that suits the device)"),
@@ -124,8 +133,11 @@ def demo(
         sinks.append(f"ndi:{ndi_name}?format=bgra&cmap=turbo")
     source = f"test:?frames={frames}&size=640x360&rate=30"
     console.print(f"Running the live node: {source} -> " + ", ".join(sinks))
+    port = free_local_port()
+    console.print(f"Monitor page while it runs: http://127.0.0.1:{port}/ (the address with its control token "
+                  "follows when the node starts)")
     args = ["run", "--source", source, "-c", real, "--res", res, "--no-drop", "--lookahead", "2", "--seed", "0",
-            "--stats-json", str(OUTPUT / f"{NAME}_stats.jsonl")]
+            "--stats-json", str(OUTPUT / f"{NAME}_stats.jsonl"), "--monitor", str(port)]
     for sink in sinks:
         args += ["--sink", sink]
     try:

@@ -23,9 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -40,6 +40,9 @@ def run_command(
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
     osc: Optional[str] = typer.Option(None, "--osc", metavar="[HOST:]PORT", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
+    # The monitor page (stream.monitor): off unless asked for.
+    monitor: Optional[str] = typer.Option(None, "--monitor", metavar="[HOST:]PORT", help="serve a monitor page (previews, charts, controls), /metrics and /status.json on TCP PORT (127.0.0.1) or HOST:PORT"),
+    monitor_token: Optional[str] = typer.Option(None, "--monitor-token", metavar="TOKEN", help="token the monitor's controls need (and its reads, beyond loopback); 'new' = make one and print it once; required for a HOST other than loopback"),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
     from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
@@ -52,6 +55,7 @@ def run_command(
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
         osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
         speed=speed, strides=split_values(strides, int), encoder=encoder,
+        monitor=monitor, monitor_token=monitor_token,
     )
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     from stream.cli.run_job import run_stream

@@ -62,6 +62,8 @@ class RunOptions:
     status: bool | None = None
     osc: str | None = None
     osc_status: str | None = None
+    monitor: str | None = None
+    monitor_token: str | None = None
     lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
 
 

@@ -23,7 +23,7 @@ from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
 from pipeline.checkpoint import TINY_WARNING
-from pipeline.errors import RuntimeFailure
+from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
@@ -33,8 +33,9 @@ from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
+from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
-from stream.stream_stats import NodeStats, stats_json_file
+from stream.stream_stats import NodeStats
 
 
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
@@ -58,6 +59,7 @@ class CheckedRun:
     encoder: DecoderChoice = DecoderChoice("full")
     osc: OscEndpoint | None = None
     osc_status: OscEndpoint | None = None
+    monitor: MonitorEndpoint | None = None
 
 
 def check_options(opts: RunOptions) -> CheckedRun:
@@ -69,6 +71,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
+    monitor = _check_monitor(opts)
     decoder = resolve_decoder(basics.quality.decoder)  # may download: still before the model loads
     encoder = resolve_encoder(opts.encoder or basics.speed.encoder)
     return CheckedRun(
@@ -84,7 +87,19 @@ def check_options(opts: RunOptions) -> CheckedRun:
         encoder=encoder,
         osc=osc,
         osc_status=osc_status,
+        monitor=monitor,
     )
+
+
+def _check_monitor(opts: RunOptions) -> MonitorEndpoint | None:
+    """--monitor and --monitor-token: parsed, and the port tried, before the model loads."""
+    if opts.monitor is None:
+        if opts.monitor_token is not None:
+            raise BadInputError("--monitor-token is used only with --monitor [HOST:]PORT")
+        return None
+    endpoint = parse_monitor(opts.monitor, opts.monitor_token)
+    check_can_serve(endpoint)
+    return endpoint
 
 
 def run_stream(opts: RunOptions) -> int:
@@ -159,11 +174,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
                         explicit_snip_len=opts.snip_len,
                         mark=mark)
     policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
-    console.print(start_line(opts, checked, model, policy), highlight=False, markup=False, soft_wrap=True)
+    started = start_line(opts, checked, model, policy)
+    console.print(started, highlight=False, markup=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
     result = _run_with_status(source, sinks, steps, aligner, checked.normalizer, config, console, show_status,
                               Path(opts.stats_json) if opts.stats_json else None, model_thread,
-                              checked.osc, checked.osc_status)
+                              checked.osc, checked.osc_status, _monitor(checked, started, console))
     console.print(summary_line(result), highlight=False, soft_wrap=True)
     if result.every_sink_failed:  # nothing reached any output: the run failed, whatever stopped it
         raise RuntimeFailure("every sink failed: " + "; ".join(f"{uri}: {err}" for uri, err in result.failed_sinks.items()))
@@ -174,9 +190,12 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
 
 def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConfig, console: Console,
                      show_status: bool, stats_json: Path | None, model_thread: ModelThread,
-                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None) -> NodeResult:
+                     osc: OscEndpoint | None = None, osc_status: OscEndpoint | None = None,
+                     monitor=None) -> NodeResult:
     def report(message: str) -> None:
         console.print(f"rdstream: {message}", highlight=False, markup=False, soft_wrap=True)
+        if monitor is not None:
+            monitor.warn(message)
 
     # On a terminal the status line rewrites itself; elsewhere (a log file) --status prints a line a second.
     live = Live(Text("starting..."), console=console, refresh_per_second=4, transient=True) \
@@ -187,14 +206,21 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
     def on_stats(stats: NodeStats) -> None:
         if control is not None:
             control.send_status(stats)
+        if monitor is not None:
+            monitor.record_stats(stats)
         if live is not None:
             live.update(Text(stats.status_text()))
         elif show_status:
             console.print(stats.status_text(), highlight=False, markup=False, soft_wrap=True)
 
-    controls = LiveControls(on_applied=control.acknowledge) if control is not None else None
+    def acknowledge(command, source_index) -> None:
+        for listener in (control, monitor):
+            if listener is not None:
+                listener.acknowledge(command, source_index)
+
+    controls = LiveControls(on_applied=acknowledge) if control is not None or monitor is not None else None
     node = StreamNode(source, sinks, steps, aligner, normalizer, config, report=report, inform=report, on_stats=on_stats,
-                      stats_json=stats_json, model_thread=model_thread, controls=controls)
+                      stats_json=stats_json, model_thread=model_thread, controls=controls, monitor=monitor)
 
     async def run_node() -> NodeResult:
         if control is None or control.listen is None:
@@ -216,6 +242,17 @@ def _run_with_status(source, sinks, steps, aligner, normalizer, config: NodeConf
         return anyio.run(run_node)
     with live:
         return anyio.run(run_node)
+
+
+def _monitor(checked: CheckedRun, started: str, console: Console):
+    """The run's Monitor (stream.monitor), or None without --monitor; it prints its address once."""
+    if checked.monitor is None:
+        return None
+    from stream.monitor.server import Monitor
+
+    return Monitor(checked.monitor, settings=started,
+                   announce=lambda line: console.print(f"rdstream: {line}", highlight=False, markup=False,
+                                                       soft_wrap=True))
 
 
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:

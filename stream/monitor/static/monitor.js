@@ -1,0 +1,192 @@
+// The rdstream monitor page: polls the node (pictures at <= 10 fps, numbers once a second),
+// draws the last minutes with uPlot and posts commands with the token from the address (#token=...).
+"use strict";
+
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+const HEADERS = TOKEN ? { "X-Rdstream-Token": TOKEN } : {};
+const PREVIEW_INTERVAL_MS = 100;   // at most 10 pictures a second (the server makes no more anyway)
+const STATS_INTERVAL_MS = 1000;    // the node samples once a second
+const KEEP = 300;                  // samples on the charts: five minutes
+
+const $ = (id) => document.getElementById(id);
+const state = { samples: [], charts: {}, previews: 0, lastSeen: null };
+window.rdMonitor = state;  // for the browser test and for curious users
+
+function series(label, stroke) { return { label, stroke, width: 1.5 }; }
+
+const CHARTS = {
+  fps: { title: "frames per second", series: [series("in", "#1f77b4"), series("out", "#d62728")] },
+  latency: { title: "latency (ms)", series: [series("p50", "#2ca02c"), series("p95", "#ff7f0e")] },
+  drops: { title: "dropped frames per second", series: [series("realtime policy", "#9467bd"), series("sinks", "#8c564b")] },
+  queues: { title: "queue depths (items)", series: null },
+  busy: { title: "stage time (% of each second)", series: null },
+  range: { title: "newest frame: display range", series: [series("near", "#17becf"), series("far", "#7f7f7f")] },
+};
+const STAGE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
+
+function makeChart(name, seriesList) {
+  const el = $("chart-" + name);
+  const opts = {
+    title: CHARTS[name].title, width: Math.max(360, el.clientWidth - 8), height: 180,
+    scales: { x: { time: false } }, axes: [{ label: "s" }, { size: 60 }],
+    series: [{ label: "s" }, ...seriesList],
+  };
+  return new uPlot(opts, [[], ...seriesList.map(() => [])], el);
+}
+
+function stageSeries(names) {
+  return names.map((n, i) => series(n, STAGE_COLOURS[i % STAGE_COLOURS.length]));
+}
+
+function ensureCharts(sample) {
+  if (state.charts.fps) return;
+  const queueNames = Object.keys(sample.queues || {});
+  const stageNames = Object.keys(sample.busy || {});
+  for (const name of Object.keys(CHARTS)) {
+    const list = name === "queues" ? stageSeries(queueNames) : name === "busy" ? stageSeries(stageNames) : CHARTS[name].series;
+    state.charts[name] = makeChart(name, list);
+  }
+  state.queueNames = queueNames;
+  state.stageNames = stageNames;
+}
+
+// One sample -> one point per chart; drops and stage time are per-second differences of counters.
+function rows() {
+  const s = state.samples;
+  const data = { fps: [[], [], []], latency: [[], [], []], drops: [[], [], []], range: [[], [], []],
+                 queues: [[], ...state.queueNames.map(() => [])], busy: [[], ...state.stageNames.map(() => [])] };
+  for (let i = 0; i < s.length; i++) {
+    const cur = s[i], prev = i > 0 ? s[i - 1] : null;
+    const t = cur.elapsed_s, dt = prev ? Math.max(cur.elapsed_s - prev.elapsed_s, 1e-3) : 1;
+    for (const k of Object.keys(data)) data[k][0].push(t);
+    data.fps[1].push(cur.input_fps); data.fps[2].push(cur.output_fps);
+    data.latency[1].push(cur.latency_p50_ms); data.latency[2].push(cur.latency_p95_ms);
+    data.drops[1].push(prev ? (cur.dropped - prev.dropped) / dt : null);
+    data.drops[2].push(prev ? (cur.sink_dropped - prev.sink_dropped) / dt : null);
+    data.range[1].push(cur.frame ? cur.frame.near : null); data.range[2].push(cur.frame ? cur.frame.far : null);
+    state.queueNames.forEach((n, j) => data.queues[j + 1].push(cur.queues[n]));
+    state.stageNames.forEach((n, j) => data.busy[j + 1].push(prev ? 100 * (cur.busy[n] - prev.busy[n]) / dt : null));
+  }
+  return data;
+}
+
+function addSamples(list) {
+  for (const sample of list) {
+    const last = state.samples[state.samples.length - 1];
+    if (last && sample.elapsed_s <= last.elapsed_s) continue;
+    state.samples.push(sample);
+  }
+  if (state.samples.length > KEEP) state.samples.splice(0, state.samples.length - KEEP);
+  if (!state.samples.length) return;
+  ensureCharts(state.samples[0]);
+  const data = rows();
+  for (const name of Object.keys(state.charts)) state.charts[name].setData(data[name]);
+}
+
+function fill(list, items, text) {
+  list.replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    li.textContent = text(item);
+    return li;
+  }));
+}
+
+function showLive(live) {
+  $("settings").textContent = live.settings || "";
+  fill($("warnings"), live.warnings.slice().reverse(), (w) => w);
+  const ackText = (a) => `${a.command} ${a.args.join(" ")}: ${a.frame === null ? "now" : "from frame " + a.frame}`;
+  fill($("ack-list"), live.acks.slice().reverse(), ackText);
+  const newest = live.acks[live.acks.length - 1];
+  if (newest) state.lastAckSeen = newest.n;
+  if (newest && state.waitingForAck && newest.n > state.waitingForAck.after) {
+    $("control-reply").textContent = "applied: " + ackText(newest);
+    state.waitingForAck = null;
+  }
+  const st = live.stats;
+  if (st) {
+    const p50 = st.latency_p50_ms === null ? "-" : Math.round(st.latency_p50_ms);
+    $("headline").textContent = `in ${st.input_fps.toFixed(1)} fps · out ${st.output_fps.toFixed(1)} fps · ` +
+      `latency p50 ${p50} ms · ${st.frames_out} frames out` + (live.state && live.state.paused ? " · PAUSED" : "");
+  }
+  if (live.state) {  // what is in force; the form keeps what the user is choosing
+    $("norm-state").textContent = `now: ${live.state.normalize}, colour map ${live.state.cmap || "each sink's own"}` +
+      (live.state.paused ? ", paused" : "");
+  }
+}
+
+function connected(ok, text) {
+  const badge = $("connection");
+  badge.textContent = text;
+  badge.className = "badge " + (ok ? "ok" : "bad");
+}
+
+async function pollStats(first) {
+  try {
+    const reply = await fetch("/live.json" + (first ? "?history=1" : ""), { headers: HEADERS, cache: "no-store" });
+    if (!reply.ok) throw new Error(reply.status === 401 ? "needs the token" : "HTTP " + reply.status);
+    const live = await reply.json();
+    addSamples(first ? live.history || [] : live.stats ? [live.stats] : []);
+    showLive(live);
+    connected(true, "live");
+    first = false;
+  } catch (err) {
+    connected(false, "no connection: " + err.message);
+  }
+  setTimeout(() => pollStats(first), STATS_INTERVAL_MS);
+}
+
+async function loadPicture() {
+  const reply = await fetch("/preview.jpg", { headers: HEADERS, cache: "no-store" });
+  if (!reply.ok) return false;
+  const img = $("preview-img");
+  const old = img.src;
+  img.src = URL.createObjectURL(await reply.blob());
+  img.dataset.frame = reply.headers.get("x-rdstream-frame");
+  $("preview-frame").textContent = "#" + img.dataset.frame;
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  return true;
+}
+
+// No faster than the node delivers frames (asking again would only fetch the same picture).
+function pictureInterval() {
+  const last = state.samples[state.samples.length - 1];
+  const fps = last && last.output_fps > 0 ? last.output_fps : 10;
+  return Math.max(PREVIEW_INTERVAL_MS, 1000 / fps);
+}
+
+async function pollPictures() {
+  const started = performance.now();
+  try {
+    if (!document.hidden && await loadPicture()) state.previews += 1;
+  } catch (err) { /* the numbers' poll shows the connection state */ }
+  setTimeout(pollPictures, Math.max(0, pictureInterval() - (performance.now() - started)));
+}
+
+async function send(command, args) {
+  const reply = await fetch("/control", {
+    method: "POST", headers: { ...HEADERS, "Content-Type": "application/json" },
+    body: JSON.stringify({ command, args }),
+  });
+  const body = await reply.json().catch(() => ({}));
+  $("control-reply").textContent = reply.ok ? `sent ${command} ${args.join(" ")}; waiting for the next frame…`
+                                            : `refused: ${body.error || reply.status}`;
+  if (reply.ok) state.waitingForAck = { after: state.lastAckSeen || 0 };
+}
+
+function wireControls() {
+  if (!TOKEN) $("token-note").hidden = false;
+  $("pause").onclick = () => send("pause", [1]);
+  $("resume").onclick = () => send("pause", [0]);
+  $("stop").onclick = () => { if (confirm("Stop the run? Outputs are closed cleanly.")) send("stop", []); };
+  $("apply-cmap").onclick = () => send("cmap", [$("cmap").value]);
+  $("apply-norm").onclick = () => {
+    const mode = $("norm-mode").value;
+    if (mode === "fixed") send("normalize/fixed", [Number($("near").value), Number($("far").value)]);
+    else if (mode === "window") send("normalize/window", [Number($("window").value)]);
+    else send("normalize/running", []);
+  };
+}
+
+wireControls();
+pollStats(true);
+pollPictures();
