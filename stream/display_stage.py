@@ -127,7 +127,7 @@ class DisplayStage(Stage):
                                        timing.received_at))
         self._sequence += 1
         if self.preview is not None:
-            self.preview.offer(timing.source_index, item.rgb, frame.depth, self.cmap)
+            self.preview.offer(timing.source_index, item.rgb, frame.depth, self.cmap, self.mark)
         for command in applied:
             self.controls.applied(command, timing.source_index)
         return [OutputFrame(timing=timing, frame=frame)]

@@ -62,3 +62,20 @@ def test_rdstream_file_marks_its_colour_videos(tmp_path, tiny_checkpoint):
     side_by_side = first_frame(tmp_path / "out" / "clip_rgbd.mp4")
     colour, depth = np.split(side_by_side, 2, axis=1)
     assert looks_marked(depth) and not looks_marked(colour)  # the input frame stays as it came
+
+
+def test_the_monitor_preview_of_the_random_model_carries_the_mark_too():
+    import io
+
+    from PIL import Image
+
+    from stream.monitor.preview import encode_preview
+
+    depth = np.full((216, 384), 0.5, dtype=np.float32)  # turbo at 0.5: green, no black anywhere
+
+    def depth_half_top(mark):
+        picture = np.asarray(Image.open(io.BytesIO(encode_preview(0, None, depth, "turbo", mark).jpeg)).convert("RGB"))
+        return picture[:8, picture.shape[1] // 2:]
+
+    assert depth_half_top(None).max(axis=-1).min() > 60
+    assert (depth_half_top(RANDOM_MODEL_MARK).max(axis=-1) < 40).mean() > 0.3  # the black band of the mark

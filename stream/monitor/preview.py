@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 import numpy as np
 
-from io_adapters.encodings import apply_colormap
+from io_adapters.encodings import apply_colormap, burn_mark
 
 MAX_FPS = 10.0
 # Longer edge of a preview: enough to judge a depth map on a laptop screen, small to send.
@@ -45,13 +45,17 @@ def to_jpeg(rgb: np.ndarray, edge: int = PREVIEW_EDGE) -> bytes:
     return out.getvalue()
 
 
-def encode_preview(index: int, rgb: np.ndarray | None, depth01: np.ndarray, cmap: str | None) -> Preview:
+def encode_preview(index: int, rgb: np.ndarray | None, depth01: np.ndarray, cmap: str | None,
+                   mark: str | None = None) -> Preview:
     """Downscale first (a stride, before the colour map), then encode input and depth side by side.
 
-    rgb: uint8 [H, W, 3] at the depth's size, or None; depth01: float [H, W] in [0, 1] (1 = near).
+    rgb: uint8 [H, W, 3] at the depth's size, or None; depth01: float [H, W] in [0, 1] (1 = near);
+    mark: text burnt into the depth picture (the random test model's "not depth" mark), or None.
     """
     step = max(1, int(np.ceil(max(depth01.shape) / PREVIEW_EDGE)))
     depth_rgb = apply_colormap(depth01[::step, ::step], cmap or PREVIEW_CMAP)
+    if mark:
+        depth_rgb = burn_mark(np.ascontiguousarray(depth_rgb), mark)
     if rgb is None or rgb.shape[:2] != depth01.shape:  # no colour kept: a grey placeholder
         rgb = np.full_like(depth_rgb, 64)
     else:
@@ -64,15 +68,16 @@ class PreviewTap:
 
     def __init__(self, max_fps: float = MAX_FPS) -> None:
         self.min_interval_s = 1.0 / max_fps
-        self._frame: tuple[int, np.ndarray | None, np.ndarray, str | None] | None = None
+        self._frame: tuple[int, np.ndarray | None, np.ndarray, str | None, str | None] | None = None
         self._preview: Preview | None = None
         self._made_at = -float("inf")
         self._lock = anyio.Lock()
         self.encoded = 0  # previews made so far (a run without a page stays at 0)
 
-    def offer(self, index: int, rgb: np.ndarray | None, depth01: np.ndarray, cmap: str | None) -> None:
+    def offer(self, index: int, rgb: np.ndarray | None, depth01: np.ndarray, cmap: str | None,
+              mark: str | None = None) -> None:
         """Called by the display stage for each output frame: keeps references only."""
-        self._frame = (index, rgb, depth01, cmap)
+        self._frame = (index, rgb, depth01, cmap, mark)
 
     async def latest(self) -> Preview | None:
         """The newest preview, re-encoded when older than the rate allows; None before a frame."""
