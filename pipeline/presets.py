@@ -127,11 +127,11 @@ class SpeedRung:
 SPEEDS = {
     "standard": SpeedRung("standard", 1, 1, "full", None, "nothing (every dilation at every frame)"),
     "pair": SpeedRung("pair", 1, 2, "full", None,
-                      "snippets of 2 frames (--snip-len 2), dilation 25 at every 2nd frame: half the UNet work, "
-                      "each frame in fewer snippets", snip_len=2),
+                      "2-frame snippets, dilation 25 every 2nd frame: half the UNet work, fewer snippets "
+                      "per frame", snip_len=2),
     "stride2": SpeedRung("stride2", 2, 2, "full", None,
-                         "snippets at every 2nd frame: half the UNet work, each frame in fewer snippets, "
-                         "up to 1 frame more latency"),
+                         "snippets every 2nd frame: half the UNet work, fewer per frame, up to 1 frame "
+                         "more latency"),
     "lite": SpeedRung("lite", 2, 2, "tiny", "tiny",
                       "stride2 + the tiny encoder and decoder (TAESD): approximate latents and depth"),
 }

@@ -271,16 +271,17 @@ def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str
         lines.append(f"  OSC commands on udp {checked.osc}")
     if checked.osc_status:
         lines.append(f"  OSC status to udp {checked.osc_status}")
-    lines.append(f"  {speed_text(checked)}")
+    lines.extend(f"  {speed_text(checked)}".splitlines())
     lines.append("  Ctrl-C stops cleanly")
     return "\n".join(lines)
 
 
 def speed_text(checked: CheckedRun) -> str:
-    """The rung in force and what it trades, e.g. 'speed stride2 (strides 2,2, encoder full): trades ...'."""
+    """The rung in force and what it trades, on two short lines, e.g.
+    'speed stride2 (strides 2,2, encoder full, 3 UNet frame-passes per frame)' / '  trades ...'."""
     speed = checked.speed or speed_rung("standard")
     return (f"speed {speed.name} (strides {','.join(map(str, checked.plan.strides))}, encoder {checked.encoder.name}, "
-            f"{checked.plan.unet_passes_per_frame():g} UNet frame-passes per frame): trades {speed.trades}")
+            f"{checked.plan.unet_passes_per_frame():g} UNet frame-passes per frame)\n  trades {speed.trades}")
 
 
 def per_frame_counts(result: NodeResult) -> str:
