@@ -140,8 +140,9 @@ def test_fit_grid_samples_a_half_resolution_decode_at_the_full_resolution_pixels
     ramp = (0.3 * y + 0.7 * x)[None]
     coarse = torch.nn.functional.avg_pool2d(ramp[:, None], 2, ceil_mode=True)[:, 0]
     grid = fit_grid(30, 44, 3)
-    # bilinear sampling of a pooled linear ramp at the same pixel centres is exact (inside the border)
-    np.testing.assert_allclose(grid.sample(coarse, 2).numpy(), grid.take(ramp).numpy(), atol=1e-4)
+    # bilinear sampling of a pooled linear ramp at the same pixel centres is exact (inside the border);
+    # the ramp is pooled per pixel, so a "latent" is one pixel (scale 1)
+    np.testing.assert_allclose(grid.sample(coarse, 2, scale=1).numpy(), grid.take(ramp).numpy(), atol=1e-4)
 
 
 # --- model steps: counts, cheap path, decoders -----------------------------------------------

@@ -123,6 +123,7 @@ def run_stream(opts: RunOptions) -> int:
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: ModelThread, console: Console) -> int:
     from pipeline.coalign import OnlineAligner
+    from pipeline.device import prepare_device
     from stream.rolling_depth_steps import RollingDepthSteps
 
     if model.is_tiny:
@@ -131,8 +132,13 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, model, model_thread: Mo
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     quality = checked.quality
     aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
+    for note in prepare_device(model.device, model.dtype):
+        console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
-                              fit_path=quality.fit_decode)
+                              fit_path=quality.fit_decode, compile=opts.compile,
+                              snippets_per_call=range(1, len(checked.plan.dilations) + 1),
+                              snippet_length=checked.plan.snip_len,
+                              report=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
 
     # 3. Open the source, then every sink (closing what is open if one fails).
     source = open_source(opts.source, realtime=checked.pace_source)
