@@ -141,11 +141,18 @@ def test_steady_state_frame_on_cuda_syncs_nowhere(tiny_checkpoint):
     counter, latents = TrafficCounter(), {}
     _stream_frames(steps, frames[:STEADY], PLAN, 2, len(frames), counter, latents)
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        _stream_frames(steps, frames[STEADY:], PLAN, 2, 0, counter, latents)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    for i, frame in enumerate(frames[STEADY:], start=STEADY):
+        # queuing a frame (upload, encode, snippets, the copy back) must never wait for the GPU
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with counter:
+                _, latents[i] = steps.encode(frame)
+                snippets = PLAN.snippets_ending_at(i)
+                finish = steps.start_predict([[latents[f] for f in s] for s in snippets],
+                                             [still_merged(s, 2, PLAN.snip_len) for s in snippets])
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert all(d.fit.device.type == "cpu" for d in finish())  # the one wait: the copy's event
     measured = len(frames) - STEADY
     assert counter.scalar_reads == 0 and counter.python_tensors == 0
     assert counter.to_host == measured  # the packed copy, one per frame
@@ -352,3 +359,24 @@ def test_run_with_compile_on_the_cpu_where_it_cannot_compile(tiny_checkpoint, tm
     assert len(failures) == 2 and all("running it eager" in line for line in failures)
     assert "--compile: ready" in result.stderr
     assert np.load(tmp_path / "d.npy").shape[0] == 5
+
+
+# --- the GPU benchmark's measurement, run on the CPU -----------------------------------------
+
+def test_gpu_timing_measures_latency_throughput_and_stages(tiny_model, monkeypatch):
+    import bench.gpu_timing as gpu_timing
+
+    # small inputs keep the CPU's float resize quick; the measurement is the same code as on a GPU
+    monkeypatch.setattr(gpu_timing, "INPUTS", {"16:9": (90, 160), "4:3": (96, 128)})
+    configs = [gpu_timing.Config(64, "16:9", "full", 2, False), gpu_timing.Config(64, "4:3", "full", 0, False)]
+    lines = []
+    results = gpu_timing.measure_all(tiny_model, tiny_model.decoder, configs, SnippetPlan(3, (1, 3)), lines.append,
+                                     latency_frames=2, throughput_frames=3)
+    wide, square = results["64px/16:9/full/lookahead_2/eager"], results["64px/4:3/full/lookahead_0/eager"]
+    assert wide["processing_size"] == [32, 64] and square["processing_size"] == [48, 64]
+    assert wide["counts_per_frame"] == {"encodes": 1, "unet_frame_passes": 6, "decodes_full": 4, "decodes_fit": 2}
+    assert square["counts_per_frame"]["decodes_full"] == 2
+    for entry in (wide, square):
+        assert entry["latency_ms"] > 0 and entry["throughput_fps"] > 0
+        assert {"upload", "encode", "unet", "decode_full", "decode_fit", "to_host"} <= set(entry["gpu_ms_per_stage"])
+    assert len(lines) == 2

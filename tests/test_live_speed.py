@@ -226,7 +226,8 @@ def test_offline_unet_batch_is_independent_of_max_vae_bs(tiny_model, monkeypatch
 
     calls = []
     real = offline.predict_snippets
-    monkeypatch.setattr(offline, "predict_snippets", lambda m, lat, noise: calls.append(lat.shape[0]) or real(m, lat, noise))
+    monkeypatch.setattr(offline, "predict_snippets",
+                        lambda m, lat, noise, *rest: calls.append(lat.shape[0]) or real(m, lat, noise, *rest))
     frames = moving_pattern(12, 40, 64)
     result = offline.OfflinePipeline(tiny_model, offline.OfflineSettings(dilations=(1, 3), res=64, max_vae_bs=1,
                                                                          unet_bs=4, seed=0))(frames)
