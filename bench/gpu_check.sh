@@ -36,16 +36,14 @@ step() {  # NAME LIMIT_S LOG COMMAND... : run with a time limit, record "NAME rc
     echo "[gpu_check] $name: exit $rc after $((SECONDS - start))s" >&2
 }
 
-install() {
-    "$py" -c "import diffusers, pythonosc, pytest" 2>/dev/null && { echo "already installed"; return 0; }
-    "$py" -m pip install --no-index --find-links "$wheels" diffusers python-osc pytest pytest-timeout \
-        || "$py" -m pip install --no-index --no-deps "$wheels"/*.whl
-}
-
-step install 60 "$out/pip.log" install
+# the install runs in a child bash (timeout runs programs, not functions)
+install_cmd='"$py" -c "import diffusers, pythonosc, pytest" 2>/dev/null && { echo already installed; exit 0; }
+"$py" -m pip install --no-index --find-links "$wheels" diffusers python-osc pytest pytest-timeout \
+    || "$py" -m pip install --no-index --no-deps "$wheels"/*.whl'
+export py wheels
+step install 60 "$out/pip.log" bash -c "$install_cmd"
 step tests 75 "$out/tests.log" "$py" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu_paths.py \
     -k "cuda or gpu_timing or pooling or right_rows or packed" -rs
-# stdout is the JSON document; each config's figures are also logged as they come (a cut run keeps them)
 bench_start=$SECONDS
 echo "[gpu_check] live_cost (limit 240s)" >&2
 timeout --kill-after=10 240 "$py" -m bench.live_cost --device cuda --skip-cpu --compile --gpu-res 384 512 \
