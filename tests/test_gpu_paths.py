@@ -380,3 +380,16 @@ def test_gpu_timing_measures_latency_throughput_and_stages(tiny_model, monkeypat
         assert entry["latency_ms"] > 0 and entry["throughput_fps"] > 0
         assert {"upload", "encode", "unet", "decode_full", "decode_fit", "to_host"} <= set(entry["gpu_ms_per_stage"])
     assert len(lines) == 2
+
+
+def test_file_with_compile_where_it_cannot_compile(tiny_checkpoint, clip40, tmp_path):
+    env = dict(os.environ, RDSTREAM_COMPILE_BACKEND="no_such_backend")
+    result = subprocess.run([sys.executable, "-m", "stream.cli", "file", str(clip40), "-o", str(tmp_path),
+                             "-c", str(tiny_checkpoint), "--res", "64", "--frame-count", "8", "-d", "1",
+                             "--device", "cpu", "--compile", "--no-save-sbs"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("--compile: cannot compile")]
+    assert len(failures) == 2 and all("running it eager" in line for line in failures)
+    assert np.load(tmp_path / "clip_pred.npy").shape[0] == 8
