@@ -12,7 +12,7 @@
 #      the GPU benchmark's measurement on the tiny model                                   -> tests.log
 #   3. python -m bench.live_cost --device cuda --skip-cpu --compile: the full-size random model,
 #      fp16, 384 px eager + --compile and 512 px eager, 16:9 and 4:3, both decoders, lookahead 0
-#      and 2 (bench.gpu_timing)                                                             -> live_cost.json / .log
+#      and 2, and channels_last against contiguous (bench.gpu_timing)                      -> live_cost.json / .log
 #   4. gpu_check.json: the machine, each step's exit code and seconds, the headline figures.
 # Run from the repository root. Exit code: 0 when every step passed.
 set -u
@@ -46,8 +46,8 @@ step tests 75 "$out/tests.log" "$py" -m pytest -q -p no:cacheprovider -o addopts
     -k "cuda or gpu_timing or pooling or right_rows or packed" -rs
 bench_start=$SECONDS
 echo "[gpu_check] live_cost (limit 240s)" >&2
-timeout --kill-after=10 240 "$py" -m bench.live_cost --device cuda --skip-cpu --compile --gpu-res 384 512 \
-    --gpu-rounds 10 > "$out/live_cost.json" 2> "$out/live_cost.log"
+timeout --kill-after=10 240 "$py" -m bench.live_cost --device cuda --skip-cpu --compile --channels-last \
+    --gpu-res 384 512 --gpu-rounds 10 > "$out/live_cost.json" 2> "$out/live_cost.log"
 echo "live_cost $? $((SECONDS - bench_start))" >> "$steps_file"
 
 "$py" - "$out" <<'PY'

@@ -44,11 +44,12 @@ class Config:
     decoder: str
     lookahead: int
     compiled: bool
+    channels_last: bool = False  # the UNet and VAE weights in channels_last (the layout question)
 
     @property
     def name(self) -> str:
         return (f"{self.res}px/{self.aspect}/{self.decoder}/lookahead_{self.lookahead}/"
-                f"{'compile' if self.compiled else 'eager'}")
+                f"{'compile' if self.compiled else 'eager'}" + ("/channels_last" if self.channels_last else ""))
 
 
 def _frame(aspect: str, seed: int = 0) -> np.ndarray:
@@ -121,7 +122,13 @@ def measure_all(model, tiny_decoder, configs: list[Config], plan: SnippetPlan,
         models[("full", True)] = compiled
         models[("tiny", True)] = dataclasses.replace(compiled, decoder=tiny)
     results = {}
-    for config in configs:
+    channels_last = False
+    for config in sorted(configs, key=lambda c: c.channels_last):  # the layout change last: it is in place
+        if config.channels_last and not channels_last:
+            channels_last = True
+            for module in (model.unet, model.vae, getattr(tiny_decoder, "autoencoder", None)):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
         steps = RollingDepthSteps(models[(config.decoder, config.compiled)], config.res, seed=0,
                                   compile=False, snippet_length=plan.snip_len)
         if config.compiled:  # warm every shape of the stream first, timed apart from the frames

@@ -239,6 +239,8 @@ def gpu_configs(args) -> list:
         configs += [Config(first, "16:9", decoder, lookahead, True) for decoder in ("full", "tiny") for lookahead in (0, 2)]
     for res in others:
         configs += eager(res)
+    if args.channels_last:
+        configs += [Config(first, "16:9", decoder, 2, False, True) for decoder in ("full", "tiny")]
     return configs
 
 
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-rounds", type=int, default=10, help="one-frame ticks per GPU config (3x as many pipelined frames)")
     parser.add_argument("--gpu-res", type=int, nargs="+", default=[384, 512], help="GPU processing sizes (longer edge)")
     parser.add_argument("--compile", action="store_true", help="GPU section: also the --compile configs (first --gpu-res, 16:9)")
+    parser.add_argument("--channels-last", action="store_true", help="GPU section: also the first size, 16:9, lookahead 2, "
+                        "eager, with the model's weights in channels_last (the layout is contiguous otherwise)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU section (and the FLOP counts): for a short GPU slot")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: on a shared "
                         "machine contended OpenMP threads spin and inflate CPU time for every variant)")
