@@ -39,7 +39,7 @@ def configure_backends(device: torch.device, dtype: torch.dtype) -> None:
         return
     torch.backends.cudnn.benchmark = True  # fixed shapes per stream: autotune once, reuse
     if dtype == torch.float32:  # the fp32 presets (paper): TF32 tensor cores, ~1e-3 relative error
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")  # the API that means TF32 in every torch we support
         torch.backends.cudnn.allow_tf32 = True
 
 

@@ -124,7 +124,8 @@ class RollingDepthSteps:
         with torch.inference_mode():
             self._mark("start")
             if self.resize_on_host:
-                small = resize_on_host(rgb[None], self._size) if rgb.shape[:2] != self._size else rgb[None]
+                # a fresh array either way: the display colour outlives the source's buffer
+                small = resize_on_host(rgb[None], self._size) if rgb.shape[:2] != self._size else rgb[None].copy()
                 image = upload(small, self.model.device)
                 image = image.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)
                 display = small[0]
@@ -135,8 +136,9 @@ class RollingDepthSteps:
             latent = encode_rgb(self.model, image, batch_size=1)[0]
             self._mark("encode")
             self.counts.encodes += 1
-            if display is None:  # the CPU: the image is on the host already
-                display = ((image[0].permute(1, 2, 0) + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8).numpy()
+            if display is None:  # the CPU: the image is on the host already (.cpu() is a no-op there)
+                display = ((image[0].permute(1, 2, 0) + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+                display = display.cpu().numpy()
         return display, latent
 
     def predict(self, latents: list[list[torch.Tensor]], merged: Sequence[tuple[bool, ...]]) -> list[SnippetDepth]:

@@ -406,3 +406,21 @@ def test_gpu_benchmark_configs_put_the_telling_ones_first():
     assert names[0] == "384px/16:9/full/lookahead_0/eager"
     assert names[8:12] == [f"384px/16:9/{d}/lookahead_{k}/compile" for d in ("full", "tiny") for k in (0, 2)]
     assert names[-1] == "384px/16:9/tiny/lookahead_2/eager/channels_last"
+
+
+def test_cuda_settings_and_inference_mode(tiny_model, monkeypatch):
+    from pipeline.device import configure_backends
+
+    for flag in ("benchmark", "allow_tf32"):
+        monkeypatch.setattr(torch.backends.cudnn, flag, False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        configure_backends(torch.device("cuda"), torch.float16)  # the flags only; no GPU needed to set them
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "highest"
+        configure_backends(torch.device("cuda"), torch.float32)  # fp32 presets: TF32
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    _, latent = _steps(tiny_model).encode(moving_pattern(1, 48, 80)[0])
+    assert latent.is_inference()  # the model steps run under torch.inference_mode
