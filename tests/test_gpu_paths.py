@@ -424,3 +424,25 @@ def test_cuda_settings_and_inference_mode(tiny_model, monkeypatch):
         torch.set_float32_matmul_precision(precision)
     _, latent = _steps(tiny_model).encode(moving_pattern(1, 48, 80)[0])
     assert latent.is_inference()  # the model steps run under torch.inference_mode
+
+
+def test_compare_decoders_makes_float64_only_on_the_host(tiny_model, monkeypatch):
+    # MPS has no float64: every .double() of fit_path_error must take a tensor already moved by .cpu()
+    from stream.cli.compare_decoders import fit_path_error
+
+    real_cpu, real_double = torch.Tensor.cpu, torch.Tensor.double
+    doubled = []
+
+    def cpu(self, *args, **kwargs):
+        moved = real_cpu(self, *args, **kwargs).clone()  # a new tensor, so it can carry the mark
+        moved.moved_to_host = True
+        return moved
+
+    def double(self, *args, **kwargs):
+        doubled.append(getattr(self, "moved_to_host", False))
+        return real_double(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", cpu)
+    monkeypatch.setattr(torch.Tensor, "double", double)
+    error = fit_path_error(tiny_model, torch.randn(3, 4, 5, 8))
+    assert doubled and all(doubled) and error >= 0
