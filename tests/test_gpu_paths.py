@@ -446,3 +446,45 @@ def test_compare_decoders_makes_float64_only_on_the_host(tiny_model, monkeypatch
     monkeypatch.setattr(torch.Tensor, "double", double)
     error = fit_path_error(tiny_model, torch.randn(3, 4, 5, 8))
     assert doubled and all(doubled) and error >= 0
+
+
+def test_snippet_stage_waits_for_results_off_the_model_thread():
+    # while a frame's result is awaited, the model thread is free to queue the next frame's encode
+    import threading
+
+    import anyio
+
+    from stream.messages import EncodedFrame, FrameTiming
+    from stream.model_thread import ModelThread
+    from stream.snippet_stage import SnippetStage
+
+    release, encode_ran = threading.Event(), threading.Event()
+
+    class QueuingSteps:
+        def start_predict(self, latents, merged):
+            def finish():
+                assert release.wait(10), "the result was awaited on the model thread"
+                return [object() for _ in latents]
+            return finish
+
+        def predict(self, latents, merged):  # what a stage without the split would call, blocking
+            return self.start_predict(latents, merged)()
+
+    model_thread = ModelThread()
+    stage = SnippetStage(QueuingSteps(), SnippetPlan(3, (1,)), model_thread)
+
+    async def main():
+        for i in range(2):
+            stage.window.add(i, f"latent {i}")
+        frame = EncodedFrame(timing=FrameTiming(2, 2, 0.0, 0.0), rgb=None, latent="latent 2")
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(stage.process, frame)
+            await anyio.sleep(0.2)
+            await model_thread.run(encode_ran.set)  # the next frame's encode gets the model thread
+            assert encode_ran.is_set() and not release.is_set()
+            release.set()
+
+    try:
+        anyio.run(main)
+    finally:
+        model_thread.close()
