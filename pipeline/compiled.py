@@ -6,6 +6,11 @@ snippets x 3 frames of 48x27 latents). Graphs are recorded per input shape, so t
 every shape of its stream once before the first frame (``RollingDepthSteps`` does, with a
 progress line). Elsewhere the mode is inductor's default.
 
+CUDA graphs replay into the same output memory: the next call of a shape overwrites the last
+one's outputs (a decode of several batches keeps them all until it joins them). So with graphs
+each call starts a new graph step (``torch.compiler.cudagraph_mark_step_begin``) and its outputs
+are copied out (the UNet's velocity and a decoded batch: small next to the work that made them).
+
 Compiling is lazy: it happens on the first call of each shape, and that is where a device or torch
 version that cannot compile fails. ``CompiledCall`` then says so in one line (``report``) and runs
 eager from then on; out of memory is never taken for a compile failure (it is raised).
@@ -38,6 +43,22 @@ def compile_options(device: torch.device) -> dict[str, Any]:
     return {"mode": "reduce-overhead"} if device.type == "cuda" else {}
 
 
+def uses_cuda_graphs(device: torch.device) -> bool:
+    """Whether ``compile_options(device)`` records CUDA graphs (their outputs must be copied out)."""
+    options = compile_options(device)
+    return options.get("mode") == "reduce-overhead" or options.get("backend") == "cudagraphs"
+
+
+def _owned(out: Any) -> Any:
+    """A call's output with its tensor (or ``.sample`` tensor, diffusers' outputs) copied out of graph memory."""
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    sample = getattr(out, "sample", None)
+    if isinstance(sample, torch.Tensor):
+        out.sample = sample.clone()
+    return out
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
@@ -52,6 +73,7 @@ class CompiledCall:
         self.what = what
         self.report = report
         self.failed = False
+        self.graphs = uses_cuda_graphs(device)
         self._compiled = fn
         try:
             self._compiled = torch.compile(fn, **compile_options(device))
@@ -66,7 +88,10 @@ class CompiledCall:
         if self.failed:
             return self.eager(*args, **kwargs)
         try:
-            return self._compiled(*args, **kwargs)
+            if not self.graphs:
+                return self._compiled(*args, **kwargs)
+            torch.compiler.cudagraph_mark_step_begin()
+            return _owned(self._compiled(*args, **kwargs))
         except _OUT_OF_MEMORY:
             raise
         except Exception as err:  # any compiler or backend failure: say it once, run eager

@@ -216,16 +216,17 @@ class RollingDepthSteps:
         latent = torch.zeros(4, height // scale, width // scale, device=self.model.device, dtype=self.model.dtype)
         counts, self.counts, self.compile_pending = self.counts, StepCounts(), False
         length = self.snippet_length
-        for snippets in self.snippets_per_call:  # every UNet batch the stream's plan can make
-            frames = snippets * length
-            flags = [i % 2 == 0 for i in range(frames)]
-            merged = [tuple(flags[s * length : (s + 1) * length]) for s in range(snippets)]
-            self.predict([[latent] * length for _ in range(snippets)], merged)
-        for size in range(1, self.decode_batch + 1):  # every decode batch, full and fit shapes
-            for pool in sorted({1, FIT_PATH_POOL[self.fit_path]}):
-                with torch.inference_mode():
-                    decode_depth(self.model, latent.expand(size, -1, -1, -1).contiguous(), self.decode_batch, pool=pool,
-                                 dtype=None)
+        for _ in range(2):  # twice: CUDA graphs are recorded on the second call of a shape, not the first
+            for snippets in self.snippets_per_call:  # every UNet batch the stream's plan can make
+                frames = snippets * length
+                flags = [i % 2 == 0 for i in range(frames)]
+                merged = [tuple(flags[s * length : (s + 1) * length]) for s in range(snippets)]
+                self.predict([[latent] * length for _ in range(snippets)], merged)
+            for size in range(1, self.decode_batch + 1):  # every decode batch, full and fit shapes
+                for pool in sorted({1, FIT_PATH_POOL[self.fit_path]}):
+                    with torch.inference_mode():
+                        decode_depth(self.model, latent.expand(size, -1, -1, -1).contiguous(), self.decode_batch,
+                                     pool=pool, dtype=None)
         self.counts, self.noise, self._timestep, self._rows = counts, None, None, {}
         self.transfers_to_host = 0
         self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s")

@@ -488,3 +488,20 @@ def test_snippet_stage_waits_for_results_off_the_model_thread():
         anyio.run(main)
     finally:
         model_thread.close()
+
+
+def test_with_cuda_graphs_each_call_is_a_new_step_and_its_output_copied_out(monkeypatch):
+    # CUDA graphs reuse output memory between replays; the branch CUDA takes, forced on the CPU
+    from pipeline.compiled import CompiledCall
+
+    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
+    steps = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    held = torch.zeros(3)
+    call = CompiledCall(lambda x: held.add_(x), "decoder", torch.device("cpu"), print)
+    assert not call.graphs
+    call.graphs = True
+    first = call(torch.ones(3))
+    second = call(torch.ones(3))
+    assert steps == [1, 1]
+    assert first.tolist() == [1.0] * 3 and second.tolist() == [2.0] * 3  # the first output was not overwritten
