@@ -2,7 +2,8 @@
 
     python -m bench.live_cost                     # counts, TFLOP at 384 px, CPU seconds (full-size random model, 128 px)
     python -m bench.live_cost --quick             # the same with the tiny random checkpoint for the timing (a test)
-    python -m bench.live_cost --device cuda       # also output fps on the GPU at 384 and 512 px, fp16
+    python -m bench.live_cost --device cuda       # also the GPU section: 384 and 512 px, fp16 (bench.gpu_timing)
+    python -m bench.live_cost --device cuda --skip-cpu --compile   # GPU only, eager and compiled (bench/gpu_check.sh)
 
 Variants, all measured in the same run on the same model: the old path (every snippet frame decoded
 at full resolution: ``RollingDepthSteps(decode_everything=True)``), and the new one at lookahead 0
@@ -206,22 +207,61 @@ def cpu_section(args, flops: dict, folder: str) -> dict:
             "threads": torch.get_num_threads(), "variants": results}
 
 
+def cpu_report(cpu: dict) -> dict:
+    """The CPU section's entries of the JSON document: counts and TFLOP per output frame, the timings, targets."""
+    variants = cpu["variants"]
+    return {
+        "per_output_frame": {name: {"counts": v["counts_per_frame"], "tflop_384px": v["tflop_per_frame_384px"],
+                                    "tflop_ratio_vs_old": v["tflop_ratio_vs_old"]} for name, v in variants.items()},
+        "cpu": cpu,
+        "targets_met": {
+            "full_decodes_2_at_lookahead_0": variants["lookahead_0/full"]["counts_per_frame"]["decodes_full"] == 2,
+            "full_decodes_4_at_lookahead_2": variants["lookahead_2/full"]["counts_per_frame"]["decodes_full"] == 4,
+            **{f"tflop_{name.replace('/', '_')}_le_{limit}x": variants[name]["tflop_ratio_vs_old"] <= limit
+               for name, limit in TARGETS.items()},
+            "cpu_s_lookahead_0_at_least_15pct_below_old": variants["lookahead_0/full"]["cpu_s_ratio_vs_old"] <= 0.85,
+        },
+    }
+
+
+def gpu_configs(args) -> list:
+    """The GPU section's configurations (bench.gpu_timing), the most telling first (a short GPU slot
+    may end early): the first size eager, its 16:9 compiled (``--compile``; compiling takes minutes
+    per shape, so only there), then the other sizes eager."""
+    from bench.gpu_timing import Config
+
+    def eager(res: int) -> list:
+        return [Config(res, aspect, decoder, lookahead, False) for aspect in ("16:9", "4:3")
+                for decoder in ("full", "tiny") for lookahead in (0, 2)]
+
+    first, *others = args.gpu_res
+    configs = eager(first)
+    if args.compile:
+        configs += [Config(first, "16:9", decoder, lookahead, True) for decoder in ("full", "tiny") for lookahead in (0, 2)]
+    for res in others:
+        configs += eager(res)
+    if args.channels_last:
+        configs += [Config(first, "16:9", decoder, 2, False, True) for decoder in ("full", "tiny")]
+    return configs
+
+
 def gpu_section(args, folder: str) -> dict:
-    """Output fps of each variant on ``args.device`` at 384 and 512 px, fp16, full-size random model."""
+    """Latency, pipelined throughput, per-stage GPU time and peak memory on ``args.device``, fp16,
+    full-size random model (bench.gpu_timing)."""
+    from bench.gpu_timing import measure_all
     from bench.models import build_random_sd2_model
+    from pipeline.device import configure_backends
 
     device = torch.device(args.device)
+    configure_backends(device, torch.float16)
     model = build_random_sd2_model(device, torch.float16)
     tiny = _tiny_decoder_for(model, False, folder)
-    report = {"device": str(device), "dtype": "fp16", "model": "full-size random SD2-shaped model"}
+    report = {"device": str(device), "dtype": "fp16", "model": "full-size random SD2-shaped model",
+              "torch": torch.__version__}
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
-    for res in (384, 512):
-        ticks = SteadyTicks(model, tiny, res)
-        results = time_variants(ticks, args.gpu_rounds)
-        report[f"{res}px_frame"] = list(ticks.size)
-        report[f"{res}px"] = {name: {"output_fps": round(1.0 / r["wall_s"], 2), "seconds_per_frame": r["wall_s"],
-                                     "counts_per_frame": r["counts_per_frame"]} for name, r in results.items()}
+    report["configs"] = measure_all(model, tiny, gpu_configs(args), SnippetPlan(SNIP_LEN, DILATIONS), log,
+                                    latency_frames=args.gpu_rounds, throughput_frames=3 * args.gpu_rounds)
     return report
 
 
@@ -239,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-res", type=int, default=None, help="CPU timing resolution (default 128; 64 with --quick)")
     parser.add_argument("--rounds", type=int, default=2, help="timed steady-state ticks per variant (after one warm-up)")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="cuda/mps: also fps at 384 and 512 px, fp16")
-    parser.add_argument("--gpu-rounds", type=int, default=10, help="timed ticks per variant on the GPU")
+    parser.add_argument("--gpu-rounds", type=int, default=10, help="one-frame ticks per GPU config (3x as many pipelined frames)")
+    parser.add_argument("--gpu-res", type=int, nargs="+", default=[384, 512], help="GPU processing sizes (longer edge)")
+    parser.add_argument("--compile", action="store_true", help="GPU section: also the --compile configs (first --gpu-res, 16:9)")
+    parser.add_argument("--channels-last", action="store_true", help="GPU section: also the first size, 16:9, lookahead 2, "
+                        "eager, with the model's weights in channels_last (the layout is contiguous otherwise)")
+    parser.add_argument("--skip-cpu", action="store_true", help="only the GPU section (and the FLOP counts): for a short GPU slot")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: on a shared "
                         "machine contended OpenMP threads spin and inflate CPU time for every variant)")
     args = parser.parse_args(argv)
@@ -249,24 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     log("counting FLOPs on the meta device (SD2 shapes, 384x384 px)")
     flops = flops_per_call(384)
     with tempfile.TemporaryDirectory(prefix="rdstream-live-cost-") as folder:
-        cpu = cpu_section(args, flops, folder)
-        variants = cpu["variants"]
         report = {
             "note": "random weights: the output is not depth; counts, FLOPs and seconds are what is measured",
             "dilations": list(DILATIONS), "snippet_length": SNIP_LEN, "steady_state_tick": STEADY_TICK,
             "gflop_per_call_384px": {k: round(v, 1) for k, v in flops.items()},
-            "per_output_frame": {name: {"counts": v["counts_per_frame"], "tflop_384px": v["tflop_per_frame_384px"],
-                                        "tflop_ratio_vs_old": v["tflop_ratio_vs_old"]} for name, v in variants.items()},
-            "cpu": cpu,
-            "targets_met": {
-                "full_decodes_2_at_lookahead_0": variants["lookahead_0/full"]["counts_per_frame"]["decodes_full"] == 2,
-                "full_decodes_4_at_lookahead_2": variants["lookahead_2/full"]["counts_per_frame"]["decodes_full"] == 4,
-                **{f"tflop_{name.replace('/', '_')}_le_{limit}x": variants[name]["tflop_ratio_vs_old"] <= limit
-                   for name, limit in TARGETS.items()},
-                "cpu_s_lookahead_0_at_least_15pct_below_old": variants["lookahead_0/full"]["cpu_s_ratio_vs_old"] <= 0.85,
-            },
         }
         report["rungs"] = rungs_section(flops)
+        if not args.skip_cpu:
+            report.update(cpu_report(cpu_section(args, flops, folder)))
         if args.device != "cpu":
             report["gpu"] = gpu_section(args, folder)
     report["machine"] = {"cpus": os.cpu_count(), "load_average": load_average()}

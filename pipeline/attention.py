@@ -4,12 +4,21 @@ RollingDepth changes nothing in SD2's weights: in every attention layer the toke
 of one snippet are joined into one sequence, so each frame attends to all frames of its snippet.
 The UNet batch is laid out snippet-major: [b * L, ...] with the L frames of a snippet adjacent.
 The number of frames per snippet arrives through ``cross_attention_kwargs={"num_frames": L}``.
+
+Precision on MPS: fp16 scaled_dot_product_attention there loses softmax precision on long sequences
+(PyTorch issue 190791), and a snippet joins many tokens (3 frames x 48 x 27 = 3888 at 384 px 16:9,
+15552 at 768 px). Above ``MPS_FP32_ATTENTION_TOKENS`` key tokens, attention on MPS runs in fp32
+(the projections stay fp16); CUDA and the CPU keep the model's dtype.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+#: Key tokens above which half-precision attention on MPS runs in fp32 (module docstring). Short
+#: sequences (the deepest UNet level, cross-attention to the 2 text tokens) stay in half precision.
+MPS_FP32_ATTENTION_TOKENS = 1024
 
 
 class CrossFrameAttnProcessor:
@@ -19,7 +28,24 @@ class CrossFrameAttnProcessor:
     Self-attention: q, k, v over the L * h * w tokens of a snippet. Cross-attention: the text
     context is identical for every frame of a snippet, so keys/values of its first frame are used
     (attending to L identical copies gives the same result).
+
+    fp32_above: key tokens above which half-precision attention is computed in fp32; None = the
+        MPS rule (``MPS_FP32_ATTENTION_TOKENS`` on MPS, never elsewhere).
     """
+
+    def __init__(self, fp32_above: int | None = None) -> None:
+        self.fp32_above = fp32_above
+
+    def upcasts(self, query: torch.Tensor, key: torch.Tensor) -> bool:
+        """Whether this attention runs in fp32 (half-precision inputs over the token limit)."""
+        if query.dtype not in (torch.float16, torch.bfloat16):
+            return False
+        limit = self.fp32_above
+        if limit is None:
+            if query.device.type != "mps":
+                return False
+            limit = MPS_FP32_ATTENTION_TOKENS
+        return key.shape[-2] > limit
 
     def __call__(
         self,
@@ -71,9 +97,12 @@ class CrossFrameAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
+        dtype = query.dtype
+        if self.upcasts(query, key):
+            query, key, value = query.float(), key.float(), value.float()
         hidden_states = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.transpose(1, 2).reshape(snippets, -1, attn.heads * head_dim)
-        hidden_states = hidden_states.to(query.dtype)
+        hidden_states = hidden_states.to(dtype)
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
         hidden_states = hidden_states.reshape(batch_frames, tokens, -1)

@@ -18,7 +18,8 @@ from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign import METHODS, align_snippets, normalize_to_unit_range
 from pipeline.coalign.quality import check_quality
 from pipeline.errors import BadInputError
-from pipeline.inference import decode_depth, encode_rgb, make_shared_noise, predict_snippets, prepare_frames_on
+from pipeline.inference import (decode_depth, encode_rgb, first_timestep, make_shared_noise, predict_snippets,
+                                prepare_frames_on, timestep_tensor)
 from pipeline.preprocess import check_res, processing_size, resample_mode
 from pipeline.diffusion_refine import check_refine_clip, refine_depth
 from pipeline.snippets import SnippetLevel, check_snippet_options, check_strides, plan_snippets
@@ -196,12 +197,14 @@ class OfflinePipeline:
         depths: list[torch.Tensor] = []
         indices: list[tuple[int, ...]] = []
         per_level: dict[str, list[torch.Tensor]] = {}
+        timestep = timestep_tensor(model, first_timestep(model))  # once, not per UNet call
         for plan in plans:
             level = per_level.setdefault(f"dilation{plan.requested}", [])
+            frames_of_level = torch.tensor(plan.frames, device=rgb_latents.device)  # one upload per level
             for first in range(0, len(plan.frames), per_call):
                 chunk = plan.frames[first : first + per_call]
-                index = torch.tensor(chunk, device=rgb_latents.device)
-                depth_latents = predict_snippets(model, rgb_latents[index], noise)
+                index = frames_of_level[first : first + per_call]
+                depth_latents = predict_snippets(model, rgb_latents[index], noise, timestep)
                 decoded = decode_depth(model, depth_latents.flatten(0, 1), s.max_vae_bs, dtype=None)
                 decoded = decoded.unflatten(0, (len(chunk), s.snip_len)).to(store)
                 for frames_of_snippet, depth in zip(chunk, decoded):

@@ -1,7 +1,9 @@
 """What the node needs from a depth model, as a small protocol (the runtime never imports torch models).
 
 The real implementation is ``stream.rolling_depth_steps.RollingDepthSteps``; benchmarks and
-tests may pass their own object with the same two methods.
+tests may pass their own object with the same two methods. An object may also offer
+``start_predict(latents, merged)``: queue the work and return a callable that waits for it and
+returns what ``predict`` would; the snippet stage then waits outside the model thread.
 """
 
 from __future__ import annotations

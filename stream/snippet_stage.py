@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import anyio
+
 from pipeline.coalign.online import still_merged
 from pipeline.snippets import SnippetPlan, short_stream_snippet
 from stream.depth_steps import DepthSteps
@@ -131,5 +133,13 @@ class SnippetStage(Stage):
         for snippet in snippets:
             if len(snippet) == 1 or snippet[1] - snippet[0] == 1:
                 self._covered = max(self._covered, snippet[-1])
-        depth = await self.model_thread.run(self.steps.predict, latents, merged)
+        start = getattr(self.steps, "start_predict", None)
+        if start is None:
+            depth = await self.model_thread.run(self.steps.predict, latents, merged)
+        else:
+            # The model thread only queues the work; the wait for its result happens in a worker
+            # thread, so the model thread is free to queue the next frame's upload and encode
+            # behind it (on a GPU they overlap the snippets' wait instead of following it).
+            finish = await self.model_thread.run(start, latents, merged)
+            depth = await anyio.to_thread.run_sync(finish)
         return list(zip(snippets, depth))

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -55,6 +54,8 @@ def moving_pattern(num_frames: int, height: int, width: int) -> np.ndarray:
 
 def write_clip(path: Path, num_frames: int = 40, width: int = 96, height: int = 64, fps: int = 30) -> Path:
     """Write a test clip: H.264 for .mp4 (even sizes), lossless FFV1 for .mkv (any size)."""
+    import av  # imported here: the GPU check machine has no PyAV and runs only tests that need none
+
     frames = moving_pattern(num_frames, height, width)
     with av.open(str(path), "w") as container:
         if path.suffix == ".mkv":
@@ -78,6 +79,8 @@ def clip40(tmp_path_factory) -> Path:
 
 
 def count_frames(path: Path) -> int:
+    import av
+
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
 

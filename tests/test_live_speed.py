@@ -140,8 +140,9 @@ def test_fit_grid_samples_a_half_resolution_decode_at_the_full_resolution_pixels
     ramp = (0.3 * y + 0.7 * x)[None]
     coarse = torch.nn.functional.avg_pool2d(ramp[:, None], 2, ceil_mode=True)[:, 0]
     grid = fit_grid(30, 44, 3)
-    # bilinear sampling of a pooled linear ramp at the same pixel centres is exact (inside the border)
-    np.testing.assert_allclose(grid.sample(coarse, 2).numpy(), grid.take(ramp).numpy(), atol=1e-4)
+    # bilinear sampling of a pooled linear ramp at the same pixel centres is exact (inside the border);
+    # the ramp is pooled per pixel, so a "latent" is one pixel (scale 1)
+    np.testing.assert_allclose(grid.sample(coarse, 2, scale=1).numpy(), grid.take(ramp).numpy(), atol=1e-4)
 
 
 # --- model steps: counts, cheap path, decoders -----------------------------------------------
@@ -225,7 +226,8 @@ def test_offline_unet_batch_is_independent_of_max_vae_bs(tiny_model, monkeypatch
 
     calls = []
     real = offline.predict_snippets
-    monkeypatch.setattr(offline, "predict_snippets", lambda m, lat, noise: calls.append(lat.shape[0]) or real(m, lat, noise))
+    monkeypatch.setattr(offline, "predict_snippets",
+                        lambda m, lat, noise, *rest: calls.append(lat.shape[0]) or real(m, lat, noise, *rest))
     frames = moving_pattern(12, 40, 64)
     result = offline.OfflinePipeline(tiny_model, offline.OfflineSettings(dilations=(1, 3), res=64, max_vae_bs=1,
                                                                          unet_bs=4, seed=0))(frames)

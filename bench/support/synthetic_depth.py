@@ -148,7 +148,7 @@ def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: i
     fit = grid.take(depth).float()
     if not all(merged):
         coarse = F.avg_pool2d(depth[~keep][:, None], pool, ceil_mode=True)[:, 0]
-        fit[~keep] = grid.sample(coarse, pool)
+        fit[~keep] = grid.sample(coarse, pool, scale=1)  # pooled per pixel: a "latent" is one pixel
     return SnippetDepth(depth[keep].clone(), merged, fit)
 
 

@@ -142,6 +142,7 @@ def validate_snippets(
         )
     tensors: list[torch.Tensor] = []
     frame_lists: list[tuple[int, ...]] = []
+    extremes: list[torch.Tensor] = []
     size = None
     for k, (depth, frames) in enumerate(zip(depths, frame_indices)):
         if isinstance(depth, np.ndarray):
@@ -173,14 +174,16 @@ def validate_snippets(
                 f"co-alignment: snippet {k} is {depth.shape[1]}x{depth.shape[2]} px but snippet 0 is "
                 f"{size[0]}x{size[1]}; all snippets must share one frame size"
             )
-        # min and max propagate NaN and reach +-Inf, so one pass both checks and finds the minimum
-        low, high = torch.aminmax(depth)
-        low, high = float(low), float(high)
+        # min and max propagate NaN and reach +-Inf, so one pass both checks and finds the minimum;
+        # they stay on the device and are read once for all snippets (one wait, not one per snippet)
+        extremes.append(torch.stack(torch.aminmax(depth)))
+        tensors.append(depth)
+        frame_lists.append(frames)
+    lows_highs = torch.stack([e.to(extremes[0]) for e in extremes]).cpu().double().numpy()
+    for k, (low, high) in enumerate(lows_highs):
         if not (np.isfinite(low) and np.isfinite(high)):
             raise BadInputError(f"co-alignment: snippet {k} contains NaN or Inf values; only finite depth is allowed")
-        tensors.append(depth)
-        minimum = low if k == 0 else min(minimum, low)
-        frame_lists.append(frames)
+    minimum = float(lows_highs[:, 0].min())
     snippets = SnippetSet(tuple(tensors), tuple(frame_lists), num_frames, size[0], size[1], minimum)
     uncovered = np.flatnonzero(snippets.coverage() == 0)
     if uncovered.size:

@@ -115,8 +115,9 @@ def fit_path_error(model, latents: torch.Tensor) -> float:
 
     full = decode_depth(model, latents, 4)
     grid = fit_grid(full.shape[-2], full.shape[-1], online_settings("fast").stride)
-    reference = grid.take(full).double()
-    cheap = grid.sample(decode_depth(model, latents, 4, pool=2), 2).double()
+    # float64 only on the host: MPS has no float64 (the samples are small, the copy is cheap)
+    reference = grid.take(full).float().cpu().double()
+    cheap = grid.sample(decode_depth(model, latents, 4, pool=2), 2).cpu().double()
     spread = (reference - reference.mean(dim=1, keepdim=True)).abs().mean()
     return float((cheap - reference).abs().mean() / spread.clamp_min(1e-12))
 

@@ -49,6 +49,7 @@ def file_command(
     decoder: str = typer.Option("full", "--decoder", metavar="DECODER", help=DECODER_HELP),
     encoder: str = typer.Option("full", "--encoder", metavar="ENCODER", help=ENCODER_HELP),
     unet_bs: int = typer.Option(4, "--unet-bs", metavar="N", help="snippets per UNet call (independent of --max-vae-bs)"),
+    compile_model: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the UNet and decoder (CUDA graphs on CUDA); the first snippets wait for the compile, eager where it cannot"),
 ) -> int:
     """Offline: a video file (or folder, or .txt list) to depth .npy and colour-mapped videos."""
     from pipeline.preprocess import check_res
@@ -70,6 +71,6 @@ def file_command(
         refine_step=refine_step, refine_snippet_len=refine_snippet_len,
         refine_start_dilation=refine_start_dilation, resample_method=resample_method,
         unload_snippet=unload_snippet, verbose=verbose, seed=seed, quality=quality, coalign=coalign, device=device,
-        decoder=decoder, encoder=encoder, unet_bs=unet_bs,
+        decoder=decoder, encoder=encoder, unet_bs=unet_bs, compile=compile_model,
     )
     return run_file_job(opts)

@@ -29,6 +29,7 @@ from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInf
 from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
 from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
+from pipeline.device import prepare_device
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
@@ -75,6 +76,7 @@ class FileJobOptions:
     decoder: str = "full"
     encoder: str = "full"
     unet_bs: int = 4
+    compile: bool = False
 
 
 def collect_inputs(spec: str) -> list[Path]:
@@ -397,6 +399,14 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
         console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
     if model.output_is_noise:
         console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
+    for note in prepare_device(model.device, model.dtype):
+        console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
+    if opts.compile:
+        from pipeline.compiled import compile_model
+
+        console.print("--compile: the UNet and decoder compile on the first snippets (a minute or more on a GPU)",
+                      highlight=False, markup=False, soft_wrap=True)
+        model = compile_model(model, lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.
     for path, info in infos.items():

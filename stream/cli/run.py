@@ -39,6 +39,7 @@ def run_command(
     max_frames: int = typer.Option(0, "--max-frames", metavar="N", help="stop after this many source frames (0 = until the source ends)"),
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="live status line; default: on when stderr is a terminal"),
     osc: Optional[str] = typer.Option(None, "--osc", metavar="[HOST:]PORT", help="listen for OSC control on UDP PORT (127.0.0.1) or HOST:PORT (e.g. 0.0.0.0:9000 to accept other machines); addresses under /rdstream/"),
+    compile_model: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the UNet and decoder (CUDA graphs on CUDA); compiles for a minute or more before the first frame, eager where it cannot"),
     osc_status: Optional[str] = typer.Option(None, "--osc-status", metavar="[HOST:]PORT", help="send /rdstream/status (once a second) and /rdstream/ack to PORT (127.0.0.1) or HOST:PORT"),
     # The monitor page (stream.monitor): off unless asked for.
     monitor: Optional[str] = typer.Option(None, "--monitor", metavar="[HOST:]PORT", help="serve a monitor page (previews, charts, controls), /metrics and /status.json on TCP PORT (127.0.0.1) or HOST:PORT"),
@@ -55,7 +56,7 @@ def run_command(
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
         osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
         speed=speed, strides=split_values(strides, int), encoder=encoder,
-        monitor=monitor, monitor_token=monitor_token,
+        monitor=monitor, monitor_token=monitor_token, compile=compile_model,
     )
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     from stream.cli.run_job import run_stream

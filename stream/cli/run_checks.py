@@ -64,6 +64,7 @@ class RunOptions:
     osc_status: str | None = None
     monitor: str | None = None
     monitor_token: str | None = None
+    compile: bool = False  # torch.compile the UNet and decoder (stream.rolling_depth_steps)
     lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
 
 

@@ -145,6 +145,7 @@ def run_stream(opts: RunOptions) -> int:
 def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
                   console: Console) -> int:
     from pipeline.coalign import OnlineAligner
+    from pipeline.device import prepare_device
     from stream.rolling_depth_steps import RollingDepthSteps
 
     if model.is_tiny:
@@ -155,12 +156,18 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     if mark:
         console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
     quality = checked.quality
+    for note in prepare_device(model.device, model.dtype):
+        console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     # 4. Open every sink (closing what is open, the source too, if anything fails).
     sinks: list[tuple[str, object]] = []
     try:
         aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
         steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
-                                  fit_path=quality.fit_decode)
+                                  fit_path=quality.fit_decode, compile=opts.compile,
+                                  snippets_per_call=range(1, len(checked.plan.dilations) + 1),
+                                  snippet_length=checked.plan.snip_len,
+                                  report=lambda line: console.print(line, highlight=False, markup=False,
+                                                                    soft_wrap=True))
         fps = source.nominal_fps or FALLBACK_FPS
         for uri in opts.sinks:
             sinks.append((uri, open_sink(uri, fps=fps)))

@@ -1,0 +1,149 @@
+"""GPU timing of the live model steps, for ``python -m bench.live_cost --device cuda`` (its ``gpu`` section).
+
+One configuration = processing size (384 or 512 px, 16:9 or 4:3 input), decoder (full or tiny),
+lookahead (0 or 2), eager or ``--compile``. Each is measured two ways on the steady-state tick
+(both dilations active, every earlier frame emitted, as in bench.live_cost):
+
+- latency: one frame at a time, encode + snippets + the copy back, waited for: what one frame
+  costs from upload to depth on the host (ms, median);
+- throughput: frames fed as a live source feeds the node: the next frame's upload, encode and
+  snippets are queued before the current frame's result is waited for (``start_predict``), so the
+  GPU never idles for Python (output fps over ``frames`` frames);
+
+and with per-stage GPU time from CUDA events (``pipeline.device.StageTimer``: upload, encode,
+unet, decode_full, decode_fit, to_host, ms per frame, median) and the peak GPU memory. Where the
+sum of the stages is close to the latency the GPU is the limit; where it is well below, the host
+(Python, launches, the host resize) is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from pipeline.coalign.online import still_merged
+from pipeline.device import StageTimer
+from pipeline.offline import synchronize
+from pipeline.snippets import SnippetPlan
+from stream.rolling_depth_steps import RollingDepthSteps
+
+#: Input frames per aspect: a 1080p camera for 16:9, XGA for 4:3 (the host resize is part of the cost).
+INPUTS = {"16:9": (1080, 1920), "4:3": (768, 1024)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    res: int
+    aspect: str
+    decoder: str
+    lookahead: int
+    compiled: bool
+    channels_last: bool = False  # the UNet and VAE weights in channels_last (the layout question)
+
+    @property
+    def name(self) -> str:
+        return (f"{self.res}px/{self.aspect}/{self.decoder}/lookahead_{self.lookahead}/"
+                f"{'compile' if self.compiled else 'eager'}" + ("/channels_last" if self.channels_last else ""))
+
+
+def _frame(aspect: str, seed: int = 0) -> np.ndarray:
+    height, width = INPUTS[aspect]
+    gen = np.random.default_rng(seed)
+    return gen.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def measure(steps: RollingDepthSteps, frame: np.ndarray, plan: SnippetPlan, lookahead: int,
+            latency_frames: int = 10, throughput_frames: int = 30) -> dict:
+    """Latency, throughput, per-stage GPU ms and peak memory of ``steps`` on the steady-state tick."""
+    device = steps.model.device
+    tick = (plan.snip_len - 1) * max(plan.dilations) + 10
+    snippets = plan.snippets_ending_at(tick)
+    merged = [still_merged(s, lookahead, plan.snip_len) for s in snippets]
+    display, latent = steps.encode(frame)  # first frame: fixes the size (and compiles, with --compile)
+    window = [[latent] * plan.snip_len for _ in snippets]
+    steps.predict(window, merged)  # warm: the merge pattern's indices, cuDNN autotuning
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timer = StageTimer(device)
+    steps.timer = timer
+    before = steps.counts.as_dict()
+    latencies, stages = [], []
+    for _ in range(latency_frames):
+        synchronize(device)
+        start = time.perf_counter()
+        steps.encode(frame)
+        steps.start_predict(window, merged)()
+        latencies.append(time.perf_counter() - start)
+        stages.append(timer.stages())
+    steps.timer = None
+    counts = {k: (v - before[k]) // latency_frames for k, v in steps.counts.as_dict().items()}
+    synchronize(device)
+    start = time.perf_counter()
+    pending: Callable | None = None
+    for _ in range(throughput_frames):
+        steps.encode(frame)
+        queued = steps.start_predict(window, merged)
+        if pending is not None:
+            pending()
+        pending = queued
+    pending()
+    wall = time.perf_counter() - start
+    per_stage = {k: round(statistics.median(s.get(k, 0.0) for s in stages), 3) for k in stages[0]}
+    result = {
+        "processing_size": list(display.shape[:2]),
+        "latency_ms": round(statistics.median(latencies) * 1000, 2),
+        "throughput_fps": round(throughput_frames / wall, 2),
+        "gpu_ms_per_stage": per_stage,
+        "gpu_ms_sum": round(sum(per_stage.values()), 2),
+        "counts_per_frame": counts,
+    }
+    if device.type == "cuda":
+        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return result
+
+
+def measure_all(model, tiny_decoder, configs: list[Config], plan: SnippetPlan,
+                log: Callable[[str], None], **counts) -> dict:
+    """``measure`` for every config on one model (compiled configs share one compiled UNet)."""
+    from pipeline.compiled import CompiledCall, CompiledDecoder, compile_model, compile_failed
+
+    lines: list[str] = []
+    models = {("full", False): model, ("tiny", False): dataclasses.replace(model, decoder=tiny_decoder)}
+    if any(c.compiled for c in configs):
+        compiled = compile_model(model, lines.append)
+        tiny = CompiledDecoder(tiny_decoder, CompiledCall(tiny_decoder.__call__, "tiny decoder", model.device,
+                                                          lines.append))
+        models[("full", True)] = compiled
+        models[("tiny", True)] = dataclasses.replace(compiled, decoder=tiny)
+    results = {}
+    channels_last = False
+    for config in sorted(configs, key=lambda c: c.channels_last):  # the layout change last: it is in place
+        if config.channels_last and not channels_last:
+            channels_last = True
+            for module in (model.unet, model.vae, getattr(tiny_decoder, "autoencoder", None)):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
+        steps = RollingDepthSteps(models[(config.decoder, config.compiled)], config.res, seed=0,
+                                  compile=False, snippet_length=plan.snip_len)
+        if config.compiled:  # warm every shape of the stream first, timed apart from the frames
+            steps.compile_pending = True
+            steps.snippets_per_call = tuple(range(1, len(plan.dilations) + 1))
+            steps.report = lines.append
+        started = time.perf_counter()
+        entry = measure(steps, _frame(config.aspect), plan, config.lookahead, **counts)
+        if config.compiled:
+            entry["compile_and_first_frames_s"] = round(time.perf_counter() - started, 1)
+            entry["compile_fell_back_to_eager"] = compile_failed(steps.model)
+        results[config.name] = entry
+        # the whole entry on one line: a run cut short by its time limit still leaves every figure in the log
+        log(f"{config.name}: {entry['throughput_fps']} fps pipelined, {entry['latency_ms']} ms one frame "
+            f"{json.dumps(entry)}")
+    if lines:
+        results["compile_messages"] = lines
+    return results

@@ -1,0 +1,150 @@
+"""``--compile``: the UNet and the depth decoder through ``torch.compile``, eager wherever that fails.
+
+On CUDA the mode is ``reduce-overhead``: inductor's kernels replayed as CUDA graphs, which removes
+the launch overhead that dominates the small shapes of a live stream (at 384 px one UNet call is 2
+snippets x 3 frames of 48x27 latents). Graphs are recorded per input shape, so the caller runs
+every shape of its stream once before the first frame (``RollingDepthSteps`` does, with a
+progress line). Elsewhere the mode is inductor's default.
+
+CUDA graphs replay into the same output memory: the next call of a shape overwrites the last
+one's outputs (a decode of several batches keeps them all until it joins them). So with graphs
+each call starts a new graph step (``torch.compiler.cudagraph_mark_step_begin``) and its outputs
+are copied out (the UNet's velocity and a decoded batch: small next to the work that made them).
+
+Compiling is lazy: it happens on the first call of each shape, and that is where a device or torch
+version that cannot compile fails. ``CompiledCall`` then says so in one line (``report``) and runs
+eager from then on; out of memory is never taken for a compile failure (it is raised).
+
+``RDSTREAM_COMPILE_BACKEND`` picks another ``torch.compile`` backend: ``cudagraphs`` gives CUDA
+graphs without inductor; ``eager`` captures the graphs and runs them without generating code (the
+tests use it: inductor's code generation takes minutes on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from pipeline.checkpoint import RollingDepthModel
+
+BACKEND_ENV = "RDSTREAM_COMPILE_BACKEND"
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def compile_options(device: torch.device) -> dict[str, Any]:
+    """Keyword arguments of ``torch.compile`` for ``device`` (backend from the environment if set)."""
+    backend = os.environ.get(BACKEND_ENV, "").strip()
+    if backend and backend != "inductor":
+        return {"backend": backend}
+    return {"mode": "reduce-overhead"} if device.type == "cuda" else {}
+
+
+def uses_cuda_graphs(device: torch.device) -> bool:
+    """Whether ``compile_options(device)`` records CUDA graphs (their outputs must be copied out)."""
+    options = compile_options(device)
+    return options.get("mode") == "reduce-overhead" or options.get("backend") == "cudagraphs"
+
+
+def _owned(out: Any) -> Any:
+    """A call's output with its tensor (or ``.sample`` tensor, diffusers' outputs) copied out of graph memory."""
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    sample = getattr(out, "sample", None)
+    if isinstance(sample, torch.Tensor):
+        out.sample = sample.clone()
+    return out
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
+
+
+class CompiledCall:
+    """``fn`` compiled; on the first failure one line through ``report``, then ``fn`` eager for good."""
+
+    def __init__(self, fn: Callable[..., Any], what: str, device: torch.device,
+                 report: Callable[[str], None]) -> None:
+        self.eager = fn
+        self.what = what
+        self.report = report
+        self.failed = False
+        self.graphs = uses_cuda_graphs(device)
+        self._compiled = fn
+        try:
+            self._compiled = torch.compile(fn, **compile_options(device))
+        except Exception as err:  # e.g. an unknown backend, a torch without compile support
+            self._fail(err)
+
+    def _fail(self, err: BaseException) -> None:
+        self.failed = True
+        self.report(f"--compile: cannot compile the {self.what} here ({_one_line(err)}); running it eager")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failed:
+            return self.eager(*args, **kwargs)
+        try:
+            if not self.graphs:
+                return self._compiled(*args, **kwargs)
+            torch.compiler.cudagraph_mark_step_begin()
+            return _owned(self._compiled(*args, **kwargs))
+        except _OUT_OF_MEMORY:
+            raise
+        except Exception as err:  # any compiler or backend failure: say it once, run eager
+            self._fail(err)
+            return self.eager(*args, **kwargs)
+
+
+class _CompiledUnet(torch.nn.Module):
+    """The UNet module with its forward compiled (keeps ``config`` and attributes the code reads)."""
+
+    def __init__(self, unet: torch.nn.Module, device: torch.device, report: Callable[[str], None]) -> None:
+        super().__init__()
+        self.unet = unet
+        self.call = CompiledCall(unet.forward, "UNet", device, report)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("unet"), name)
+
+
+@dataclasses.dataclass
+class CompiledDecoder:
+    """A ``DepthDecoder`` whose call is compiled (same name and flags as the one it wraps)."""
+
+    inner: Any
+    call: CompiledCall
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def is_random(self) -> bool:
+        return self.inner.is_random
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.call(latents)
+
+
+def compile_model(model: RollingDepthModel, report: Callable[[str], None]) -> RollingDepthModel:
+    """A copy of ``model`` whose UNet and depth decoder are compiled (the VAE encoder stays eager:
+    one small call per frame). Nothing compiles until the first call of each shape."""
+    unet = _CompiledUnet(model.unet, model.device, report)
+    decoder = CompiledDecoder(model.decoder, CompiledCall(model.decoder.__call__, "decoder", model.device, report))
+    return dataclasses.replace(model, unet=unet, decoder=decoder)
+
+
+def compile_failed(model: RollingDepthModel) -> bool:
+    """True when a compiled part of ``model`` fell back to eager."""
+    parts = [getattr(model.unet, "call", None), getattr(model.decoder, "call", None)]
+    return any(isinstance(p, CompiledCall) and p.failed for p in parts)
