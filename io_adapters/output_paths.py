@@ -28,8 +28,12 @@ import filelock
 
 from io_adapters.file_sink import npy_target
 from io_adapters.npy_stream import timestamps_path
+
 from io_adapters.uri import parse_uri
 from pipeline.errors import BadInputError
+
+# The value of a path option that means the standard output (``--stats-json -``): no file.
+STANDARD_STREAM = "-"
 
 
 def sink_files(uri: str) -> list[Path]:
@@ -95,7 +99,7 @@ def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
         BadInputError: a path that cannot be written, or two outputs writing one file.
     """
     outputs: list[tuple[str, Path]] = [(uri, path) for uri in sink_uris for path in sink_files(uri)]
-    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path is not None]
+    outputs += _other_files(others)
     writers: dict[tuple, str] = {}
     for what, path in outputs:
         check_writable_file(path, what)
@@ -104,6 +108,12 @@ def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
             raise BadInputError(f"{writers[key]} and {what} both write {path.resolve()}; "
                                 "give each output its own file")
         writers[key] = what
+
+
+def _other_files(others: dict[str, str | None] | None) -> list[tuple[str, Path]]:
+    """(option, path) of the files named by other options; "-" is a standard stream (``--stats-json
+    -``), not a file to check or to share."""
+    return [(name, Path(path)) for name, path in (others or {}).items() if path not in (None, STANDARD_STREAM)]
 
 
 def lock_path(path: str | os.PathLike) -> Path:
@@ -153,9 +163,7 @@ def claim_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
     """Hold a lock on every file output of a run (the same arguments as ``check_outputs``, which
     ran first) until the run ends. Raises BadInputError, before anything is written, when another
     live process holds one of them."""
-    outputs = [(uri, path) for uri in sink_uris for path in sink_files(uri)]
-    # "-" is a standard stream (``--stats-json -``), not a file two processes could share.
-    outputs += [(name, Path(path)) for name, path in (others or {}).items() if path not in (None, "-")]
+    outputs = [(uri, path) for uri in sink_uris for path in sink_files(uri)] + _other_files(others)
     with ExitStack() as stack:
         for what, path in outputs:
             stack.enter_context(_held_lock(path, what))

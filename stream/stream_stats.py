@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from io_adapters.output_paths import STANDARD_STREAM
 from stream.console_pipes import drop_further_writes
 from stream.rate_meter import RateMeter
 from stream.stage import StageMetrics
@@ -213,12 +214,7 @@ class StatsSampler:
 
 
 # ``--stats-json -`` writes the lines to stdout.
-STDOUT_TARGET = "-"
-
-
-def stats_json_file(target: str | None) -> str | None:
-    """The file ``--stats-json`` writes, None for none or for stdout (nothing to check on disk)."""
-    return None if target is None or str(target) == STDOUT_TARGET else target
+STDOUT_TARGET = STANDARD_STREAM
 
 
 class StatsJsonWriter:

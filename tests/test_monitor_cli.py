@@ -49,6 +49,7 @@ def test_a_token_without_a_monitor_is_one_line_and_exit_2():
     one_line_exit_2(run_rdstream(*BASE, "--monitor-token", "new"), "only with --monitor")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="privileged ports, /proc and user ids are POSIX")
 def test_a_privileged_port_without_the_right_is_one_line_and_exit_2():
     with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as limit:
         if int(limit.read()) <= 80:

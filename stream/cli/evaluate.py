@@ -221,7 +221,7 @@ def write_plot(rows: dict, path: Path, meaningless: bool) -> None:
         ax.annotate(name, (row["tflop_per_frame"], 100 * row["abs_rel"]), textcoords="offset points", xytext=(5, 5))
     ax.set_xlabel("TFLOP per output frame (from the run's counts)")
     ax.set_ylabel("AbsRel vs the offline reference (%)")
-    ax.set_title("rdstream cost ladder" + (" - RANDOM WEIGHTS, MEANINGLESS" if meaningless else ""))
+    ax.set_title("Cost ladder of rdstream" + (" - RANDOM WEIGHTS, MEANINGLESS" if meaningless else ""))
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

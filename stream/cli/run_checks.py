@@ -16,7 +16,6 @@ from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
-from stream.stream_stats import stats_json_file
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
 LIVE_SCHEMES = ("ndi", "camera", "syphon", "spout")
@@ -104,7 +103,7 @@ def check_basics(opts: RunOptions) -> RunBasics:
     snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
     plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
     check_res(preset.res)
-    check_outputs(opts.sinks, {"--stats-json": stats_json_file(opts.stats_json)})  # "-" is stdout
+    check_outputs(opts.sinks, {"--stats-json": opts.stats_json})  # "-" (stdout) is no file
     check_sinks_free(opts.sinks)  # a taken NDI name: refused now (make demo picks a free one instead)
     return RunBasics(
         plan=plan,

@@ -92,7 +92,7 @@ def listen_socket(endpoint: MonitorEndpoint) -> socket.socket:
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:
-            reason = "the port is already in use (another rdstream or program); choose another port"
+            reason = "the port is already in use (by another program, or another rdstream run); choose another port"
         elif err.errno == errno.EACCES:
             reason = "permission denied (ports below 1024 need administrator rights; use e.g. 8080)"
         elif err.errno == errno.EADDRNOTAVAIL:
