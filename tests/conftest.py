@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +94,16 @@ def run_rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProces
     """``rdstream ARGS`` as a user runs it: a real process, output captured."""
     return subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def wait_for_output(proc: subprocess.Popen, stats: Path, frames: int, timeout: float = 90) -> None:
+    """Wait until a running ``rdstream run`` has written ``frames`` output frames (read from its
+    ``--stats-json`` file ``stats``); fails with its stderr when it ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = stats.read_text().splitlines() if stats.exists() else []
+        if lines and json.loads(lines[-1])["frames_out"] >= frames:
+            return
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    raise AssertionError(f"no {frames} output frames within {timeout} s")

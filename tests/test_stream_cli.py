@@ -6,13 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import run_rdstream, count_frames, write_clip
+from tests.conftest import count_frames, run_rdstream, wait_for_output, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
@@ -42,13 +41,7 @@ def test_ctrl_c_in_the_middle_drains_and_leaves_valid_files(tmp_path, tiny_check
          "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--stats-json", str(stats), *SMALL],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            lines = stats.read_text().splitlines() if stats.exists() else []
-            if lines and json.loads(lines[-1])["frames_out"] >= 5:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()[1]
+        wait_for_output(proc, stats, 5)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:

@@ -18,6 +18,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.conftest import wait_for_output
+
 # POSIX signals sent to a child process (SIGINT, SIGTERM, SIGHUP); Windows stops with Ctrl-C/Ctrl-Break
 # events, covered by tests/test_windows_portability.py.
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process")
@@ -35,17 +37,6 @@ def start_run(tmp_path: Path, checkpoint: Path, *extra: str) -> tuple[subprocess
          "--no-status", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, files
-
-
-def wait_for_output(proc: subprocess.Popen, stats: Path, frames: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        lines = stats.read_text().splitlines() if stats.exists() else []
-        if lines and json.loads(lines[-1])["frames_out"] >= frames:
-            return
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()[1]
-    raise AssertionError(f"no {frames} output frames within {timeout} s")
 
 
 def decoded_frames(path: Path) -> int:

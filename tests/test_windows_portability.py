@@ -5,18 +5,16 @@ handlers (Windows), drive letters and backslashes in URIs."""
 from __future__ import annotations
 
 import ast
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from io_adapters.registry import parse_uri
-from tests.conftest import count_frames
+from tests.conftest import count_frames, wait_for_output
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ["stream", "io_adapters", "pipeline", "bench", "tests", "tasks.py"]
@@ -130,13 +128,7 @@ def test_plain_signal_handlers_drain_as_the_event_loop_handlers_do(tmp_path, tin
          "--res", "64", "-d", "1", "-d", "5", "--no-status"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            lines = stats.read_text().splitlines() if stats.exists() else []
-            if lines and json.loads(lines[-1])["frames_out"] >= 3:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()[1]
+        wait_for_output(proc, stats, 3)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
