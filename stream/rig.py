@@ -83,13 +83,16 @@ class Rig:
     report: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
     on_stats: Callable[[str, NodeStats], None] | None = None
     stats_json: Path | None = None
-    batcher: Batcher | None = None
+    batcher: Batcher | None = None  # None = a new one; or one made earlier (the model loaded on its thread)
     nodes: list[StreamNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         shared = SharedModelSteps([s.state for s in self.streams])
         self.shared = shared
-        self.batcher = Batcher(shared.run_batch, len(self.streams), self.max_batch, self.max_wait_s)
+        if self.batcher is None:
+            self.batcher = Batcher(shared.run_batch, len(self.streams), self.max_batch, self.max_wait_s)
+        else:  # made earlier, to load the model on its thread
+            self.batcher.run_batch = shared.run_batch
         for index, stream in enumerate(self.streams):
             self.nodes.append(StreamNode(
                 stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state), stream.aligner,
@@ -133,8 +136,11 @@ class Rig:
         return outcomes
 
     async def _run_one(self, index: int, outcome: StreamOutcome) -> None:
+        node = self.nodes[index]
         try:
-            outcome.result = await self.nodes[index].run(handle_signals=False)
+            outcome.result = await node.run(handle_signals=False)
+            if self._writer is not None:  # its last line, so even a short run leaves one per stream
+                self._writer.write(NamedStats(outcome.name, node.sampler.sample()))
         except Exception as err:  # this stream's failure, not the rig's: the others go on
             outcome.error = err
             self.report(f"{outcome.name}: failed: {err}")

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from bench.rig_counts import counting_model_calls
-from bench.support.stream_doubles import ArraySource, RecordingSink
+from bench.support.stream_doubles import ArraySource, FailingSink, RecordingSink
 from io_adapters.base import Source
 from io_adapters.frames import EndOfStream
 from pipeline.coalign import OnlineAligner
+from pipeline.errors import RuntimeFailure
 from pipeline.snippets import SnippetPlan
 from stream.batcher import Batcher
 from stream.display_normalizer import parse_normalize
@@ -161,3 +162,30 @@ def test_batcher_round_robin_takes_turns_when_more_are_ready_than_a_batch():
     finally:
         batcher.close()
     assert order[1:] == [[0, 1], [2, 3]]
+
+
+class BrokenSource(ArraySource):
+    """Delivers ``good`` frames, then fails as a camera unplugged mid-run does."""
+
+    def __init__(self, frames, good: int) -> None:
+        super().__init__(frames)
+        self.good = good
+
+    async def recv(self):
+        if self.next >= self.good:
+            raise RuntimeFailure("camera 3 disappeared")
+        return await super().recv()
+
+
+def test_a_failing_source_or_sink_stays_in_its_stream(tiny_model):
+    frames = 10
+    healthy, broken_sink, after_broken_source = RecordingSink(), FailingSink(fail_at=2), RecordingSink()
+    rig = Rig([rig_stream(tiny_model, "healthy", ArraySource(clip(0, frames)), 0, healthy),
+               rig_stream(tiny_model, "bad-sink", ArraySource(clip(1, frames)), 1, broken_sink),
+               rig_stream(tiny_model, "bad-source", BrokenSource(clip(2, frames), good=4), 2, after_broken_source)],
+              max_wait_s=0.02, report=lambda line: None)
+    outcomes = anyio.run(rig.run, False)
+    assert len(healthy.frames) == frames and not outcomes[0].failed
+    assert outcomes[1].failed and "disk full" in str(outcomes[1].error)  # its node stopped, alone
+    assert outcomes[2].failed and "camera 3" in str(outcomes[2].result.source_error)
+    assert len(after_broken_source.frames) == 4  # what it read before failing still came out
