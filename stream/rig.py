@@ -27,6 +27,7 @@ from io_adapters.base import Sink, Source
 from stream.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
 from stream.display_normalizer import DisplayNormalizer
+from stream.display_stage import LiveControls
 from stream.node import STOP_SIGNALS, NodeConfig, NodeResult, StreamNode, ignore_further_stops
 from stream.rolling_depth_steps import RollingDepthSteps
 from stream.stream_stats import NodeStats, StatsJsonWriter
@@ -43,6 +44,7 @@ class RigStream:
     aligner: object
     normalizer: DisplayNormalizer
     config: NodeConfig
+    controls: LiveControls | None = None  # OSC commands for this stream (stream.rig_osc), or None
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Rig:
             self.nodes.append(StreamNode(
                 stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state), stream.aligner,
                 stream.normalizer, stream.config, report=self._reporter(stream.name),
-                on_stats=self._stats_hook(stream.name), model_thread=WaitingThread()))
+                on_stats=self._stats_hook(stream.name), model_thread=WaitingThread(), controls=stream.controls))
         self._signals = 0
         self._writer: StatsJsonWriter | None = None
 
@@ -111,6 +113,12 @@ class Rig:
             if self.on_stats is not None:
                 self.on_stats(name, stats)
         return hook
+
+    def command(self, name: str | None, command) -> None:
+        """An OSC command for stream ``name``, or for every stream (None)."""
+        for stream, node in zip(self.streams, self.nodes):
+            if name is None or stream.name == name:
+                node.command(command)
 
     def request_stop(self) -> None:
         for node in self.nodes:

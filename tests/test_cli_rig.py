@@ -121,3 +121,68 @@ def test_sigterm_stops_every_stream_with_every_file_valid(tmp_path, tiny_checkpo
     assert decoded_frames(files["a"]) == np.load(tmp_path / "a.npy").shape[0] >= 3
     assert decoded_frames(files["b"]) >= 3
     assert err.count("interrupted") == 2
+
+
+def test_run_with_several_sources_is_a_rig_with_name_and_index_expanded(tmp_path, tiny_checkpoint):
+    clip = tmp_path / "hall.mp4"
+    from tests.conftest import write_clip
+
+    write_clip(clip, 6)
+    done = run_rdstream("run", "--source", f"file:{clip}", "--source", "test:?frames=4&size=64x64",
+                        "--sink", f"npy:{tmp_path}/{{name}}-{{index}}.npy", "-c", str(tiny_checkpoint), "--res", "64",
+                        "--no-status", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "hall-1.npy").shape[0] == 6 and np.load(tmp_path / "stream2-2.npy").shape[0] == 4
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--sink", "npy:OUT/one.npy"], "put {name} or {index} in each --sink"),
+    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source"),
+])
+def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, args, expected):
+    done = run_rdstream("run", "--source", "test:", "--source", "test:", *[a.replace("OUT", str(tmp_path)) for a in args])
+    assert done.returncode == 2 and expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, tiny_checkpoint):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from tests.test_stream_osc import LOOPBACK, StatusListener, free_udp_port
+
+    listener, port, stats = StatusListener(), free_udp_port(), tmp_path / "stats.jsonl"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint)
+                    + f'\n[rig]\nstats_json = "{stats}"\nosc = "{port}"\nosc_status = "{listener.endpoint}"\n'
+                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("b", "test:?size=64x64&rate=30", f"npy:{tmp_path / 'b.npy'}"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "rig", str(path), "--no-status"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def frames_out() -> dict:
+        lines = [json.loads(line) for line in stats.read_text().splitlines()] if stats.exists() else []
+        return {line["stream"]: line["frames_out"] for line in lines}
+
+    def wait_until(condition, timeout=120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not condition():
+            time.sleep(0.1)
+        assert condition(), proc.stderr.read() if proc.poll() is not None else "timed out"
+
+    try:
+        client = SimpleUDPClient(LOOPBACK, port)
+        wait_until(lambda: min(frames_out().get(name, 0) for name in "ab") >= 2)
+        client.send_message("/rdstream/b/stop", [])
+        wait_until(lambda: any(a[:1] == ["/rdstream/stop"] for address, a in listener.messages
+                               if address == "/rdstream/b/ack"))
+        time.sleep(2.0)  # b has drained; a goes on
+        b_stopped, a_then = frames_out()["b"], frames_out()["a"]
+        wait_until(lambda: frames_out()["a"] >= a_then + 2)
+        assert frames_out()["b"] == b_stopped
+        assert any(address == "/rdstream/a/status" for address, _ in listener.messages)
+        client.send_message("/rdstream/stop", [])  # every stream
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2

@@ -10,6 +10,8 @@ seed = 0
 [rig]                        # optional: the run as a whole
 stats_json = "stats.jsonl"   # one JSON line per stream and second, with "stream": NAME
 max_wait_ms = 5              # how long a model call waits for a slower stream
+osc = "9000"                 # /rdstream/NAME/... steers stream NAME; /rdstream/... every stream
+osc_status = "127.0.0.1:9001"   # /rdstream/NAME/status and /rdstream/NAME/ack
 
 [[stream]]                   # one per camera, at most MAX_STREAMS
 name = "left"
@@ -48,7 +50,8 @@ MAX_WAIT_MS = 100
 # key -> (type(s), what the user sees); required keys have no default in the dataclasses below
 MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
               "dtype": (str,), "decoder": (str,)}
-RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,)}
+RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
+            "osc_status": (str, int)}
 STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
                "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,)}
 STREAM_REQUIRED = ("name", "source", "sinks")
@@ -74,9 +77,12 @@ class RigSpec:
     stats_json: str | None = None
     max_wait_s: float = DEFAULT_MAX_WAIT_S
     status: bool | None = None
+    osc: object = None  # stream.osc_control.OscEndpoint: where commands come in, or None
+    osc_status: object = None  # where statuses and acknowledgements go, or None
 
 
 def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
+    """'FILE: stream NAME: key KEY', the parts given."""
     text = path
     if stream is not None:
         text += f": stream {stream!r}"
@@ -109,6 +115,12 @@ def read_rig(path: str, default_checkpoint: str) -> RigSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise BadInputError(f"{path}: not a TOML rig file: {err}") from None
+    return check_rig(path, data, default_checkpoint)
+
+
+def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
+    """Check a rig's tables (as read from a file, or built by ``rdstream run`` with several sources);
+    ``path`` names where they came from in every message."""
     for key in data:
         if key not in TABLES:
             raise BadInputError(f"{_where(path, key=key)}: unknown table or key (a rig file has [model], [rig] "
@@ -141,8 +153,25 @@ def read_rig(path: str, default_checkpoint: str) -> RigSpec:
             raise BadInputError(f"{_where(path, label, 'name')}: two streams are named {label!r}; give each its own")
         specs.append(_stream_spec(path, label, table, model, rig, default_checkpoint))
     _check_shared_outputs(path, specs, rig.get("stats_json"))
+    osc, osc_status = _check_osc(path, rig)
     return RigSpec(path=path, model=model, streams=specs, stats_json=rig.get("stats_json"),
-                   max_wait_s=max_wait_ms / 1000.0, status=rig.get("status"))
+                   max_wait_s=max_wait_ms / 1000.0, status=rig.get("status"), osc=osc, osc_status=osc_status)
+
+
+def _check_osc(path: str, rig: dict):
+    """[rig] osc and osc_status as rdstream run's --osc and --osc-status ([HOST:]PORT), the port tried."""
+    if "osc" not in rig and "osc_status" not in rig:
+        return None, None
+    from stream.osc_control import check_can_listen, check_endpoints_differ, parse_endpoint
+
+    endpoints = {}
+    for key in ("osc", "osc_status"):
+        if key in rig:
+            endpoints[key] = _checked(path, None, key, lambda: parse_endpoint(str(rig[key]), key))
+    if "osc" in endpoints:
+        _checked(path, None, "osc", lambda: check_can_listen(endpoints["osc"], "osc"))
+    _checked(path, None, "osc_status", lambda: check_endpoints_differ(endpoints.get("osc"), endpoints.get("osc_status")))
+    return endpoints.get("osc"), endpoints.get("osc_status")
 
 
 def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, checkpoint: str) -> RigStreamSpec:
@@ -220,3 +249,63 @@ def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str
                     raise BadInputError(f"{_where(path, spec.name, 'sinks')}: {parsed.scheme} name {parsed.target!r} "
                                         f"is also used by stream {names[name]!r}; give each stream its own name")
                 names[name] = spec.name
+
+
+# ``rdstream run --source A --source B``: options a rig cannot take per stream yet (name -> its default)
+NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
+                "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
+                "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
+                "--compile": ("compile", False)}
+SHORTHAND = "rdstream run"
+
+
+def stream_name(source: str, index: int) -> str:
+    """``{name}`` of a source in the shorthand: the file's stem, the NDI/Syphon/Spout name, the camera
+    number; ``stream{index}`` for test patterns and anything else."""
+    parsed = parse_uri(source)
+    target = parsed.target.strip()
+    if parsed.scheme == "file" and target:
+        return Path(target).stem
+    if parsed.scheme in ("ndi", "syphon", "spout") and target:
+        return target
+    if parsed.scheme == "camera" and target:
+        return f"camera{target}"
+    return f"stream{index}"
+
+
+def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
+    """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
+    every ``--sink`` replaced per stream; the other options apply to every stream."""
+    for flag, (attr, default) in NOT_IN_A_RIG.items():
+        if getattr(options, attr) not in (default, [], ()):
+            raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
+                                "or leave it out")
+    names: list[str] = []
+    for index, source in enumerate(sources, 1):
+        try:
+            name = stream_name(source, index)
+        except RollingDepthError as err:
+            raise BadInputError(f"--source {source}: {err}") from None
+        names.append(name if name not in names else f"{name}-{index}")
+    model = {key: value for key, value in (("checkpoint", options.checkpoint), ("preset", options.preset),
+                                           ("res", options.res), ("seed", options.seed), ("device", options.device),
+                                           ("dtype", options.dtype), ("decoder", options.decoder)) if value is not None}
+    streams = []
+    for index, (name, source) in enumerate(zip(names, sources), 1):
+        table = {"name": name, "source": source, "normalize": options.normalize, "quality": options.quality,
+                 "sinks": [uri.replace("{name}", name).replace("{index}", str(index)) for uri in options.sinks],
+                 "max_frames": options.max_frames}
+        if options.lookahead_given:
+            table["lookahead"] = options.lookahead
+        if options.realtime is False:
+            table["no_drop"] = True
+        streams.append(table)
+    rig = {"stats_json": options.stats_json} if options.stats_json else {}
+    try:
+        spec = check_rig(SHORTHAND, {"model": model, "rig": rig, "stream": streams}, options.checkpoint)
+    except BadInputError as err:
+        if "give each" in str(err):  # one --sink for every stream: say how to tell them apart
+            raise BadInputError(f"{err} (put {{name}} or {{index}} in each --sink)") from None
+        raise
+    spec.status = options.status
+    return spec

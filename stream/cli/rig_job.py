@@ -105,14 +105,45 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
 
     show_status = console.is_terminal if spec.status is None else spec.status
+    control = None
+    if spec.osc is not None or spec.osc_status is not None:
+        from stream.display_stage import LiveControls
+        from stream.rig_osc import RigOscControl
+
+        control = RigOscControl([s.name for s in streams], spec.osc, spec.osc_status, say)
+        for stream in streams:
+            stream.controls = LiveControls(
+                on_applied=lambda command, index, name=stream.name: control.acknowledge_stream(name, command, index))
 
     def on_stats(name: str, stats) -> None:
+        if control is not None:
+            control.send_stream_status(name, stats)
         if show_status:
             console.print(f"{name}: {stats.status_text()}", highlight=False, markup=False, soft_wrap=True)
 
     rig = Rig(streams, max_wait_s=spec.max_wait_s, report=say, on_stats=on_stats,
               stats_json=Path(spec.stats_json) if spec.stats_json else None, batcher=batcher)
-    outcomes = anyio.run(rig.run)
+
+    async def run_all():
+        if control is None or control.listen is None:
+            return await rig.run()
+        async with anyio.create_task_group() as tg:
+            try:
+                await tg.start(control.serve, rig.command)
+            except BaseException:  # the port was taken during the model load: no stream ran
+                rig.batcher.close()
+                await _close_everything(sources, [sink for s in streams for _, sink in s.sinks])
+                raise
+            outcomes = await rig.run()
+            tg.cancel_scope.cancel()
+        return outcomes
+
+    try:
+        outcomes = anyio.run(run_all)
+    except BaseExceptionGroup as group:  # the one-line error inside, not a group of them
+        from stream.node import first_user_error
+
+        raise first_user_error(group) from None
     for outcome in outcomes:
         console.print(f"rdstream rig: {outcome.name}: {_outcome_text(outcome)}", highlight=False, markup=False,
                       soft_wrap=True)
