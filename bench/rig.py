@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -189,9 +188,18 @@ def child(args) -> None:
         sinks, _, _, _ = run_rig(model, clips, args.res)
         frames = sum(s.frames for s in sinks)
     elapsed = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"frames_out": frames, "elapsed_s": round(elapsed, 2), "fps": round(frames / elapsed, 3),
-                      "peak_rss_mb": round(peak_kb / 1024, 1)}), flush=True)
+                      "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size in MB (None on Windows, which has no getrusage)."""
+    if sys.platform != "win32":
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+        return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)
+    return None
 
 
 def run_children(args, kinds: list[tuple[str, int]], device: str = "cpu", res: int | None = None) -> list[dict]:
@@ -224,6 +232,8 @@ def run_children(args, kinds: list[tuple[str, int]], device: str = "cpu", res: i
 def section_memory(args) -> dict:
     one = run_children(args, [("single", 1)])[0]
     rig = run_children(args, [("rig", args.streams)])[0]
+    if one["peak_rss_mb"] is None:
+        return {"ran": False, "why": "no peak RSS on Windows"}
     ratio = rig["peak_rss_mb"] / one["peak_rss_mb"]
     return {"model": "full-size RANDOM SD2-shaped (fp32)", "res": args.res, "one_stream": one,
             f"rig_{args.streams}_streams": rig, "ratio": round(ratio, 3), "target": "<= 1.3", "met": ratio <= 1.3}
