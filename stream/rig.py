@@ -14,7 +14,9 @@ as one call. Isolation:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -159,12 +161,36 @@ class Rig:
         with ExitStack() as stack:
             try:
                 signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
-            except NotImplementedError:  # Windows event loops: the default Ctrl-C handling stays
-                await anyio.sleep_forever()
+            except NotImplementedError:  # Windows event loops have no signal handlers
+                await self._watch_signals_plainly(scope)
+                return
             async for _ in signals:
-                self._signals += 1
-                self.request_stop()
-                if self._signals == 1:
-                    self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
-                else:
-                    scope.cancel()  # each node still closes its sinks (shielded), so files stay valid
+                self._on_stop_signal(scope)
+
+    def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
+        """The first stop signal drains every stream; the next one skips the drains."""
+        self._signals += 1
+        self.request_stop()
+        if self._signals == 1:
+            self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
+        else:
+            scope.cancel()  # each node still closes its sinks (shielded), so files stay valid
+
+    async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
+        """Windows: Ctrl-C, SIGTERM and Ctrl-Break through signal.signal, as StreamNode does; the
+        handler only schedules the work on the loop."""
+        loop = asyncio.get_running_loop()
+        previous = {}
+        try:
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+                if hasattr(signal, name):
+                    number = getattr(signal, name)
+                    previous[number] = signal.signal(
+                        number, lambda *_: loop.call_soon_threadsafe(self._on_stop_signal, scope))
+        except ValueError:  # not the main thread: signals are not ours to manage
+            pass
+        try:
+            await anyio.sleep_forever()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
