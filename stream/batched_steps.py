@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 
+import threading
+
 import numpy as np
 import torch
 
@@ -81,8 +83,10 @@ class SharedModelSteps:
         return out
 
     # ------------------------------------------------------------------ predict
-    def predict_batch(self, payloads: list[tuple[int, list, Sequence[tuple[bool, ...]]]]) -> list[list[SnippetDepth]]:
-        """(stream, latents [B][L] of [4, h, w], merged) each, one L and h, w -> SnippetDepths per payload."""
+    def predict_batch(self, payloads: list[tuple[int, list, Sequence[tuple[bool, ...]]]]
+                      ) -> list[Callable[[], list[SnippetDepth]]]:
+        """(stream, latents [B][L] of [4, h, w], merged) each, one L and h, w -> per payload a callable
+        returning its SnippetDepths (it waits for the batch's one copy to the host)."""
         model = self.model
         t = first_timestep(model)
         with torch.inference_mode():
@@ -133,26 +137,48 @@ class SharedModelSteps:
                 fits.append(torch.cat(parts))
             packed = PackedHost([full, *fits], self.streams[payloads[0][0]].host_copy)
             self.transfers_to_host += packed.copies
-            full_host, *fits_host = packed.finish()
 
-            out = []
-            for (stream, latents, _), rows, fit_host in zip(payloads, spans, fits_host):
+            for (stream, latents, _), rows in zip(payloads, spans):
                 steps = self.streams[stream]
-                snippets = []
-                for s in range(len(latents)):
+                merged_count = sum(flags[r] for r in rows)
+                steps.counts.decodes_full += merged_count
+                if FIT_PATH_POOL[steps.fit_path] == 1:  # --fit-decode full: full decodes, only sampled
+                    steps.counts.decodes_full += len(rows) - merged_count
+                else:
+                    steps.counts.decodes_fit += len(rows) - merged_count
+
+        # The copy to the host is only queued (on a GPU): each stream waits for it in its own thread
+        # (the returned callables), so this thread goes on to the next batch meanwhile.
+        host = _Once(packed.finish)
+
+        def finisher(index: int) -> Callable[[], list[SnippetDepth]]:
+            def finish() -> list[SnippetDepth]:
+                full_host, *fits_host = host()
+                rows, fit_host, snippets = spans[index], fits_host[index], []
+                for s in range(len(payloads[index][1])):
                     snippet_rows = rows[s * length : (s + 1) * length]
                     merged_rows = [full_of[r] for r in snippet_rows if flags[r]]  # consecutive
                     first = merged_rows[0] if merged_rows else 0
-                    snippets.append(SnippetDepth(full_host[first : first + len(merged_rows)], tuple(flags[r] for r in snippet_rows),
+                    snippets.append(SnippetDepth(full_host[first : first + len(merged_rows)],
+                                                 tuple(flags[r] for r in snippet_rows),
                                                  fit_host[s * length : (s + 1) * length]))
-                    steps.counts.decodes_full += len(merged_rows)
-                    fit_only = length - len(merged_rows)
-                    if FIT_PATH_POOL[steps.fit_path] == 1:  # --fit-decode full: full decodes, sampled
-                        steps.counts.decodes_full += fit_only
-                    else:
-                        steps.counts.decodes_fit += fit_only
-                out.append(snippets)
-        return out
+                return snippets
+            return finish
+
+        return [finisher(i) for i in range(len(payloads))]
+
+
+class _Once:
+    """Calls ``fn`` once, from whichever thread asks first; the others get the same result."""
+
+    def __init__(self, fn: Callable[[], list]) -> None:
+        self._fn, self._lock, self._result = fn, threading.Lock(), None
+
+    def __call__(self) -> list:
+        with self._lock:
+            if self._result is None:
+                self._result = self._fn()
+            return self._result
 
 
 class StreamSteps:
@@ -180,7 +206,7 @@ class StreamSteps:
         first = latents[0][0]
         key = ("predict", len(latents[0]), tuple(first.shape[-2:]))
         future = self.batcher.submit(self.index, key, (self.index, latents, merged))
-        return future.result
+        return lambda: future.result()()  # the batch's result is this stream's wait for its host copy
 
     def predict(self, latents, merged) -> list[SnippetDepth]:
         return self.start_predict(latents, merged)()

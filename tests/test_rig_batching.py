@@ -44,17 +44,17 @@ def clip(k: int, frames: int) -> np.ndarray:
     return np.ascontiguousarray(np.roll(base, 11 * k, axis=2)[:, :, :: (-1) ** k])
 
 
-def single_run(model, frames, seed):
+def single_run(model, frames, seed, **paths):
     sink = RecordingSink()
-    steps = RollingDepthSteps(model, 64, seed=seed)
+    steps = RollingDepthSteps(model, 64, seed=seed, **paths)
     node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(),
                       NodeConfig(plan=PLAN, lookahead=LOOKAHEAD), report=print)
     result = anyio.run(node.run, False)
     return np.stack([f.depth for f in sink.frames]), result
 
 
-def rig_stream(model, name, source, seed, sink):
-    return RigStream(name, source, [("mem:", sink)], RollingDepthSteps(model, 64, seed=seed),
+def rig_stream(model, name, source, seed, sink, **paths):
+    return RigStream(name, source, [("mem:", sink)], RollingDepthSteps(model, 64, seed=seed, **paths),
                      OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(), NodeConfig(plan=PLAN, lookahead=LOOKAHEAD))
 
 
@@ -83,6 +83,21 @@ def test_each_stream_of_a_rig_equals_its_single_run_with_far_fewer_model_calls(t
         assert diff <= 1e-5
     ratio = sum(calls.values()) / separate_calls  # the same output frames either way
     assert ratio <= (0.6 if count == 2 else 0.35), (calls, separate_calls)
+
+
+def test_the_gpu_paths_one_packed_copy_and_host_resize_give_the_single_runs_depth(tiny_model):
+    """host_copy/resize_on_host=True run, on the CPU, what a GPU runs: one packed copy per batch,
+    waited for in each stream's own thread."""
+    paths = dict(host_copy=True, resize_on_host=True)
+    clips = [clip(k, 8) for k in range(2)]
+    singles = [single_run(tiny_model, clips[k], k, **paths)[0] for k in range(2)]
+    sinks = [RecordingSink() for _ in range(2)]
+    rig = Rig([rig_stream(tiny_model, f"s{k}", ArraySource(clips[k]), k, sinks[k], **paths) for k in range(2)],
+              max_wait_s=0.05)
+    anyio.run(rig.run, False)
+    for k in range(2):
+        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= 1e-5
+    assert rig.shared.transfers_to_host == rig.batcher.calls["predict"]  # one copy per batched call
 
 
 class StalledSource(Source):
