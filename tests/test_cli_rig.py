@@ -189,3 +189,14 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
         listener.close()
     assert proc.returncode == 0, err
     assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2
+
+
+@pytest.mark.parametrize("as_run", [False, True])
+def test_a_bad_rig_is_answered_before_torch_loads(tmp_path, as_run):
+    path = rig_file(tmp_path, stream_table("a", "test:", "null:") + stream_table("a", "test:", "null:"))
+    command = ["run", "--source", "test:", "--source", "test:", "--sink", "null:", "--preset", "nope"] if as_run \
+        else ["rig", str(path)]
+    code = ("import sys\nfrom stream.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
+            "    print(done.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
