@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 from rich.console import Console
+from rich.live import Live
 from rich.text import Text
 
 from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
@@ -115,11 +116,20 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
             stream.controls = LiveControls(
                 on_applied=lambda command, index, name=stream.name: control.acknowledge_stream(name, command, index))
 
+    # On a terminal one line per stream rewrites itself; elsewhere (a log) a line per stream a second.
+    live = Live(Text("starting..."), console=console, refresh_per_second=4, transient=True) \
+        if show_status and console.is_terminal else None
+    latest: dict[str, str] = {}
+
     def on_stats(name: str, stats) -> None:
         if control is not None:
             control.send_stream_status(name, stats)
-        if show_status:
-            console.print(f"{name}: {stats.status_text()}", highlight=False, markup=False, soft_wrap=True)
+        line = f"{name}: {stats.status_text()}"
+        if live is not None:
+            latest[name] = line
+            live.update(Text("\n".join(latest[s.name] for s in streams if s.name in latest)))
+        elif show_status:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     rig = Rig(streams, max_wait_s=spec.max_wait_s, report=say, on_stats=on_stats,
               stats_json=Path(spec.stats_json) if spec.stats_json else None, batcher=batcher)
@@ -139,7 +149,11 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
         return outcomes
 
     try:
-        outcomes = anyio.run(run_all)
+        if live is None:
+            outcomes = anyio.run(run_all)
+        else:
+            with live:
+                outcomes = anyio.run(run_all)
     except BaseExceptionGroup as group:  # the one-line error inside, not a group of them
         from stream.node import first_user_error
 
