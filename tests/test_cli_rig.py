@@ -200,3 +200,20 @@ def test_a_bad_rig_is_answered_before_torch_loads(tmp_path, as_run):
             "    print(done.code, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+
+
+def test_a_stream_whose_source_fails_ends_alone_and_the_exit_code_says_so(tmp_path, tiny_checkpoint):
+    from tests.conftest import write_clip
+
+    whole = write_clip(tmp_path / "whole.mkv", 30).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole[: len(whole) // 2])  # a file that ends early: its source fails mid-run
+    path = rig_file(tmp_path, model_table(tiny_checkpoint)
+                    + stream_table("cut", f"file:{cut}", f"npy:{tmp_path / 'cut.npy'}")
+                    + stream_table("ok", "test:?frames=24&size=96x64", f"npy:{tmp_path / 'ok.npy'}"))
+    done = run_rdstream("rig", str(path), timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert np.load(tmp_path / "ok.npy").shape[0] == 24  # the other stream went on to its end
+    assert 0 < np.load(tmp_path / "cut.npy").shape[0] < 30  # what it read before failing is written
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rdstream: error: 1 of 2 streams failed: cut: source failed") and "truncated" in last
