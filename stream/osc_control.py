@@ -383,13 +383,14 @@ class OscControl:
         self._send(ACK_ADDRESS, [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index),
                                  *command.sent])
 
-    def send_status(self, stats: NodeStats) -> None:
-        """``/rdstream/status INPUT_FPS OUTPUT_FPS LATENCY_P50_MS DROPPED NEAR FAR``."""
+    def send_status(self, stats: NodeStats, address: str = STATUS_ADDRESS) -> None:
+        """``/rdstream/status INPUT_FPS OUTPUT_FPS LATENCY_P50_MS DROPPED NEAR FAR`` (a rig: at
+        ``/rdstream/NAME/status``, stream.rig_osc)."""
         frame = stats.frame
         near = frame.near if frame is not None and frame.near is not None else math.nan
         far = frame.far if frame is not None and frame.far is not None else math.nan
         latency = -1.0 if stats.latency_p50_ms is None else float(stats.latency_p50_ms)
-        self._send(STATUS_ADDRESS, [float(stats.input_fps), float(stats.output_fps), latency, int(stats.dropped),
+        self._send(address, [float(stats.input_fps), float(stats.output_fps), latency, int(stats.dropped),
                                     float(near), float(far)])
 
     def _send(self, address: str, values: list) -> None:

@@ -124,7 +124,7 @@ def usage_message(err: BaseException, args: list[str]) -> str:
             message = message.replace(f"'{name}':", f"'{name}' ({given[-1]!r}):", 1)
             break
     command = next((a for a in args if not a.startswith("-")), None)
-    where = f"rdstream {command} --help" if command in {"file", "run", "sources", "dev"} else "rdstream --help"
+    where = f"rdstream {command} --help" if command in {"file", "run", "rig", "sources", "dev"} else "rdstream --help"
     return f"{message} (see {where})"
 
 

@@ -16,7 +16,7 @@ from stream.cli.argv import (DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP
 
 
 def run_command(
-    source: str = typer.Option(..., "--source", metavar="URI", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0"),
+    source: List[str] = typer.Option(..., "--source", metavar="URI", help="source URI: file:clip.mp4, test:?frames=300&size=640x360&rate=30, ndi:NAME, camera:0; repeat for several streams on one model (as rdstream rig; {name} and {index} in --sink expand per stream)"),
     sink: List[str] = typer.Option(..., "--sink", metavar="URI", help="sink URI, repeat for more: file:depth.mp4, file:depth.mkv, npy:depth.npy, ndi:Depth?format=p216, null:; video sinks take layout=rgbd or rgbd-v (colour beside/above the depth)"),
     checkpoint: Optional[str] = typer.Option(None, "-c", "--checkpoint", metavar="PATH_OR_ID", help=DEFAULT_CHECKPOINT_HELP),
     preset: str = typer.Option("live", "-p", "--preset", metavar="NAME", help="live (384 px) | fast | fast1024 | full | paper (dilations, res, dtype; no refinement live)"),
@@ -49,7 +49,7 @@ def run_command(
     from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
 
     options = RunOptions(
-        source=source, sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        source=source[0], sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
         realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
@@ -58,6 +58,13 @@ def run_command(
         speed=speed, strides=split_values(strides, int), encoder=encoder,
         monitor=monitor, monitor_token=monitor_token, compile=compile_model,
     )
+    if len(source) > 1:  # several streams, one model: the rig (stream.cli.rig_file), checked whole first
+        from stream.cli.rig_file import rig_from_run
+
+        spec = rig_from_run(options, list(source))
+        from stream.cli.rig_job import run_rig
+
+        return run_rig(spec)
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     from stream.cli.run_job import run_stream
 

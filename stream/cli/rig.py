@@ -1,0 +1,28 @@
+"""``rdstream rig RIG.toml``: several streams (cameras) through one loaded model.
+
+The file and its checks are stream.cli.rig_file (no torch); the job is stream.cli.rig_job, imported
+only once the whole file is checked, so a bad rig file is answered at once.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from stream.cli.argv import default_checkpoint
+
+
+def rig_command(
+    rig_file: str = typer.Argument(..., metavar="RIG.toml", help="the rig file: a [model] table and one [[stream]] table per camera (see README, 'Several cameras')"),
+    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="a status line per stream; default: on when stderr is a terminal"),
+) -> int:
+    """Several cameras, one model: each [[stream]] of RIG.toml runs as its own node (Ctrl-C stops all)."""
+    from stream.cli.rig_file import read_rig
+
+    spec = read_rig(rig_file, default_checkpoint())  # the whole file, before torch loads
+    if status is not None:
+        spec.status = status
+    from stream.cli.rig_job import run_rig
+
+    return run_rig(spec)

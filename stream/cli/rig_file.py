@@ -1,0 +1,311 @@
+"""The rig file of ``rdstream rig RIG.toml``: read it and check it whole, with no torch.
+
+```toml
+[model]                      # one model for every stream; keys as rdstream run's options
+checkpoint = "prs-eth/rollingdepth-v1-0"
+preset = "live"
+res = 384
+seed = 0
+
+[rig]                        # optional: the run as a whole
+stats_json = "stats.jsonl"   # one JSON line per stream and second, with "stream": NAME
+max_wait_ms = 5              # how long a model call waits for a slower stream
+osc = "9000"                 # /rdstream/NAME/... steers stream NAME; /rdstream/... every stream
+osc_status = "127.0.0.1:9001"   # /rdstream/NAME/status and /rdstream/NAME/ack
+
+[[stream]]                   # one per camera, at most MAX_STREAMS
+name = "left"
+source = "ndi:Stage Left"
+sinks = ["ndi:Depth left"]
+```
+
+Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
+found before the model loads: not TOML, a missing or unknown key, a value of the wrong type, two
+streams with one name, two streams writing one file or one NDI/Syphon/Spout name, more streams
+than ``MAX_STREAMS``, and everything ``rdstream run`` checks of a stream's options.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from io_adapters.output_paths import _same_file_key, sink_files
+from io_adapters.registry import parse_uri
+from pipeline.errors import BadInputError, RollingDepthError
+from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
+from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as the tomli package (a dependency there only)
+    import tomli as tomllib
+
+#: Most streams in one rig: one model call then carries at most this many streams' work.
+MAX_STREAMS = DEFAULT_MAX_BATCH
+#: Longest batching deadline a rig file may set, in ms (longer only adds latency).
+MAX_WAIT_MS = 100
+
+# key -> (type(s), what the user sees); required keys have no default in the dataclasses below
+MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
+              "dtype": (str,), "decoder": (str,)}
+RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
+            "osc_status": (str, int)}
+STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
+               "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,)}
+STREAM_REQUIRED = ("name", "source", "sinks")
+TABLES = {"model", "rig", "stream"}
+# outputs that are names other programs see: two streams may not share one
+NAMED_OUTPUT_SCHEMES = ("ndi", "syphon", "spout")
+
+
+@dataclass
+class RigStreamSpec:
+    """One ``[[stream]]``: its name and the ``rdstream run`` options it amounts to, checked."""
+
+    name: str
+    options: RunOptions
+    basics: RunBasics
+
+
+@dataclass
+class RigSpec:
+    path: str
+    model: dict
+    streams: list[RigStreamSpec]
+    stats_json: str | None = None
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
+    status: bool | None = None
+    osc: object = None  # stream.osc_control.OscEndpoint: where commands come in, or None
+    osc_status: object = None  # where statuses and acknowledgements go, or None
+
+
+def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
+    """'FILE: stream NAME: key KEY', the parts given."""
+    text = path
+    if stream is not None:
+        text += f": stream {stream!r}"
+    if key is not None:
+        text += f": key {key!r}"
+    return text
+
+
+def _check_table(path: str, table: dict, allowed: dict, what: str, stream: str | None = None) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            names = ", ".join(allowed)
+            raise BadInputError(f"{_where(path, stream, key)}: unknown key in {what} (known: {names})")
+        types = allowed[key]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            kind = " or ".join({str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+                                list: "a list of strings"}[t] for t in types)
+            raise BadInputError(f"{_where(path, stream, key)}: must be {kind}, got {value!r}")
+
+
+def read_rig(path: str, default_checkpoint: str) -> RigSpec:
+    """Read and check the rig file at ``path`` (see the module docstring); raises BadInputError."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as err:
+        raise BadInputError(f"{path}: cannot read the rig file ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not a TOML rig file (not UTF-8 text)") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise BadInputError(f"{path}: not a TOML rig file: {err}") from None
+    return check_rig(path, data, default_checkpoint)
+
+
+def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
+    """Check a rig's tables (as read from a file, or built by ``rdstream run`` with several sources);
+    ``path`` names where they came from in every message."""
+    for key in data:
+        if key not in TABLES:
+            raise BadInputError(f"{_where(path, key=key)}: unknown table or key (a rig file has [model], [rig] "
+                                "and [[stream]] tables)")
+    model, rig, streams = data.get("model", {}), data.get("rig", {}), data.get("stream")
+    if not isinstance(model, dict) or not isinstance(rig, dict):
+        raise BadInputError(f"{path}: [model] and [rig] must be tables")
+    _check_table(path, model, MODEL_KEYS, "[model]")
+    _check_table(path, rig, RIG_KEYS, "[rig]")
+    if not isinstance(streams, list) or not streams:
+        raise BadInputError(f"{path}: no [[stream]] table: give one per camera, each with name, source and sinks")
+    if len(streams) > MAX_STREAMS:
+        raise BadInputError(f"{path}: {len(streams)} streams: a rig runs at most {MAX_STREAMS}; "
+                            "run a second rig for more")
+    max_wait_ms = rig.get("max_wait_ms", DEFAULT_MAX_WAIT_S * 1000)
+    if not 0 <= max_wait_ms <= MAX_WAIT_MS:
+        raise BadInputError(f"{_where(path, key='max_wait_ms')}: must be 0..{MAX_WAIT_MS} ms, got {max_wait_ms}")
+
+    specs: list[RigStreamSpec] = []
+    for number, table in enumerate(streams, 1):
+        label = table.get("name") if isinstance(table.get("name"), str) else f"#{number}"
+        _check_table(path, table, STREAM_KEYS, "[[stream]]", label)
+        for key in STREAM_REQUIRED:
+            if key not in table:
+                raise BadInputError(f"{_where(path, label, key)}: missing (every stream needs name, source and sinks)")
+        if not table["sinks"] or not all(isinstance(uri, str) for uri in table["sinks"]):
+            raise BadInputError(f"{_where(path, label, 'sinks')}: give a list of sink URIs, e.g. "
+                                f"sinks = [\"ndi:Depth {label}\"]")
+        if any(s.name == table["name"] for s in specs):
+            raise BadInputError(f"{_where(path, label, 'name')}: two streams are named {label!r}; give each its own")
+        specs.append(_stream_spec(path, label, table, model, rig, default_checkpoint))
+    _check_shared_outputs(path, specs, rig.get("stats_json"))
+    osc, osc_status = _check_osc(path, rig)
+    return RigSpec(path=path, model=model, streams=specs, stats_json=rig.get("stats_json"),
+                   max_wait_s=max_wait_ms / 1000.0, status=rig.get("status"), osc=osc, osc_status=osc_status)
+
+
+def _check_osc(path: str, rig: dict):
+    """[rig] osc and osc_status as rdstream run's --osc and --osc-status ([HOST:]PORT), the port tried."""
+    if "osc" not in rig and "osc_status" not in rig:
+        return None, None
+    from stream.osc_control import check_can_listen, check_endpoints_differ, parse_endpoint
+
+    endpoints = {}
+    for key in ("osc", "osc_status"):
+        if key in rig:
+            endpoints[key] = _checked(path, None, key, lambda: parse_endpoint(str(rig[key]), key))
+    if "osc" in endpoints:
+        _checked(path, None, "osc", lambda: check_can_listen(endpoints["osc"], "osc"))
+    _checked(path, None, "osc_status", lambda: check_endpoints_differ(endpoints.get("osc"), endpoints.get("osc_status")))
+    return endpoints.get("osc"), endpoints.get("osc_status")
+
+
+def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, checkpoint: str) -> RigStreamSpec:
+    options = RunOptions(
+        source=table["source"], sinks=list(table["sinks"]), checkpoint=model.get("checkpoint", checkpoint),
+        preset=model.get("preset", "live"), quality=table.get("quality", "fast"), decoder=model.get("decoder"),
+        res=model.get("res"), dtype=model.get("dtype"), device=model.get("device", "auto"),
+        lookahead=table.get("lookahead", DEFAULT_LOOKAHEAD), realtime=False if table.get("no_drop") else None,
+        normalize=table.get("normalize", "running"), seed=table.get("seed", model.get("seed")),
+        max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table)
+    for key, value in (("source", options.source), *(("sinks", uri) for uri in options.sinks)):
+        _checked(path, label, key, lambda: check_basics_of(key, value))
+    if options.lookahead < 0:
+        raise BadInputError(f"{_where(path, label, 'lookahead')}: must be 0 (lowest latency) or more")
+    if options.max_frames < 0:
+        raise BadInputError(f"{_where(path, label, 'max_frames')}: must be 0 (until the source ends) or more")
+    for key, check in (("normalize", _normalize_check(options.normalize)), ("quality", _quality_check(options)),
+                       ("preset", _preset_check(options))):
+        _checked(path, label, key, check)
+    basics = _checked(path, label, None, lambda: check_basics(options))
+    return RigStreamSpec(label, options, basics)
+
+
+def check_basics_of(key: str, value: str) -> None:
+    from io_adapters.registry import check_sink, check_source
+
+    (check_source if key == "source" else check_sink)(value)
+
+
+def _normalize_check(text: str):
+    from stream.display_normalizer import parse_normalize
+
+    return lambda: parse_normalize(text)
+
+
+def _quality_check(options: RunOptions):
+    from pipeline.presets import live_quality
+
+    return lambda: live_quality(options.quality, decoder=options.decoder)
+
+
+def _preset_check(options: RunOptions):
+    from pipeline.preprocess import check_res
+    from pipeline.presets import get_preset
+
+    return lambda: check_res(get_preset(options.preset, res=options.res).res)
+
+
+def _checked(path: str, label: str, key: str | None, check):
+    try:
+        return check()
+    except RollingDepthError as err:
+        err.args = (f"{_where(path, label, key)}: {err}",)
+        raise
+
+
+def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str | None) -> None:
+    """No file and no NDI/Syphon/Spout name written by two streams (or by a stream and --stats-json)."""
+    files: dict[tuple, str] = {}
+    if stats_json and stats_json != "-":
+        files[_same_file_key(Path(stats_json))] = "[rig] stats_json"
+    names: dict[tuple[str, str], str] = {}
+    for spec in specs:
+        for uri in spec.options.sinks:
+            for file in sink_files(uri):
+                key = _same_file_key(file)
+                if key in files:
+                    raise BadInputError(f"{_where(path, spec.name, 'sinks')}: {uri} writes {file.resolve()}, "
+                                        f"which {files[key]} writes too; give each output its own file")
+                files[key] = f"stream {spec.name!r}"
+            parsed = parse_uri(uri)
+            if parsed.scheme in NAMED_OUTPUT_SCHEMES:
+                name = (parsed.scheme, parsed.target)
+                if name in names and names[name] != spec.name:
+                    raise BadInputError(f"{_where(path, spec.name, 'sinks')}: {parsed.scheme} name {parsed.target!r} "
+                                        f"is also used by stream {names[name]!r}; give each stream its own name")
+                names[name] = spec.name
+
+
+# ``rdstream run --source A --source B``: options a rig cannot take per stream yet (name -> its default)
+NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
+                "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
+                "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
+                "--compile": ("compile", False)}
+SHORTHAND = "rdstream run"
+
+
+def stream_name(source: str, index: int) -> str:
+    """``{name}`` of a source in the shorthand: the file's stem, the NDI/Syphon/Spout name, the camera
+    number; ``stream{index}`` for test patterns and anything else."""
+    parsed = parse_uri(source)
+    target = parsed.target.strip()
+    if parsed.scheme == "file" and target:
+        return Path(target).stem
+    if parsed.scheme in ("ndi", "syphon", "spout") and target:
+        return target
+    if parsed.scheme == "camera" and target:
+        return f"camera{target}"
+    return f"stream{index}"
+
+
+def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
+    """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
+    every ``--sink`` replaced per stream; the other options apply to every stream."""
+    for flag, (attr, default) in NOT_IN_A_RIG.items():
+        if getattr(options, attr) not in (default, [], ()):
+            raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
+                                "or leave it out")
+    names: list[str] = []
+    for index, source in enumerate(sources, 1):
+        try:
+            name = stream_name(source, index)
+        except RollingDepthError as err:
+            raise BadInputError(f"--source {source}: {err}") from None
+        names.append(name if name not in names else f"{name}-{index}")
+    model = {key: value for key, value in (("checkpoint", options.checkpoint), ("preset", options.preset),
+                                           ("res", options.res), ("seed", options.seed), ("device", options.device),
+                                           ("dtype", options.dtype), ("decoder", options.decoder)) if value is not None}
+    streams = []
+    for index, (name, source) in enumerate(zip(names, sources), 1):
+        table = {"name": name, "source": source, "normalize": options.normalize, "quality": options.quality,
+                 "sinks": [uri.replace("{name}", name).replace("{index}", str(index)) for uri in options.sinks],
+                 "max_frames": options.max_frames}
+        if options.lookahead_given:
+            table["lookahead"] = options.lookahead
+        if options.realtime is False:
+            table["no_drop"] = True
+        streams.append(table)
+    rig = {"stats_json": options.stats_json} if options.stats_json else {}
+    try:
+        spec = check_rig(SHORTHAND, {"model": model, "rig": rig, "stream": streams}, options.checkpoint)
+    except BadInputError as err:
+        if "give each" in str(err):  # one --sink for every stream: say how to tell them apart
+            raise BadInputError(f"{err} (put {{name}} or {{index}} in each --sink)") from None
+        raise
+    spec.status = options.status
+    return spec

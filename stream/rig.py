@@ -1,0 +1,196 @@
+"""Several streams, one model: one ``StreamNode`` per stream, their model work batched (``rdstream rig``).
+
+Each stream is a whole node of its own (source, drop policy, window, aligner, display range, sinks);
+only its model steps are shared: a ``stream.batched_steps.StreamSteps`` per stream sends its encodes
+and snippets to one ``stream.batcher.Batcher``, whose thread runs each kind from all ready streams
+as one call. Isolation:
+
+- a stream whose source ends or fails ends alone (the batcher stops waiting for it, ``retire``);
+  an error that escapes a node is kept as that stream's failure, the others go on;
+- a sink failure stays in its node (``FanOutStage``);
+- the first stop signal (Ctrl-C, SIGTERM, SIGHUP) drains every stream; a second skips the drains
+  (every node still closes its sinks, so files stay valid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import anyio
+
+from io_adapters.base import Sink, Source
+from stream.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
+from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
+from stream.display_normalizer import DisplayNormalizer
+from stream.display_stage import LiveControls
+from stream.node import STOP_SIGNALS, NodeConfig, NodeResult, StreamNode, ignore_further_stops
+from stream.rolling_depth_steps import RollingDepthSteps
+from stream.stream_stats import NodeStats, StatsJsonWriter
+
+
+@dataclass
+class RigStream:
+    """One stream of a rig, opened and ready: its own state, the shared model only through ``state``'s model."""
+
+    name: str
+    source: Source
+    sinks: list[tuple[str, Sink]]
+    state: RollingDepthSteps
+    aligner: object
+    normalizer: DisplayNormalizer
+    config: NodeConfig
+    controls: LiveControls | None = None  # OSC commands for this stream (stream.rig_osc), or None
+
+
+@dataclass
+class StreamOutcome:
+    """How one stream ended: its node's result, or the error that ended it (``failed``)."""
+
+    name: str
+    result: NodeResult | None = None
+    error: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        r = self.result  # None without an error: a second stop signal cut it short (not a failure)
+        return self.error is not None or (r is not None and (r.every_sink_failed or r.source_error is not None))
+
+
+class NamedStats:
+    """A stream's ``NodeStats`` with its name first in the JSON line."""
+
+    def __init__(self, name: str, stats: NodeStats) -> None:
+        self.name, self.stats = name, stats
+
+    def as_json(self) -> str:
+        return json.dumps({"stream": self.name, **asdict(self.stats)}, separators=(",", ":"))
+
+
+@dataclass
+class Rig:
+    """Runs ``streams`` against one model until every stream ended or a stop signal.
+
+    max_batch / max_wait_s: the batcher's (``stream.batcher``). report(line): warnings, prefixed
+    with the stream's name. stats_json: one file (or ``-``) for every stream's lines.
+    """
+
+    streams: list[RigStream]
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
+    report: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+    on_stats: Callable[[str, NodeStats], None] | None = None
+    stats_json: Path | None = None
+    batcher: Batcher | None = None  # None = a new one; or one made earlier (the model loaded on its thread)
+    nodes: list[StreamNode] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        shared = SharedModelSteps([s.state for s in self.streams])
+        self.shared = shared
+        if self.batcher is None:
+            self.batcher = Batcher(shared.run_batch, len(self.streams), self.max_batch, self.max_wait_s)
+        else:  # made earlier, to load the model on its thread
+            self.batcher.run_batch = shared.run_batch
+        for index, stream in enumerate(self.streams):
+            self.nodes.append(StreamNode(
+                stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state), stream.aligner,
+                stream.normalizer, stream.config, report=self._reporter(stream.name),
+                on_stats=self._stats_hook(stream.name), model_thread=WaitingThread(), controls=stream.controls))
+        self._signals = 0
+        self._writer: StatsJsonWriter | None = None
+
+    def _reporter(self, name: str) -> Callable[[str], None]:
+        return lambda line: self.report(f"{name}: {line}")
+
+    def _stats_hook(self, name: str):
+        def hook(stats: NodeStats) -> None:
+            if self._writer is not None:
+                self._writer.write(NamedStats(name, stats))
+            if self.on_stats is not None:
+                self.on_stats(name, stats)
+        return hook
+
+    def command(self, name: str | None, command) -> None:
+        """An OSC command for stream ``name``, or for every stream (None)."""
+        for stream, node in zip(self.streams, self.nodes):
+            if name is None or stream.name == name:
+                node.command(command)
+
+    def request_stop(self) -> None:
+        for node in self.nodes:
+            node.request_stop()
+
+    async def run(self, handle_signals: bool = True) -> list[StreamOutcome]:
+        self._writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
+        outcomes = [StreamOutcome(s.name) for s in self.streams]
+        try:
+            async with anyio.create_task_group() as outer:
+                if handle_signals:
+                    outer.start_soon(self._watch_signals, outer.cancel_scope)
+                async with anyio.create_task_group() as streams:
+                    for index in range(len(self.nodes)):
+                        streams.start_soon(self._run_one, index, outcomes[index])
+                outer.cancel_scope.cancel()
+        finally:
+            self.batcher.close()
+            if self._writer is not None:
+                self._writer.close()
+            if self._signals:
+                ignore_further_stops()
+        return outcomes
+
+    async def _run_one(self, index: int, outcome: StreamOutcome) -> None:
+        node = self.nodes[index]
+        try:
+            outcome.result = await node.run(handle_signals=False)
+            if self._writer is not None:  # its last line, so even a short run leaves one per stream
+                self._writer.write(NamedStats(outcome.name, node.sampler.sample()))
+        except Exception as err:  # this stream's failure, not the rig's: the others go on
+            outcome.error = err
+            self.report(f"{outcome.name}: failed: {err}")
+        finally:
+            self.batcher.retire(index)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with ExitStack() as stack:
+            try:
+                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
+            except NotImplementedError:  # Windows event loops have no signal handlers
+                await self._watch_signals_plainly(scope)
+                return
+            async for _ in signals:
+                self._on_stop_signal(scope)
+
+    def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
+        """The first stop signal drains every stream; the next one skips the drains."""
+        self._signals += 1
+        self.request_stop()
+        if self._signals == 1:
+            self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
+        else:
+            scope.cancel()  # each node still closes its sinks (shielded), so files stay valid
+
+    async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
+        """Windows: Ctrl-C, SIGTERM and Ctrl-Break through signal.signal, as StreamNode does; the
+        handler only schedules the work on the loop."""
+        loop = asyncio.get_running_loop()
+        previous = {}
+        try:
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+                if hasattr(signal, name):
+                    number = getattr(signal, name)
+                    previous[number] = signal.signal(
+                        number, lambda *_: loop.call_soon_threadsafe(self._on_stop_signal, scope))
+        except ValueError:  # not the main thread: signals are not ours to manage
+            pass
+        try:
+            await anyio.sleep_forever()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)

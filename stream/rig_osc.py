@@ -1,0 +1,49 @@
+"""OSC for a rig (``[rig] osc`` / ``osc_status``): the addresses of stream.osc_control, per stream.
+
+``/rdstream/NAME/normalize/fixed NEAR FAR`` (and every other command) steers stream NAME only; the
+single-stream address ``/rdstream/normalize/fixed ...`` steers every stream (so ``/rdstream/stop``
+stops the rig). The status target gets ``/rdstream/NAME/status ...`` per stream once a second and
+``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME.
+Everything else (rate limits, malformed messages, time tags) is ``OscControl``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stream.messages import NodeCommand
+from stream.osc_control import ACK_ADDRESS, OSC_PREFIX, STATUS_ADDRESS, OscControl
+from stream.stream_stats import NodeStats
+
+
+class _Renamed:
+    """An OSC message with the stream's name taken out of its address."""
+
+    def __init__(self, address: str, params) -> None:
+        self.address, self.params = address, params
+
+
+class RigOscControl(OscControl):
+    """``OscControl`` for several named streams; ``serve``'s command callable takes (name or None, command)."""
+
+    def __init__(self, names: list[str], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # longest first, so a name that begins with another's still finds its own stream
+        self.names = sorted(names, key=len, reverse=True)
+
+    def _handle_message(self, message, due: float, command: Callable) -> None:
+        address = message.address if isinstance(message.address, str) else ""
+        for name in self.names:
+            prefix = f"{OSC_PREFIX}{name}/"
+            if address.startswith(prefix):
+                renamed = _Renamed(OSC_PREFIX + address[len(prefix):], message.params)
+                return super()._handle_message(renamed, due, lambda parsed: command(name, parsed))
+        return super()._handle_message(message, due, lambda parsed: command(None, parsed))
+
+    def acknowledge_stream(self, name: str, command: NodeCommand, source_index: int | None) -> None:
+        self._send(f"{OSC_PREFIX}{name}/{ACK_ADDRESS[len(OSC_PREFIX):]}",
+                   [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index), *command.sent])
+
+    def send_stream_status(self, name: str, stats: NodeStats) -> None:
+        """What ``send_status`` sends, at ``/rdstream/NAME/status``."""
+        self.send_status(stats, f"{OSC_PREFIX}{name}/{STATUS_ADDRESS[len(OSC_PREFIX):]}")

@@ -1,0 +1,219 @@
+"""``rdstream rig RIG.toml`` as a user runs it: real processes, the rig file's checks, signals, files."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_rdstream
+
+
+def rig_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rig.toml"
+    path.write_text(text)
+    return path
+
+
+def model_table(checkpoint) -> str:
+    return f'[model]\ncheckpoint = "{checkpoint}"\nres = 64\nseed = 0\n'
+
+
+def stream_table(name: str, source: str, *sinks: str, extra: str = "") -> str:
+    listed = ", ".join(f'"{s}"' for s in sinks)
+    return f'\n[[stream]]\nname = "{name}"\nsource = "{source}"\nsinks = [{listed}]\n{extra}'
+
+
+def decoded_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_two_streams_run_to_their_own_ends_with_named_stats_and_a_summary_each(tmp_path, tiny_checkpoint):
+    left, right, stats = tmp_path / "left.npy", tmp_path / "right.mp4", tmp_path / "stats.jsonl"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint) + f'\n[rig]\nstats_json = "{stats}"\n'
+                    + stream_table("left", "test:?frames=20&size=96x64", f"npy:{left}")
+                    + stream_table("right", "test:?frames=8&size=96x64", f"file:{right}", extra="lookahead = 0\n"))
+    done = run_rdstream("rig", str(path), timeout=180)
+    assert done.returncode == 0, done.stderr
+    # the stream that ended first did not stop the other
+    assert np.load(left).shape[0] == 20 and decoded_frames(right) == 8
+    summaries = [line for line in done.stderr.splitlines() if line.startswith("rdstream rig: left:")
+                 or line.startswith("rdstream rig: right:")]
+    assert len(summaries) == 2 and all("source ended" in line for line in summaries)
+    named = {json.loads(line)["stream"] for line in stats.read_text().splitlines()}
+    assert named == {"left", "right"}
+
+
+def test_a_rig_stream_equals_rdstream_run_with_the_same_seed(tmp_path, tiny_checkpoint):
+    source = "test:?frames=12&size=96x64"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint)
+                    + stream_table("a", source, f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("b", "test:?frames=12&size=64x64", f"npy:{tmp_path / 'b.npy'}"))
+    assert run_rdstream("rig", str(path), timeout=180).returncode == 0
+    single = run_rdstream("run", "--source", source, "--sink", f"npy:{tmp_path / 's.npy'}", "-c", str(tiny_checkpoint),
+                          "--res", "64", "--seed", "0", timeout=180)
+    assert single.returncode == 0, single.stderr
+    assert float(np.abs(np.load(tmp_path / "a.npy") - np.load(tmp_path / "s.npy")).max()) <= 1e-5
+
+
+BAD_RIGS = {
+    "not TOML": ("[model\nres = 64", "not a TOML rig file"),
+    "unknown key": (stream_table("a", "test:", "null:", extra="colour = 1\n"), "stream 'a': key 'colour': unknown key"),
+    "missing sinks": ('\n[[stream]]\nname = "a"\nsource = "test:"\n', "stream 'a': key 'sinks': missing"),
+    "empty sinks": (stream_table("a", "test:"), "stream 'a': key 'sinks'"),
+    "missing source": ('\n[[stream]]\nname = "a"\nsinks = ["null:"]\n', "stream 'a': key 'source': missing"),
+    "one name twice": (stream_table("a", "test:", "null:") + stream_table("a", "test:", "null:"),
+                       "stream 'a': key 'name': two streams"),
+    "one file twice": (stream_table("a", "test:", "npy:OUT/x.npy") + stream_table("b", "test:", "npy:OUT/x.npy"),
+                       "stream 'b': key 'sinks'"),
+    "too many": ("".join(stream_table(f"s{i}", "test:", "null:") for i in range(9)), "at most 8"),
+    "wrong type": (stream_table("a", "test:", "null:", extra='lookahead = "two"\n'),
+                   "stream 'a': key 'lookahead': must be a whole number"),
+    "bad normalize": (stream_table("a", "test:", "null:", extra='normalize = "sideways"\n'),
+                      "stream 'a': key 'normalize'"),
+    "bad model key": ("[model]\nresolution = 64\n" + stream_table("a", "test:", "null:"), "key 'resolution': unknown key"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RIGS))
+def test_a_bad_rig_file_is_one_line_naming_file_stream_and_key_exit_2(tmp_path, case):
+    text, expected = BAD_RIGS[case]
+    path = rig_file(tmp_path, text.replace("OUT", str(tmp_path)))
+    started = time.monotonic()
+    done = run_rdstream("rig", str(path))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rdstream: error: {path}") and expected in lines[0], lines
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process")
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")])
+def test_sigterm_or_ctrl_c_twice_stops_every_stream_with_every_file_valid(tmp_path, tiny_checkpoint, signals):
+    stats = tmp_path / "stats.jsonl"
+    files = {name: tmp_path / f"{name}.mp4" for name in ("a", "b")}
+    path = rig_file(tmp_path, model_table(tiny_checkpoint) + f'\n[rig]\nstats_json = "{stats}"\n'
+                    + stream_table("a", "test:?size=96x64&rate=30", f"file:{files['a']}", f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("b", "test:?size=64x64&rate=30", f"file:{files['b']}"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "rig", str(path), "--no-status"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = [json.loads(line) for line in stats.read_text().splitlines()] if stats.exists() else []
+            if {line["stream"] for line in lines if line["frames_out"] >= 3} == {"a", "b"}:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        for name in signals:  # a second Ctrl-C skips the drains
+            proc.send_signal(getattr(signal, name))
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert decoded_frames(files["a"]) == np.load(tmp_path / "a.npy").shape[0] >= 3
+    assert decoded_frames(files["b"]) >= 3
+    assert err.count("interrupted") == 2 and "Traceback" not in err
+
+
+def test_run_with_several_sources_is_a_rig_with_name_and_index_expanded(tmp_path, tiny_checkpoint):
+    clip = tmp_path / "hall.mp4"
+    from tests.conftest import write_clip
+
+    write_clip(clip, 6)
+    done = run_rdstream("run", "--source", f"file:{clip}", "--source", "test:?frames=4&size=64x64",
+                        "--sink", f"npy:{tmp_path}/{{name}}-{{index}}.npy", "-c", str(tiny_checkpoint), "--res", "64",
+                        "--no-status", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "hall-1.npy").shape[0] == 6 and np.load(tmp_path / "stream2-2.npy").shape[0] == 4
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--sink", "npy:OUT/one.npy"], "put {name} or {index} in each --sink"),
+    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source"),
+])
+def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, args, expected):
+    done = run_rdstream("run", "--source", "test:", "--source", "test:", *[a.replace("OUT", str(tmp_path)) for a in args])
+    assert done.returncode == 2 and expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, tiny_checkpoint):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from tests.test_stream_osc import LOOPBACK, StatusListener, free_udp_port
+
+    listener, port, stats = StatusListener(), free_udp_port(), tmp_path / "stats.jsonl"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint)
+                    + f'\n[rig]\nstats_json = "{stats}"\nosc = "{port}"\nosc_status = "{listener.endpoint}"\n'
+                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("b", "test:?size=64x64&rate=30", f"npy:{tmp_path / 'b.npy'}"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "rig", str(path), "--no-status"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def frames_out() -> dict:
+        lines = [json.loads(line) for line in stats.read_text().splitlines()] if stats.exists() else []
+        return {line["stream"]: line["frames_out"] for line in lines}
+
+    def wait_until(condition, timeout=120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not condition():
+            time.sleep(0.1)
+        assert condition(), proc.stderr.read() if proc.poll() is not None else "timed out"
+
+    try:
+        client = SimpleUDPClient(LOOPBACK, port)
+        wait_until(lambda: min(frames_out().get(name, 0) for name in "ab") >= 2)
+        client.send_message("/rdstream/b/stop", [])
+        wait_until(lambda: any(a[:1] == ["/rdstream/stop"] for address, a in listener.messages
+                               if address == "/rdstream/b/ack"))
+        time.sleep(2.0)  # b has drained; a goes on
+        b_stopped, a_then = frames_out()["b"], frames_out()["a"]
+        wait_until(lambda: frames_out()["a"] >= a_then + 2)
+        assert frames_out()["b"] == b_stopped
+        assert any(address == "/rdstream/a/status" for address, _ in listener.messages)
+        client.send_message("/rdstream/stop", [])  # every stream
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, err
+    assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2
+
+
+@pytest.mark.parametrize("as_run", [False, True])
+def test_a_bad_rig_is_answered_before_torch_loads(tmp_path, as_run):
+    path = rig_file(tmp_path, stream_table("a", "test:", "null:") + stream_table("a", "test:", "null:"))
+    command = ["run", "--source", "test:", "--source", "test:", "--sink", "null:", "--preset", "nope"] if as_run \
+        else ["rig", str(path)]
+    code = ("import sys\nfrom stream.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
+            "    print(done.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+
+
+def test_a_stream_whose_source_fails_ends_alone_and_the_exit_code_says_so(tmp_path, tiny_checkpoint):
+    from tests.conftest import write_clip
+
+    whole = write_clip(tmp_path / "whole.mkv", 30).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole[: len(whole) // 2])  # a file that ends early: its source fails mid-run
+    path = rig_file(tmp_path, model_table(tiny_checkpoint)
+                    + stream_table("cut", f"file:{cut}", f"npy:{tmp_path / 'cut.npy'}")
+                    + stream_table("ok", "test:?frames=24&size=96x64", f"npy:{tmp_path / 'ok.npy'}"))
+    done = run_rdstream("rig", str(path), timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert np.load(tmp_path / "ok.npy").shape[0] == 24  # the other stream went on to its end
+    assert 0 < np.load(tmp_path / "cut.npy").shape[0] < 30  # what it read before failing is written
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rdstream: error: 1 of 2 streams failed: cut: source failed") and "truncated" in last

@@ -1,0 +1,206 @@
+"""Several streams on one model (stream.rig): each stream's depth equals its single-stream run, with
+far fewer model calls; the batcher's deadline keeps a stalled stream from blocking the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import numpy as np
+import pytest
+
+from bench.rig_counts import counting_model_calls
+from bench.support.stream_doubles import ArraySource, FailingSink, RecordingSink
+from io_adapters.base import Source
+from io_adapters.frames import EndOfStream
+from pipeline.coalign import OnlineAligner
+from pipeline.errors import RuntimeFailure
+from pipeline.snippets import SnippetPlan
+from stream.batcher import Batcher
+from stream.display_normalizer import parse_normalize
+from stream.node import NodeConfig, StreamNode
+from stream.rig import Rig, RigStream
+from stream.rolling_depth_steps import RollingDepthSteps
+from tests.conftest import moving_pattern
+
+PLAN = SnippetPlan(3, (1, 5))
+LOOKAHEAD = 2
+DISPLAY = lambda: parse_normalize('running')  # what sinks get: depth in [0, 1]
+
+
+class Unchanged:
+    """Display stage pass-through, so the aligned depth itself is compared."""
+
+    current_range = None
+
+    def __call__(self, depth):
+        return depth
+
+
+def clip(k: int, frames: int) -> np.ndarray:
+    """A different clip per stream (the pattern rolled and mirrored)."""
+    base = moving_pattern(frames, 64, 96)
+    return np.ascontiguousarray(np.roll(base, 11 * k, axis=2)[:, :, :: (-1) ** k])
+
+
+def single_run(model, frames, seed, **paths):
+    sink = RecordingSink()
+    steps = RollingDepthSteps(model, 64, seed=seed, **paths)
+    node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(),
+                      NodeConfig(plan=PLAN, lookahead=LOOKAHEAD), report=print)
+    result = anyio.run(node.run, False)
+    return np.stack([f.depth for f in sink.frames]), result
+
+
+def rig_stream(model, name, source, seed, sink, **paths):
+    return RigStream(name, source, [("mem:", sink)], RollingDepthSteps(model, 64, seed=seed, **paths),
+                     OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(), NodeConfig(plan=PLAN, lookahead=LOOKAHEAD))
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_each_stream_of_a_rig_equals_its_single_run_with_far_fewer_model_calls(tiny_model, count):
+    frames = 12
+    clips = [clip(k, frames) for k in range(count)]
+    separate_calls = 0
+    singles = []
+    for k in range(count):
+        with counting_model_calls(tiny_model) as calls:
+            depth, result = single_run(tiny_model, clips[k], seed=k)
+        separate_calls += sum(calls.values())
+        singles.append(depth)
+    sinks = [RecordingSink() for _ in range(count)]
+    rig = Rig([rig_stream(tiny_model, f"cam{k}", ArraySource(clips[k]), k, sinks[k]) for k in range(count)],
+              max_wait_s=0.05)
+    with counting_model_calls(tiny_model) as calls:
+        outcomes = anyio.run(rig.run, False)
+    assert [o.failed for o in outcomes] == [False] * count
+    for k in range(count):
+        depth = np.stack([f.depth for f in sinks[k].frames])
+        assert depth.shape == singles[k].shape
+        diff = float(np.abs(depth - singles[k]).max())
+        print(f"stream {k}: max abs diff {diff:.2e} over range {float(singles[k].max() - singles[k].min()):.3f}")
+        assert diff <= 1e-5
+    ratio = sum(calls.values()) / separate_calls  # the same output frames either way
+    assert ratio <= (0.6 if count == 2 else 0.35), (calls, separate_calls)
+
+
+def test_the_gpu_paths_one_packed_copy_and_host_resize_give_the_single_runs_depth(tiny_model):
+    """host_copy/resize_on_host=True run, on the CPU, what a GPU runs: one packed copy per batch,
+    waited for in each stream's own thread."""
+    paths = dict(host_copy=True, resize_on_host=True)
+    clips = [clip(k, 8) for k in range(2)]
+    singles = [single_run(tiny_model, clips[k], k, **paths)[0] for k in range(2)]
+    sinks = [RecordingSink() for _ in range(2)]
+    rig = Rig([rig_stream(tiny_model, f"s{k}", ArraySource(clips[k]), k, sinks[k], **paths) for k in range(2)],
+              max_wait_s=0.05)
+    anyio.run(rig.run, False)
+    for k in range(2):
+        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= 1e-5
+    assert rig.shared.transfers_to_host == rig.batcher.calls["predict"]  # one copy per batched call
+
+
+class StalledSource(Source):
+    """A source that never delivers a frame until closed (a camera that froze)."""
+
+    uri = "stalled:"
+    nominal_fps = 30.0
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def recv(self):
+        self.closed.wait()
+        raise EndOfStream()
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_a_stalled_stream_does_not_block_the_others_beyond_the_deadline(tiny_model):
+    frames = 10
+    live, stalled = RecordingSink(), RecordingSink()
+    rig = Rig([rig_stream(tiny_model, "live", ArraySource(clip(0, frames)), 0, live),
+               rig_stream(tiny_model, "frozen", StalledSource(), 1, stalled)], max_wait_s=0.02)
+
+    async def run_then_stop():
+        async with anyio.create_task_group() as tg:
+            async def stop_when_live_done():
+                with anyio.fail_after(60):
+                    while len(live.frames) < frames:
+                        await anyio.sleep(0.05)
+                rig.request_stop()
+            tg.start_soon(stop_when_live_done)
+            return await rig.run(False)
+
+    outcomes = anyio.run(run_then_stop)
+    assert len(live.frames) == frames and not stalled.frames
+    assert [o.failed for o in outcomes] == [False, False]
+    assert outcomes[1].result.end_reason == "interrupted"
+
+
+def test_batcher_waits_at_most_its_deadline_and_serves_streams_round_robin():
+    seen = []
+    batcher = Batcher(lambda key, payloads: seen.append(list(payloads)) or list(payloads), streams=3,
+                      max_batch=2, max_wait_s=0.05)
+    try:
+        started = time.perf_counter()
+        assert batcher.call(0, ("k",), "a") == "a"  # streams 1 and 2 never come: the deadline ends the wait
+        waited = time.perf_counter() - started
+        assert 0.04 <= waited < 1.0
+        batcher.retire(2)
+        futures = [batcher.submit(s, ("k",), f"{s}") for s in (0, 1)]  # every active stream there: at once
+        assert [f.result(timeout=5) for f in futures] == ["0", "1"]
+    finally:
+        batcher.close()
+    assert seen == [["a"], ["0", "1"]]
+
+
+def test_batcher_round_robin_takes_turns_when_more_are_ready_than_a_batch():
+    gate = threading.Event()
+    order = []
+
+    def run(key, payloads):
+        if key == ("block",):
+            gate.wait()
+        order.append(list(payloads))
+        return payloads
+
+    batcher = Batcher(run, streams=4, max_batch=2, max_wait_s=0.0)
+    try:
+        blocker = batcher.submit(0, ("block",), "b")
+        time.sleep(0.05)  # the thread is busy: the next four queue up
+        futures = [batcher.submit(s, ("k",), s) for s in (0, 1, 2, 3)]
+        gate.set()
+        for f in [blocker, *futures]:
+            f.result(timeout=5)
+    finally:
+        batcher.close()
+    assert order[1:] == [[0, 1], [2, 3]]
+
+
+class BrokenSource(ArraySource):
+    """Delivers ``good`` frames, then fails as a camera unplugged mid-run does."""
+
+    def __init__(self, frames, good: int) -> None:
+        super().__init__(frames)
+        self.good = good
+
+    async def recv(self):
+        if self.next >= self.good:
+            raise RuntimeFailure("camera 3 disappeared")
+        return await super().recv()
+
+
+def test_a_failing_source_or_sink_stays_in_its_stream(tiny_model):
+    frames = 10
+    healthy, broken_sink, after_broken_source = RecordingSink(), FailingSink(fail_at=2), RecordingSink()
+    rig = Rig([rig_stream(tiny_model, "healthy", ArraySource(clip(0, frames)), 0, healthy),
+               rig_stream(tiny_model, "bad-sink", ArraySource(clip(1, frames)), 1, broken_sink),
+               rig_stream(tiny_model, "bad-source", BrokenSource(clip(2, frames), good=4), 2, after_broken_source)],
+              max_wait_s=0.02, report=lambda line: None)
+    outcomes = anyio.run(rig.run, False)
+    assert len(healthy.frames) == frames and not outcomes[0].failed
+    assert outcomes[1].failed and "disk full" in str(outcomes[1].error)  # its node stopped, alone
+    assert outcomes[2].failed and "camera 3" in str(outcomes[2].result.source_error)
+    assert len(after_broken_source.frames) == 4  # what it read before failing still came out
