@@ -11,12 +11,10 @@ close short or turn the normal end into a death by signal.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,35 +36,8 @@ from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
 from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
+from stream.stop_signals import ignore_further_stops, sigint_ignored, watch_stop_signals
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
-
-
-# What stops a live run: Ctrl-C, SIGTERM (service managers) and SIGHUP (the terminal closed, ssh
-# dropped). Windows has no SIGHUP.
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
-
-
-def ignore_further_stops() -> None:
-    """After a stop signal ended the run: the process is ending, further stop signals change nothing."""
-    for signum in STOP_SIGNALS:
-        try:
-            signal.signal(signum, signal.SIG_IGN)
-        except ValueError:  # not the main thread: signals are not ours to manage
-            return
-
-
-@contextmanager
-def sigint_ignored():
-    """While sinks finalise their files, a further Ctrl-C must not kill the process half-way."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to manage
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)
@@ -266,14 +237,7 @@ class StreamNode:
                 tg.start_soon(stage.run, receive, send)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with ExitStack() as stack:
-            try:
-                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
-            except NotImplementedError:  # Windows event loops have no signal handlers
-                await self._watch_signals_plainly(scope)
-                return
-            async for _ in signals:
-                self._on_stop_signal(scope)
+        await watch_stop_signals(lambda: self._on_stop_signal(scope))
 
     def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
         """The first stop signal drains the pipeline; the next one skips the drain."""
@@ -284,26 +248,6 @@ class StreamNode:
         else:
             self._drain_skipped = True
             scope.cancel()
-
-    async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
-        """Where the event loop has no signal handlers (Windows): Ctrl-C, SIGTERM and Ctrl-Break
-        (SIGBREAK, Windows only) through signal.signal, with the same drain-then-abandon as above.
-        The handler only schedules the work on the loop, the one safe thing a handler may do there."""
-        loop = asyncio.get_running_loop()
-
-        names = [name for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)]
-        previous = {}
-        try:
-            for name in names:
-                number = getattr(signal, name)
-                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(self._on_stop_signal, scope))
-        except ValueError:  # not the main thread: signals are not ours to manage
-            pass
-        try:
-            await anyio.sleep_forever()
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
     async def _report_stats(self, writer: StatsJsonWriter | None) -> None:
         while True:

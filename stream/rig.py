@@ -14,12 +14,9 @@ as one call. Isolation:
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,8 +27,9 @@ from stream.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
 from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
-from stream.node import STOP_SIGNALS, NodeConfig, NodeResult, StreamNode, ignore_further_stops
+from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
+from stream.stop_signals import ignore_further_stops, watch_stop_signals
 from stream.stream_stats import NodeStats, StatsJsonWriter
 
 
@@ -158,14 +156,7 @@ class Rig:
             self.batcher.retire(index)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with ExitStack() as stack:
-            try:
-                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
-            except NotImplementedError:  # Windows event loops have no signal handlers
-                await self._watch_signals_plainly(scope)
-                return
-            async for _ in signals:
-                self._on_stop_signal(scope)
+        await watch_stop_signals(lambda: self._on_stop_signal(scope))
 
     def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
         """The first stop signal drains every stream; the next one skips the drains."""
@@ -176,21 +167,3 @@ class Rig:
         else:
             scope.cancel()  # each node still closes its sinks (shielded), so files stay valid
 
-    async def _watch_signals_plainly(self, scope: anyio.CancelScope) -> None:
-        """Windows: Ctrl-C, SIGTERM and Ctrl-Break through signal.signal, as StreamNode does; the
-        handler only schedules the work on the loop."""
-        loop = asyncio.get_running_loop()
-        previous = {}
-        try:
-            for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-                if hasattr(signal, name):
-                    number = getattr(signal, name)
-                    previous[number] = signal.signal(
-                        number, lambda *_: loop.call_soon_threadsafe(self._on_stop_signal, scope))
-        except ValueError:  # not the main thread: signals are not ours to manage
-            pass
-        try:
-            await anyio.sleep_forever()
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)

@@ -10,7 +10,7 @@ import torch
 from pipeline.checkpoint import choose_dtype
 from io_adapters.encodings import colormap_lut
 from pipeline.diffusion_refine import refine_timesteps
-from stream.node import sigint_ignored
+from stream.stop_signals import sigint_ignored
 from stream.cli.file_job import FileJobOptions, completed_as, write_outputs
 
 

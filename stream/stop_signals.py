@@ -1,0 +1,74 @@
+"""The signals that stop a live run, and one way to watch them on every OS.
+
+Ctrl-C (SIGINT), SIGTERM (service managers) and SIGHUP (the terminal closed, ssh dropped) stop a
+run; Windows has no SIGHUP but has Ctrl-Break (SIGBREAK). ``watch_stop_signals`` calls its
+callback on the event loop for each one, through the loop's own signal handlers where it has them
+(POSIX) and through ``signal.signal`` where it has none (Windows); the node and the rig both use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
+
+import anyio
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+# Where the event loop has no signal handlers (Windows): Ctrl-Break stops like SIGTERM there.
+_PLAIN_STOP_NAMES = ("SIGINT", "SIGTERM", "SIGBREAK")
+
+
+async def watch_stop_signals(on_signal: Callable[[], None]) -> None:
+    """Call ``on_signal()`` on the event loop for every stop signal, until cancelled."""
+    with ExitStack() as stack:
+        try:
+            signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
+        except NotImplementedError:  # Windows event loops have no signal handlers
+            await _watch_plainly(on_signal)
+            return
+        async for _ in signals:
+            on_signal()
+
+
+async def _watch_plainly(on_signal: Callable[[], None]) -> None:
+    """``signal.signal`` handlers that only schedule ``on_signal`` on the loop, the one safe thing a
+    handler may do there; the previous handlers come back when the watch ends."""
+    loop = asyncio.get_running_loop()
+    previous = {}
+    try:
+        for name in _PLAIN_STOP_NAMES:
+            if hasattr(signal, name):
+                number = getattr(signal, name)
+                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(on_signal))
+    except ValueError:  # not the main thread: signals are not ours to manage
+        pass
+    try:
+        await anyio.sleep_forever()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def ignore_further_stops() -> None:
+    """After a stop signal ended the run: the process is ending, further stop signals change nothing."""
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals are not ours to manage
+            return
+
+
+@contextmanager
+def sigint_ignored():
+    """While sinks finalise their files, a further Ctrl-C must not kill the process half-way."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to manage
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
