@@ -21,20 +21,20 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
-from pipeline.checkpoint import TINY_WARNING, RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
-from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
+from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
+from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
-from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
+from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
+from stream.cli.model_banner import announce_model
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
@@ -393,12 +393,7 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     encoder = resolve_encoder(opts.encoder)
     # 2. The model.
     model = load_rolling_depth(opts.checkpoint, device, dtype, decoder, encoder)
-    if model.is_tiny:
-        console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    if model.decoder.is_random or model.encoder.is_random:
-        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
-    if model.output_is_noise:
-        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
+    announce_model(model, console)
     for note in prepare_device(model.device, model.dtype):
         console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     if opts.compile:

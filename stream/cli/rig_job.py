@@ -17,15 +17,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
-from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import RollingDepthError, RuntimeFailure
 from pipeline.presets import get_preset
-from pipeline.tiny_decoder import TINY_DECODER_WARNING, resolve_decoder
+from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.batcher import Batcher
+from stream.cli.model_banner import announce_model
 from stream.cli.rig_file import RigSpec, RigStreamSpec
 from stream.cli.run_job import FALLBACK_FPS, _close_all, summary_line
 from stream.node import NodeConfig
@@ -81,13 +80,7 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
-    if model.is_tiny:
-        console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    if model.decoder.is_random or model.encoder.is_random:
-        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
-    mark = RANDOM_MODEL_MARK if model.output_is_noise else None
-    if mark:
-        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
+    mark = announce_model(model, console)
     streams: list[RigStream] = []
     opened: list = []
     try:

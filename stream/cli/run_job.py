@@ -19,15 +19,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
-from pipeline.checkpoint import TINY_WARNING
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
-from pipeline.tiny_decoder import TINY_DECODER_WARNING, DecoderChoice, resolve_decoder
+from pipeline.tiny_decoder import DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
+from stream.cli.model_banner import announce_model
 from stream.cli.run_checks import RunOptions, check_basics
 from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
@@ -148,13 +147,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     from pipeline.device import prepare_device
     from stream.rolling_depth_steps import RollingDepthSteps
 
-    if model.is_tiny:
-        console.print(Text(TINY_WARNING, style="bold red"), soft_wrap=True)
-    if model.decoder.is_random or model.encoder.is_random:
-        console.print(Text(TINY_DECODER_WARNING, style="bold red"), soft_wrap=True)
-    mark = RANDOM_MODEL_MARK if model.output_is_noise else None
-    if mark:
-        console.print(Text(RANDOM_MARK_NOTE, style="bold red"), soft_wrap=True)
+    mark = announce_model(model, console)
     quality = checked.quality
     for note in prepare_device(model.device, model.dtype):
         console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
