@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
+from pipeline.inference import OUT_OF_MEMORY
 
 BACKEND_ENV = "RDSTREAM_COMPILE_BACKEND"
-_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def compile_options(device: torch.device) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class CompiledCall:
                 return self._compiled(*args, **kwargs)
             torch.compiler.cudagraph_mark_step_begin()
             return _owned(self._compiled(*args, **kwargs))
-        except _OUT_OF_MEMORY:
+        except OUT_OF_MEMORY:
             raise
         except Exception as err:  # any compiler or backend failure: say it once, run eager
             self._fail(err)

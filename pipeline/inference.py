@@ -196,7 +196,7 @@ def resize_on_host(frames: np.ndarray, size: tuple[int, int], method: str = "bil
     return np.ascontiguousarray(out.permute(0, 2, 3, 1).numpy())
 
 
-_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.OutOfMemoryError from 2.5
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.OutOfMemoryError from 2.5
 
 
 @functools.lru_cache(maxsize=None)
@@ -210,7 +210,7 @@ def device_resizes_antialiased(device: torch.device) -> bool:
     except NotImplementedError:
         return False
     except RuntimeError as err:
-        if isinstance(err, _OUT_OF_MEMORY) or "not implemented" not in str(err).lower():
+        if isinstance(err, OUT_OF_MEMORY) or "not implemented" not in str(err).lower():
             raise
         return False
     return True

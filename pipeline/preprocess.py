@@ -69,11 +69,10 @@ def processing_size(height: int, width: int, res: int, multiple: int = 8) -> tup
     ``res`` was checked once where the settings were made (``check_res``); it is trusted here. A
     native size whose longer edge is below ``MIN_RES`` is upscaled to it (the model takes no less).
     """
-    if res == 0 and max(height, width) >= MIN_RES:
+    if res == 0 and max(height, width) < MIN_RES:
+        res = MIN_RES
+    if res == 0:
         new_h, new_w = height, width
-    elif res == 0:
-        scale = MIN_RES / max(height, width)
-        new_h, new_w = height * scale, width * scale
     else:
         scale = res / max(height, width)
         new_h, new_w = height * scale, width * scale

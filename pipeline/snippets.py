@@ -134,11 +134,6 @@ class SnippetPlan:
         """Dilation 1's stride: its snippets end every ``base_stride`` frames."""
         return self.strides[self.dilations.index(1)]
 
-    @property
-    def strided(self) -> bool:
-        """True when some level skips frames."""
-        return any(k > 1 for k in self.strides)
-
     def unet_passes_per_frame(self) -> float:
         """UNet frame-passes per frame in steady state: ``sum(L / stride)`` (6 for L=3, dilations 1 and 25)."""
         return sum(self.snip_len / k for k in self.strides)

@@ -144,26 +144,40 @@ def tiny_decoder_scale(config: dict) -> int:
     return int(config.get("upsampling_scaling_factor", 2)) ** (len(blocks) - 1)
 
 
+def load_autoencoder_half(choice: DecoderChoice, option: str, keep: str, device: torch.device, dtype: torch.dtype,
+                          check=None) -> tuple[torch.nn.Module, bool]:
+    """The ``AutoencoderTiny`` of ``choice`` (a folder) on ``device`` / ``dtype`` with only its
+    ``keep`` half ("encoder" or "decoder"), and whether it is a random test one. ``check(config)``
+    may refuse it (one-line BadInputError) before its weights load."""
+    from diffusers import AutoencoderTiny
+
+    config = check_tiny_decoder_folder(choice.folder, choice.name, option)
+    if check is not None:
+        check(config)
+    try:
+        autoencoder = AutoencoderTiny.from_pretrained(choice.folder, torch_dtype=dtype)
+    except Exception as err:
+        text = " ".join(str(err).split())[:300]
+        raise BadInputError(f"{option} {choice.name}: cannot load the AutoencoderTiny in {choice.folder} ({text})") from None
+    unused = "decoder" if keep == "encoder" else "encoder"
+    setattr(autoencoder, unused, None)  # never used: the other half is --encoder's / --decoder's
+    autoencoder.to(device).eval().requires_grad_(False)
+    return autoencoder, bool(config.get(TINY_DECODER_MARKER, False))
+
+
 def load_decoder(choice: DecoderChoice, vae: torch.nn.Module, vae_scale: int, device: torch.device,
                  dtype: torch.dtype) -> DepthDecoder:
     """The decoder of ``choice`` on ``device`` / ``dtype``; its upsampling must match the VAE's (``vae_scale``)."""
     if choice.folder is None:
         return FullVaeDecoder(vae)
-    from diffusers import AutoencoderTiny
 
-    config = check_tiny_decoder_folder(choice.folder, choice.name)
-    if tiny_decoder_scale(config) != vae_scale:
-        raise BadInputError(
-            f"--decoder {choice.name}: it upsamples latents {tiny_decoder_scale(config)}x, the checkpoint's VAE {vae_scale}x"
-        )
-    try:
-        autoencoder = AutoencoderTiny.from_pretrained(choice.folder, torch_dtype=dtype)
-    except Exception as err:
-        text = " ".join(str(err).split())[:300]
-        raise BadInputError(f"--decoder {choice.name}: cannot load the AutoencoderTiny in {choice.folder} ({text})") from None
-    autoencoder.encoder = None  # never used: the encoder stays the checkpoint's VAE
-    autoencoder.to(device).eval().requires_grad_(False)
-    return TinyVaeDecoder(autoencoder, choice.name, is_random=bool(config.get(TINY_DECODER_MARKER, False)))
+    def same_scale(config: dict) -> None:
+        if tiny_decoder_scale(config) != vae_scale:
+            raise BadInputError(f"--decoder {choice.name}: it upsamples latents {tiny_decoder_scale(config)}x, "
+                                f"the checkpoint's VAE {vae_scale}x")
+
+    autoencoder, is_random = load_autoencoder_half(choice, "--decoder", "decoder", device, dtype, same_scale)
+    return TinyVaeDecoder(autoencoder, choice.name, is_random=is_random)
 
 
 #: A small AutoencoderTiny with TAESD's structure (4 decoder levels, x8 upsampling, 4 latent channels).

@@ -24,7 +24,8 @@ from typing import Protocol
 import torch
 
 from pipeline.errors import BadInputError
-from pipeline.tiny_decoder import LATENT_SCALE, TINY_DECODER_MARKER, DecoderChoice, check_tiny_decoder_folder, resolve_autoencoder
+from pipeline.tiny_decoder import (LATENT_SCALE, DecoderChoice, check_tiny_decoder_folder, load_autoencoder_half,
+                                   resolve_autoencoder)
 
 
 class RgbEncoder(Protocol):
@@ -81,14 +82,5 @@ def load_encoder(choice: DecoderChoice, vae: torch.nn.Module, device: torch.devi
     """The encoder of ``choice`` on ``device`` / ``dtype`` (the checkpoint's VAE for ``full``)."""
     if choice.folder is None:
         return FullVaeEncoder(vae)
-    from diffusers import AutoencoderTiny
-
-    config = check_tiny_decoder_folder(choice.folder, choice.name, "--encoder")
-    try:
-        autoencoder = AutoencoderTiny.from_pretrained(choice.folder, torch_dtype=dtype)
-    except Exception as err:
-        text = " ".join(str(err).split())[:300]
-        raise BadInputError(f"--encoder {choice.name}: cannot load the AutoencoderTiny in {choice.folder} ({text})") from None
-    autoencoder.decoder = None  # never used here: depth is decoded by --decoder
-    autoencoder.to(device).eval().requires_grad_(False)
-    return TinyVaeEncoder(autoencoder, choice.name, is_random=bool(config.get(TINY_DECODER_MARKER, False)))
+    autoencoder, is_random = load_autoencoder_half(choice, "--encoder", "encoder", device, dtype)
+    return TinyVaeEncoder(autoencoder, choice.name, is_random=is_random)

@@ -378,9 +378,10 @@ class OscControl:
         except Exception as err:  # noqa: BLE001 - one message must never stop the node
             self.warnings.warn(f"ignored {OSC_PREFIX}{parsed.kind}: {type(err).__name__}: {err}")
 
-    def acknowledge(self, command: NodeCommand, source_index: int | None) -> None:
-        """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target; ARGS as they were sent."""
-        self._send(ACK_ADDRESS, [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index),
+    def acknowledge(self, command: NodeCommand, source_index: int | None, address: str = ACK_ADDRESS) -> None:
+        """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target; ARGS as they were sent
+        (a rig: at ``/rdstream/NAME/ack``, stream.rig_osc)."""
+        self._send(address, [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index),
                                  *command.sent])
 
     def send_status(self, stats: NodeStats, address: str = STATUS_ADDRESS) -> None:

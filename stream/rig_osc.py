@@ -41,8 +41,8 @@ class RigOscControl(OscControl):
         return super()._handle_message(message, due, lambda parsed: command(None, parsed))
 
     def acknowledge_stream(self, name: str, command: NodeCommand, source_index: int | None) -> None:
-        self._send(f"{OSC_PREFIX}{name}/{ACK_ADDRESS[len(OSC_PREFIX):]}",
-                   [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index), *command.sent])
+        """What ``acknowledge`` sends, at ``/rdstream/NAME/ack``."""
+        self.acknowledge(command, source_index, f"{OSC_PREFIX}{name}/{ACK_ADDRESS[len(OSC_PREFIX):]}")
 
     def send_stream_status(self, name: str, stats: NodeStats) -> None:
         """What ``send_status`` sends, at ``/rdstream/NAME/status``."""

@@ -43,6 +43,8 @@ class SnippetStage(Stage):
         self.steps = steps
         self.plan = plan
         self.model_thread = model_thread
+        # Steps that can queue their work (RollingDepthSteps) are waited for off the model thread.
+        self._start_predict = getattr(steps, "start_predict", None)
         self.report = report or (lambda message: None)
         self.on_applied = on_applied
         self.window: RollingWindow = RollingWindow(plan.span)
@@ -133,7 +135,7 @@ class SnippetStage(Stage):
         for snippet in snippets:
             if len(snippet) == 1 or snippet[1] - snippet[0] == 1:
                 self._covered = max(self._covered, snippet[-1])
-        start = getattr(self.steps, "start_predict", None)
+        start = self._start_predict
         if start is None:
             depth = await self.model_thread.run(self.steps.predict, latents, merged)
         else:

@@ -213,10 +213,6 @@ class StatsSampler:
                          latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
 
 
-# ``--stats-json -`` writes the lines to stdout.
-STDOUT_TARGET = STANDARD_STREAM
-
-
 class StatsJsonWriter:
     """Appends one JSON line per sample to a file, or to stdout for ``-`` (flushed at once, so
     ``tail -f`` and pipes see each line as it comes).
@@ -232,7 +228,7 @@ class StatsJsonWriter:
         self.report = report or (lambda message: print(message, file=sys.stderr))
         self.written = 0
         self.failed = 0
-        self._to_stdout = str(path) == STDOUT_TARGET
+        self._to_stdout = str(path) == STANDARD_STREAM  # --stats-json -
         self._where = "stdout" if self._to_stdout else str(self.path)
         self._said = False
         self._file = None

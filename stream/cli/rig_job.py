@@ -66,14 +66,9 @@ def run_rig(spec: RigSpec) -> int:
                 batcher.close()
                 raise
         except BaseException:
-            anyio.run(_close_all_sources, sources)
+            anyio.run(_close_everything, sources, [])
             raise
         return _open_and_run(spec, sources, model, batcher, console, say)
-
-
-async def _close_all_sources(sources) -> None:
-    for source in sources:
-        await _close_all(source, [])
 
 
 def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Console, say) -> int:
