@@ -167,7 +167,7 @@ class SpoutSink(ThreadedSink):
 
     def _write(self, frame: DepthFrame) -> None:
         bgra = np.ascontiguousarray(depth_to_syphon_bgra(frame.depth, self.fmt, frame.cmap or self.cmap,
-                                                         frame.rgb, self.layout))
+                                                         frame.rgb, self.layout, frame.mark))
         height, width = bgra.shape[:2]
         # Row 0 of the array is the top of the picture; sent as it is (invert=False), as Spout's
         # examples send top-down images. Not seen on a real receiver here: docs/live_io.md says what to do.

@@ -71,7 +71,9 @@ _BURST = 100
 MAX_WINDOW_FRAMES = 3600
 _WARN_EVERY_S = 1.0
 # An OSC address is NUL-terminated: these prefixes match our addresses exactly, not longer ones.
-_CONTROL_ADDRESSES = tuple(f"{OSC_PREFIX}{kind}".encode() + b"\0" for kind in COMMAND_KINDS)
+# A rig's per-stream addresses (/rdstream/NAME/stop) end the same way: a control address is ours,
+# starts with the prefix and ends with "/KIND" (so "/rdstream/stopx" is junk).
+_CONTROL_ENDINGS = tuple(f"/{kind}".encode() + b"\0" for kind in COMMAND_KINDS)
 _BUNDLE_HEADER = b"#bundle\0"
 # A bundle time-tagged for later is applied at its time (the node's clock), up to this far ahead;
 # further is more likely a wrong clock than a plan, and is ignored with a warning.
@@ -192,9 +194,11 @@ def _parse_command(address: str, args: list) -> NodeCommand | None:
 def is_control_packet(data: bytes) -> bool:
     """Whether a packet is (or is a bundle holding) a message to one of our addresses; a cheap
     byte test, so that packets over the budget can still be told apart from junk unparsed."""
+    prefix = OSC_PREFIX.encode()
     if data.startswith(_BUNDLE_HEADER):
-        return any(address in data for address in _CONTROL_ADDRESSES)
-    return data.startswith(_CONTROL_ADDRESSES)
+        return prefix in data and any(ending in data for ending in _CONTROL_ENDINGS)
+    end = data.find(b"\0") + 1
+    return data.startswith(prefix) and end > 0 and data[:end].endswith(_CONTROL_ENDINGS)
 
 
 class RateLimitedWarnings:

@@ -9,7 +9,7 @@ import anyio
 import numpy as np
 import pytest
 
-from io_adapters.encodings import apply_colormap, to_uint16, unpack16_bgra
+from io_adapters.encodings import RANDOM_MODEL_MARK, apply_colormap, burn_mark, to_uint16, unpack16_bgra
 from io_adapters.frames import DepthFrame, EndOfStream
 from io_adapters.registry import check_sink, check_source, list_sources, open_sink, open_source
 from pipeline.errors import BadInputError, RuntimeFailure
@@ -107,6 +107,22 @@ def test_color_sink_sends_8_bit_bgra_colour_map_and_follows_size_and_live_cmap(f
     sends = [call[2] for call in fake_spout.CALLS if call[0] == "send"]
     assert sends == [(10, 8, GL_BGRA_EXT, False), (20, 16, GL_BGRA_EXT, False)]  # 8-bit BGRA, not inverted
     assert ("release_sender", "Depth", None) in fake_spout.CALLS and "Depth" not in fake_spout.SENDERS
+
+
+def test_colour_from_the_random_test_model_carries_the_mark_as_on_syphon(fake_spout):
+    depth = np.full((64, 160), 0.5, dtype=np.float32)
+
+    async def main():
+        sink = open_sink("spout:Marked?cmap=turbo")
+        await _send_all(sink, [DepthFrame(index=0, timestamp=0.0, depth=depth, mark=RANDOM_MODEL_MARK)])
+        frames = _sent_bgra(fake_spout, "Marked")
+        await sink.close()
+        return frames
+
+    (frame,) = anyio.run(main)
+    expected = burn_mark(np.ascontiguousarray(apply_colormap(depth, "turbo")), RANDOM_MODEL_MARK)
+    assert np.array_equal(frame[..., 2::-1], expected)
+    assert not np.array_equal(expected, apply_colormap(depth, "turbo"))
 
 
 def test_packed16_sink_carries_exact_16_bit_depth_in_two_8_bit_channels(fake_spout):

@@ -104,6 +104,9 @@ flood(20_000)
 
 def test_a_stop_inside_a_flood_is_never_dropped_by_the_packet_budget():
     assert is_control_packet(message("/rdstream/stop")) and not is_control_packet(message("/rdstream/stopx"))
+    # A rig's per-stream control addresses pass the budget too; junk under the prefix does not.
+    assert is_control_packet(message("/rdstream/left/stop")) and is_control_packet(message("/rdstream/left/normalize/fixed"))
+    assert not is_control_packet(message("/rdstream/left/stopx")) and not is_control_packet(message("/other/stop"))
     source, sink = ListSource(100_000, interval=0.01), RecordingSink()
     flood: list[subprocess.Popen] = []
     fallback_used = []
