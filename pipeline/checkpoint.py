@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.device_names import parse_device_name
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.hub import fetch_snapshot, is_hub_id
 from pipeline.tiny_decoder import DecoderChoice, DepthDecoder, FullVaeDecoder, load_decoder, resolve_decoder
@@ -103,25 +104,48 @@ def cache_dir() -> Path:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks mps, then cuda, then cpu. An explicit device that is not available is an error."""
-    name = (name or "auto").lower()
+    """``--device`` (see pipeline.device_names) -> the torch device, always with its GPU number on
+    CUDA (``cuda`` alone is the GPU torch uses first), so that messages can name it.
+
+    ``auto`` picks mps, then cuda, then cpu. An explicit device that is not available is an error.
+    Raises:
+        BadInputError: an unknown name, MPS or CUDA missing here, a GPU number beyond the GPUs present.
+    """
+    wanted = parse_device_name(name)
     mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if name == "auto":
+    if wanted.kind == "auto":
         if mps_ok:
             return torch.device("mps")
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
-    if name == "mps" and not mps_ok:
+    if wanted.kind == "mps" and not mps_ok:
         raise BadInputError(
             "--device mps: MPS is not available on this machine (needs Apple Silicon, macOS 12.3+ "
             "and a torch build with MPS); use --device auto or --device cpu"
         )
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError("--device cuda: no CUDA GPU is available here; use --device auto or --device cpu")
-    if name not in ("cpu", "mps") and not name.startswith("cuda"):
-        raise BadInputError(f"--device {name}: unknown device; use auto, mps, cuda, cuda:N or cpu")
-    return torch.device(name)
+    if wanted.kind == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(f"--device {name}: no CUDA GPU is available here; use --device auto or --device cpu")
+        count = torch.cuda.device_count()
+        index = torch.cuda.current_device() if wanted.index is None else wanted.index
+        if index >= count:
+            numbers = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise BadInputError(f"--device {name}: this machine has {count} CUDA GPU{'s' if count > 1 else ''} "
+                                f"({numbers}); nvidia-smi lists them")
+        return torch.device("cuda", index)
+    return torch.device(wanted.kind)
+
+
+def device_label(device: torch.device) -> str:
+    """How messages name a device: ``cpu``, ``mps``, ``cuda:1 (NVIDIA H200)``."""
+    if device.type != "cuda":
+        return device.type
+    index = torch.cuda.current_device() if device.index is None else device.index
+    try:
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    except Exception:  # a name is a courtesy: never fail a run for it
+        return f"cuda:{index}"
 
 
 def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
@@ -284,6 +308,11 @@ def load_rolling_depth(
             f"checkpoint {folder}: text embedding width {text_embedding.shape[-1]} does not match "
             f"unet cross_attention_dim {unet_config.get('cross_attention_dim')}"
         )
+    if device.type == "cuda":
+        # The current GPU is per thread, and this is the thread that runs the model (the model
+        # thread of run and rig): work that names no device (events, pinned buffers, CUDA
+        # graphs) then lands on the chosen GPU instead of GPU 0.
+        torch.cuda.set_device(device)
     try:
         unet.to(device).eval()
         vae.to(device).eval()

@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         if type(err).__name__ == "Abort":  # click's own Ctrl-C at a prompt
             sys.stderr.write("rdstream: stopped\n")
             sys.exit(interrupted_exit_code(raw))
+        if type(err).__name__ == "NoArgsIsHelpError":  # a bare `rdstream` (or `rdstream dev`): its help, as asked
+            sys.stdout.write(err.ctx.get_help() + "\n")
+            sys.exit(0)
         if "RollingDepthError" in {c.__name__ for c in type(err).__mro__}:
             fail(str(err), err.exit_code)
         if is_usage_error(err):

@@ -6,6 +6,9 @@ these imports (torch, diffusers) take seconds.
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 import typer
 
 from stream.cli.dev import dev_app
@@ -24,6 +27,37 @@ app = typer.Typer(
     # click's plain help: it wraps cleanly at 80 columns (rich's boxed tables cut names and defaults)
     rich_markup_mode=None,
 )
+PACKAGE = "rollingdepth-stream"
+
+
+def version_text() -> str:
+    """``rdstream --version``: this package's version, and Python's and torch's for bug reports,
+    read from the installed packages' metadata (torch is not imported: that takes seconds)."""
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"rdstream {installed(PACKAGE)} (Python {platform.python_version()}, torch {installed('torch')})"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version of rdstream (and of Python and torch) and exit"),
+) -> None:
+    # No docstring: the app's help above stays the text of `rdstream --help`.
+    pass
+
+
 # Short lines for the command list (the docstrings' first lines are cut at 80 columns).
 app.command("file", short_help="Offline: video files to depth .npy and colour-mapped videos.",
             cls=PlainArgumentsCommand)(file_command)

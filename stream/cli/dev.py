@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from pipeline.device_names import DEVICE_HELP
 from stream.cli.argv import DEFAULT_CHECKPOINT_HELP, default_checkpoint
 from stream.cli.help_format import PlainArgumentsCommand
 
@@ -40,7 +41,7 @@ def compare_decoders_command(
     decoder: str = typer.Option("tiny", "--decoder", metavar="DECODER", help="the decoder to compare with the full VAE decoder: tiny | folder | hub id"),
     frame_count: int = typer.Option(30, "--frame-count", metavar="N", help="frames of the clip to use (from the start)"),
     res: int = typer.Option(384, "--res", metavar="PX", help="longer edge in pixels (the live preset's 384 by default)"),
-    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help=DEVICE_HELP),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
 ) -> int:
     """Depth with another decoder against the full VAE decoder: AbsRel, frame-to-frame error, speed of each."""
@@ -61,7 +62,7 @@ def evaluate_command(
     lookahead: int = typer.Option(2, "--lookahead", metavar="N", help="the live node's lookahead"),
     frame_count: int = typer.Option(0, "--frame-count", metavar="N", help="frames of the clip to use (0 = all)"),
     tiny: str = typer.Option("tiny", "--tiny", metavar="AUTOENCODER", help="the AutoencoderTiny of rungs with the tiny encoder/decoder: tiny | folder | hub id"),
-    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help=DEVICE_HELP),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
 ) -> int:
     """Each rung of the cost ladder through the live node against the offline reference: AbsRel, temporal

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from pipeline.device_names import DEVICE_HELP
 from pipeline.errors import BadInputError
 from stream.cli.argv import DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP, STRIDES_HELP, default_checkpoint, split_values
 
@@ -45,7 +46,7 @@ def file_command(
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="noise seed, for reproducible runs"),
     quality: str = typer.Option("balanced", "--quality", metavar="LEVEL", help="co-alignment quality: fast | balanced | quality"),
     coalign: str = typer.Option("exact", "--coalign", metavar="SOLVER", help="co-alignment solver: exact | adam (the reference's)"),
-    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help=DEVICE_HELP),
     decoder: str = typer.Option("full", "--decoder", metavar="DECODER", help=DECODER_HELP),
     encoder: str = typer.Option("full", "--encoder", metavar="ENCODER", help=ENCODER_HELP),
     unet_bs: int = typer.Option(4, "--unet-bs", metavar="N", help="snippets per UNet call (independent of --max-vae-bs)"),

@@ -29,6 +29,7 @@ from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_de
 from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
+from pipeline.device_names import parse_device_name
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
@@ -137,6 +138,7 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or a rate up to {MAX_FPS:g}")
     for name in opts.cmaps:
         colormap_lut(name)
+    parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from stream.rig import Rig, RigStream, StreamOutcome
 
 
 def run_rig(spec: RigSpec) -> int:
-    from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
+    from pipeline.checkpoint import choose_dtype, device_label, load_rolling_depth, resolve_device
 
     console = Console(stderr=True)
 
@@ -85,7 +85,7 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
         batcher.close()
         anyio.run(_close_everything, sources, opened)
         raise
-    lines = [f"rdstream rig: {spec.path}: {len(streams)} streams, one model ({model.device.type} "
+    lines = [f"rdstream rig: {spec.path}: {len(streams)} streams, one model ({device_label(model.device)} "
              f"{str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}); Ctrl-C stops all"]
     for stream in spec.streams:
         policy = "realtime" if stream.basics.drop_frames else "every frame"

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from pipeline.device_names import DEVICE_HELP
 from stream.cli.argv import (DECODER_HELP, DEFAULT_CHECKPOINT_HELP, ENCODER_HELP, SPEED_HELP, STRIDES_HELP,
                              default_checkpoint, split_values)
 
@@ -28,7 +29,7 @@ def run_command(
     fit_decode: Optional[str] = typer.Option(None, "--fit-decode", metavar="MODE", help="frames only the aligner's fit reads: half (2x pooled latent, 1/4 the cost) | full; default: the --quality's"),
     res: Optional[int] = typer.Option(None, "--res", metavar="PX", help="longer edge in pixels, 0 (native; inputs under 32 px are upscaled to 32) or 32..4096, rounded to a multiple of 8; above the input's size it upscales; default: the preset's"),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16; default: the preset's on mps/cuda, fp32 on cpu"),
-    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | mps | cuda | cpu"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help=DEVICE_HELP),
     lookahead: Optional[int] = typer.Option(None, "--lookahead", metavar="N", help="frames of delay before a frame is output (0 = lowest latency, more = closer to offline); default: 2"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--no-drop", help="drop frames when the model is slow (newest wins; paces files) or process every frame; default: realtime for ndi/camera/syphon/spout, every frame for files and test:"),
     normalize: str = typer.Option("running", "--normalize", metavar="MODE", help="display range: running | fixed:NEAR,FAR | window[:N]"),

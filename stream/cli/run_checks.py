@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from io_adapters.output_paths import check_outputs
 from io_adapters.registry import check_sink, check_sinks_free, check_source, parse_uri
+from pipeline.device_names import parse_device_name
 from pipeline.errors import BadInputError
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
@@ -92,6 +93,7 @@ def check_basics(opts: RunOptions) -> RunBasics:
     source = parse_uri(opts.source)
     for uri in opts.sinks:
         check_sink(uri)  # scheme, extension, options, layout
+    parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
     if opts.lookahead < 0:
         raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
     speed = speed_rung(opts.speed)

@@ -258,13 +258,15 @@ def _monitor(checked: CheckedRun, started: str, console: Console):
 def start_line(opts: RunOptions, checked: CheckedRun, model, policy: str) -> str:
     """The first lines of a run, each short: what goes where, then the resolution, precision,
     decoder, quality and controls in force."""
+    from pipeline.checkpoint import device_label
+
     quality = checked.quality
     res = f"{checked.res} px" if checked.res else "native size"
     lines = [
         f"rdstream run: {opts.source} -> {', '.join(opts.sinks)}",
         f"  {policy}",
         f"  preset {opts.preset}: {res}, dilations {','.join(map(str, checked.plan.dilations))}, lookahead {opts.lookahead}",
-        f"  {model.device.type} {str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}, "
+        f"  {device_label(model.device)} {str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}, "
         f"quality {quality.name} (aligner {quality.aligner}, fit decode {quality.fit_decode})",
     ]
     if checked.osc:
