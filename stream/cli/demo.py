@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 
 import typer
 from rich.console import Console
@@ -26,6 +26,8 @@ from pipeline.errors import BadInputError
 OUTPUT = Path("demo_output")
 NAME = "stream"
 NDI_NAME = "rdstream demo"
+# The README's first TouchDesigner command (docs/touchdesigner/build_network.py receives it).
+TOUCHDESIGNER_FIRST_LINE = 'rdstream run --source camera:0 --sink "ndi:Depth?format=p216" --osc 9000 --osc-status 9001'
 MISSING_WEIGHTS = (
     "[bold]The RollingDepth weights were not found[/] (prs-eth/rollingdepth-v1-0, 3.4 GB).\n"
     "This demo runs the TINY RANDOM test checkpoint instead: [bold red]its output is NOT depth[/], "
@@ -33,6 +35,32 @@ MISSING_WEIGHTS = (
     "To get real depth: `hf download prs-eth/rollingdepth-v1-0` (or any folder with "
     "that layout), then `make demo CHECKPOINT=/path/to/folder` or set RDSTREAM_CHECKPOINT."
 )
+
+
+def how_to_run_rdstream(scripts: PurePath, platform: str = sys.platform) -> str:
+    """Where ``rdstream`` is after set-up, for this OS: the set-up made a venv that the user's
+    terminal does not use until it is activated.
+
+    Args:
+        scripts: the venv's script folder (``.venv/bin``, ``.venv\\Scripts``), relative to the current
+            folder where it lies below it.
+    """
+    if platform == "win32":
+        scripts = PureWindowsPath(scripts)
+        return (f"To run rdstream: {scripts / 'rdstream.exe'} ... (or first {scripts / 'activate'}, then just "
+                "rdstream ...), or: py tasks.py run ...")
+    scripts = PurePosixPath(scripts)
+    return (f"To run rdstream: {scripts / 'rdstream'} ... (or first: source {scripts / 'activate'}, then just "
+            "rdstream ...), or: python3 tasks.py run ...")
+
+
+def venv_scripts() -> PurePath:
+    """This interpreter's script folder, relative to the current folder when it lies below it."""
+    scripts = Path(sys.executable).parent
+    try:
+        return scripts.relative_to(Path.cwd())
+    except ValueError:
+        return scripts
 
 
 def find_real_checkpoint(explicit: str | None) -> str | None:
@@ -69,7 +97,7 @@ def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
     """A sender name free on this machine (``base``, else ``base 2`` ...), or None with the reason
     said: ndi-python missing, or every name taken by other running senders.
 
-    The demo renames where ``rdstream run`` refuses (README, "NDI names"): it has no user-chosen
+    The demo renames where ``rdstream run`` refuses (docs/live_io.md, "NDI names"): it has no user-chosen
     name to keep, and its point is to show the node running."""
     try:
         from io_adapters.ndi import sender_name_free
@@ -154,7 +182,8 @@ def demo(
         f"  {NAME}_depth.npy      float32 [N, H, W] depth in [0, 1]\n"
         f"  {NAME}_depth.timestamps.npy  each frame's time in seconds\n"
         f"  {NAME}_stats.jsonl    live stats, one JSON line per second\n" + ndi_line +
-        "Live from a camera: rdstream run --source camera:0 --sink \"ndi:Depth?format=p216\"  (README: Live)",
+        f"{how_to_run_rdstream(venv_scripts())}\n"
+        f"Live from a camera to TouchDesigner: {TOUCHDESIGNER_FIRST_LINE}  (README: TouchDesigner in three steps)",
         title="demo finished", border_style="green"))
 
 

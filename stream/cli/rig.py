@@ -14,7 +14,7 @@ from stream.cli.argv import default_checkpoint
 
 
 def rig_command(
-    rig_file: str = typer.Argument(..., metavar="RIG.toml", help="the rig file: a [model] table and one [[stream]] table per camera (see README, 'Several cameras')"),
+    rig_file: str = typer.Argument(..., metavar="RIG.toml", help="the rig file: a [model] table and one [[stream]] table per camera (see docs/rig.md)"),
     status: Optional[bool] = typer.Option(None, "--status/--no-status", help="a status line per stream; default: on when stderr is a terminal"),
 ) -> int:
     """Several cameras, one model: each [[stream]] of RIG.toml runs as its own node (Ctrl-C stops all)."""

@@ -1,4 +1,6 @@
-"""`--device cuda:N` picks (and names) one GPU of several, `rdstream --version`, a bare `rdstream`.
+"""A user's first minutes: where `rdstream` is after set-up (the demo says it), a bare `rdstream`,
+`rdstream --version`, `rdstream sources` naming Spout, and `--device cuda:N` picking (and naming)
+one GPU of several.
 
 There is no GPU here: the CUDA cases stand torch.cuda in with a machine of two GPUs."""
 
@@ -88,3 +90,25 @@ def test_bare_rdstream_prints_its_help_not_an_error():
     done = run_rdstream()
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert done.stdout.startswith("Usage: rdstream") and "run " in done.stdout and "--version" in done.stdout
+
+
+def test_the_demo_says_where_rdstream_is_on_each_system():
+    from pathlib import Path, PurePath
+
+    from stream.cli.demo import how_to_run_rdstream, venv_scripts
+
+    assert how_to_run_rdstream(PurePath(".venv/bin"), "linux").startswith(
+        "To run rdstream: .venv/bin/rdstream ... (or first: source .venv/bin/activate, then just rdstream ...)")
+    assert how_to_run_rdstream(PurePath(".venv/Scripts"), "win32").startswith(
+        "To run rdstream: .venv\\Scripts\\rdstream.exe ... (or first .venv\\Scripts\\activate, then just rdstream ...)")
+    here = venv_scripts()  # this interpreter's environment: the set-up installed rdstream beside it
+    if sys.platform != "win32":
+        assert (Path(here) / "rdstream").exists() and str(here / "rdstream") in how_to_run_rdstream(here)
+
+
+def test_rdstream_sources_names_spout_on_every_system():
+    done = run_rdstream("sources", "--ndi-wait", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert "Spout senders:" in done.stdout
+    if sys.platform != "win32":
+        assert "note: Spout is Windows only" in done.stdout
