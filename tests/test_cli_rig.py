@@ -43,6 +43,7 @@ def test_two_streams_run_to_their_own_ends_with_named_stats_and_a_summary_each(t
                     + stream_table("right", "test:?frames=8&size=96x64", f"file:{right}", extra="lookahead = 0\n"))
     done = run_rdstream("rig", str(path), timeout=180)
     assert done.returncode == 0, done.stderr
+    assert "2 streams, one model (cpu float32, decoder full)" in done.stderr  # the device it runs on, named
     # the stream that ended first did not stop the other
     assert np.load(left).shape[0] == 20 and decoded_frames(right) == 8
     summaries = [line for line in done.stderr.splitlines() if line.startswith("rdstream rig: left:")

@@ -32,7 +32,7 @@ from stream.rig import Rig, RigStream, StreamOutcome
 
 
 def run_rig(spec: RigSpec) -> int:
-    from pipeline.checkpoint import choose_dtype, device_label, load_rolling_depth, resolve_device
+    from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
 
     console = Console(stderr=True)
 
@@ -72,6 +72,7 @@ def run_rig(spec: RigSpec) -> int:
 
 
 def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Console, say) -> int:
+    from pipeline.checkpoint import device_label
     from pipeline.coalign import OnlineAligner
     from stream.rolling_depth_steps import RollingDepthSteps
 
