@@ -36,6 +36,7 @@ def test_writes_every_output_with_n_frames(tiny_checkpoint, clip40, tmp_path, ca
     assert set(snippets.files) == {"dilation1", "dilation25"}
     err = capsys.readouterr().err
     assert "NOT depth" in err  # the tiny-model banner
+    assert "rdstream file: running on cpu, float32" in err  # the device and precision in force
     assert "clip.mp4: 96x64 in, processed at 128x88 (upscaled" in err  # --res 128 above the input's size
 
 

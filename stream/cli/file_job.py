@@ -25,7 +25,7 @@ from rich.table import Table
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
-from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_depth, resolve_device
+from pipeline.checkpoint import RollingDepthModel, choose_dtype, device_label, load_rolling_depth, resolve_device
 from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
@@ -396,6 +396,8 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     # 2. The model.
     model = load_rolling_depth(opts.checkpoint, device, dtype, decoder, encoder)
     announce_model(model, console)
+    console.print(f"rdstream file: running on {device_label(model.device)}, {str(model.dtype).removeprefix('torch.')}",
+                  highlight=False, markup=False, soft_wrap=True)
     for note in prepare_device(model.device, model.dtype):
         console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     if opts.compile:
