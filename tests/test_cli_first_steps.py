@@ -14,6 +14,7 @@ import torch
 from pipeline import checkpoint as ck
 from pipeline.device_names import DeviceName, parse_device_name
 from pipeline.errors import BadInputError
+from stream.cli import main
 from tests.conftest import ROOT, run_rdstream
 
 
@@ -56,13 +57,14 @@ def test_run_start_line_names_the_gpu_it_runs_on(two_gpus):
     assert "  cuda:1 (Test GPU 1) float16, decoder full" in start_line(opts, check_options(opts), model, "every frame")
 
 
-def test_cuda_1_on_a_machine_without_cuda_is_one_line_and_exit_2(tiny_checkpoint):
+def test_cuda_1_on_a_machine_without_cuda_is_one_line_and_exit_2(tiny_checkpoint, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    done = run_rdstream("run", "--source", "test:?frames=2&size=64x48", "--sink", "null:", "-c", str(tiny_checkpoint),
-                        "--device", "cuda:1")
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == [
+    with pytest.raises(SystemExit) as done:  # in-process: torch is loaded here already
+        main(["run", "--source", "test:?frames=2&size=64x48", "--sink", "null:", "-c", str(tiny_checkpoint),
+              "--device", "cuda:1"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "rdstream: error: --device cuda:1: no CUDA GPU is available here; use --device auto or --device cpu"]
 
 
@@ -106,9 +108,10 @@ def test_the_demo_says_where_rdstream_is_on_each_system():
         assert (Path(here) / "rdstream").exists() and str(here / "rdstream") in how_to_run_rdstream(here)
 
 
-def test_rdstream_sources_names_spout_on_every_system():
-    done = run_rdstream("sources", "--ndi-wait", "0.1")
-    assert done.returncode == 0, done.stderr
-    assert "Spout senders:" in done.stdout
+def test_rdstream_sources_names_spout_on_every_system(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["sources", "--ndi-wait", "0.1"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "Spout senders:" in out
     if sys.platform != "win32":
-        assert "note: Spout is Windows only" in done.stdout
+        assert "note: Spout is Windows only" in out

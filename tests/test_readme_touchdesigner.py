@@ -3,7 +3,7 @@ runs to the end with the tiny checkpoint, and the demo, the TouchDesigner script
 agree on the first one.
 
 Each line is run as a user would run it, with only what this machine needs changed: the camera
-becomes a short test pattern, the tiny checkpoint is added (with `--res 64`, to keep the test
+becomes a short test pattern, the tiny checkpoint is added (with `--res 32`, to keep the test
 fast), the NDI name gets a suffix (the NDI library locks a sender name per machine, and other
 tests run here too), and a Spout or Syphon sink, which needs Windows or macOS and a GPU context,
 becomes `null:` after its URI has been checked by the sink's own option parser. Where the machine
@@ -26,7 +26,7 @@ from io_adapters.uri import parse_uri
 from tests.conftest import ROOT
 
 SECTION = "## 3. TouchDesigner in three steps"
-TEST_SOURCE = "test:?frames=4&size=64x48&rate=30"
+TEST_SOURCE = "test:?frames=2&size=64x48&rate=30"
 
 
 def quick_path_lines() -> list[str]:
@@ -54,7 +54,7 @@ def _adapted(line: str, tiny_checkpoint, suffix: str) -> list[str]:
                 words[i + 1] = "null:"
             elif uri.scheme == "ndi":
                 words[i + 1] = words[i + 1].replace(f"ndi:{uri.target}", f"ndi:{uri.target} {suffix}", 1)
-    return [*words, "-c", str(tiny_checkpoint), "--res", "64"]
+    return [*words, "-c", str(tiny_checkpoint), "--res", "32"]
 
 
 def test_the_first_line_is_the_one_the_demo_and_the_touchdesigner_script_name():
@@ -93,7 +93,7 @@ def test_every_line_of_the_touchdesigner_quick_path_runs(tiny_checkpoint):
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
     for n, line in enumerate(lines):
         assert f"quick-path line {n} exit 0" in done.stderr, f"{line}\n{done.stderr}"
-    assert done.stderr.count("source ended: 4 frames in, 4 out") == len(lines), done.stderr
+    assert done.stderr.count("source ended: 2 frames in, 2 out") == len(lines), done.stderr
 
 
 def _with_free_ports(args: list[list[str]]) -> list[list[str]]:
