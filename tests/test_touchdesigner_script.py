@@ -87,6 +87,8 @@ def _sink_and_ports(command: str) -> tuple[str, int, int]:
 
 
 def test_each_variant_receives_what_its_command_sends_and_the_default_is_the_readmes_first_command():
+    from io_adapters.ndi import ndi_sink_options
+    from io_adapters.spout_io import spout_sink_options
     from io_adapters.uri import parse_uri
 
     script = _definitions()
@@ -98,6 +100,7 @@ def test_each_variant_receives_what_its_command_sends_and_the_default_is_the_rea
         sink, osc, osc_status = _sink_and_ports(command)
         uri = parse_uri(sink)
         assert uri.scheme == ("ndi" if settings["input"] == "ndi" else "spout"), name
+        (ndi_sink_options if uri.scheme == "ndi" else spout_sink_options)(uri)  # the sink's own option checks
         assert (uri.target, uri.options.get("format"), uri.options.get("layout", "depth"), uri.options.get("cmap")) == \
             (settings["name"], settings["format"], settings["layout"], settings["cmap"]), name
         assert (osc, osc_status) == (settings["osc_port"], settings["osc_status_port"]), name
