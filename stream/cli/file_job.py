@@ -397,10 +397,10 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     for note in prepare_device(model.device, model.dtype):
         console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     if opts.compile:
-        from pipeline.compiled import compile_model
+        from pipeline.compiled import compile_cost, compile_model
 
-        console.print("--compile: the UNet and decoder compile on the first snippets (a minute or more on a GPU)",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(f"--compile: the UNet and decoder compile on the first snippets: {compile_cost(model.device)}; "
+                      f"Ctrl-C stops it at once", highlight=False, markup=False, soft_wrap=True)
         model = compile_model(model, lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.

@@ -10,6 +10,7 @@ RunOptions and the checks that need no torch are in stream.cli.run_checks.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +137,20 @@ def run_stream(opts: RunOptions) -> int:
             anyio.run(_close_all, source, [])
             raise
         try:
-            return _open_and_run(opts, checked, source, model, model_thread, console)
+            code = _open_and_run(opts, checked, source, model, model_thread, console)
         finally:
-            model_thread.close()
+            model_thread.close()  # does not wait for an abandoned compile
+    if model_thread.abandoned:
+        end_without_waiting(code)
+    return code
+
+
+def end_without_waiting(code: int) -> None:
+    """Exit now: a stop signal abandoned the compile on the model thread (the sinks are closed,
+    the output locks released), and Python's exit would wait minutes for that thread."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
