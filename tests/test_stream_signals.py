@@ -158,3 +158,34 @@ def test_sigterm_during_the_compile_stops_at_once_with_valid_files(tmp_path, tin
     # nothing reached the sinks, so no half-made file; the stats log is whole
     assert not files["d.mp4"].exists() and not files["d.npy"].exists()
     assert all(json.loads(line)["frames_out"] == 0 for line in files["stats.jsonl"].read_text().splitlines())
+
+
+def test_ctrl_c_during_the_compile_of_rdstream_file_stops_at_once(tmp_path, tiny_checkpoint):
+    # the offline job compiles on its first snippets; after Ctrl-C, Python's exit would wait for
+    # torch's compile workers (seconds to minutes): the stopped job ends without them
+    from tests.conftest import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", num_frames=8, width=96, height=64)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "file", str(clip), "-o", str(tmp_path / "out"), "-c", str(tiny_checkpoint),
+         "--compile", "--res", "64", "-d", "1", "--device", "cpu"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:  # the encoder is not compiled: the compile starts with the snippets
+            said.append(line)
+            if line.startswith("clip encode: 8/8"):
+                break
+        assert any("on the CPU this takes many minutes" in line and "Ctrl-C stops it" in line for line in said), said
+        time.sleep(5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "rdstream: stopped" in rest and "Traceback" not in rest, rest
+    assert took < 3, took
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no half-written output

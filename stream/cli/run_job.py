@@ -10,7 +10,6 @@ RunOptions and the checks that need no torch are in stream.cli.run_checks.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
+from stream.stop_signals import end_without_waiting
 from stream.stream_stats import NodeStats
 
 
@@ -140,17 +140,9 @@ def run_stream(opts: RunOptions) -> int:
             code = _open_and_run(opts, checked, source, model, model_thread, console)
         finally:
             model_thread.close()  # does not wait for an abandoned compile
-    if model_thread.abandoned:
+    if model_thread.abandoned:  # a stop signal left the compile running: the sinks are closed, locks released
         end_without_waiting(code)
     return code
-
-
-def end_without_waiting(code: int) -> None:
-    """Exit now: a stop signal abandoned the compile on the model thread (the sinks are closed,
-    the output locks released), and Python's exit would wait minutes for that thread."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
