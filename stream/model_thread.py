@@ -56,8 +56,8 @@ class ModelThread:
 
     def abandon(self) -> None:
         """Stop waiting for the call in progress (a compile that may take minutes): cancelled
-        callers return at once and ``close`` does not wait. The process must then end with
-        ``os._exit`` (stream.cli.run_job does), as Python would wait for the thread at exit."""
+        callers return at once and ``close`` does not wait. The process must then end without
+        waiting (``stop_signals.end_without_waiting``), as Python would join the thread at exit."""
         self.abandoned = True
 
     def close(self) -> None:

@@ -230,7 +230,7 @@ def tiny_for_random_checkpoint(folder: Path):
 def choose_tiny(opts: EvaluateOptions, names: list[str], random_checkpoint: bool, folder: Path, say):
     """(the AutoencoderTiny choice or None, the rungs skipped for want of it) for ``names``.
 
-    ``--tiny`` given as a folder or hub id: that one (checked before the model loads, by ``check_tiny``).
+    ``--tiny`` given as a folder or hub id: that one (``run_evaluate`` checks it before the model loads).
     The default with the random test checkpoint: a random one (no hub access needed). The default
     with real weights: TAESD from the cache or the hub, and where neither answers, the rungs that
     need it are skipped with the command that fetches it (all of them skipped: one line, exit 2)."""
