@@ -352,6 +352,9 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     (folder / "evaluate.json").write_text(json.dumps(report, indent=2) + "\n")
     write_plot(rows, folder / "evaluate.png", meaningless)
     print_table(rows, meaningless)
+    if skipped:  # said again under the table, where it is read
+        say(f"skipped {', '.join(skipped)}: fetch {TINY_DECODER_HUB_ID} with `hf download {TINY_DECODER_HUB_ID}` "
+            f"and run again for them")
     if meaningless:
         say(MEANINGLESS)
     say(f"wrote {folder / 'evaluate.json'} and {folder / 'evaluate.png'}")
