@@ -99,7 +99,9 @@ class RollingDepthSteps:
         self.host_copy = (not on_cpu) if host_copy is None else host_copy
         self.resize_on_host = (not on_cpu) if resize_on_host is None else resize_on_host
         self.compile_pending = compile
-        self.compiling = False  # True while warm_up compiles (a stop signal then abandons it)
+        # True until warm_up has compiled (from the start: a stop between the first frame's arrival
+        # and the compile must not wait for it either); a stop signal then abandons the compile
+        self.compiling = compile
         self.snippets_per_call = tuple(snippets_per_call)
         self.snippet_length = snippet_length
         self.timer = timer
