@@ -1,9 +1,10 @@
-"""The project's set-up on every OS, standard library only: `python3 tasks.py demo|test|bench`
-(on Windows `py tasks.py demo|test|bench`). The Makefile calls it, so `make demo` / `make test`
+"""The project's set-up on every OS, standard library only: `python3 tasks.py demo|test|bench|run`
+(on Windows `py tasks.py demo|test|bench|run`). The Makefile calls it, so `make demo` / `make test`
 on Linux and macOS are the same thing.
 
 It creates .venv when it is missing, installs the torch build that suits this machine and then
-the project (editable, with its dev extras), and runs the demo, the tests or the benchmarks.
+the project (editable, with its dev extras), and runs the demo, the tests, the benchmarks or
+`rdstream` itself (`run ARGS`: the rdstream of .venv, without activating it).
 The install is skipped while .venv/.installed is newer than pyproject.toml and the venv's
 Python (as make's rule did) and was made for the same torch choice.
 
@@ -13,10 +14,14 @@ Which torch (printed, with the reason):
     Windows);
   * macOS: the registry's default wheel (it includes Apple's MPS backend);
   * otherwise: the pinned CPU wheel, as before.
-  RDSTREAM_TORCH overrides: "cpu", "cuda", "default", a pip requirement ("torch==2.5.1") or
-  "installed" (keep the torch already in .venv); RDSTREAM_TORCH_INDEX overrides the CUDA index.
+  RDSTREAM_TORCH overrides: "cpu", "cuda", "default", one torch requirement ("torch==2.5.1",
+  "torch>=2.4,<2.14": no spaces, no pip options, no URLs) or "installed" (keep the torch already
+  in .venv); RDSTREAM_TORCH_INDEX (an https URL) overrides the CUDA index. Anything else is one
+  line and exit 2: these values reach pip, so they are checked, not passed through.
 
-`--dry-run` prints what it would run (venv, pip lines, command) and runs nothing.
+`--dry-run` prints what it would run (venv and pip lines only when an install is due, then the
+command) and runs nothing. Text read from the environment or from nvidia-smi is printed with its
+control characters escaped (a terminal must not act on them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -40,11 +46,72 @@ CUDA_INDEX_ROOT = "https://download.pytorch.org/whl/"
 # PyTorch's CUDA wheel indexes, newest first, with the lowest driver CUDA version each needs.
 CUDA_INDEXES = (("cu130", (13, 0)), ("cu128", (12, 8)), ("cu126", (12, 6)))
 KNOWN_PLATFORMS = ("linux", "win32", "darwin")
+TASKS = ("setup", "demo", "test", "bench", "run")
+TORCH_KEYWORDS = ("cpu", "cuda", "default", "installed")
+# One torch requirement as pip reads it, strictly: the name and optional version clauses
+# (PEP 440 operators; versions of digits, letters, . + ! * - _), no spaces, options or URLs.
+_VERSION_CLAUSE = r"(?:===|==|!=|~=|<=|>=|<|>)[0-9][0-9A-Za-z.+!*_-]*"
+TORCH_REQUIREMENT = re.compile(rf"torch(?:{_VERSION_CLAUSE}(?:,{_VERSION_CLAUSE})*)?", re.IGNORECASE)
+# An https URL of printable ASCII without spaces (pip's --index-url).
+INDEX_URL = re.compile(r"https://[!-~]+")
+# A GPU in `nvidia-smi -L`: "GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-...)"; older product lines
+# were named without the NVIDIA prefix. Printable ASCII only.
+GPU_LINE = re.compile(r"GPU \d+: (?P<name>(?:NVIDIA|Tesla|Quadro|GeForce|TITAN)\b[ -~]{0,80}?)(?: \(UUID:[ -~]*\))?")
+USAGE = "usage: python3 tasks.py [--dry-run] setup|demo|test|bench|run [arguments]  (Windows: py tasks.py ...)"
+HELP = f"""{USAGE}
+
+  setup   create .venv (when missing) and install torch and the project into it
+  demo    set up, then run the demo (what `make demo` does)
+  test    set up, then run the tests; the arguments go to pytest, e.g. test -k osc
+  bench   set up, then run the benchmarks
+  run     set up, then run rdstream from .venv with the arguments, e.g. run sources
+          (the same as .venv/bin/rdstream, or .venv\\Scripts\\rdstream on Windows)
+
+  --dry-run  print what would run (nothing to install when .venv is up to date), run nothing
+
+The install runs only when .venv is missing or older than pyproject.toml. Environment:
+  RDSTREAM_TORCH=cpu|cuda|default|installed|torch==VERSION  which torch to install
+  RDSTREAM_TORCH_INDEX=https://...                          the CUDA wheel index to use"""
 BENCH_MODULES = ("bench.offline", "bench.coalign", "bench.io", "bench.stream", "bench.live_cost", "bench.monitor")
 
 
 class SetupError(Exception):
-    """A problem the user can fix; main() prints it as one line."""
+    """A problem the user can fix; main() prints it as one line (exit 1)."""
+
+
+class BadSettingError(SetupError):
+    """An environment variable holds a value tasks.py does not accept (exit 2)."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or other non-printable character escaped (\\x1b, \\u202e):
+    what comes from the environment or a subprocess never reaches the terminal raw."""
+    return "".join(ch if ch.isprintable() else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+                   for ch in text)
+
+
+def torch_override(env) -> str | None:
+    """RDSTREAM_TORCH, checked: a keyword (lower case), one torch requirement, or None when unset."""
+    value = env.get("RDSTREAM_TORCH", "").strip()
+    if not value:
+        return None
+    if value.lower() in TORCH_KEYWORDS:
+        return value.lower()
+    if TORCH_REQUIREMENT.fullmatch(value):
+        return value
+    raise BadSettingError(f"RDSTREAM_TORCH='{printable(value)}' is not one of {', '.join(TORCH_KEYWORDS)} or one torch "
+                          f"requirement such as torch==2.5.1 or torch>=2.4,<2.14 (no spaces, pip options or URLs)")
+
+
+def index_override(env) -> str | None:
+    """RDSTREAM_TORCH_INDEX, checked: an https URL without spaces or control characters, or None when unset."""
+    value = env.get("RDSTREAM_TORCH_INDEX", "")
+    if not value.strip():
+        return None
+    if not INDEX_URL.fullmatch(value) or not urlsplit(value).hostname:
+        raise BadSettingError(f"RDSTREAM_TORCH_INDEX='{printable(value)}' is not an https URL without spaces, "
+                              f"e.g. {CUDA_INDEX_ROOT}cu128")
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,34 +134,38 @@ def venv_python(venv: Path = VENV, platform: str = sys.platform) -> Path:
 
 
 def nvidia_gpu(run=subprocess.run, which=shutil.which) -> tuple[str, tuple[int, int] | None] | None:
-    """(GPU name, driver CUDA version) when nvidia-smi finds an NVIDIA GPU, else None."""
+    """(GPU names, driver CUDA version) when ``nvidia-smi -L`` names an NVIDIA GPU, else None: an
+    nvidia-smi that answers without naming one (no driver, no GPU, something else) is no GPU."""
     smi = which("nvidia-smi")
     if smi is None:
         return None
-    try:
-        result = run([smi], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+    names = gpu_names(_output_of(run, [smi, "-L"]))
+    if not names:
         return None
-    if result.returncode != 0:
-        return None  # installed but no GPU or no driver
-    version = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", result.stdout)
-    names = _gpu_names(run, smi)
-    return (names or "an NVIDIA GPU"), ((int(version.group(1)), int(version.group(2))) if version else None)
+    version = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", _output_of(run, [smi]))
+    return ", ".join(names), ((int(version.group(1)), int(version.group(2))) if version else None)
 
 
-def _gpu_names(run, smi: str) -> str | None:
+def gpu_names(listing: str) -> list[str]:
+    """The GPU names in ``nvidia-smi -L`` output (lines that do not name one are ignored)."""
+    found = (GPU_LINE.fullmatch(line.strip()) for line in listing.splitlines())
+    return [match.group("name") for match in found if match]
+
+
+def _output_of(run, command: list[str]) -> str:
+    """A command's stdout, or "" when it cannot run or fails."""
     try:
-        result = run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        result = run(command, capture_output=True, text=True, timeout=20, errors="replace")
     except (OSError, subprocess.SubprocessError):
-        return None
-    names = [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
-    return ", ".join(names) or None
+        return ""
+    return result.stdout if result.returncode == 0 else ""
 
 
 def cuda_index(driver_cuda: tuple[int, int] | None, env: dict) -> str:
     """The CUDA wheel index for a driver's CUDA version (newest the driver can run)."""
-    if env.get("RDSTREAM_TORCH_INDEX"):
-        return env["RDSTREAM_TORCH_INDEX"]
+    given = index_override(env)
+    if given:
+        return given
     if driver_cuda is None:  # nvidia-smi did not say: the oldest index asks the least of the driver
         return CUDA_INDEX_ROOT + CUDA_INDEXES[-1][0]
     for tag, needs in CUDA_INDEXES:
@@ -108,17 +179,17 @@ def cuda_index(driver_cuda: tuple[int, int] | None, env: dict) -> str:
 def choose_torch(platform: str = sys.platform, env: dict | None = None, gpu=nvidia_gpu) -> TorchChoice:
     """The torch build for this machine (see the module docstring). ``gpu()`` is nvidia_gpu."""
     env = os.environ if env is None else env
-    override = env.get("RDSTREAM_TORCH", "").strip()
-    if override:
-        key = override.lower()
-        if key == "installed":
+    override = torch_override(env)  # both checked first: a bad value is refused whatever the machine
+    index = index_override(env)
+    if override is not None:
+        if override == "installed":
             return TorchChoice(None, None, "RDSTREAM_TORCH=installed")
-        if key in ("cpu", "default"):
+        if override in ("cpu", "default"):
             return TorchChoice(TORCH_PIN, None, f"RDSTREAM_TORCH={override}")
-        if key == "cuda":
+        if override == "cuda":
             found = gpu()
             return TorchChoice(TORCH_PIN, cuda_index(found[1] if found else None, env), "RDSTREAM_TORCH=cuda")
-        return TorchChoice(override, env.get("RDSTREAM_TORCH_INDEX") or None, f"RDSTREAM_TORCH={override}")
+        return TorchChoice(override, index, f"RDSTREAM_TORCH={override}")
     if platform not in KNOWN_PLATFORMS:
         raise SetupError(f"unknown platform {platform!r}: install torch into .venv yourself "
                          f"(https://pytorch.org/get-started/locally/), then run again with RDSTREAM_TORCH=installed")
@@ -153,6 +224,8 @@ def task_command(task: str, python: Path, extra: list[str]) -> list[list[str]]:
         return [[str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]]
     if task == "bench":
         return [[str(python), "-m", module, *extra] for module in BENCH_MODULES]
+    if task == "run":  # the console script pip made next to the venv's python
+        return [[str(python.parent / ("rdstream.exe" if python.suffix == ".exe" else "rdstream")), *extra]]
     return []  # setup: nothing to run afterwards
 
 
@@ -199,24 +272,35 @@ def run(command: list[str]) -> int:
             continue
 
 
+def say(text: str, file=None) -> None:
+    print(printable(text), file=file or sys.stdout, flush=True)
+
+
 def main(argv: list[str]) -> int:
     dry_run = "--dry-run" in argv[:1] or "--dry-run" in argv[1:2]
     args = [a for i, a in enumerate(argv) if not (a == "--dry-run" and i < 2)]
-    if not args or args[0] not in ("setup", "demo", "test", "bench"):
-        print("usage: python3 tasks.py [--dry-run] setup|demo|test|bench [arguments for the demo or pytest]"
-              "  (Windows: py tasks.py ...)", file=sys.stderr)
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(HELP)
+        return 0
+    if not args or args[0] not in TASKS:
+        print(USAGE, file=sys.stderr)
         return 2
     task, extra = args[0], args[1:]
     python = venv_python()
     try:
         choice = choose_torch()
-        needed = dry_run or install_needed(choice)
+        needed = install_needed(choice)
         if needed:
-            print(f"torch: {choice.describe()} ({choice.reason})", flush=True)
+            say(f"torch: {choice.describe()} ({choice.reason})")
         if dry_run:
-            print(" ".join([sys.executable, "-m", "venv", str(VENV)]))
-            for command in install_commands(python, choice) + task_command(task, python, extra):
-                print(" ".join(command))
+            if needed and not python.exists():
+                say(" ".join([sys.executable, "-m", "venv", str(VENV)]))
+            for command in (install_commands(python, choice) if needed else []):
+                say(" ".join(command))
+            if not needed:
+                say(f"nothing to install: {VENV} is up to date")
+            for command in task_command(task, python, extra):
+                say(" ".join(command))
             return 0
         if needed:
             check_venv_module()
@@ -230,8 +314,8 @@ def main(argv: list[str]) -> int:
                     raise SetupError(f"the install failed (pip said why above): {' '.join(command)}")
             STAMP.write_text(choice.describe() + "\n", encoding="utf-8")
     except SetupError as err:
-        print(f"tasks.py: error: {err}", file=sys.stderr)
-        return 1
+        say(f"tasks.py: error: {err}", sys.stderr)
+        return 2 if isinstance(err, BadSettingError) else 1
     for command in task_command(task, python, extra):
         code = run(command)
         if code != 0:

@@ -13,6 +13,7 @@ TouchDesigner GLSL TOP). The layout is BGRA in memory: [..., 0] = B, [..., 1] = 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -155,8 +156,45 @@ def unpack16_bgra(bgra: np.ndarray) -> np.ndarray:
 # Burnt into every colour picture made with the tiny random test checkpoint (its output is noise
 # that looks like depth): a screenshot of a demo or a test run cannot pass for real depth.
 RANDOM_MODEL_MARK = "RANDOM TEST MODEL - NOT DEPTH"
-RANDOM_MARK_NOTE = (f"Colour outputs carry a '{RANDOM_MODEL_MARK}' mark; .npy, 16-bit and grey outputs are raw "
-                    "values without it, and are not depth either.")
+
+
+@dataclass(frozen=True)
+class MarkedOutput:
+    """Whether one sink format carries the mark: ``scheme`` and ``fmt`` as in its URI (``fmt`` is
+    the file extension for ``file:``), ``label`` as said to the user."""
+
+    scheme: str
+    fmt: str
+    label: str
+    marked: bool
+
+
+# The one statement of which outputs carry the mark: every 8-bit picture drawn through a colour
+# map (Greys_r included) does; raw values, which a receiver unpacks or measures, stay exact. The
+# banner (RANDOM_MARK_NOTE) is built from it and tests check it against what each sink sends.
+MARKED_OUTPUTS = (
+    MarkedOutput("file", ".mp4", ".mp4 files (every colour map, Greys_r included)", True),
+    MarkedOutput("ndi", "bgra", "NDI bgra", True),
+    MarkedOutput("syphon", "color", "Syphon color", True),
+    MarkedOutput("spout", "color", "Spout color", True),
+    MarkedOutput("npy", "", ".npy and .npz files", False),
+    MarkedOutput("file", ".mkv", "16-bit .mkv files", False),
+    MarkedOutput("ndi", "uyvy", "NDI uyvy (8-bit grey)", False),
+    MarkedOutput("ndi", "p216", "NDI p216 (16-bit grey)", False),
+    MarkedOutput("syphon", "packed16", "Syphon packed16", False),
+    MarkedOutput("spout", "packed16", "Spout packed16", False),
+)
+
+
+def random_mark_note(outputs: tuple[MarkedOutput, ...] = MARKED_OUTPUTS) -> str:
+    """What a run of the random test model says about the mark, built from ``MARKED_OUTPUTS``."""
+    marked = ", ".join(o.label for o in outputs if o.marked)
+    raw = ", ".join(o.label for o in outputs if not o.marked)
+    return (f"Pictures drawn through a colour map carry a '{RANDOM_MODEL_MARK}' mark: {marked}. "
+            f"Raw values carry none and are not depth either: {raw}.")
+
+
+RANDOM_MARK_NOTE = random_mark_note()
 _MARK_MIN_FONT = 8  # below this the text is unreadable: it is split over two lines instead
 
 

@@ -39,7 +39,7 @@ class DepthFrame:
     cmap: colour map chosen live (OSC) for sinks that colour-map; None = each sink's own.
     mark: a text every colour picture of this frame carries burnt in (``encodings.burn_mark``), e.g.
         ``RANDOM_MODEL_MARK`` when the depth comes from the random test model; None = no mark.
-        Raw data (npy, 16-bit) stays unmarked.
+        Raw values stay unmarked: ``encodings.MARKED_OUTPUTS`` says which sink formats carry it.
     """
 
     index: int

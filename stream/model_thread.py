@@ -13,7 +13,7 @@ On GPUs this also keeps one device context per thread.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import anyio
@@ -36,6 +36,7 @@ class ModelThread:
     def __init__(self, name: str = "rdstream-model", torch_threads: int | None = None) -> None:
         initializer = (lambda: _limit_torch_threads(torch_threads)) if torch_threads else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=initializer)
+        self.abandoned = False  # see abandon()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._executor.submit(fn, *args, **kwargs).result()
@@ -43,8 +44,21 @@ class ModelThread:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         future = self._executor.submit(fn, *args)
         # The waiting happens in an anyio worker thread that only blocks (no compute), so the
-        # event loop stays free; a cancelled caller still waits for the call to finish.
-        return await anyio.to_thread.run_sync(future.result)
+        # event loop stays free. A cancelled caller still waits for the call to finish (the
+        # model's state is the call's until then), unless the thread was abandoned.
+        try:
+            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            if not self.abandoned:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(wait, [future])
+            raise
+
+    def abandon(self) -> None:
+        """Stop waiting for the call in progress (a compile that may take minutes): cancelled
+        callers return at once and ``close`` does not wait. The process must then end without
+        waiting (``stop_signals.end_without_waiting``), as Python would join the thread at exit."""
+        self.abandoned = True
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=not self.abandoned, cancel_futures=self.abandoned)

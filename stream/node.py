@@ -159,6 +159,7 @@ class StreamNode:
         self._interrupts = 0
         self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
         self._drain_skipped = False  # a second stop signal cut the drain short
+        self._compile_cut = False  # a stop signal came during the compile before the first frame
         self.monitor = monitor
         if monitor is not None:
             self.display.preview = monitor.preview
@@ -240,10 +241,17 @@ class StreamNode:
         await watch_stop_signals(lambda: self._on_stop_signal(scope))
 
     def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
-        """The first stop signal drains the pipeline; the next one skips the drain."""
+        """The first stop signal drains the pipeline; the next one skips the drain. During the
+        compile before the first frame (``--compile``) there is nothing to drain and the compile
+        may take minutes: the model thread is abandoned and the run ends now."""
         self._signalled = True
         self.request_stop()
-        if self._interrupts == 1:
+        if getattr(self.steps, "compiling", False):
+            self._compile_cut = True
+            self.model_thread.abandon()
+            self.report("stopping: the compile is left unfinished (no frame was output yet); closing sinks")
+            scope.cancel()
+        elif self._interrupts == 1:
             self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to skip the drain)")
         else:
             self._drain_skipped = True
@@ -262,7 +270,8 @@ class StreamNode:
         p50, p95 = self.latency.run_percentiles_ms()
         counts: StepCounts = self.steps.counts
         return NodeResult(
-            end_reason="interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason,
+            end_reason=("stopped during the compile" if self._compile_cut
+                        else "interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason),
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,

@@ -33,7 +33,7 @@ import torch
 
 from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign.online import FitGrid, SnippetDepth, fit_grid
-from pipeline.compiled import compile_model
+from pipeline.compiled import compile_cost, compile_model
 from pipeline.device import PackedHost, upload
 from pipeline.inference import (decode_depth, encode_rgb, first_timestep, make_shared_noise, predict_snippets,
                                 prepare_frames_on, resize_on_host, timestep_tensor)
@@ -99,6 +99,9 @@ class RollingDepthSteps:
         self.host_copy = (not on_cpu) if host_copy is None else host_copy
         self.resize_on_host = (not on_cpu) if resize_on_host is None else resize_on_host
         self.compile_pending = compile
+        # True until warm_up has compiled (from the start: a stop between the first frame's arrival
+        # and the compile must not wait for it either); a stop signal then abandons the compile
+        self.compiling = compile
         self.snippets_per_call = tuple(snippets_per_call)
         self.snippet_length = snippet_length
         self.timer = timer
@@ -213,8 +216,16 @@ class RollingDepthSteps:
         all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first frame)."""
         started = time.perf_counter()
         height, width = self._size
-        self.report(f"--compile: compiling the model for {width}x{height} before the first frame "
-                    f"(a minute or more on a GPU)...")
+        self.report(f"--compile: compiling the model for {width}x{height} before the first frame: "
+                    f"{compile_cost(self.model.device)}; Ctrl-C stops it at once")
+        self.compiling = True
+        try:
+            self._run_every_shape(height, width)
+        finally:
+            self.compiling = False
+        self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s")
+
+    def _run_every_shape(self, height: int, width: int) -> None:
         scale = self.model.vae_scale
         latent = torch.zeros(4, height // scale, width // scale, device=self.model.device, dtype=self.model.dtype)
         counts, self.counts, self.compile_pending = self.counts, StepCounts(), False
@@ -232,4 +243,3 @@ class RollingDepthSteps:
                                      pool=pool, dtype=None)
         self.counts, self.noise, self._timestep, self._rows = counts, None, None, {}
         self.transfers_to_host = 0
-        self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s")

@@ -9,7 +9,9 @@ callback on the event loop for each one, through the loop's own signal handlers 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 
@@ -58,6 +60,16 @@ def ignore_further_stops() -> None:
             signal.signal(signum, signal.SIG_IGN)
         except ValueError:  # not the main thread: signals are not ours to manage
             return
+
+
+def end_without_waiting(code: int) -> None:
+    """After a stop, exit with ``code`` without waiting for work left running (a compile of
+    ``--compile``: minutes on the CPU), which Python's normal exit would wait for (it joins threads,
+    and torch's exit handlers wait for its compile workers). Only once the command has closed its
+    outputs: nothing else runs after this (no ``atexit``, no ``finally``)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextmanager

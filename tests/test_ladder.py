@@ -309,3 +309,65 @@ def test_dev_evaluate_bad_input_is_one_line_exit_2(tmp_path, tiny_checkpoint, ca
                     "--rungs", "warp" if case == "rung" else "standard")
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """huggingface_hub answers nothing: not in the cache, no network (what an offline machine sees)."""
+    import huggingface_hub
+
+    asked = []
+
+    def unreachable(repo_id, **kwargs):
+        asked.append(repo_id)
+        raise OSError("offline: the hub cannot be reached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    return asked
+
+
+def test_dev_evaluate_of_the_random_checkpoint_uses_a_random_tiny_autoencoder_without_the_hub(tmp_path, tiny_model,
+                                                                                              no_hub):
+    from stream.cli.evaluate import EvaluateOptions, choose_tiny, load_tiny
+
+    said = []
+    opts = EvaluateOptions(clip="clip.mp4", checkpoint="ckpt")
+    choice, skipped = choose_tiny(opts, ["standard", "lite"], True, tmp_path, said.append)
+    assert skipped == [] and no_hub == []  # nothing asked of the hub
+    assert said == [said[0]] and "rungs lite: a random tiny autoencoder" in said[0]
+    encoder, decoder = load_tiny(tiny_model, choice)
+    assert encoder.is_random and decoder.is_random  # so every output says its numbers are meaningless
+    assert choose_tiny(opts, ["standard", "pair"], True, tmp_path, said.append) == (None, [])
+
+
+def test_dev_evaluate_of_real_weights_without_taesd_skips_the_tiny_rungs_with_the_fetch_command(tmp_path, no_hub):
+    from stream.cli.evaluate import EvaluateOptions, choose_tiny
+
+    said = []
+    opts = EvaluateOptions(clip="clip.mp4", checkpoint="ckpt")
+    choice, skipped = choose_tiny(opts, ["standard", "pair", "lite"], False, tmp_path, said.append)
+    assert (choice, skipped) == (None, ["lite"]) and "madebyollin/taesd" in no_hub
+    assert len(said) == 1 and said[0].startswith("rungs lite skipped:")
+    assert "`hf download madebyollin/taesd`" in said[0] and "--tiny FOLDER" in said[0]
+    with pytest.raises(BadInputError, match="hf download madebyollin/taesd"):  # nothing left to run
+        choose_tiny(opts, ["lite"], False, tmp_path, said.append)
+
+
+def test_dev_evaluate_shows_the_offline_references_progress_as_lines_off_a_terminal(tmp_path, tiny_model):
+    import io
+
+    from rich.console import Console
+
+    from stream.cli.evaluate import EvaluateOptions, reference_depth
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")  # only its name, size and time key the cache
+    out = io.StringIO()
+    opts = EvaluateOptions(clip=str(clip), checkpoint="ckpt", preset="fast", res=64)
+    depth = reference_depth(tiny_model, opts, moving_pattern(8, 36, 64), tmp_path, lambda line: None,
+                            console=Console(file=out, force_terminal=False, width=200))
+    assert depth.shape == (8, 32, 64)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("offline reference encode: 8/8") for line in lines), lines
+    assert any(line.startswith("offline reference snippets: ") for line in lines)
+    assert "\x1b" not in out.getvalue()  # plain lines, no bar

@@ -6,9 +6,11 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from io_adapters.encodings import RANDOM_MODEL_MARK, _mark_mask, burn_mark, to_uint16
+from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK, _mark_mask, burn_mark, to_uint16
 from io_adapters.video_file import read_gray16_video
 from tests.conftest import run_rdstream, write_clip
+from tests.test_io_spout import fake_spout  # noqa: F401  (fixtures: the fakes of SpoutGL and syphon-python)
+from tests.test_io_syphon import fake_syphon  # noqa: F401
 
 
 def band_rows(height: int, width: int) -> int:
@@ -46,7 +48,7 @@ def test_rdstream_run_marks_colour_outputs_of_the_random_model_and_keeps_raw_dat
                           f"file:{mkv}", "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--res", "160",
                           "--no-status")
     assert result.returncode == 0, result.stderr
-    assert f"Colour outputs carry a '{RANDOM_MODEL_MARK}' mark" in result.stderr
+    assert RANDOM_MARK_NOTE in " ".join(result.stderr.split())
     assert looks_marked(first_frame(mp4))
     depth = np.load(npy)
     assert np.array_equal(read_gray16_video(mkv), to_uint16(depth))  # 16-bit data: exact, unmarked
@@ -79,3 +81,72 @@ def test_the_monitor_preview_of_the_random_model_carries_the_mark_too():
 
     assert depth_half_top(None).max(axis=-1).min() > 60
     assert (depth_half_top(RANDOM_MODEL_MARK).max(axis=-1) < 40).mean() > 0.3  # the black band of the mark
+
+
+def _what_a_receiver_gets(output, mark, folder, fake_syphon, fake_spout) -> np.ndarray:
+    """The picture (or raw values) one sink format delivers for a grey ramp, with or without ``mark``."""
+    import types
+
+    import anyio
+
+    from io_adapters.frames import DepthFrame
+    from io_adapters.ndi import NdiSender
+    from io_adapters.registry import open_sink
+
+    depth = np.tile(np.linspace(0.2, 0.8, 160, dtype=np.float32), (96, 1))
+    frame = DepthFrame(index=0, timestamp=0.0, depth=depth, mark=mark)
+    if output.scheme == "ndi":  # the buffer the sender hands the SDK (grey bgra: no colour map given)
+        sender = types.SimpleNamespace(fmt=output.fmt, cmap=None, layout="depth")
+        return np.asarray(NdiSender.picture(sender, depth, None, None, mark)[0]).copy()
+    name = f"{output.scheme}-{output.fmt.strip('.') or 'raw'}-{bool(mark)}"
+    uri = {"file": f"file:{folder / name}{output.fmt}", "npy": f"npy:{folder / name}.npy",
+           "syphon": f"syphon:{name}?format={output.fmt}", "spout": f"spout:{name}?format={output.fmt}"}[output.scheme]
+
+    async def send_one():
+        sink = open_sink(uri, fps=30.0)
+        await sink.send(frame)
+        while sink.sent < 1:
+            await anyio.sleep(0.005)
+        # what a receiver of the fake frameworks got, before close releases the sender
+        published = {"syphon": lambda: sink.server.frames[0],
+                     "spout": lambda: fake_spout.SENDERS[name].frames[0]}.get(output.scheme, lambda: None)()
+        await sink.close()
+        return published
+
+    published = anyio.run(send_one)
+    if published is not None:
+        return published
+    if output.scheme == "npy":
+        return np.load(folder / f"{name}.npy")
+    path = folder / f"{name}{output.fmt}"
+    return read_gray16_video(path) if output.fmt == ".mkv" else first_frame(path)
+
+
+def test_the_mark_statement_is_what_every_sink_format_does(tmp_path, fake_syphon, fake_spout):
+    from io_adapters.encodings import MARKED_OUTPUTS
+    from io_adapters.ndi import NDI_FORMATS
+    from io_adapters.spout_io import SPOUT_FORMATS
+    from io_adapters.syphon_io import SYPHON_FORMATS
+
+    every_format = ({("ndi", f) for f in NDI_FORMATS} | {("syphon", f) for f in SYPHON_FORMATS}
+                    | {("spout", f) for f in SPOUT_FORMATS} | {("file", ".mp4"), ("file", ".mkv"), ("npy", "")})
+    assert {(o.scheme, o.fmt) for o in MARKED_OUTPUTS} == every_format  # the statement names every one
+    for output in MARKED_OUTPUTS:
+        plain = _what_a_receiver_gets(output, None, tmp_path, fake_syphon, fake_spout)
+        marked = _what_a_receiver_gets(output, RANDOM_MODEL_MARK, tmp_path, fake_syphon, fake_spout)
+        assert (not np.array_equal(plain, marked)) == output.marked, output.label
+        if output.marked and output.scheme != "ndi":  # a picture with the band on top
+            assert looks_marked(marked[..., :3]), output.label
+
+
+def test_the_banner_and_the_readme_say_the_same_about_the_mark():
+    from pathlib import Path
+
+    from io_adapters.encodings import MARKED_OUTPUTS
+
+    assert all(output.label in RANDOM_MARK_NOTE for output in MARKED_OUTPUTS)
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    marked = ", ".join(o.label for o in MARKED_OUTPUTS if o.marked)
+    raw = ", ".join(o.label for o in MARKED_OUTPUTS if not o.marked)
+    assert f"carries a burnt-in \"{RANDOM_MODEL_MARK}\" band" in readme
+    assert f"{marked}. Raw values stay exact and unmarked: {raw}." in readme

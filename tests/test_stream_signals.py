@@ -125,3 +125,67 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path, tiny_checkpo
          "--res", "64", "--no-status"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert np.load(files["d.npy"]).shape[0] == 3
+
+
+def test_sigterm_during_the_compile_stops_at_once_with_valid_files(tmp_path, tiny_checkpoint):
+    # inductor's compile of even the tiny model takes many minutes on a 2-core CPU: the stop must not
+    # wait for it (before, SIGTERM did nothing for 20 s and more); the cost is said before it starts
+    files = {name: tmp_path / name for name in ("d.mp4", "d.npy", "stats.jsonl")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=64x36&frames=20",
+         "--sink", f"file:{files['d.mp4']}", "--sink", f"npy:{files['d.npy']}", "-c", str(tiny_checkpoint),
+         "--stats-json", str(files["stats.jsonl"]), "--res", "64", "--compile", "--device", "cpu", "--no-status"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:  # the compile starts right after this line
+            said.append(line)
+            if line.startswith("--compile: compiling"):
+                break
+        assert said and "--compile: compiling" in said[-1], "".join(said)
+        assert "on the CPU this takes many minutes and gains little" in said[-1] and "Ctrl-C stops it" in said[-1]
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and took < 5, (took, rest)
+    assert "Traceback" not in rest and "stopped during the compile" in rest
+    # nothing reached the sinks, so no half-made file; the stats log is whole
+    assert not files["d.mp4"].exists() and not files["d.npy"].exists()
+    assert all(json.loads(line)["frames_out"] == 0 for line in files["stats.jsonl"].read_text().splitlines())
+
+
+def test_ctrl_c_during_the_compile_of_rdstream_file_stops_at_once(tmp_path, tiny_checkpoint):
+    # the offline job compiles on its first snippets; after Ctrl-C, Python's exit would wait for
+    # torch's compile workers (seconds to minutes): the stopped job ends without them
+    from tests.conftest import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", num_frames=8, width=96, height=64)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "file", str(clip), "-o", str(tmp_path / "out"), "-c", str(tiny_checkpoint),
+         "--compile", "--res", "64", "-d", "1", "--device", "cpu"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:  # the encoder is not compiled: the compile starts with the snippets
+            said.append(line)
+            if line.startswith("clip encode: 8/8"):
+                break
+        assert any("on the CPU this takes many minutes" in line and "Ctrl-C stops it" in line for line in said), said
+        time.sleep(2)  # into the compile
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "rdstream: stopped" in rest and "Traceback" not in rest, rest
+    assert took < 3, took
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no half-written output

@@ -16,10 +16,15 @@ import tasks
 ROOT = Path(tasks.__file__).resolve().parent
 FAKE_SMI = """#!/bin/sh
 case "$1" in
-  --query-gpu=name) echo "NVIDIA GeForce RTX 4090" ;;
+  -L) echo "GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-0b1c2d3e-0000-1111-2222-333344445555)" ;;
   *) echo "| NVIDIA-SMI 570.00   Driver Version: 570.00   CUDA Version: {cuda} |" ;;
 esac
 exit {code}
+"""
+# An nvidia-smi that answers (exit 0) without naming a GPU, with terminal escape codes.
+GARBAGE_SMI = """#!/bin/sh
+printf 'garbage \\033[2J\\033]0;owned\\007 CUDA Version: 13.0\\n'
+exit 0
 """
 
 
@@ -122,13 +127,32 @@ def test_stamp_skips_the_install_as_make_did(tmp_path, monkeypatch):
     assert tasks.install_needed(choice, "linux")
 
 
-def _fake_smi_path(tmp_path, cuda="12.8", code=0):
+def _fake_smi_path(tmp_path, cuda="12.8", code=0, script=None):
     folder = tmp_path / "bin"
     folder.mkdir()
     smi = folder / "nvidia-smi"
-    smi.write_text(FAKE_SMI.format(cuda=cuda, code=code))
+    smi.write_text(script or FAKE_SMI.format(cuda=cuda, code=code))
     smi.chmod(0o755)
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def _repo_copy(tmp_path, venv_current=False):
+    """tasks.py in a folder of its own (its ROOT: nothing in the real checkout is read or touched);
+    with ``venv_current`` a .venv as an install left it: an interpreter and a stamp newer than
+    pyproject.toml, recording the CPU choice this machine gets without a GPU."""
+    copy = tmp_path / "repo"
+    copy.mkdir(parents=True)
+    shutil.copy(ROOT / "tasks.py", copy / "tasks.py")
+    (copy / "pyproject.toml").write_text("")
+    if venv_current:
+        python = tasks.venv_python(copy / ".venv")
+        python.parent.mkdir(parents=True)
+        python.write_text("")
+        stamp = copy / ".venv" / ".installed"
+        stamp.write_text(tasks.choose_torch(sys.platform, {}, _no_gpu).describe() + "\n")
+        later = time.time() + 5
+        os.utime(stamp, (later, later))
+    return copy / "tasks.py"
 
 
 def _run_tasks(script, *args, path=None, extra_env=None):
@@ -145,7 +169,7 @@ def _run_tasks(script, *args, path=None, extra_env=None):
     ("12.8", 9, "-m pip install --quiet torch==2.13.0\n"),  # nvidia-smi there, but no driver/GPU
 ])
 def test_dry_run_with_a_fake_nvidia_smi_prints_the_pip_lines(tmp_path, cuda, code, expected_torch_line):
-    result = _run_tasks(ROOT / "tasks.py", "--dry-run", "test", "-k", "x", path=_fake_smi_path(tmp_path, cuda, code))
+    result = _run_tasks(_repo_copy(tmp_path), "--dry-run", "test", "-k", "x", path=_fake_smi_path(tmp_path, cuda, code))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert expected_torch_line in out, out
@@ -156,14 +180,12 @@ def test_dry_run_with_a_fake_nvidia_smi_prints_the_pip_lines(tmp_path, cuda, cod
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a shell script")
 def test_an_unreachable_cuda_index_is_one_line_before_anything_is_made(tmp_path):
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    shutil.copy(ROOT / "tasks.py", copy / "tasks.py")  # its own root: nothing here is touched
-    (copy / "pyproject.toml").write_text("")
-    result = _run_tasks(copy / "tasks.py", "test", path=_fake_smi_path(tmp_path),
-                        extra_env={"RDSTREAM_TORCH_INDEX": "http://127.0.0.1:9/whl/cu128"})
+    script = _repo_copy(tmp_path)
+    copy = script.parent
+    result = _run_tasks(script, "test", path=_fake_smi_path(tmp_path),
+                        extra_env={"RDSTREAM_TORCH_INDEX": "https://127.0.0.1:9/whl/cu128"})
     assert result.returncode == 1
-    assert result.stderr.startswith("tasks.py: error: cannot reach the CUDA torch index http://127.0.0.1:9/whl/cu128")
+    assert result.stderr.startswith("tasks.py: error: cannot reach the CUDA torch index https://127.0.0.1:9/whl/cu128")
     assert result.stderr.count("\n") == 1 and "RDSTREAM_TORCH=cpu" in result.stderr
     assert not (copy / ".venv").exists()
 
@@ -184,3 +206,104 @@ def test_ci_workflow_runs_the_set_up_script_on_windows_and_macos_with_311_and_31
     assert matrix["python"] == ["3.11", "3.12"]
     assert any(step.get("run", "").startswith("python tasks.py test") for step in job["steps"])
     assert "make test" in (ROOT / ".ci" / "run").read_text()  # Linux CI unchanged
+
+
+@pytest.mark.parametrize("value", [
+    "garbage", "numpy", "torch --index-url http://example.com/whl", "torch==2.5.1 --pre", "-r requirements.txt",
+    "torch @ https://example.com/torch.whl", "https://example.com/torch.whl", "torch[opt]==2.5.1", "torch==",
+    "torch==2.5.1;python_version>'3'", "torch\x1b[2J",
+])
+def test_a_torch_override_that_is_not_a_keyword_or_one_requirement_is_refused(value):
+    with pytest.raises(tasks.BadSettingError) as raised:
+        tasks.choose_torch("linux", {"RDSTREAM_TORCH": value}, _must_not_ask)
+    message = str(raised.value)
+    assert message.startswith("RDSTREAM_TORCH=") and "\n" not in message and "\x1b" not in message
+
+
+@pytest.mark.parametrize("value", ["torch", "torch==2.5.1", "torch>=2.4,<2.14", "Torch~=2.5", "torch==2.5.1+cu121",
+                                   "DEFAULT", " cpu "])
+def test_a_torch_requirement_or_keyword_is_accepted(value):
+    choice = tasks.choose_torch("linux", {"RDSTREAM_TORCH": value}, _must_not_ask)
+    assert choice.requirement in (value, tasks.TORCH_PIN)
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1/whl/cu128", "https://host/whl/cu128 --pre", "https://",
+                                   "file:///srv/wheels", "https://host/\x1b[2J", "--index-url"])
+def test_a_torch_index_that_is_not_a_plain_https_url_is_refused(value):
+    with pytest.raises(tasks.BadSettingError, match="RDSTREAM_TORCH_INDEX=") as raised:
+        tasks.choose_torch("linux", {"RDSTREAM_TORCH": "cuda", "RDSTREAM_TORCH_INDEX": value}, _gpu())
+    assert "\x1b" not in str(raised.value)
+    assert tasks.choose_torch("linux", {"RDSTREAM_TORCH_INDEX": "https://mirror.example/whl/cu128"},
+                              _gpu()).index_url == "https://mirror.example/whl/cu128"
+
+
+def _fake_run(outputs: dict):
+    """A subprocess.run double: ``outputs`` maps the command's last argument to (exit code, stdout)."""
+    def run(command, **kwargs):
+        code, out = outputs.get(command[-1], (0, ""))
+        return subprocess.CompletedProcess(command, code, out, "")
+    return run
+
+
+@pytest.mark.parametrize("listing, found", [
+    ((0, "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)\nGPU 1: NVIDIA L4 (UUID: GPU-5678)\n"),
+     ("NVIDIA H100 80GB HBM3, NVIDIA L4", (12, 8))),
+    ((0, "GPU 0: Tesla T4 (UUID: GPU-1234)\n  MIG 1g.5gb Device 0: (UUID: MIG-1)\n"), ("Tesla T4", (12, 8))),
+    ((0, "garbage\x1b[2J\n"), None),  # answers, names nothing
+    ((0, "GPU 0: \x1b]0;title\x07NVIDIA X (UUID: GPU-1)\n"), None),  # a name with control characters is no name
+    ((0, ""), None),
+    ((9, "GPU 0: NVIDIA H100 (UUID: GPU-1)\n"), None),  # failed: whatever it printed
+])
+def test_a_gpu_is_found_only_where_nvidia_smi_names_one(listing, found):
+    run = _fake_run({"-L": listing, "/usr/bin/nvidia-smi": (0, "| NVIDIA-SMI 570.00   CUDA Version: 12.8 |")})
+    assert tasks.nvidia_gpu(run, lambda name: "/usr/bin/nvidia-smi") == found
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a shell script")
+def test_an_nvidia_smi_printing_garbage_gets_the_cpu_wheel_and_no_escape_code_is_printed(tmp_path):
+    result = _run_tasks(_repo_copy(tmp_path), "--dry-run", "test", path=_fake_smi_path(tmp_path, script=GARBAGE_SMI))
+    assert result.returncode == 0, result.stderr
+    assert "no NVIDIA GPU found" in result.stdout and "--index-url" not in result.stdout
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["garbage", "torch --index-url http://127.0.0.1:9/simple", "\x1b[2Jtorch"])
+def test_a_bad_torch_override_is_one_line_and_exit_2_before_anything_is_made(tmp_path, value):
+    script = _repo_copy(tmp_path)
+    result = _run_tasks(script, "--dry-run", "test", extra_env={"RDSTREAM_TORCH": value})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("tasks.py: error: RDSTREAM_TORCH=") and result.stderr.count("\n") == 1
+    assert "\x1b" not in result.stderr
+    assert _run_tasks(script, "test", extra_env={"RDSTREAM_TORCH": value}).returncode == 2
+    assert not (script.parent / ".venv").exists()
+
+
+def test_help_is_exit_0_on_stdout():
+    for flag in ("--help", "-h"):
+        result = _run_tasks(ROOT / "tasks.py", flag)
+        assert result.returncode == 0 and result.stderr == ""
+        assert result.stdout.startswith("usage: python3 tasks.py") and "run" in result.stdout
+
+
+def test_dry_run_prints_only_what_would_run(tmp_path):
+    fresh = _run_tasks(_repo_copy(tmp_path / "fresh"), "--dry-run", "test", path="/nonexistent")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "-m venv" in fresh.stdout and "-m pip install" in fresh.stdout
+    current = _run_tasks(_repo_copy(tmp_path / "current", venv_current=True), "--dry-run", "test", "-k", "x",
+                         path="/nonexistent")
+    assert current.returncode == 0, current.stderr
+    lines = current.stdout.splitlines()
+    assert lines[0].startswith("nothing to install:") and len(lines) == 2, current.stdout
+    assert lines[1].endswith("-m pytest -q -p no:cacheprovider -k x")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake rdstream is a shell script")
+def test_run_passes_its_arguments_to_the_rdstream_of_the_venv(tmp_path):
+    script = _repo_copy(tmp_path, venv_current=True)
+    fake = tasks.venv_python(script.parent / ".venv").parent / "rdstream"
+    fake.write_text('#!/bin/sh\necho "rdstream got: $*"\nexit 3\n')
+    fake.chmod(0o755)
+    dry = _run_tasks(script, "--dry-run", "run", "sources", path="/nonexistent")
+    assert dry.stdout.splitlines()[-1] == f"{fake} sources"
+    result = _run_tasks(script, "run", "file", "my clip.mp4", "--res", "256", path="/nonexistent")
+    assert result.stdout == "rdstream got: file my clip.mp4 --res 256\n" and result.returncode == 3

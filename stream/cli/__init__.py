@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         code = interrupted_exit_code(raw)
         what = "files already written are complete" if code else "nothing was lost"
         sys.stderr.write(f"rdstream: stopped; {what}\n")
+        if argv is None and "torch" in sys.modules:  # the files are closed; a compile (`file --compile`)
+            from stream.stop_signals import end_without_waiting  # may be left running: do not wait for it
+
+            end_without_waiting(code)
         sys.exit(code)
     except Exception as err:
         if type(err).__name__ == "Abort":  # click's own Ctrl-C at a prompt

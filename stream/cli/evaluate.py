@@ -16,6 +16,12 @@ node on the same frames (``--no-drop``; its depth saved as ``rung-NAME.npy``) ->
 Printed as a table, written as ``evaluate.json`` and ``evaluate.png`` (AbsRel against TFLOP per
 frame) in the output folder. With a random test checkpoint or autoencoder the numbers say nothing
 about depth, and every output says so.
+
+Rungs with the tiny encoder or decoder need an ``AutoencoderTiny`` (``--tiny``, default TAESD from
+the hub). With the random test checkpoint and the default, a random one is written to the output
+folder instead (no hub access; the numbers mean nothing either way). With real weights and no
+TAESD on the machine (no hub access), those rungs are skipped, with the command that fetches it,
+and the others run.
 """
 
 from __future__ import annotations
@@ -110,9 +116,14 @@ def reference_key(opts: EvaluateOptions, num_frames: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def reference_depth(model, opts: EvaluateOptions, frames: np.ndarray, folder: Path, say) -> np.ndarray:
-    """The offline reference [N, H, W] in [-1, 1], from the cache in ``folder`` or computed (and cached)."""
+def reference_depth(model, opts: EvaluateOptions, frames: np.ndarray, folder: Path, say,
+                    console=None) -> np.ndarray:
+    """The offline reference [N, H, W] in [-1, 1], from the cache in ``folder`` or computed (and
+    cached), with its progress on ``console`` (stderr by default: bars on a terminal, else lines)."""
+    from rich.console import Console
+
     from pipeline.offline import OfflinePipeline, OfflineSettings
+    from stream.cli.file_job import stage_progress
 
     path = folder / f"reference-{opts.preset}-{reference_key(opts, frames.shape[0])}.npy"
     if path.is_file():
@@ -123,7 +134,8 @@ def reference_depth(model, opts: EvaluateOptions, frames: np.ndarray, folder: Pa
     settings = OfflineSettings(dilations=tuple(preset.dilations), snip_len=preset.snip_len, cap_dilation=preset.cap_dilation,
                                res=preset.res, refine_steps=preset.refine_steps, refine_snippet_len=preset.refine_snippet_len,
                                refine_start_dilation=preset.refine_start_dilation, seed=opts.seed)
-    depth = OfflinePipeline(model, settings)(frames).depth
+    with stage_progress(console or Console(stderr=True), "offline reference") as progress:
+        depth = OfflinePipeline(model, settings)(frames, progress).depth
     partial = path.with_suffix(".partial.npy")
     np.save(partial, depth)
     partial.replace(path)  # never a half-written cache
@@ -199,6 +211,53 @@ def load_tiny(model, choice):
             load_decoder(choice, model.vae, model.vae_scale, model.device, model.dtype))
 
 
+def needs_tiny(name: str) -> bool:
+    rung = speed_rung(name)
+    return rung.encoder == "tiny" or rung.decoder == "tiny"
+
+
+def tiny_for_random_checkpoint(folder: Path):
+    """A random ``AutoencoderTiny`` in ``folder`` (written once) for the random test checkpoint."""
+    from pipeline.tiny_decoder import TINY_DECODER_MARKER, DecoderChoice, write_tiny_decoder
+
+    where = folder / "random-tiny-autoencoder"
+    config = where / "config.json"
+    if not (config.is_file() and TINY_DECODER_MARKER in config.read_text()):
+        write_tiny_decoder(where)
+    return DecoderChoice("random test autoencoder", where)
+
+
+def choose_tiny(opts: EvaluateOptions, names: list[str], random_checkpoint: bool, folder: Path, say):
+    """(the AutoencoderTiny choice or None, the rungs skipped for want of it) for ``names``.
+
+    ``--tiny`` given as a folder or hub id: that one (``run_evaluate`` checks it before the model loads).
+    The default with the random test checkpoint: a random one (no hub access needed). The default
+    with real weights: TAESD from the cache or the hub, and where neither answers, the rungs that
+    need it are skipped with the command that fetches it (all of them skipped: one line, exit 2)."""
+    from pipeline.tiny_decoder import TINY_DECODER_HUB_ID, resolve_autoencoder
+
+    wanting = [n for n in names if needs_tiny(n)]
+    if not wanting:
+        return None, []
+    if opts.tiny != "tiny":
+        return resolve_autoencoder(opts.tiny, "--tiny"), []
+    if random_checkpoint:
+        choice = tiny_for_random_checkpoint(folder)
+        say(f"rungs {', '.join(wanting)}: a random tiny autoencoder (the checkpoint is the random test one, so "
+            f"{TINY_DECODER_HUB_ID} is not fetched; its numbers mean nothing either way)")
+        return choice, []
+    try:
+        return resolve_autoencoder("tiny", "--tiny"), []
+    except BadInputError:
+        pass
+    skipped = (f"need the tiny autoencoder {TINY_DECODER_HUB_ID}, which is not on this machine and could not be "
+               f"downloaded; fetch it with `hf download {TINY_DECODER_HUB_ID}` and run again, or pass --tiny FOLDER")
+    if len(wanting) == len(names):
+        raise BadInputError(f"rungs {', '.join(wanting)} {skipped}")
+    say(f"rungs {', '.join(wanting)} skipped: they {skipped}")
+    return None, wanting
+
+
 def _variant(model, rung, tiny):
     """The model with the rung's encoder and decoder (``tiny``: the loaded pair, or None when no rung needs it)."""
     if rung.encoder == "full" and rung.decoder in (None, "full"):
@@ -245,25 +304,26 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     """Check, load, evaluate every rung, report; returns the exit code (0)."""
     from pipeline.checkpoint import choose_dtype, load_rolling_depth, resolve_device
     from pipeline.depth_metrics import abs_rel, temporal_error
-    from pipeline.tiny_decoder import resolve_autoencoder
+    from pipeline.tiny_decoder import TINY_DECODER_HUB_ID, resolve_autoencoder
 
     def say(message: str) -> None:
         print(f"rdstream: {message}", file=sys.stderr, flush=True)
 
-    # 1. Everything that needs no model.
+    # 1. Everything that needs no model (a --tiny given as a folder or hub id included).
     names, plans, frames, folder = check(opts)
-    needs_tiny = any(speed_rung(n).encoder == "tiny" or speed_rung(n).decoder == "tiny" for n in names)
-    tiny_choice = resolve_autoencoder(opts.tiny, "--tiny") if needs_tiny else None
+    if opts.tiny != "tiny" and any(needs_tiny(n) for n in names):
+        resolve_autoencoder(opts.tiny, "--tiny")
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, "fp16", device)
-    # 2. The model and the reference.
+    # 2. The model, the tiny autoencoder (or the rungs skipped without it) and the reference.
     model = load_rolling_depth(opts.checkpoint, device, dtype)
+    tiny_choice, skipped = choose_tiny(opts, names, model.is_tiny, folder, say)
     reference = torch.from_numpy(reference_depth(model, opts, frames, folder, say))
     meaningless = model.is_tiny
     tiny = load_tiny(model, tiny_choice) if tiny_choice is not None else None
     # 3. Each rung through the live node.
     rows, flops_cache = {}, {}
-    for name in names:
+    for name in (n for n in names if n not in skipped):
         rung = speed_rung(name)
         variant = _variant(model, rung, tiny)
         meaningless = meaningless or variant.encoder.is_random or variant.decoder.is_random
@@ -285,11 +345,16 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     report = {"clip": opts.clip, "checkpoint": opts.checkpoint, "reference_preset": opts.preset, "res": opts.res,
               "lookahead": opts.lookahead, "frames": int(frames.shape[0]), "device": device.type,
               "dtype": str(dtype).removeprefix("torch."), "rungs": rows}
+    if skipped:
+        report["skipped"] = {name: f"needs {TINY_DECODER_HUB_ID} (hf download {TINY_DECODER_HUB_ID})" for name in skipped}
     if meaningless:
         report["note"] = MEANINGLESS
     (folder / "evaluate.json").write_text(json.dumps(report, indent=2) + "\n")
     write_plot(rows, folder / "evaluate.png", meaningless)
     print_table(rows, meaningless)
+    if skipped:  # said again under the table, where it is read
+        say(f"skipped {', '.join(skipped)}: fetch {TINY_DECODER_HUB_ID} with `hf download {TINY_DECODER_HUB_ID}` "
+            f"and run again for them")
     if meaningless:
         say(MEANINGLESS)
     say(f"wrote {folder / 'evaluate.json'} and {folder / 'evaluate.png'}")

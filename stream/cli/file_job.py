@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
 from pipeline.device_names import parse_device_name
-from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.offline import OfflinePipeline, OfflineSettings, ProgressCallback
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
 from pipeline.tiny_decoder import resolve_decoder
@@ -255,6 +256,18 @@ class PlainProgress:
         return text
 
 
+@contextmanager
+def stage_progress(console: Console, label: str, keep: bool = False) -> Iterator[ProgressCallback]:
+    """The progress report (stage, advance, total) of a long job: a bar per stage on a terminal
+    (left on screen with ``keep``); elsewhere plain lines (a bar would print nothing until the end)."""
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=not keep, disable=not console.is_terminal,
+    )
+    with progress:
+        yield StageProgress(progress, label) if console.is_terminal else PlainProgress(console, label)
+
+
 def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report,
                   mark: str | None = None) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
@@ -325,13 +338,7 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
     processed = processing_size(info.height, info.width, pipeline.settings.res)
     console.print(describe_sizes(path.name, (info.height, info.width), processed), highlight=False, soft_wrap=True)
     timings: dict[str, float] = {}
-    # A bar on a terminal; elsewhere plain lines (a bar would print nothing until the end).
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=not opts.verbose, disable=not console.is_terminal,
-    )
-    with progress:
-        report = StageProgress(progress, stem) if console.is_terminal else PlainProgress(console, stem)
+    with stage_progress(console, stem, keep=opts.verbose) as report:
         start = time.perf_counter()
         expected = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
         if opts.frame_count:
@@ -401,10 +408,10 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     for note in prepare_device(model.device, model.dtype):
         console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     if opts.compile:
-        from pipeline.compiled import compile_model
+        from pipeline.compiled import compile_cost, compile_model
 
-        console.print("--compile: the UNet and decoder compile on the first snippets (a minute or more on a GPU)",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(f"--compile: the UNet and decoder compile on the first snippets: {compile_cost(model.device)}; "
+                      f"Ctrl-C stops it at once", highlight=False, markup=False, soft_wrap=True)
         model = compile_model(model, lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.

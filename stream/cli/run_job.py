@@ -34,6 +34,7 @@ from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor
 from stream.osc_control import OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
+from stream.stop_signals import end_without_waiting
 from stream.stream_stats import NodeStats
 
 
@@ -136,9 +137,12 @@ def run_stream(opts: RunOptions) -> int:
             anyio.run(_close_all, source, [])
             raise
         try:
-            return _open_and_run(opts, checked, source, model, model_thread, console)
+            code = _open_and_run(opts, checked, source, model, model_thread, console)
         finally:
-            model_thread.close()
+            model_thread.close()  # does not wait for an abandoned compile
+    if model_thread.abandoned:  # a stop signal left the compile running: the sinks are closed, locks released
+        end_without_waiting(code)
+    return code
 
 
 def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_thread: ModelThread,
