@@ -59,7 +59,7 @@ def _frame(aspect: str, seed: int = 0) -> np.ndarray:
 
 
 def measure(steps: RollingDepthSteps, frame: np.ndarray, plan: SnippetPlan, lookahead: int,
-            latency_frames: int = 10, throughput_frames: int = 30) -> dict:
+            latency_frames: int = 10, throughput_frames: int = 30, node_frames: int = 0) -> dict:
     """Latency, throughput, per-stage GPU ms and peak memory of ``steps`` on the steady-state tick."""
     device = steps.model.device
     tick = (plan.snip_len - 1) * max(plan.dilations) + 10
@@ -83,22 +83,12 @@ def measure(steps: RollingDepthSteps, frame: np.ndarray, plan: SnippetPlan, look
         stages.append(timer.stages())
     steps.timer = None
     counts = {k: (v - before[k]) // latency_frames for k, v in steps.counts.as_dict().items()}
-    synchronize(device)
-    start = time.perf_counter()
-    pending: Callable | None = None
-    for _ in range(throughput_frames):
-        steps.encode(frame)
-        queued = steps.start_predict(window, merged)
-        if pending is not None:
-            pending()
-        pending = queued
-    pending()
-    wall = time.perf_counter() - start
+    throughput = pipelined_fps(steps, frame, window, merged, throughput_frames)
     per_stage = {k: round(statistics.median(s.get(k, 0.0) for s in stages), 3) for k in stages[0]}
     result = {
         "processing_size": list(display.shape[:2]),
         "latency_ms": round(statistics.median(latencies) * 1000, 2),
-        "throughput_fps": round(throughput_frames / wall, 2),
+        "throughput_fps": round(throughput, 2),
         "gpu_ms_per_stage": per_stage,
         "gpu_ms_sum": round(sum(per_stage.values()), 2),
         "counts_per_frame": counts,
@@ -106,6 +96,66 @@ def measure(steps: RollingDepthSteps, frame: np.ndarray, plan: SnippetPlan, look
     if device.type == "cuda":
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return result
+
+
+def pipelined_fps(steps, frame: np.ndarray, window: list, merged: list, frames: int) -> float:
+    """Output fps in the benchmark's order: each frame's encode and snippets are queued
+    (``start_predict``) before the previous frame's result is waited for; the same window every frame."""
+    synchronize(getattr(getattr(steps, "model", None), "device", torch.device("cpu")))
+    start = time.perf_counter()
+    pending: Callable | None = None
+    for _ in range(frames):
+        steps.encode(frame)
+        queued = steps.start_predict(window, merged)
+        if pending is not None:
+            pending()
+        pending = queued
+    pending()
+    return frames / (time.perf_counter() - start)
+
+
+def node_order_fps(steps, frame: np.ndarray, plan: SnippetPlan, lookahead: int, frames: int) -> float:
+    """Output fps of the node's own encode and snippet stages (``stream.encode_stage``,
+    ``stream.snippet_stage``) joined as the node joins them, over ``frames`` steady-state frames
+    (timed after the window has filled). Without the aligner and the sinks: the model side of the
+    node in its real order, to set beside ``pipelined_fps``."""
+    import anyio
+
+    from stream.encode_stage import EncodeStage
+    from stream.messages import CapturedFrame, FrameTiming, SnippetDepths, StreamEnd
+    from stream.model_thread import ModelThread
+    from stream.snippet_stage import SnippetStage
+    from stream.stage import make_link
+
+    warm = plan.span + 1
+    stamps: list[float] = []
+    model_thread = ModelThread()
+
+    async def feed(send) -> None:
+        async with send:
+            for i in range(warm + frames):
+                await send.send(CapturedFrame(FrameTiming(i, i, i / 30.0, time.perf_counter()), frame))
+            await send.send(StreamEnd("source ended"))
+
+    async def drain(receive) -> None:
+        async with receive:
+            async for item in receive:
+                if isinstance(item, SnippetDepths) and item.timing is not None:
+                    stamps.append(time.perf_counter())
+
+    async def main() -> None:
+        links = [make_link() for _ in range(3)]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(feed, links[0][0])
+            tasks.start_soon(EncodeStage(steps, model_thread).run, links[0][1], links[1][0])
+            tasks.start_soon(SnippetStage(steps, plan, model_thread, lookahead).run, links[1][1], links[2][0])
+            tasks.start_soon(drain, links[2][1])
+
+    try:
+        anyio.run(main)
+    finally:
+        model_thread.close()
+    return frames / (stamps[-1] - stamps[warm - 1])
 
 
 def measure_all(model, tiny_decoder, configs: list[Config], plan: SnippetPlan,
