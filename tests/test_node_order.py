@@ -57,7 +57,7 @@ def test_node_runs_as_fast_as_the_pipelined_order():
     steps = QueuedDeviceSteps(HOST_S, DEVICE_S)
     try:
         latent = steps.encode(rgb)[1]
-        benchmark = pipelined_fps(steps, rgb, [[latent] * 3 for _ in snippets], merged, frames)
+        benchmark = pipelined_fps(steps, rgb, [([[latent] * 3 for _ in snippets], merged)], frames)
         stages = node_order_fps(steps, rgb, plan, lookahead, frames)
         result, _ = _run(steps, frames, plan, lookahead)
     finally:
