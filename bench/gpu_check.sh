@@ -33,15 +33,15 @@ site=${RDSTREAM_GPU_SITE:-build/gpu-site}
 export PYTHONPATH="$PWD/$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
-# name | limit (s) | what it does; the limits add up to 515 s (plus 3 s grace each): the whole under 9 minutes
+# name | limit (s) | what it does; the limits add up to 505 s (plus 3 s grace each): the whole under 9 minutes
 STEPS=(
-    "install|20|the wheels below into $site (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
-    "machine|20|GPU, torch, CUDA and cuDNN versions, fp16/bf16 matmul TFLOP/s -> machine.json"
+    "install|15|the wheels below into $site (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
+    "machine|15|GPU, torch, CUDA and cuDNN versions, fp16/bf16 matmul TFLOP/s -> machine.json"
     "tests|85|CUDA tests (tests/test_gpu_cuda.py, the CUDA ones of tests/test_gpu_paths.py): compiled == eager (cudagraphs, inductor), no sync in the steady state (1 and 4 streams), the CUDA-graph output copy -> tests.log, tests.json"
     "eager|105|eager figures, 384 px 16:9 fp16 lookahead 2, every --speed rung, both decoders -> eager.json"
-    "compiled|235|compiled figures (steady-state shapes only) of lite and standard, TORCH_LOGS=recompiles -> compiled.json, compiled.log"
-    "rig|45|4 streams on one model against one stream alone, 384 px (bench.rig --sections gpu) -> rig.json"
-    "summary|25|FLOP counts, TFLOP/s and share of peak, not-measured reasons -> gpu_check.json, table.md"
+    "compiled|225|compiled figures (steady-state shapes only) of lite and standard, TORCH_LOGS=recompiles -> compiled.json, compiled.log"
+    "rig|40|4 streams on one model against one stream alone, 384 px (bench.rig --sections gpu) -> rig.json"
+    "summary|20|FLOP counts, TFLOP/s and share of peak, not-measured reasons -> gpu_check.json, table.md"
 )
 
 if [ "$dry" = 1 ]; then

@@ -6,47 +6,21 @@ accelerate, numpy, scipy, matplotlib, rich, typer, anyio and pytest. Installing 
 would take minutes, so the venv sees this interpreter's copies instead: a folder holding symbolic
 links to exactly those distributions and their own requirements (``requirement_closure``), put on
 the venv's path by a ``.pth`` file. Everything else this interpreter has stays invisible.
+
+``wheel_from_installed`` packs an installed pure-Python distribution back into a wheel file, so the
+install can be tested without a network (the test's stand-in for ``bench/gpu_wheels.sh``'s download).
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
-import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
-#: What the GPU image has installed (its python3), by distribution name.
-IMAGE_PACKAGES = ("torch", "transformers", "huggingface_hub", "safetensors", "accelerate", "numpy", "scipy",
-                  "matplotlib", "rich", "typer", "anyio", "pytest")
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_closure(names) -> dict[str, metadata.Distribution]:
-    """The distributions ``names`` and everything they require (markers evaluated here, no extras),
-    by canonical name; requirements not installed here are left out."""
-    from packaging.requirements import Requirement
-
-    found: dict[str, metadata.Distribution] = {}
-    todo = list(names)
-    while todo:
-        name = _canonical(todo.pop())
-        if name in found:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        found[name] = dist
-        for text in dist.requires or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
-    return found
+from bench.gpu_install import IMAGE_PACKAGES, requirement_closure
 
 
 def _top_level(dist: metadata.Distribution) -> set[Path]:
@@ -61,8 +35,9 @@ def _top_level(dist: metadata.Distribution) -> set[Path]:
     return {path for path in tops if path.exists()}
 
 
-def make_fresh_machine(folder: Path, packages=IMAGE_PACKAGES) -> Path:
-    """A venv under ``folder`` that sees only ``packages`` and their requirements; returns its python."""
+def make_fresh_machine(folder: Path, packages=(*IMAGE_PACKAGES, "pip")) -> Path:
+    """A venv under ``folder`` that sees only ``packages`` and their requirements (the image's python3
+    has pip, which does the install); returns its python."""
     folder = Path(folder)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
     image = folder / "image-site-packages"
@@ -77,3 +52,19 @@ def make_fresh_machine(folder: Path, packages=IMAGE_PACKAGES) -> Path:
                           check=True, capture_output=True, text=True).stdout.strip()
     Path(site, "gpu-image.pth").write_text(f"{image}\n")
     return python
+
+
+def wheel_from_installed(name: str, folder: Path) -> Path:
+    """An installed pure-Python distribution as ``NAME-VERSION-py3-none-any.whl`` in ``folder``: the
+    files its RECORD lists (its .dist-info included), without byte code or scripts outside it."""
+    dist = metadata.distribution(name)
+    root = Path(dist.locate_file(""))
+    wheel_name = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}-py3-none-any.whl"
+    path = Path(folder) / wheel_name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in dist.files or []:
+            parts = Path(file).parts
+            if parts[0] == ".." or "__pycache__" in parts or not (root / file).is_file():
+                continue
+            archive.write(root / file, Path(file).as_posix())
+    return path
