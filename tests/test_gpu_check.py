@@ -135,3 +135,61 @@ def test_a_fresh_machine_installs_and_imports_with_only_the_wheel_folder(tmp_pat
     again = subprocess.run([str(python), "-m", "bench.gpu_install", "install", str(wheels), str(site)],
                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0 and "installs nothing" in again.stdout  # a rerun installs nothing
+
+
+def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_with_why(tmp_path):
+    from bench.gpu_check import configs, summary, write_json
+
+    (tmp_path / "steps.txt").write_text("install 0 1 15\nmachine 0 3 15\ntests 1 40 85\neager 124 105 105\n")
+    write_json(tmp_path / "machine.json", {"gpu": "NVIDIA H200", "torch": "2.11.0+cu130", "cuda": "13.0",
+                                           "matmul_tflops_measured": {"fp16": 700.0}})
+    (tmp_path / "tests.log").write_text("tests/test_gpu_cuda.py::test_cuda_x PASSED [ 50%]\n"
+                                        "tests/test_gpu_cuda.py::test_cuda_y FAILED [100%]\n")
+    planned = [c.name for c in configs("eager")]
+    entry = {"processing_size": [216, 384], "throughput_fps": 20.0, "node_order_fps": 19.5, "latency_p50_ms": 60.0,
+             "latency_p95_ms": 70.0, "gpu_ms_sum": 48.0, "peak_gpu_mib": 4000.0,
+             "counts_per_frame": {"encodes": 1, "unet_frame_passes": 6, "decodes_full": 4, "decodes_fit": 2},
+             "plan": {"encoder": "full"}}
+    write_json(tmp_path / "eager.json", {"planned": planned, "configs": {planned[0]: entry}})
+    flops = {"vae_encode": 346.0, "vae_encode/tiny": 39.0, "unet_frame_pass": 258.0, "decode_full/full": 788.0,
+             "decode_fit/full": 204.0, "decode_full/tiny": 45.0, "decode_fit/tiny": 12.0}
+    import bench.flops
+
+    original = bench.flops.flops_per_call
+    bench.flops.flops_per_call = lambda size, height=None: flops  # counting on the meta device takes ~10 s
+    try:
+        report = summary(tmp_path)
+    finally:
+        bench.flops.flops_per_call = original
+    measured = report["configs"][planned[0]]
+    tflop = (346 + 6 * 258 + 4 * 788 + 2 * 204) / 1000
+    assert measured["tflop_per_frame"] == round(tflop, 3) and measured["tflops_achieved"] == round(20 * tflop, 1)
+    assert measured["share_of_matmul_peak"] == round(20 * tflop / 700, 3)
+    assert report["configs"][planned[1]] == "not measured: the step 'eager' reached its 105 s limit first"
+    compiled = [c.name for c in configs("compiled")]
+    assert all(report["configs"][n] == "not measured: the step 'compiled' did not run" for n in compiled)
+    assert report["tests"]["passed"] == 1 and report["tests"]["failed"] == ["tests/test_gpu_cuda.py::test_cuda_y"]
+    assert not any(goal["met"] for goal in report["goals"].values())
+    assert report["rig_4_streams"] == "not measured: the step 'rig' did not run"
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert saved["machine"]["gpu"] == "NVIDIA H200"
+    assert "not measured" in (tmp_path / "table.md").read_text()
+
+
+def test_a_strided_rung_is_measured_over_its_whole_stride_period(tiny_model, monkeypatch):
+    import bench.gpu_timing as gpu_timing
+    from pipeline.snippets import SnippetPlan
+
+    monkeypatch.setattr(gpu_timing, "INPUTS", {"16:9": (36, 64)})
+    schedule = gpu_timing.steady_schedule(SnippetPlan(3, (1, 3), (2, 2)), 2)
+    assert [len(snippets) for snippets, _ in schedule] == [2, 0] or [len(s) for s, _ in schedule] == [0, 2]
+    config = gpu_timing.Config(64, "16:9", "full", 2, False, rung="stride2")
+    seen = []
+    results = gpu_timing.measure_all(tiny_model, tiny_model.decoder, [config], SnippetPlan(3, (1, 3)), lambda m: None,
+                                     on_entry=lambda name, entry: seen.append(name), latency_frames=2,
+                                     throughput_frames=2)
+    entry = results[config.name]
+    assert seen == [config.name] == ["64px/16:9/stride2/full/lookahead_2/eager"]
+    assert entry["plan"]["strides"] == [2, 2]
+    assert entry["counts_per_frame"]["unet_frame_passes"] == 3.0  # 2 snippets of 3 frames every 2nd frame
+    assert entry["latency_p95_ms"] >= entry["latency_p50_ms"] > 0 and entry["throughput_fps"] > 0
