@@ -104,6 +104,7 @@ def test_cuda_compiled_steps_equal_eager(cuda_model, backend, name):
     from pipeline.compiled import compile_failed, compile_model
 
     backend(name)
+    tolerance = 1e-2 if name == "inductor" else 1e-4
     frames = moving_pattern(STEADY + 3, 48, 80)
     plan = SnippetPlan(3, (1, 3))
     merged = [(True, True, True)] * 2
@@ -119,6 +120,6 @@ def test_cuda_compiled_steps_equal_eager(cuda_model, backend, name):
     for _ in range(3):  # the compile, the graph recording, a replay
         got = compiled.predict(window, merged)
         assert not compile_failed(compiled.model), lines
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a.full.float(), b.full.float(), rtol=2e-3, atol=2e-3)
-            torch.testing.assert_close(a.fit, b.fit, rtol=2e-3, atol=2e-3)
+        for a, b in zip(got, want):  # inductor's own kernels round differently (TF32 convolutions)
+            torch.testing.assert_close(a.full.float(), b.full.float(), rtol=tolerance, atol=tolerance)
+            torch.testing.assert_close(a.fit, b.fit, rtol=tolerance, atol=tolerance)
