@@ -193,3 +193,11 @@ def test_a_strided_rung_is_measured_over_its_whole_stride_period(tiny_model, mon
     assert entry["plan"]["strides"] == [2, 2]
     assert entry["counts_per_frame"]["unet_frame_passes"] == 3.0  # 2 snippets of 3 frames every 2nd frame
     assert entry["latency_p95_ms"] >= entry["latency_p50_ms"] > 0 and entry["throughput_fps"] > 0
+
+
+def test_the_rigs_measured_processes_keep_the_callers_python_path():
+    # on the GPU machine diffusers lives in build/gpu-site, on PYTHONPATH: a child must see it too
+    from bench.rig import ROOT as RIG_ROOT, _with_root
+
+    assert _with_root("/x/gpu-site").split(os.pathsep) == [str(RIG_ROOT), "/x/gpu-site"]
+    assert _with_root(None) == str(RIG_ROOT)
