@@ -16,7 +16,7 @@
 # short leaves what it had, and gpu_check.json reports each figure it lacks as "not measured" with why.
 # Exit code: 0 when every step passed.
 set -u
-cd "$(dirname "$0")/.." || exit 2
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }  # the caller's relative paths
 
 dry=0
 if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
@@ -24,18 +24,22 @@ if [ "$dry" = 0 ] && [ $# -lt 1 ]; then
     echo "usage: bench/gpu_check.sh OUT_DIR [WHEEL_DIR] | bench/gpu_check.sh --dry-run [WHEEL_DIR]" >&2
     exit 2
 fi
-if [ "$dry" = 1 ]; then out=""; wheels=${1:-build/gpu-wheels}; named=${1:-}
-else out=$1; wheels=${2:-build/gpu-wheels}; named=${2:-}; fi
+if [ "$dry" = 1 ]; then out=""; named=${1:-}
+else out=$(absolute "$1"); named=${2:-}; fi
 implicit=""  # a folder not named is needed only when something is missing
 [ -z "$named" ] && implicit=--implicit
+wheels=$(absolute "${named:-build/gpu-wheels}")
+[ -n "$named" ] || wheels=build/gpu-wheels  # the default is the checkout's
+cd "$(dirname "$0")/.." || exit 2
 py=${PYTHON:-python3}
 site=${RDSTREAM_GPU_SITE:-build/gpu-site}
-export PYTHONPATH="$PWD/$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+case $site in /*) ;; *) site=$PWD/$site ;; esac
+export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
 # name | limit (s) | what it does; the limits add up to 505 s (plus 3 s grace each): the whole under 9 minutes
 STEPS=(
-    "install|15|the wheels below into $site (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
+    "install|15|the wheels below into ${site#"$PWD"/} (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
     "machine|15|GPU, torch, CUDA and cuDNN versions, fp16/bf16 matmul TFLOP/s -> machine.json"
     "tests|85|CUDA tests (tests/test_gpu_cuda.py, the CUDA ones of tests/test_gpu_paths.py): compiled == eager (cudagraphs, inductor), no sync in the steady state (1 and 4 streams), the CUDA-graph output copy -> tests.log, tests.json"
     "eager|105|eager figures, 384 px 16:9 fp16 lookahead 2, every --speed rung, both decoders -> eager.json"
