@@ -7,6 +7,8 @@ the next frame costs host + device per frame; the pipelined order costs max(host
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import numpy as np
 
@@ -20,8 +22,20 @@ from stream.node import NodeConfig, StreamNode
 HOST_S, DEVICE_S = 0.015, 0.03
 
 
+class TimedSink(RecordingSink):
+    """Records when each frame reached it (the node's output clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def send(self, frame) -> None:
+        self.times.append(time.perf_counter())
+        super().send(frame)
+
+
 def _run(steps, frames: int, plan: SnippetPlan, lookahead: int = 2):
-    sink = RecordingSink()
+    sink = TimedSink()
     config = NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False)
     node = StreamNode(ListSource(frames), [("sink:", sink)], steps, make_aligner(plan, lookahead),
                       parse_normalize("running"), config, report=lambda line: None)
@@ -59,11 +73,13 @@ def test_node_runs_as_fast_as_the_pipelined_order():
         latent = steps.encode(rgb)[1]
         benchmark = pipelined_fps(steps, rgb, [([[latent] * 3 for _ in snippets], merged)], frames)
         stages = node_order_fps(steps, rgb, plan, lookahead, frames)
-        result, _ = _run(steps, frames, plan, lookahead)
+        _, sink = _run(steps, frames + 5, plan, lookahead)
     finally:
         steps.close()
-    node = result.frames_out / result.elapsed_s  # the whole node: start-up, aligner and sinks included
+    times = sink.times[5:]  # after the start-up: the whole node's output rate, aligner and sinks included
+    node = (len(times) - 1) / (times[-1] - times[0])
     awaited_each_frame = 1.0 / (HOST_S + DEVICE_S)  # the old order
     assert benchmark > 1.3 * awaited_each_frame, benchmark
     assert stages >= 0.9 * benchmark, (stages, benchmark)
-    assert node >= 0.8 * benchmark, (node, benchmark)  # generous: the node's start and end are counted too
+    print(f"pipelined {benchmark:.1f} fps, node stages {stages:.1f}, whole node {node:.1f}, awaiting each {awaited_each_frame:.1f}")
+    assert node >= 0.8 * benchmark, (node, benchmark)  # generous: the aligner and sinks share the host
