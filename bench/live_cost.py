@@ -209,7 +209,8 @@ def gpu_section(args, folder: str) -> dict:
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
     report["configs"] = measure_all(model, tiny, gpu_configs(args), SnippetPlan(SNIP_LEN, DILATIONS), log,
-                                    latency_frames=args.gpu_rounds, throughput_frames=3 * args.gpu_rounds)
+                                    latency_frames=args.gpu_rounds, throughput_frames=3 * args.gpu_rounds,
+                                    node_frames=2 * args.gpu_rounds)
     return report
 
 
