@@ -137,7 +137,7 @@ def test_a_fresh_machine_installs_and_imports_with_only_the_wheel_folder(tmp_pat
     assert again.returncode == 0 and "installs nothing" in again.stdout  # a rerun installs nothing
 
 
-def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_with_why(tmp_path):
+def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_with_why(tmp_path, monkeypatch):
     from bench.gpu_check import configs, summary, write_json
 
     (tmp_path / "steps.txt").write_text("install 0 1 15\nmachine 0 3 15\ntests 1 40 85\neager 124 105 105\n")
@@ -155,12 +155,8 @@ def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_wit
              "decode_fit/full": 204.0, "decode_full/tiny": 45.0, "decode_fit/tiny": 12.0}
     import bench.flops
 
-    original = bench.flops.flops_per_call
-    bench.flops.flops_per_call = lambda size, height=None: flops  # counting on the meta device takes ~10 s
-    try:
-        report = summary(tmp_path)
-    finally:
-        bench.flops.flops_per_call = original
+    monkeypatch.setattr(bench.flops, "flops_per_call", lambda size, height=None: flops)  # the meta count takes ~10 s
+    report = summary(tmp_path)
     measured = report["configs"][planned[0]]
     tflop = (346 + 6 * 258 + 4 * 788 + 2 * 204) / 1000
     assert measured["tflop_per_frame"] == round(tflop, 3) and measured["tflops_achieved"] == round(20 * tflop, 1)
