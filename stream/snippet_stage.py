@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
+import numpy as np
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from pipeline.coalign.online import still_merged
 from pipeline.snippets import SnippetPlan, short_stream_snippet
 from stream.depth_steps import DepthSteps
-from stream.messages import EncodedFrame, NodeCommand, SnippetDepths, StreamEnd
+from stream.messages import EncodedFrame, FrameTiming, NodeCommand, SnippetDepths, StreamEnd
 from stream.model_thread import ModelThread
 from stream.rolling_window import RollingWindow
 from stream.stage import Stage
@@ -25,11 +26,11 @@ class _Queued:
     wait: blocks until the snippets' depth is on the host and returns it (one per snippet, in order).
     """
 
-    timing: object
-    rgb: object
+    timing: FrameTiming | None
+    rgb: np.ndarray | None
     snippets: list[tuple[int, ...]]
     wait: Callable[[], list]
-    restart: object = None
+    restart: SnippetPlan | None = None
 
     def result(self, depths: list) -> SnippetDepths:
         return SnippetDepths(timing=self.timing, rgb=self.rgb, snippets=list(zip(self.snippets, depths)),
@@ -60,6 +61,7 @@ class SnippetStage(Stage):
     the model never idles for the host between frames (as in ``bench.gpu_timing``'s throughput
     order). The hand-over is a rendezvous: at most one frame's work waits behind the awaited one,
     and a result is sent as soon as it is ready (no frame waits for the next one to arrive).
+    The stage's busy time counts the queueing and the waits for results.
     """
 
     name = "snippets"
