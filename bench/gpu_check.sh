@@ -1,83 +1,96 @@
 #!/usr/bin/env bash
-# The first run on a GPU machine: one script, under 6 minutes, no network.
+# The first run on a GPU machine: one script, under 9 minutes, no network, nothing over the image.
 #
-#   bench/gpu_check.sh OUT_DIR [WHEEL_DIR]
+#   bench/gpu_check.sh OUT_DIR [WHEEL_DIR]      # WHEEL_DIR default: build/gpu-wheels
+#   bench/gpu_check.sh --dry-run [WHEEL_DIR]    # each step, its limit and what it would install; runs nothing
 #
-# Needs python3 with a CUDA build of torch (and transformers, huggingface_hub, numpy, scipy,
-# matplotlib, rich, typer, anyio). Our other pure-Python dependencies are installed from WHEEL_DIR
-# (default build/gpu-wheels, filled on a machine with network by bench/gpu_wheels.sh), never
-# downloaded; PyAV is not needed. Steps, each under its own time limit (60 + 75 + 210 s at most, plus
-# 10 s grace each), so the whole fits 6 minutes:
-#   1. install from WHEEL_DIR (skipped when already importable)                          -> pip.log
-#   2. the GPU-marked tests: transfers counted under torch.cuda.set_sync_debug_mode("error"),
-#      the GPU benchmark's measurement on the tiny model                                   -> tests.log
-#   3. python -m bench.live_cost --device cuda --skip-cpu --compile: the full-size random model,
-#      fp16, 384 px eager + --compile and 512 px eager, 16:9 and 4:3, both decoders, lookahead 0
-#      and 2, and channels_last against contiguous (bench.gpu_timing)                      -> live_cost.json / .log
-#   4. gpu_check.json: the machine, each step's exit code and seconds, the headline figures.
-# Run from the repository root. Exit code: 0 when every step passed.
+# Needs python3 (PYTHON=...) with a CUDA build of torch, transformers, huggingface_hub, safetensors,
+# accelerate, numpy, scipy, matplotlib, rich, typer, anyio and pytest: the GPU image. What it lacks
+# (diffusers, python-osc, requests and its own requirements) comes from WHEEL_DIR, filled beforehand
+# by bench/gpu_wheels.sh on a machine with network: `pip install --no-deps --no-index --target
+# build/gpu-site`, a separate folder put first on PYTHONPATH, never the image's site-packages; what
+# is already importable is not installed (a rerun installs nothing).
+# Before any step: no NVIDIA GPU -> one line, exit 1; a wheel folder that is missing, empty or holds
+# wheels for another Python -> one line naming what is missing, exit 2.
+# Each step runs under its own time limit and writes its JSON as soon as it has a figure; a step cut
+# short leaves what it had, and gpu_check.json reports each figure it lacks as "not measured" with why.
+# Exit code: 0 when every step passed.
 set -u
-out=${1:?usage: bench/gpu_check.sh OUT_DIR [WHEEL_DIR]}
-wheels=${2:-build/gpu-wheels}
-py=${PYTHON:-python3}
-mkdir -p "$out"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error HF_HUB_OFFLINE=1
-steps_file="$out/steps.txt"
-: > "$steps_file"
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }  # the caller's relative paths
 
-step() {  # NAME LIMIT_S LOG COMMAND... : run with a time limit, record "NAME rc seconds"
+dry=0
+if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
+if [ "$dry" = 0 ] && [ $# -lt 1 ]; then
+    echo "usage: bench/gpu_check.sh OUT_DIR [WHEEL_DIR] | bench/gpu_check.sh --dry-run [WHEEL_DIR]" >&2
+    exit 2
+fi
+if [ "$dry" = 1 ]; then out=""; named=${1:-}
+else out=$(absolute "$1"); named=${2:-}; fi
+implicit=""  # a folder not named is needed only when something is missing
+[ -z "$named" ] && implicit=--implicit
+wheels=$(absolute "${named:-build/gpu-wheels}")
+[ -n "$named" ] || wheels=build/gpu-wheels  # the default is the checkout's
+cd "$(dirname "$0")/.." || exit 2
+py=${PYTHON:-python3}
+site=${RDSTREAM_GPU_SITE:-build/gpu-site}
+case $site in /*) ;; *) site=$PWD/$site ;; esac
+export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+
+# name | limit (s) | what it does; the limits add up to 505 s (plus 3 s grace each): the whole under 9 minutes
+STEPS=(
+    "install|15|the wheels below into ${site#"$PWD"/} (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
+    "machine|15|GPU, torch, CUDA and cuDNN versions, fp16/bf16 matmul TFLOP/s -> machine.json"
+    "tests|85|CUDA tests (tests/test_gpu_cuda.py, the CUDA ones of tests/test_gpu_paths.py): compiled == eager (cudagraphs, inductor), no sync in the steady state (1 and 4 streams), the CUDA-graph output copy -> tests.log, tests.json"
+    "eager|105|eager figures, 384 px 16:9 fp16 lookahead 2, every --speed rung, both decoders -> eager.json"
+    "compiled|225|compiled figures (steady-state shapes only) of lite and standard, TORCH_LOGS=recompiles -> compiled.json, compiled.log"
+    "rig|40|4 streams on one model against one stream alone, 384 px (bench.rig --sections gpu) -> rig.json"
+    "summary|20|FLOP counts, TFLOP/s and share of peak, not-measured reasons -> gpu_check.json, table.md"
+)
+
+if [ "$dry" = 1 ]; then
+    installs=$("$py" -m bench.gpu_install plan "$wheels" "$site" $implicit) || exit $?
+    echo "bench/gpu_check.sh OUT_DIR $wheels: steps in order, each under its time limit:"
+    for spec in "${STEPS[@]}"; do
+        IFS='|' read -r name limit what <<< "$spec"
+        printf '  %-9s %4ss  %s\n' "$name" "$limit" "$what"
+    done
+    echo "install: $installs"
+    exit 0
+fi
+
+# before any step: a GPU, then the wheels (each one line and its exit code)
+has_gpu() {
+    { command -v nvidia-smi > /dev/null 2>&1 && timeout 20 nvidia-smi -L 2>/dev/null | grep -q "^GPU "; } \
+        || compgen -G "/proc/driver/nvidia/gpus/*" > /dev/null
+}
+if ! has_gpu; then
+    echo "gpu_check: no NVIDIA GPU on this machine (nvidia-smi finds none): this check measures CUDA; run it on the GPU machine" >&2
+    exit 1
+fi
+"$py" -m bench.gpu_install plan "$wheels" "$site" $implicit > /dev/null || exit $?
+
+mkdir -p "$out"
+: > "$out/steps.txt"
+step() {  # NAME LIMIT LOG COMMAND...: run with a time limit, record "NAME EXIT SECONDS LIMIT"
     local name=$1 limit=$2 log=$3
     shift 3
     local start=$SECONDS
-    echo "[gpu_check] $name (limit ${limit}s)" >&2
-    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+    echo "[gpu_check] $(date -u +%H:%M:%S) $name (limit ${limit}s)" >&2
+    timeout --kill-after=3 "$limit" "$@" > "$log" 2>&1
     local rc=$?
-    echo "$name $rc $((SECONDS - start))" >> "$steps_file"
+    echo "$name $rc $((SECONDS - start)) $limit" >> "$out/steps.txt"
     echo "[gpu_check] $name: exit $rc after $((SECONDS - start))s" >&2
 }
+limit() { local spec; for spec in "${STEPS[@]}"; do [ "${spec%%|*}" = "$1" ] && { IFS='|' read -r _ l _ <<< "$spec"; echo "$l"; }; done; }
 
-# the install runs in a child bash (timeout runs programs, not functions)
-install_cmd='"$py" -c "import diffusers, pythonosc, pytest" 2>/dev/null && { echo already installed; exit 0; }
-"$py" -m pip install --no-index --find-links "$wheels" diffusers python-osc pytest pytest-timeout \
-    || "$py" -m pip install --no-index --no-deps "$wheels"/*.whl'
-export py wheels
-step install 60 "$out/pip.log" bash -c "$install_cmd"
-step tests 75 "$out/tests.log" "$py" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu_paths.py \
-    -k "cuda or gpu_timing or pooling or right_rows or packed" -rs
-bench_start=$SECONDS
-echo "[gpu_check] live_cost (limit 210s)" >&2
-timeout --kill-after=10 210 "$py" -m bench.live_cost --device cuda --skip-cpu --compile --channels-last \
-    --gpu-res 384 512 --gpu-rounds 10 > "$out/live_cost.json" 2> "$out/live_cost.log"
-echo "live_cost $? $((SECONDS - bench_start))" >> "$steps_file"
-
-"$py" - "$out" <<'PY'
-import json, os, sys
-out = sys.argv[1]
-summary = {"steps": {}}
-for line in open(os.path.join(out, "steps.txt")):
-    name, rc, seconds = line.split()
-    summary["steps"][name] = {"exit": int(rc), "seconds": int(seconds)}
-try:
-    import torch
-    summary["torch"] = torch.__version__
-    summary["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-except Exception as err:  # the summary is written whatever failed
-    summary["torch_error"] = str(err)
-configs = {}
-try:
-    configs = json.load(open(os.path.join(out, "live_cost.json")))["gpu"]["configs"]
-except Exception:  # a run cut short: take the per-config lines of the log
-    for line in open(os.path.join(out, "live_cost.log")):
-        if "{" in line and ": " in line:
-            name = line.split("] ", 1)[-1].split(":", 1)[0]
-            configs[name] = json.loads(line[line.index("{"):])
-goals = {"384px/16:9/full/lookahead_2/compile": 30, "384px/16:9/tiny/lookahead_2/compile": 80}
-summary["headline"] = {name: {k: configs[name].get(k) for k in ("throughput_fps", "latency_ms", "gpu_ms_sum", "peak_gpu_mib")}
-                       for name in configs if name.startswith("384px/16:9/") and "lookahead_2" in name}
-summary["goals_fps"] = {name: {"goal": goal, "measured": configs.get(name, {}).get("throughput_fps"),
-                               "met": configs.get(name, {}).get("throughput_fps", 0) >= goal} for name, goal in goals.items()}
-json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
-print(json.dumps(summary, indent=2))
-PY
-awk '$2 != 0 {failed = 1} END {exit failed}' "$steps_file"
+step install "$(limit install)" "$out/install.log" "$py" -m bench.gpu_install install "$wheels" "$site" $implicit
+step machine "$(limit machine)" "$out/machine.log" "$py" -m bench.gpu_check machine "$out"
+step tests "$(limit tests)" "$out/tests.log" "$py" -m pytest -v -p no:cacheprovider -o addopts="" -rs \
+    tests/test_gpu_cuda.py tests/test_gpu_paths.py -k "cuda or graphs or packed or copy_back"
+step eager "$(limit eager)" "$out/eager.log" "$py" -m bench.gpu_check eager "$out"
+TORCH_LOGS=recompiles step compiled "$(limit compiled)" "$out/compiled.log" "$py" -m bench.gpu_check compiled "$out"
+step rig "$(limit rig)" "$out/rig.log" bash -c '"$0" -m bench.rig --sections gpu --streams 4 --frames 40 --width 640 --height 360 > "$1"' "$py" "$out/rig.json"
+step summary "$(limit summary)" "$out/summary.log" "$py" -m bench.gpu_check summary "$out"
+cat "$out/table.md" 2>/dev/null
+awk '$2 != 0 {failed = 1} END {exit failed}' "$out/steps.txt"

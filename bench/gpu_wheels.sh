@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# Fills a folder with the pure-Python wheels bench/gpu_check.sh installs on a GPU machine that has
-# torch (CUDA), transformers, huggingface_hub, numpy, scipy, matplotlib, rich, typer and anyio but
-# none of our other packages and no network. Versions are those of this machine's environment.
-# PyAV and ndi-python are left out (large, binary): the GPU check needs neither.
+# Fills a folder with the wheels bench/gpu_check.sh installs on a GPU machine that has no network:
+# exactly what its image (torch, transformers, huggingface_hub, safetensors, accelerate, numpy, scipy,
+# matplotlib, rich, typer, anyio, pytest) lacks for the check: diffusers, python-osc and their
+# requirements the image's packages do not bring (`python -m bench.gpu_install carried`), pure-Python
+# wheels only, at the versions installed here, for this Python's version (diffusers 0.42 needs 3.11+;
+# run it with the GPU machine's Python version: PYTHON=python3.12 bench/gpu_wheels.sh).
 #
-#   bench/gpu_wheels.sh [DIR]        # default DIR: build/gpu-wheels (about 5 MB)
+#   bench/gpu_wheels.sh [DIR]        # default DIR: build/gpu-wheels (6 wheels, about 7 MB)
 set -euo pipefail
 dir=${1:-build/gpu-wheels}
-py=${PYTHON:-.venv/bin/python}
+default_py=python3
+[ -x .venv/bin/python ] && default_py=.venv/bin/python
+py=${PYTHON:-$default_py}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$dir"
-pinned() {  # NAME -> NAME==VERSION installed here (NAME alone when it is not installed)
-    local version
-    version=$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1" 2>/dev/null) \
-        && echo "$1==$version" || echo "$1"
-}
-# diffusers and its pure-Python dependencies the GPU machine may lack; pytest for the GPU-marked tests
-packages=(diffusers importlib_metadata zipp python-osc pytest pluggy iniconfig pytest-timeout)
-specs=()
-for name in "${packages[@]}"; do specs+=("$(pinned "$name")"); done
-"$py" -m pip download --quiet --no-deps --only-binary=:all: --dest "$dir" "${specs[@]}"
+mapfile -t specs < <("$py" -m bench.gpu_install carried | grep .)
+[ "${#specs[@]}" -gt 0 ] || { echo "gpu_wheels: $py lists nothing to carry (is diffusers installed here?)" >&2; exit 2; }
+"$py" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform any --implementation py --abi none --dest "$dir" "${specs[@]}"
+# the same check gpu_check.sh makes before its first step (nothing is installed here)
+"$py" -m bench.gpu_install plan "$dir" build/gpu-site > /dev/null
 du -sh "$dir"
 ls "$dir"

@@ -11,9 +11,8 @@ and 2 with the full and the tiny decoder (fit-only frames from a 2x pooled laten
 
 - counts per output frame in steady state (both dilations active): one tick of the node's model
   steps (encode the new frame, run the snippets ending at it) with the real ``RollingDepthSteps``.
-- TFLOP per output frame at 384x384 px: those counts times per-call FLOPs counted with
-  ``torch.utils.flop_counter`` on the SD2 shapes built on the meta device (no weights), the tiny
-  decoder with TAESD's shapes (diffusers' ``AutoencoderTiny`` defaults).
+- TFLOP per output frame at 384x384 px: those counts times per-call FLOPs (``bench.flops``: the SD2
+  shapes on the meta device, no weights; the tiny decoder with TAESD's shapes).
 - CPU seconds per output frame: the same ticks timed with the full-size random model (SD2 shapes,
   random weights) at a small resolution, variants interleaved so machine load hits all alike.
   Model steps only (the aligner's work is milliseconds, see bench.coalign).
@@ -33,10 +32,11 @@ import time
 import numpy as np
 import torch
 
+from bench.flops import flops_per_call, tflop_per_frame
 from bench.support.machine import load_average
 from pipeline.coalign.online import still_merged
 from pipeline.offline import synchronize
-from pipeline.tiny_decoder import FullVaeDecoder, TinyVaeDecoder
+from pipeline.tiny_decoder import TinyVaeDecoder
 from stream.rolling_depth_steps import RollingDepthSteps
 from pipeline.snippets import SnippetPlan
 
@@ -59,58 +59,6 @@ def _variant(name: str) -> tuple[int, str, bool]:
         return 0, "full", True
     lookahead, decoder = name.split("/")
     return int(lookahead.split("_")[1]), decoder, False
-
-
-# --------------------------------------------------------------------------- FLOPs on the meta device
-
-def _flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn()
-    return float(counter.get_total_flops())
-
-
-def flops_per_call(size: int = 384) -> dict[str, float]:
-    """GFLOP of one UNet frame-pass, one VAE encode and one decode (full and 2x pooled; SD VAE and TAESD)
-    at ``size`` x ``size`` px, counted on the SD2 shapes built on the meta device."""
-    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
-
-    from bench.models import SD2_UNET, SD2_VAE
-    from pipeline.attention import enable_cross_frame_attention
-
-    meta = torch.device("meta")
-    with meta:
-        unet = UNet2DConditionModel(**SD2_UNET)
-        vae = AutoencoderKL(**SD2_VAE)
-        taesd = AutoencoderTiny()
-    enable_cross_frame_attention(unet)
-    latent = size // 8
-    x = torch.empty(SNIP_LEN, 8, latent, latent, device=meta)
-    context = torch.empty(SNIP_LEN, 2, SD2_UNET["cross_attention_dim"], device=meta)
-    full, tiny = FullVaeDecoder(vae), TinyVaeDecoder(taesd, "tiny")
-    z = torch.empty(1, 4, latent, latent, device=meta)
-    z_half = torch.empty(1, 4, -(-latent // 2), -(-latent // 2), device=meta)
-    rgb = torch.empty(1, 3, size, size, device=meta)
-    unet_call = lambda: unet(x, torch.tensor(999, device=meta), encoder_hidden_states=context,
-                             cross_attention_kwargs={"num_frames": SNIP_LEN})
-    giga = 1e9
-    return {
-        "unet_frame_pass": _flops(unet_call) / SNIP_LEN / giga,
-        "vae_encode": _flops(lambda: vae.encode(rgb)) / giga,
-        "decode_full/full": _flops(lambda: full(z)) / giga,
-        "decode_fit/full": _flops(lambda: full(z_half)) / giga,
-        "decode_full/tiny": _flops(lambda: tiny(z)) / giga,
-        "decode_fit/tiny": _flops(lambda: tiny(z_half)) / giga,
-    }
-
-
-def tflop_per_frame(counts: dict, flops: dict, decoder: str) -> float:
-    """TFLOP of one output frame from its counts and the per-call GFLOP."""
-    total = (counts["encodes"] * flops["vae_encode"] + counts["unet_frame_passes"] * flops["unet_frame_pass"]
-             + counts["decodes_full"] * flops[f"decode_full/{decoder}"]
-             + counts["decodes_fit"] * flops[f"decode_fit/{decoder}"])
-    return total / 1000.0
 
 
 # --------------------------------------------------------------------------- timed steady-state ticks
@@ -261,7 +209,8 @@ def gpu_section(args, folder: str) -> dict:
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
     report["configs"] = measure_all(model, tiny, gpu_configs(args), SnippetPlan(SNIP_LEN, DILATIONS), log,
-                                    latency_frames=args.gpu_rounds, throughput_frames=3 * args.gpu_rounds)
+                                    latency_frames=args.gpu_rounds, throughput_frames=3 * args.gpu_rounds,
+                                    node_frames=2 * args.gpu_rounds)
     return report
 
 

@@ -71,14 +71,13 @@ def build_random_sd2_model(
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
     device = torch.device(device)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        unet = UNet2DConditionModel(**SD2_UNET)
-        vae = AutoencoderKL(**SD2_VAE)
+    # building a bench model must not shift later draws (on the CPU or the GPU it is built on)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        with device:  # made and initialised where they run: a GPU initialises 950M weights in a blink
+            unet = UNet2DConditionModel(**SD2_UNET)
+            vae = AutoencoderKL(**SD2_VAE)
         text_embedding = torch.randn(1, TEXT_TOKENS, SD2_UNET["cross_attention_dim"])
-    finally:
-        torch.random.set_rng_state(generator_state)  # building a bench model must not shift later draws
     for module in (unet, vae):
         if dtype != torch.float32:  # a no-op cast would only make diffusers print a warning
             module.to(dtype=dtype)

@@ -202,6 +202,11 @@ def peak_rss_mb() -> float | None:
     return None
 
 
+def _with_root(pythonpath: str | None) -> str:
+    """This checkout first, the caller's path after it (bench/gpu_check.sh's installed wheels live there)."""
+    return os.pathsep.join([str(ROOT), *([pythonpath] if pythonpath else [])])
+
+
 def run_children(args, kinds: list[tuple[str, int]], device: str = "cpu", res: int | None = None) -> list[dict]:
     """Start one process per (kind, streams), start them together once all are ready, collect their JSON."""
     procs = []
@@ -210,7 +215,7 @@ def run_children(args, kinds: list[tuple[str, int]], device: str = "cpu", res: i
                str(args.frames), "--res", str(res or args.res), "--device", device, "--width", str(args.width),
                "--height", str(args.height)]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                      env={**os.environ, "PYTHONPATH": str(ROOT)}))
+                                      env={**os.environ, "PYTHONPATH": _with_root(os.environ.get("PYTHONPATH"))}))
     for proc in procs:
         line = proc.stdout.readline()
         if line.strip() != "ready":

@@ -9,8 +9,8 @@ Per rung of ``pipeline.presets.SPEEDS`` (dilations 1 and 25, L=3 unless named), 
 - counts per output frame in steady state: the snippets a live node runs (``SnippetPlan``), with the
   full-resolution / fit-only split of ``still_merged`` exactly as ``stream.snippet_stage`` computes
   it, averaged over one period of the strides (the node's own counts agree: tests/test_ladder.py);
-- TFLOP per output frame at 384x384 px: those counts times ``bench.live_cost.flops_per_call`` (SD2
-  shapes on the meta device) and TAESD's encoder for the tiny encoder;
+- TFLOP per output frame at 384x384 px: those counts times ``bench.flops.flops_per_call`` (SD2
+  and TAESD shapes on the meta device);
 - synthetic AbsRel and temporal error at lookahead 2 (``bench.support.synthetic_depth``: snippets
   with random scale and shift, noise and outlier blobs, replayed through the real ``OnlineAligner``
   on the node's cheap fit path). It models snippet noise and outliers only, not the tiny
@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from bench.flops import flops_per_call, tflop_per_frame
 from pipeline.coalign.online import still_merged
 from pipeline.presets import SPEEDS, SpeedRung
 from pipeline.snippets import SnippetPlan
@@ -70,25 +71,9 @@ def plan_counts(plan: SnippetPlan, lookahead: int) -> dict:
     return {k: v / period for k, v in counts.items()}
 
 
-def tiny_encode_gflop(size: int = 384) -> float:
-    """GFLOP of one TAESD encode (diffusers' ``AutoencoderTiny`` defaults) at ``size`` x ``size`` px, meta device."""
-    from diffusers import AutoencoderTiny
-
-    from bench.live_cost import _flops
-
-    meta = torch.device("meta")
-    with meta:
-        taesd = AutoencoderTiny()
-    rgb = torch.empty(1, 3, size, size, device=meta)
-    return _flops(lambda: taesd.encode(rgb)) / 1e9
-
-
 def tflop(counts: dict, flops: dict, encoder: str, decoder: str) -> float:
-    """TFLOP of one output frame from its counts (``bench.live_cost.tflop_per_frame`` with the rung's encoder)."""
-    encode = flops["vae_encode"] if encoder == "full" else flops["vae_encode/tiny"]
-    total = (counts["encodes"] * encode + counts["unet_frame_passes"] * flops["unet_frame_pass"]
-             + counts["decodes_full"] * flops[f"decode_full/{decoder}"] + counts["decodes_fit"] * flops[f"decode_fit/{decoder}"])
-    return total / 1000.0
+    """TFLOP of one output frame from its counts, with the rung's encoder and decoder."""
+    return tflop_per_frame(counts, flops, decoder, encoder)
 
 
 def _configs() -> dict[str, tuple[SpeedRung, int]]:
@@ -99,8 +84,6 @@ def _configs() -> dict[str, tuple[SpeedRung, int]]:
 
 def rung_costs(flops: dict) -> dict:
     """Per configuration and lookahead (0, 2): counts and TFLOP per output frame at 384 px."""
-    flops = dict(flops)
-    flops.setdefault("vae_encode/tiny", tiny_encode_gflop(384))
     out = {}
     for name, (rung, snip_len) in _configs().items():
         plan = rung_plan(rung, snip_len)
@@ -237,11 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
-    from bench.live_cost import flops_per_call
-
     log("counting FLOPs on the meta device (SD2 and TAESD shapes, 384x384 px)")
     flops = flops_per_call(384)
-    flops["vae_encode/tiny"] = tiny_encode_gflop(384)
     costs = rung_costs(flops)
     log("replaying the synthetic clip per rung")
     height, width = (int(v) for v in args.size.lower().split("x"))

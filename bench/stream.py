@@ -1,6 +1,6 @@
 """Streaming node benchmark: prints ONE JSON document on stdout (progress on stderr).
 
-Sections (``--sections abcdef``, all by default):
+Sections (``--sections abcdefg``, all by default):
 (a) runtime overhead: ``test:`` -> node -> ``null:`` at 384 px with a model-free stand-in for the
     model steps (defined here, used only here). ``runtime_only`` also stands in for the aligner
     (plain mean), which isolates the node's own cost; ``with_online_aligner`` runs the real one.
@@ -14,6 +14,11 @@ Sections (``--sections abcdef``, all by default):
 (d) RSS after 100 frames and after ``--d-frames`` frames (tiny model, 64 px). Target growth < 50 MB.
 (f) --realtime with a stand-in model slower than the source (test: at 30 fps, 0.25 s a frame):
     end-to-end latency p50/p95 in processing periods. Target <= lookahead + 2 (lookahead 2).
+(g) the node's order against the benchmark's: a model double on a simulated GPU (queueing a predict
+    costs the host ``--g-host-ms``, the work then takes ``--g-device-ms`` on one device queue) through
+    the whole node, against ``bench.gpu_timing.pipelined_fps`` (the next frame queued before the
+    previous result is read) and the order that awaits each result first (1 / (host + device)).
+    Target: node >= 90 % of the pipelined order.
 (e) depth of the node (lookahead 2) against the offline pipeline on the same clip and tiny
     checkpoint: AbsRel of the node's aligned depth after one global affine fit to the offline
     depth, with the offline depth mapped from [-1, 1] to [1, 2] (AbsRel needs a positive
@@ -366,9 +371,39 @@ def section_e(args, tiny, model_thread: ModelThread) -> dict:
             "meets_target": value <= 0.01, "offline_depth_std": round(spread, 4)}
 
 
+def section_g(args) -> dict:
+    from bench.gpu_timing import node_order_fps, pipelined_fps
+    from bench.support.stream_doubles import ListSource, QueuedDeviceSteps
+    from pipeline.coalign.online import still_merged
+
+    host_s, device_s = args.g_host_ms / 1000.0, args.g_device_ms / 1000.0
+    plan, lookahead, frames = SnippetPlan(3, (1, 5)), 2, args.g_frames
+    log(f"(g) node order: simulated GPU, {args.g_host_ms} ms host + {args.g_device_ms} ms device per predict, "
+        f"{frames} frames")
+    tick = plan.span + 5
+    snippets = plan.snippets_ending_at(tick)
+    merged = [still_merged(s, lookahead, plan.snip_len) for s in snippets]
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    steps = QueuedDeviceSteps(host_s, device_s)
+    try:
+        latent = steps.encode(rgb)[1]
+        benchmark = pipelined_fps(steps, rgb, [([[latent] * 3 for _ in snippets], merged)], frames)
+        stages = node_order_fps(steps, rgb, plan, lookahead, frames)
+        result = run_node(ListSource(frames + plan.span, size=(48, 64)), [("collect:", CollectSink())], steps, plan,
+                          lookahead)
+    finally:
+        steps.close()
+    node = result.frames_out / result.elapsed_s
+    return {"host_ms": args.g_host_ms, "device_ms": args.g_device_ms, "frames": frames,
+            "pipelined_fps": round(benchmark, 2), "node_stages_fps": round(stages, 2),
+            "node_fps_whole_run": round(node, 2), "awaiting_each_result_fps": round(1.0 / (host_s + device_s), 2),
+            "node_stages_ratio": round(stages / benchmark, 3), "target_ratio": 0.9,
+            "meets_target": stages >= 0.9 * benchmark}
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.stream", description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="abcdef", help="which sections to run, e.g. ab")
+    parser.add_argument("--sections", default="abcdefg", help="which sections to run, e.g. ab")
     parser.add_argument("--a-frames", type=int, default=600)
     parser.add_argument("--b-frames", type=int, default=60)
     parser.add_argument("--b-res", type=int, default=128)
@@ -379,6 +414,9 @@ def parse_args(argv):
     parser.add_argument("--e-frames", type=int, default=90)
     parser.add_argument("--f-period-s", type=float, default=0.25, help="(f) the stand-in model's seconds per frame")
     parser.add_argument("--f-seconds", type=float, default=8.0, help="(f) seconds of the realtime run")
+    parser.add_argument("--g-host-ms", type=float, default=15.0, help="(g) host time to queue one predict")
+    parser.add_argument("--g-device-ms", type=float, default=30.0, help="(g) device time of one predict")
+    parser.add_argument("--g-frames", type=int, default=60, help="(g) frames timed")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     return parser.parse_args(argv)
 
@@ -398,8 +436,9 @@ def main(argv=None) -> int:
         tiny = model_thread.call(load_tiny_model, os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
         runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny, model_thread),
                    "c": lambda: section_c(args, model_thread), "d": lambda: section_d(args, tiny, model_thread),
-                   "e": lambda: section_e(args, tiny, model_thread), "f": lambda: section_f(args)}
-        for key in "abcdef":
+                   "e": lambda: section_e(args, tiny, model_thread), "f": lambda: section_f(args),
+                   "g": lambda: section_g(args)}
+        for key in "abcdefg":
             if key in args.sections:
                 start = time.perf_counter()
                 report[key] = runners[key]()

@@ -15,6 +15,12 @@ Compiling is lazy: it happens on the first call of each shape, and that is where
 version that cannot compile fails. ``CompiledCall`` then says so in one line (``report``) and runs
 eager from then on; out of memory is never taken for a compile failure (it is raised).
 
+Shapes are static (``dynamic=False``): each input shape gets its own graph, compiled and recorded at
+the warm-up, instead of dynamo's automatic switch to a dynamic graph on the second shape (slower
+kernels, and tried first, so it shadows the static graphs already recorded). The warm-up runs every
+shape a stream can take; then ``seal_compiled`` marks the shapes known, and a call with another
+shape later (a stall of a minute or more while it compiles) says so in one line.
+
 ``RDSTREAM_COMPILE_BACKEND`` picks another ``torch.compile`` backend: ``cudagraphs`` gives CUDA
 graphs without inductor; ``eager`` captures the graphs and runs them without generating code (the
 tests use it: inductor's code generation takes minutes on a 2-core machine).
@@ -39,8 +45,8 @@ def compile_options(device: torch.device) -> dict[str, Any]:
     """Keyword arguments of ``torch.compile`` for ``device`` (backend from the environment if set)."""
     backend = os.environ.get(BACKEND_ENV, "").strip()
     if backend and backend != "inductor":
-        return {"backend": backend}
-    return {"mode": "reduce-overhead"} if device.type == "cuda" else {}
+        return {"backend": backend, "dynamic": False}
+    return {"mode": "reduce-overhead", "dynamic": False} if device.type == "cuda" else {"dynamic": False}
 
 
 def compile_cost(device: torch.device) -> str:
@@ -69,6 +75,24 @@ def _owned(out: Any) -> Any:
     return out
 
 
+def input_signature(args: tuple, kwargs: dict) -> tuple:
+    """What selects a compiled graph: tensor shapes and dtypes, and the plain values beside them."""
+    def one(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return tuple(value.shape), str(value.dtype).replace("torch.", "")
+        if isinstance(value, dict):
+            return tuple(sorted((k, one(v)) for k, v in value.items()))
+        if isinstance(value, (list, tuple)):
+            return tuple(one(v) for v in value)
+        return value if isinstance(value, (int, float, bool, str, type(None))) else type(value).__name__
+    return one(args), one(kwargs)
+
+
+def _shape_text(signature: tuple) -> str:
+    shapes = [s for s in signature[0] if isinstance(s, tuple) and s and isinstance(s[0], tuple)]
+    return "x".join(map(str, shapes[0][0])) if shapes else "?"
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
@@ -84,6 +108,8 @@ class CompiledCall:
         self.report = report
         self.failed = False
         self.graphs = uses_cuda_graphs(device)
+        self.shapes: set[tuple] = set()  # input signatures seen (the warm-up's, once sealed)
+        self.sealed = False
         self._compiled = fn
         try:
             self._compiled = torch.compile(fn, **compile_options(device))
@@ -94,7 +120,18 @@ class CompiledCall:
         self.failed = True
         self.report(f"--compile: cannot compile the {self.what} here ({_one_line(err)}); running it eager")
 
+    def seal(self) -> None:
+        """The warm-up is over: a shape not seen so far is reported (once) when it comes."""
+        self.sealed = True
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        signature = input_signature(args, kwargs)
+        if signature not in self.shapes:
+            self.shapes.add(signature)
+            if self.sealed and not self.failed:
+                self.report(f"--compile: the {self.what} gets an input of shape {_shape_text(signature)} that "
+                            "was not compiled before the first frame: compiling it now (the stream pauses "
+                            "until it is ready)")
         if self.failed:
             return self.eager(*args, **kwargs)
         try:
@@ -146,15 +183,36 @@ class CompiledDecoder:
         return self.call(latents)
 
 
+#: Graphs dynamo keeps per compiled function: every static shape of a stream (UNet: snippet lengths x
+#: snippets per call; decoder: batches 1..decode_batch at two sizes) with room to spare; past the
+#: limit dynamo would silently run that function eager.
+CACHE_SIZE_LIMIT = 64
+
+
 def compile_model(model: RollingDepthModel, report: Callable[[str], None]) -> RollingDepthModel:
     """A copy of ``model`` whose UNet and depth decoder are compiled (the VAE encoder stays eager:
     one small call per frame). Nothing compiles until the first call of each shape."""
+    config = torch._dynamo.config
+    config.cache_size_limit = max(config.cache_size_limit, CACHE_SIZE_LIMIT)
+    if hasattr(config, "accumulated_cache_size_limit"):
+        config.accumulated_cache_size_limit = max(config.accumulated_cache_size_limit, 4 * CACHE_SIZE_LIMIT)
     unet = _CompiledUnet(model.unet, model.device, report)
     decoder = CompiledDecoder(model.decoder, CompiledCall(model.decoder.__call__, "decoder", model.device, report))
     return dataclasses.replace(model, unet=unet, decoder=decoder)
 
 
+def compiled_calls(model: RollingDepthModel) -> list[CompiledCall]:
+    """The compiled parts of ``model`` (none for an eager model)."""
+    parts = [getattr(model.unet, "call", None), getattr(model.decoder, "call", None)]
+    return [p for p in parts if isinstance(p, CompiledCall)]
+
+
+def seal_compiled(model: RollingDepthModel) -> None:
+    """After the warm-up: from now on a shape not compiled yet is reported when it comes."""
+    for call in compiled_calls(model):
+        call.seal()
+
+
 def compile_failed(model: RollingDepthModel) -> bool:
     """True when a compiled part of ``model`` fell back to eager."""
-    parts = [getattr(model.unet, "call", None), getattr(model.decoder, "call", None)]
-    return any(isinstance(p, CompiledCall) and p.failed for p in parts)
+    return any(call.failed for call in compiled_calls(model))

@@ -3,11 +3,26 @@
 - ``configure_backends``: once per process, for the device and dtype a command runs with: cuDNN
   autotuning (a stream has fixed shapes) and TF32 matmuls/convolutions for fp32 on CUDA.
 - ``Fence``: marks "the work queued so far" on a device; ``wait()`` blocks until it is done. On
-  CUDA an event (waits for this work only, never a device-wide sync), on MPS ``torch.mps``'s event
-  when the build has one, on the CPU nothing (the work is done when the call returns).
+  CUDA a blocking-sync event (waits for this work only, never a device-wide sync, and the waiting
+  thread sleeps instead of spinning a CPU core), on MPS ``torch.mps``'s event when the build has
+  one, on the CPU nothing (the work is done when the call returns).
 - ``PackedHost``: several device tensors fetched to the host in ONE copy (their bytes packed into one
-  device buffer), into pinned memory on CUDA so the copy is queued without blocking the caller.
+  device buffer), queued without blocking the caller where that is safe (below).
 - ``upload``: uint8 frames to the device, from pinned memory on CUDA (queued, not waited for).
+
+Non-blocking copies, per device and torch version (checked against PyTorch's pin-memory tutorial
+and its issue tracker):
+- CUDA: host-to-device from pinned memory is queued; from pageable memory it would gain nothing.
+  Device-to-host into pinned memory is queued and must be waited for before the host reads it
+  (the ``Fence``).
+- MPS, device-to-host: queued (``non_blocking=True``) into a fresh host buffer per call, read only
+  after a ``torch.mps.Event`` recorded behind the copy has been waited for: safe in every torch this
+  project supports (``torch.mps.Event`` exists from 2.1; MIN_TORCH is 2.4). A build without the
+  event copies blocking (``mps_copies_back_non_blocking``).
+- MPS, host-to-device: blocking in every torch version. A non-blocking upload reads the CPU source
+  after the call returns, and returns wrong values when the source is freed or reused before the
+  MPS stream has caught up (PyTorch issues 139550, torch 2.5.1, and 189690, still open in 2026): no
+  released torch fixes it, and an upload is ~0.3 MB per frame at 384 px.
 - ``StageTimer``: stage boundaries of the model steps, timed on the device (CUDA events) for benchmarks.
 - ``startup_notes``: the one-line notes a command prints at start-up about the torch version on
   this device (the versions we rely on are listed in docs/streaming.md, section "GPU").
@@ -72,7 +87,7 @@ class Fence:
         self.device = device
         self._event = None
         if device.type == "cuda":
-            self._event = torch.cuda.Event()
+            self._event = torch.cuda.Event(blocking=True)  # the waiting thread sleeps, no spinning
             self._event.record(torch.cuda.current_stream(device))
         elif device.type == "mps":
             event_class = getattr(getattr(torch, "mps", None), "Event", None)
@@ -87,6 +102,11 @@ class Fence:
             torch.mps.synchronize()
 
 
+def mps_copies_back_non_blocking() -> bool:
+    """Whether device-to-host copies on MPS are queued (module docstring): this torch has ``torch.mps.Event``."""
+    return getattr(getattr(torch, "mps", None), "Event", None) is not None
+
+
 def _aligned(nbytes: int, to: int = 16) -> int:
     return -(-nbytes // to) * to
 
@@ -94,8 +114,9 @@ def _aligned(nbytes: int, to: int = 16) -> int:
 class PackedHost:
     """Device tensors -> the same tensors on the host, with ONE device-to-host copy.
 
-    ``start(tensors)`` queues the packing and the copy and returns at once (pinned memory on CUDA);
-    ``finish()`` waits for that copy only (a ``Fence``) and returns the host tensors, views of
+    ``start(tensors)`` queues the packing and the copy and returns at once (pinned memory on CUDA; on
+    MPS where ``mps_copies_back_non_blocking``); ``finish()`` waits for that copy only (a ``Fence``)
+    and returns the host tensors, views of
     one fresh buffer per call (the caller may keep them). With ``copy=False`` (the CPU device) the
     tensors are returned as they are: nothing to transfer.
     """
@@ -120,12 +141,12 @@ class PackedHost:
             offset += padded
         packed = torch.cat(pieces)
         pinned = device.type == "cuda"
+        queued = pinned or (device.type == "mps" and mps_copies_back_non_blocking())
+        # a fresh host buffer per call, read only after the fence: nothing can reuse it while the copy runs
         self._host = torch.empty(offset, dtype=torch.uint8, pin_memory=pinned)
-        # non_blocking only into pinned memory on CUDA: from/to pageable memory it gains nothing
-        # there, and on MPS a non-blocking copy is unsafe when the buffer is reused.
-        self._host.copy_(packed, non_blocking=pinned)
+        self._host.copy_(packed, non_blocking=queued)
         self.copies = 1
-        self._fence = Fence(device) if pinned else None
+        self._fence = Fence(device) if queued else None
 
     def finish(self) -> list[torch.Tensor]:
         if self._host is None:

@@ -145,6 +145,11 @@ def rung_plan_options(rung: SpeedRung, dilations, preset_snip_len: int, snip_len
     return length, tuple(strides) if strides else rung.strides(tuple(dilations), length)
 
 
+def rung_snippet_lengths(dilations, preset_snip_len: int, snip_len: int | None = None) -> tuple[int, ...]:
+    """Every snippet length a run may switch to with ``/rdstream/speed`` (what ``--compile`` warms up)."""
+    return tuple(sorted({rung_plan_options(rung, dilations, preset_snip_len, snip_len)[0] for rung in SPEEDS.values()}))
+
+
 def speed_rung(name: str) -> SpeedRung:
     """The rung ``name``; one-line BadInputError for an unknown one."""
     if name not in SPEEDS:

@@ -75,8 +75,12 @@ class RollingDepthSteps:
     resize_on_host: resize the uint8 frame on the CPU before upload and take the display colour
         from it (None = on every device but the CPU; the CPU resizes in float32 as offline does).
     compile: ``torch.compile`` the UNet and decoder (``pipeline.compiled``); every shape of the
-        stream is run once on the first frame (``snippets_per_call`` UNet batch sizes, decode batches
-        of 1..``decode_batch``), with a line through ``report``, so no frame waits for a compile.
+        stream is run on the first frame (``warm_up``: the UNet at each of ``snippet_lengths`` x
+        ``snippets_per_call``, decode batches of 1..``decode_batch``), with a line through
+        ``report``, so no frame waits for a compile; a shape met later says so in one line.
+    snippet_lengths: every snippet length the run may use (its own and those of the ``--speed``
+        rungs it may switch to; None = ``snippet_length`` only). A stream's tail snippet is one
+        snippet of that length; a rig would pass its batch sizes as ``snippets_per_call``.
     timer: a ``pipeline.device.StageTimer`` to mark stage boundaries in (benchmarks), or None.
     """
 
@@ -84,6 +88,7 @@ class RollingDepthSteps:
                  fit_stride: int = 10, fit_path: str = "half", decode_everything: bool = False,
                  host_copy: bool | None = None, resize_on_host: bool | None = None, compile: bool = False,
                  snippets_per_call: Sequence[int] = (1, 2), snippet_length: int = 3,
+                 snippet_lengths: Sequence[int] | None = None,
                  report: Callable[[str], None] | None = None, timer=None) -> None:
         check_fit_path(fit_path)
         on_cpu = model.device.type == "cpu"
@@ -104,6 +109,7 @@ class RollingDepthSteps:
         self.compiling = compile
         self.snippets_per_call = tuple(snippets_per_call)
         self.snippet_length = snippet_length
+        self.snippet_lengths = tuple(sorted(set(snippet_lengths or ()) | {snippet_length}))
         self.timer = timer
         self.counts = StepCounts()
         self.transfers_to_host = 0  # packed copies started (at most one per predict)
@@ -212,8 +218,9 @@ class RollingDepthSteps:
         return packed
 
     def warm_up(self) -> None:
-        """Run every shape of this stream once (compiles, CUDA graphs) on zero latents, then forget it
-        all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first frame)."""
+        """Run every shape of this stream twice (compiles, then CUDA graphs) on zero latents, then forget
+        it all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first
+        frame). Afterwards a shape not run here is reported when it comes (``seal_compiled``)."""
         started = time.perf_counter()
         height, width = self._size
         self.report(f"--compile: compiling the model for {width}x{height} before the first frame: "
@@ -223,19 +230,21 @@ class RollingDepthSteps:
             self._run_every_shape(height, width)
         finally:
             self.compiling = False
-        self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s")
+        self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s; the first frame follows")
 
     def _run_every_shape(self, height: int, width: int) -> None:
+        from pipeline.compiled import seal_compiled
+
         scale = self.model.vae_scale
         latent = torch.zeros(4, height // scale, width // scale, device=self.model.device, dtype=self.model.dtype)
         counts, self.counts, self.compile_pending = self.counts, StepCounts(), False
-        length = self.snippet_length
         for _ in range(2):  # twice: CUDA graphs are recorded on the second call of a shape, not the first
-            for snippets in self.snippets_per_call:  # every UNet batch the stream's plan can make
-                frames = snippets * length
-                flags = [i % 2 == 0 for i in range(frames)]
-                merged = [tuple(flags[s * length : (s + 1) * length]) for s in range(snippets)]
-                self.predict([[latent] * length for _ in range(snippets)], merged)
+            for length in self.snippet_lengths:  # every snippet length the run may switch to
+                for snippets in self.snippets_per_call:  # every UNet batch the stream's plan can make
+                    frames = snippets * length
+                    flags = [i % 2 == 0 for i in range(frames)]
+                    merged = [tuple(flags[s * length : (s + 1) * length]) for s in range(snippets)]
+                    self.predict([[latent] * length for _ in range(snippets)], merged)
             for size in range(1, self.decode_batch + 1):  # every decode batch, full and fit shapes
                 for pool in sorted({1, FIT_PATH_POOL[self.fit_path]}):
                     with torch.inference_mode():
@@ -243,3 +252,4 @@ class RollingDepthSteps:
                                      pool=pool, dtype=None)
         self.counts, self.noise, self._timestep, self._rows = counts, None, None, {}
         self.transfers_to_host = 0
+        seal_compiled(self.model)

@@ -144,6 +144,46 @@ class FakeSteps:
         return snippets
 
 
+class QueuedDeviceSteps(FakeSteps):
+    """``FakeSteps`` on a simulated GPU: queueing a predict costs the caller ``host_s`` (Python and
+    kernel launches), then the work takes ``device_s`` on one device queue, in call order, while
+    the caller goes on; the wait returned by ``start_predict`` blocks until it is done.
+
+    ``calls`` records the order of events: ("start", k) when predict k is queued, ("finish", k)
+    when its result is read (k counts predicts from 0).
+    """
+
+    def __init__(self, host_s: float, device_s: float, encode_s: float = 0.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        super().__init__(encode_delay=encode_s)
+        self.host_s, self.device_s = host_s, device_s
+        self.calls: list[tuple[str, int]] = []
+        self._device = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulated-device")
+        self._started = 0
+
+    def start_predict(self, latents, merged):
+        k = self._started
+        self._started += 1
+        self.calls.append(("start", k))
+        time.sleep(self.host_s)
+        done = self._device.submit(time.sleep, self.device_s)
+        result = FakeSteps.predict(self, latents, merged)  # the values, computed now (instant)
+
+        def wait():
+            done.result()
+            self.calls.append(("finish", k))
+            return result
+
+        return wait
+
+    def predict(self, latents, merged):
+        return self.start_predict(latents, merged)()
+
+    def close(self) -> None:
+        self._device.shutdown(wait=True)
+
+
 def make_aligner(plan, lookahead: int = 0, quality: str = "fast"):
     """The real online aligner, sized for ``plan`` (a SnippetPlan)."""
     from pipeline.coalign import OnlineAligner

@@ -22,7 +22,7 @@ from rich.text import Text
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
 from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.presets import LiveQuality, SpeedRung, get_preset, speed_rung
+from pipeline.presets import LiveQuality, SpeedRung, get_preset, rung_snippet_lengths, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
@@ -163,6 +163,8 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
                                   fit_path=quality.fit_decode, compile=opts.compile,
                                   snippets_per_call=range(1, len(checked.plan.dilations) + 1),
                                   snippet_length=checked.plan.snip_len,
+                                  snippet_lengths=rung_snippet_lengths(checked.plan.dilations,
+                                                                       get_preset(opts.preset).snip_len, opts.snip_len),
                                   report=lambda line: console.print(line, highlight=False, markup=False,
                                                                     soft_wrap=True))
         fps = source.nominal_fps or FALLBACK_FPS
