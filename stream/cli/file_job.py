@@ -29,9 +29,11 @@ from pipeline.checkpoint import RollingDepthModel, choose_dtype, load_rolling_de
 from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
+from pipeline.noise_seed import check_seed
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
+from pipeline.small_files import read_small_text
 from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.cli.model_banner import announce_model
@@ -90,7 +92,8 @@ def collect_inputs(spec: str) -> list[Path]:
             raise BadInputError(f"input folder {spec}: holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
         return found
     if path.suffix.lower() == ".txt":
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        text = read_small_text(path, f"input list {spec}", "a list of videos (one path per line)")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         if not lines:
             raise BadInputError(f"input list {spec}: is empty")
         return [p if p.is_absolute() else path.parent / p for p in map(Path, lines)]
@@ -135,6 +138,7 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
     if not math.isfinite(opts.fps) or opts.fps < 0 or opts.fps > MAX_FPS:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or a rate up to {MAX_FPS:g}")
+    check_seed(opts.seed)
     for name in opts.cmaps:
         colormap_lut(name)
 

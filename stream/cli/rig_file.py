@@ -34,6 +34,8 @@ from pathlib import Path
 from io_adapters.output_paths import _same_file_key, sink_files
 from io_adapters.registry import parse_uri
 from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.noise_seed import check_seed
+from pipeline.small_files import read_small_text
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
 
@@ -105,12 +107,7 @@ def _check_table(path: str, table: dict, allowed: dict, what: str, stream: str |
 
 def read_rig(path: str, default_checkpoint: str) -> RigSpec:
     """Read and check the rig file at ``path`` (see the module docstring); raises BadInputError."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as err:
-        raise BadInputError(f"{path}: cannot read the rig file ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"{path}: not a TOML rig file (not UTF-8 text)") from None
+    text = read_small_text(path, path, "a TOML rig file")  # bounded: /dev/zero is one line, not a MemoryError
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -130,6 +127,7 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
         raise BadInputError(f"{path}: [model] and [rig] must be tables")
     _check_table(path, model, MODEL_KEYS, "[model]")
     _check_table(path, rig, RIG_KEYS, "[rig]")
+    _checked(path, None, "seed", lambda: check_seed(model.get("seed"), ""))
     if not isinstance(streams, list) or not streams:
         raise BadInputError(f"{path}: no [[stream]] table: give one per camera, each with name, source and sinks")
     if len(streams) > MAX_STREAMS:
@@ -188,6 +186,7 @@ def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, che
         raise BadInputError(f"{_where(path, label, 'lookahead')}: must be 0 (lowest latency) or more")
     if options.max_frames < 0:
         raise BadInputError(f"{_where(path, label, 'max_frames')}: must be 0 (until the source ends) or more")
+    _checked(path, label, "seed", lambda: check_seed(options.seed, ""))
     for key, check in (("normalize", _normalize_check(options.normalize)), ("quality", _quality_check(options)),
                        ("preset", _preset_check(options))):
         _checked(path, label, key, check)
@@ -255,7 +254,7 @@ def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str
 NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
                 "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
                 "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--compile": ("compile", False)}
+                "--monitor-token": ("monitor_token", None), "--compile": ("compile", False)}
 SHORTHAND = "rdstream run"
 
 
@@ -280,6 +279,7 @@ def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
         if getattr(options, attr) not in (default, [], ()):
             raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
                                 "or leave it out")
+    check_seed(options.seed)  # named as the option here, not as the rig key it becomes
     names: list[str] = []
     for index, source in enumerate(sources, 1):
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from io_adapters.output_paths import check_outputs
 from io_adapters.registry import check_sink, check_sinks_free, check_source, parse_uri
 from pipeline.errors import BadInputError
+from pipeline.noise_seed import check_seed
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan
@@ -85,7 +86,8 @@ class RunBasics:
 def check_basics(opts: RunOptions) -> RunBasics:
     """Every check that needs no torch, each problem with its own message (BadInputError, or
     RuntimeFailure for a missing NDI/Syphon library): source and sinks (a file source is probed,
-    NDI sender names are tried), numbers, quality, normalisation, preset, size, output files."""
+    NDI sender names are tried), numbers (the seed included), quality, normalisation, preset, size,
+    output files."""
     if not opts.sinks:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
     check_source(opts.source)  # scheme, options, test pattern size
@@ -98,6 +100,7 @@ def check_basics(opts: RunOptions) -> RunBasics:
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
+    check_seed(opts.seed)
     normalizer = parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
     snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
