@@ -20,9 +20,10 @@ sinks = ["ndi:Depth left"]
 ```
 
 Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
-found before the model loads: not TOML, a missing or unknown key, a value of the wrong type, two
-streams with one name, two streams writing one file or one NDI/Syphon/Spout name, more streams
-than ``MAX_STREAMS``, and everything ``rdstream run`` checks of a stream's options.
+found before the model loads: not TOML, larger than 1 MiB, a missing or unknown key, a value of
+the wrong type, a seed outside 0..2**64-1, an empty or over-long stream name, two streams with one
+name, two streams writing one file or one NDI/Syphon/Spout name, more streams than
+``MAX_STREAMS``, and everything ``rdstream run`` checks of a stream's options.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from io_adapters.names import check_name, shown
 from io_adapters.output_paths import _same_file_key, sink_files
 from io_adapters.registry import parse_uri
 from pipeline.errors import BadInputError, RollingDepthError
@@ -48,6 +50,9 @@ else:  # Python 3.10: the same parser, as the tomli package (a dependency there 
 MAX_STREAMS = DEFAULT_MAX_BATCH
 #: Longest batching deadline a rig file may set, in ms (longer only adds latency).
 MAX_WAIT_MS = 100
+#: Longest stream name in bytes (UTF-8): a name goes into file names through {name}, and no file
+#: system takes a longer file name.
+MAX_NAME_BYTES = 255
 
 # key -> (type(s), what the user sees); required keys have no default in the dataclasses below
 MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
@@ -87,7 +92,7 @@ def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
     """'FILE: stream NAME: key KEY', the parts given."""
     text = path
     if stream is not None:
-        text += f": stream {stream!r}"
+        text += f": stream {shown(stream)}"
     if key is not None:
         text += f": key {key!r}"
     return text
@@ -139,11 +144,14 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
 
     specs: list[RigStreamSpec] = []
     for number, table in enumerate(streams, 1):
-        label = table.get("name") if isinstance(table.get("name"), str) else f"#{number}"
+        name = table.get("name")
+        label = name if isinstance(name, str) and name.strip() else f"#{number}"
         _check_table(path, table, STREAM_KEYS, "[[stream]]", label)
         for key in STREAM_REQUIRED:
             if key not in table:
                 raise BadInputError(f"{_where(path, label, key)}: missing (every stream needs name, source and sinks)")
+        _checked(path, label, "name", lambda: check_name(name, "the stream name", 'name = "left"', MAX_NAME_BYTES,
+                                                         " (it can become a file name through {name})"))
         if not table["sinks"] or not all(isinstance(uri, str) for uri in table["sinks"]):
             raise BadInputError(f"{_where(path, label, 'sinks')}: give a list of sink URIs, e.g. "
                                 f"sinks = [\"ndi:Depth {label}\"]")
