@@ -45,6 +45,8 @@ def test_every_usage_error_is_one_line_naming_the_option_and_value(capsys, args,
     (["file", "clip.mp4", "--res", "100000"], "--res 100000"),
     (["file", "clip.mp4", "--fps", "nan"], "--fps nan"),
     (["file", "clip.mp4", "--fps", "inf"], "--fps inf"),
+    (["file", "clip.mp4", "--seed", "18446744073709551616"], "--seed 18446744073709551616: must be a whole number from 0"),
+    (["run", "--source", "test:", "--sink", "null:", "--seed", "-1"], "--seed -1: must be a whole number from 0 to"),
 ])
 def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, args, expected):
     code, err = run_main(capsys, *args, "-c", tmp_path / "no-checkpoint-needed")
@@ -185,6 +187,7 @@ def test_a_missing_camera_is_said_before_the_model_loads(capsys, monkeypatch):
     (["run", "--source", "test:", "--sink", "null:"], ["--res", "5"]),
     (["run", "--source", "test:", "--sink", "null:"], ["--quality", "best"]),
     (["run", "--source", "test:", "--sink", "null:"], ["--lookahead", "-1"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--seed", "18446744073709551621"]),
     (["file", "clip.mp4"], ["--preset", "nope"]),
     (["file", "clip.mp4"], ["--res", "5"]),
 ])
