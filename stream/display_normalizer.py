@@ -22,7 +22,10 @@ import numpy as np
 
 from pipeline.errors import BadInputError
 
-NORMALIZE_CHOICES = "running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N (N >= 1)"
+# window:N keeps N subsampled maps for as long as the node runs: 10 minutes at 30 fps at most.
+MAX_WINDOW_FRAMES = 18000
+NORMALIZE_CHOICES = ("running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N "
+                     f"(N from 1 to {MAX_WINDOW_FRAMES})")
 
 # Percentile estimates on every 4th pixel in both axes: 16x fewer pixels, same robust range.
 _SUBSAMPLE = 4
@@ -164,8 +167,9 @@ class WindowRangeNormalizer(_RangeHolder):
     """
 
     def __init__(self, frames: int = 60, low_pct: float = 2.0, high_pct: float = 98.0) -> None:
-        if frames < 1:
-            raise BadInputError(f"--normalize window:N needs N >= 1, got {frames}")
+        if not 1 <= frames <= MAX_WINDOW_FRAMES:
+            raise BadInputError(f"--normalize window:{frames}: N must be 1 to {MAX_WINDOW_FRAMES} frames "
+                                "(each one is kept in memory)")
         self.low_pct = low_pct
         self.high_pct = high_pct
         self._recent: deque[np.ndarray] = deque(maxlen=frames)

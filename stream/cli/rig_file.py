@@ -38,6 +38,7 @@ from io_adapters.registry import parse_uri
 from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
 from pipeline.small_files import read_small_text
+from pipeline.snippets import check_lookahead
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
 
@@ -190,8 +191,7 @@ def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, che
         max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table)
     for key, value in (("source", options.source), *(("sinks", uri) for uri in options.sinks)):
         _checked(path, label, key, lambda: check_basics_of(key, value))
-    if options.lookahead < 0:
-        raise BadInputError(f"{_where(path, label, 'lookahead')}: must be 0 (lowest latency) or more")
+    _checked(path, label, "lookahead", lambda: check_lookahead(options.lookahead, ""))
     if options.max_frames < 0:
         raise BadInputError(f"{_where(path, label, 'max_frames')}: must be 0 (until the source ends) or more")
     _checked(path, label, "seed", lambda: check_seed(options.seed, ""))

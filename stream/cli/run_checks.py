@@ -15,7 +15,7 @@ from pipeline.errors import BadInputError
 from pipeline.noise_seed import check_seed
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
-from pipeline.snippets import SnippetPlan
+from pipeline.snippets import SnippetPlan, check_lookahead
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -94,8 +94,7 @@ def check_basics(opts: RunOptions) -> RunBasics:
     source = parse_uri(opts.source)
     for uri in opts.sinks:
         check_sink(uri)  # scheme, extension, options, layout
-    if opts.lookahead < 0:
-        raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
+    check_lookahead(opts.lookahead)
     speed = speed_rung(opts.speed)
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
     if opts.max_frames < 0:
