@@ -86,6 +86,8 @@ BAD_RIGS = {
     "seed over 64 bits": (stream_table("a", "test:", "null:", extra="seed = 18446744073709551621\n"),
                           "stream 'a': key 'seed': 18446744073709551621: must be a whole number from 0 to "
                           "18446744073709551615"),
+    "stats folder missing": ('[rig]\nstats_json = "OUT/missing/stats.jsonl"\n' + stream_table("a", "test:", "null:"),
+                             "[rig] stats_json: output folder"),
     "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': -3: must be"),
 }
 

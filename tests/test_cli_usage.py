@@ -147,6 +147,18 @@ def test_a_missing_or_damaged_video_is_one_line_before_the_model_loads(capsys, m
     assert not (tmp_path / "out").exists()
 
 
+def test_a_video_whose_output_names_would_be_too_long_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path):
+    from tests.conftest import write_clip
+
+    _no_model_load(monkeypatch)
+    clip = write_clip(tmp_path / ("c" * 240 + ".mp4"), 3, 32, 32)  # fits; "{stem}_Spectral_r.partial.mp4" does not
+    code, err = run_main(capsys, "file", clip, "-o", tmp_path / "out", "-c", "/nonexistent")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"rdstream: error: input {clip.name} (its outputs are named after it): file name") and \
+        "at most 255 bytes" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_damaged_video_in_a_batch_is_skipped_and_the_others_go_on(capsys, tmp_path, tiny_checkpoint):
     from tests.conftest import write_clip
 

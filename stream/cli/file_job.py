@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from io_adapters.names import check_path_fits
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
@@ -143,6 +144,11 @@ def check_options(opts: FileJobOptions) -> None:
         colormap_lut(name)
 
 
+def partial_path(path: Path) -> Path:
+    """Where an output is written until it is complete: ``NAME.partial.EXT`` beside it."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
 @contextmanager
 def completed_as(path: Path):
     """Yield a temporary name beside ``path``; it becomes ``path`` only when the block completes.
@@ -150,7 +156,7 @@ def completed_as(path: Path):
     An interrupted or failed write leaves no file under the final name (and no partial file), so
     every output that exists is complete. The suffix is kept: PyAV picks the container from it.
     """
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    partial = partial_path(path)
     try:
         yield partial
     except BaseException:
@@ -257,23 +263,49 @@ class PlainProgress:
         return text
 
 
+def output_names(stem: str, opts: FileJobOptions) -> dict[tuple[str, str], str]:
+    """The file name of every output ``opts`` asks for, for the input ``stem``, keyed by
+    (kind, colour map): ("npy", ""), ("snippets", ""), ("cmap", NAME) per colour map, ("rgbd", ""),
+    ("depth16", "")."""
+    names = {}
+    if opts.save_npy:
+        names["npy", ""] = f"{stem}_pred.npy"
+    if opts.save_snippets:
+        names["snippets", ""] = f"{stem}_snippets.npz"
+    for cmap in opts.cmaps:
+        names["cmap", cmap] = f"{stem}_{cmap}.mp4"
+    if opts.save_sbs:
+        names["rgbd", ""] = f"{stem}_rgbd.mp4"
+    if opts.save_16bit:
+        names["depth16", ""] = f"{stem}_depth16.mkv"
+    return names
+
+
+def check_output_names(path: Path, out: Path, opts: FileJobOptions) -> None:
+    """BadInputError when an output of the input ``path`` (its partial name, the longest) would
+    have a name too long for the file system of ``out``."""
+    for name in output_names(path.stem, opts).values():
+        check_path_fits(partial_path(out / name), f"input {path.name} (its outputs are named after it)")
+
+
 def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report,
                   mark: str | None = None) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
     written = []
+    names = output_names(stem, opts)
     if opts.save_npy:
-        save_npy(out / f"{stem}_pred.npy", depth.astype(np.float32))
-        written.append(out / f"{stem}_pred.npy")
+        save_npy(out / names["npy", ""], depth.astype(np.float32))
+        written.append(out / names["npy", ""])
     if snippets is not None:
-        save_npz(out / f"{stem}_snippets.npz", snippets)
-        written.append(out / f"{stem}_snippets.npz")
+        save_npz(out / names["snippets", ""], snippets)
+        written.append(out / names["snippets", ""])
     # Colour maps span the whole video's min/max (refined presets are clipped, not renormalised).
     low, high = float(depth.min()), float(depth.max())
     depth01 = (depth - low) / max(high - low, 1e-12)
     total = len(depth) * (len(opts.cmaps) + int(opts.save_sbs) + int(opts.save_16bit))
     for name in opts.cmaps:
         lut = colormap_lut(name)
-        path = out / f"{stem}_{name}.mp4"
+        path = out / names["cmap", name]
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(marked(lut[to_uint8(frame)], mark))
@@ -281,14 +313,14 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
         written.append(path)
     if opts.save_sbs:
         lut = colormap_lut(opts.cmaps[0] if opts.cmaps else "Spectral_r")
-        path = out / f"{stem}_rgbd.mp4"
+        path = out / names["rgbd", ""]
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for rgb, frame in zip(frames, depth01):
                 writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), marked(lut[to_uint8(frame)], mark)], axis=1))
                 report("write", 1, total)
         written.append(path)
     if opts.save_16bit:
-        path = out / f"{stem}_depth16.mkv"
+        path = out / names["depth16", ""]
         with completed_as(path) as partial, Gray16VideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(to_uint16(frame))
@@ -301,15 +333,17 @@ def marked(picture: np.ndarray, mark: str | None) -> np.ndarray:
     return burn_mark(np.ascontiguousarray(picture), mark) if mark else picture
 
 
-def probe_inputs(inputs: list[Path], console: Console) -> tuple[dict[Path, VideoInfo], int]:
+def probe_inputs(inputs: list[Path], console: Console, check=lambda path: None) -> tuple[dict[Path, VideoInfo], int]:
     """Probe every input before the model loads: {readable input: its info} and the exit code so far.
 
+    ``check(path)`` raises for an input whose outputs cannot be written (``check_output_names``).
     One unreadable input of several is reported in one line and skipped (the others go on); when
     none can be read, the first problem is raised (one line, exit 2).
     """
     infos, failures = {}, []
     for path in inputs:
         try:
+            check(path)
             infos[path] = probe_video(path)
         except RollingDepthError as err:
             failures.append(err)
@@ -389,7 +423,9 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     check_options(opts)
     settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
-    infos, exit_code = probe_inputs(inputs, console)  # a missing or damaged video is said now
+    # a missing or damaged video, or one whose outputs' names are too long, is said now
+    folder = Path(opts.output_dir).expanduser()
+    infos, exit_code = probe_inputs(inputs, console, lambda path: check_output_names(path, folder, opts))
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, preset_dtype, device)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from io_adapters.names import check_name, shown
-from io_adapters.output_paths import _same_file_key, sink_files
+from io_adapters.output_paths import _same_file_key, check_outputs, sink_files
 from io_adapters.registry import parse_uri
 from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
@@ -236,7 +236,9 @@ def _checked(path: str, label: str, key: str | None, check):
 
 
 def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str | None) -> None:
-    """No file and no NDI/Syphon/Spout name written by two streams (or by a stream and --stats-json)."""
+    """No file and no NDI/Syphon/Spout name written by two streams (or by a stream and --stats-json);
+    the stats file can be written (each stream's own outputs were checked with its options)."""
+    check_outputs([], {f"{path}: [rig] stats_json": stats_json})
     files: dict[tuple, str] = {}
     if stats_json and stats_json != "-":
         files[_same_file_key(Path(stats_json))] = "[rig] stats_json"
@@ -287,7 +289,8 @@ def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
         if getattr(options, attr) not in (default, [], ()):
             raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
                                 "or leave it out")
-    check_seed(options.seed)  # named as the option here, not as the rig key it becomes
+    check_seed(options.seed)  # named as the options here, not as the rig keys they become
+    check_outputs([], {"--stats-json": options.stats_json})
     names: list[str] = []
     for index, source in enumerate(sources, 1):
         try:
