@@ -57,6 +57,12 @@ def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, arg
     assert code == 2 and expected in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("wait", ["1e30", "nan", "-1"])
+def test_sources_refuses_an_ndi_wait_that_would_never_end_or_means_nothing(capsys, wait):
+    code, err = run_main(capsys, "sources", "--ndi-wait", wait)
+    assert code == 2 and err.startswith("rdstream: error: --ndi-wait ") and "must be 0 to 60 seconds" in err, err
+
+
 @pytest.mark.parametrize("sink, expected", [
     ("ndi:X?format=bogus", "option format='bogus' in 'ndi:X?format=bogus'"),
     ("ndi:X?format=p216&cmap=turbo", "cmap='turbo' with format=p216"),
@@ -147,7 +153,7 @@ def test_a_missing_or_damaged_video_is_one_line_before_the_model_loads(capsys, m
     assert not (tmp_path / "out").exists()
 
 
-def test_a_video_whose_output_names_would_be_too_long_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path):
+def test_output_names_too_long_or_a_start_past_the_end_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path):
     from tests.conftest import write_clip
 
     _no_model_load(monkeypatch)
@@ -157,6 +163,9 @@ def test_a_video_whose_output_names_would_be_too_long_is_one_line_before_the_mod
     assert err.startswith(f"rdstream: error: input {clip.name} (its outputs are named after it): file name") and \
         "at most 255 bytes" in err, err
     assert not (tmp_path / "out").exists()
+    code, err = run_main(capsys, "file", clip.rename(tmp_path / "clip.mp4"), "--start-frame", 10**30, "-o", tmp_path / "out",
+                         "-c", "/nonexistent")
+    assert code == 2 and err.count("\n") == 1 and f"start frame {10**30}, video has 3 frames" in err, err
 
 
 def test_a_damaged_video_in_a_batch_is_skipped_and_the_others_go_on(capsys, tmp_path, tiny_checkpoint):

@@ -281,9 +281,17 @@ def output_names(stem: str, opts: FileJobOptions) -> dict[tuple[str, str], str]:
     return names
 
 
-def check_output_names(path: Path, out: Path, opts: FileJobOptions) -> None:
-    """BadInputError when an output of the input ``path`` (its partial name, the longest) would
-    have a name too long for the file system of ``out``."""
+def no_frames_error(path: Path, info: VideoInfo, opts: FileJobOptions) -> BadInputError:
+    return BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has "
+                         f"{info.frame_count or 'unknown'} frames)")
+
+
+def check_input(path: Path, info: VideoInfo, out: Path, opts: FileJobOptions) -> None:
+    """BadInputError when the probed input ``path`` cannot be processed as asked: --start-frame
+    past its end, or an output (its partial name, the longest) whose name, made from the input's,
+    is too long for the file system of ``out``."""
+    if info.frame_count and opts.start_frame >= info.frame_count:
+        raise no_frames_error(path, info, opts)
     for name in output_names(path.stem, opts).values():
         check_path_fits(partial_path(out / name), f"input {path.name} (its outputs are named after it)")
 
@@ -333,18 +341,19 @@ def marked(picture: np.ndarray, mark: str | None) -> np.ndarray:
     return burn_mark(np.ascontiguousarray(picture), mark) if mark else picture
 
 
-def probe_inputs(inputs: list[Path], console: Console, check=lambda path: None) -> tuple[dict[Path, VideoInfo], int]:
+def probe_inputs(inputs: list[Path], console: Console, check=lambda path, info: None) -> tuple[dict[Path, VideoInfo], int]:
     """Probe every input before the model loads: {readable input: its info} and the exit code so far.
 
-    ``check(path)`` raises for an input whose outputs cannot be written (``check_output_names``).
+    ``check(path, info)`` raises for an input that cannot be processed as asked (``check_input``).
     One unreadable input of several is reported in one line and skipped (the others go on); when
     none can be read, the first problem is raised (one line, exit 2).
     """
     infos, failures = {}, []
     for path in inputs:
         try:
-            check(path)
-            infos[path] = probe_video(path)
+            info = probe_video(path)
+            check(path, info)
+            infos[path] = info
         except RollingDepthError as err:
             failures.append(err)
     if failures and not infos:
@@ -377,7 +386,7 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
             frames.append(rgb)
             report("read", 1, max(expected, len(frames)))
         if not frames:
-            raise BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has {info.frame_count or 'unknown'} frames)")
+            raise no_frames_error(path, info, opts)
         frames = np.stack(frames)
         timings["read"] = time.perf_counter() - start
         try:
@@ -423,9 +432,9 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     check_options(opts)
     settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
-    # a missing or damaged video, or one whose outputs' names are too long, is said now
+    # a missing or damaged video, a --start-frame past its end, or outputs' names too long: said now
     folder = Path(opts.output_dir).expanduser()
-    infos, exit_code = probe_inputs(inputs, console, lambda path: check_output_names(path, folder, opts))
+    infos, exit_code = probe_inputs(inputs, console, lambda path, info: check_input(path, info, folder, opts))
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, preset_dtype, device)
