@@ -22,8 +22,9 @@ import numpy as np
 
 from pipeline.errors import BadInputError
 
-# window:N keeps N subsampled maps for as long as the node runs: 10 minutes at 30 fps at most.
-MAX_WINDOW_FRAMES = 18000
+# The window normaliser keeps 1/16 of each frame: a few minutes at 30 fps stays a few MB. The
+# same limit for --normalize window:N, a rig's normalize and OSC's /rdstream/normalize/window.
+MAX_WINDOW_FRAMES = 3600
 NORMALIZE_CHOICES = ("running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N "
                      f"(N from 1 to {MAX_WINDOW_FRAMES})")
 

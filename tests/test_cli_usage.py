@@ -49,7 +49,7 @@ def test_every_usage_error_is_one_line_naming_the_option_and_value(capsys, args,
     (["run", "--source", "test:", "--sink", "null:", "--seed", "-1"], "--seed -1: must be a whole number from 0 to"),
     (["run", "--source", "test:", "--sink", "null:", "--lookahead", "1001"], "--lookahead 1001: must be 0 (lowest"),
     (["run", "--source", "test:", "--sink", "null:", "-d", "1", str(10**30)], "--dilations 10000"),
-    (["run", "--source", "test:", "--sink", "null:", "--normalize", "window:18001"], "window:18001: N must be 1 to"),
+    (["run", "--source", "test:", "--sink", "null:", "--normalize", "window:3601"], "window:3601: N must be 1 to 3600"),
     (["file", "clip.mp4", "--refine-step", str(10**30)], "--refine-step 10000"),
 ])
 def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, args, expected):
