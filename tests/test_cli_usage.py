@@ -223,3 +223,10 @@ def test_usage_errors_answer_before_torch_loads(command, option):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert out.stderr.startswith(f"rdstream: error: {option[0]} {option[1]}"), out.stderr
+
+
+@pytest.mark.parametrize("command", ["make-tiny-checkpoint", "make-tiny-decoder"])
+def test_a_dev_folder_name_too_long_is_one_line_naming_the_limit(capsys, tmp_path, command):
+    code, err = run_main(capsys, "dev", command, tmp_path / ("m" * 300))
+    assert code == 2 and err.startswith("rdstream: error: FOLDER: folder name") and err.count("\n") == 1, err
+    assert "300 bytes long; at most 255 bytes" in err
