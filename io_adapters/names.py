@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.errors import BadInputError
 
-# Where the file system cannot be asked (Windows, a folder that does not exist yet): the limits of
+# Where the file system cannot be asked (Windows has no pathconf): the limits of
 # NTFS, APFS and ext4 (255 per name) and Linux's PATH_MAX.
 DEFAULT_NAME_MAX = 255
 DEFAULT_PATH_MAX = 4096
@@ -29,8 +29,9 @@ def shown(name: str) -> str:
 
 
 def name_bytes(name: str) -> int:
-    """The length of ``name`` where it is stored: UTF-8 bytes (file names as the OS encodes them)."""
-    return len(os.fsencode(name)) if os.name != "nt" else len(name.encode("utf-8", "surrogatepass"))
+    """The length of ``name`` in UTF-8 bytes, as senders store names and as POSIX file systems count
+    file names (on Windows, which counts UTF-16 units, a non-ASCII name is held to a little less)."""
+    return len(os.fsencode(name))
 
 
 def check_name(name: str, what: str, example: str, max_bytes: int | None = None, why: str = "") -> None:
