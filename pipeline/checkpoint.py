@@ -177,9 +177,7 @@ def validate_checkpoint_folder(folder: Path) -> dict:
     configs = [f"{sub}/{name}" for sub, name in CONFIG_NAMES.items() if name.endswith("config.json")]
     configs += [f"{sub}/{weights}" for sub, names in WEIGHT_NAMES.items() for weights in names
                 if weights.endswith(".index.json") and (folder / sub / weights).is_file()]
-    for name in configs:
-        read_config(folder, name)
-    unet_config = read_config(folder, "unet/config.json")
+    unet_config = {name: read_config(folder, name) for name in configs}["unet/config.json"]
     if unet_config.get("in_channels") != 8:
         raise BadInputError(
             f"checkpoint {folder}: unet in_channels is {unet_config.get('in_channels')}, RollingDepth needs 8 "
