@@ -41,6 +41,7 @@ import numpy as np
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, compose_ycbcr, needs_colour, read_layout
+from io_adapters.names import check_name
 from io_adapters.ndi_formats import (
     depth_to_bgra,
     depth_to_p216,
@@ -100,22 +101,17 @@ class NdiSinkOptions:
         if self.cmap is not None and self.fmt != "bgra":
             raise BadInputError(f"cmap only applies to format=bgra (got cmap={self.cmap!r} with format={self.fmt}; "
                                 f"uyvy and p216 carry grey depth)")
-        if not self.name.strip():
-            raise BadInputError("ndi: sink needs a name, e.g. ndi:Depth?format=p216")
         check_sender_name_length(self.name)
 
 
 def check_sender_name_length(name: str, host: str | None = None) -> None:
-    """BadInputError when NDI would refuse ``name`` for its length: the full name
-    'MACHINE (NAME)' may be at most NDI_FULL_NAME_MAX_BYTES bytes (UTF-8), so the limit depends
-    on this machine's name ``host`` (default: socket.gethostname())."""
+    """BadInputError when NDI would refuse the sender name ``name``: empty, or too long. The full
+    name 'MACHINE (NAME)' may be at most NDI_FULL_NAME_MAX_BYTES bytes (UTF-8), so the limit
+    depends on this machine's name ``host`` (default: socket.gethostname())."""
     host = socket.gethostname() if host is None else host
     room = NDI_FULL_NAME_MAX_BYTES - len(host.encode()) - len(" ()")
-    size = len(name.encode())
-    if size > room:
-        raise BadInputError(f"NDI name {name[:40]!r}... is {size} bytes long; on this machine ({host!r}) NDI takes names "
-                            f"of at most {room} bytes (the full name '{host} (NAME)' is limited to "
-                            f"{NDI_FULL_NAME_MAX_BYTES}); choose a shorter one")
+    check_name(name, "ndi: sink name", "ndi:Depth?format=p216", room,
+               f" on this machine ({host!r}: NDI limits the full name '{host} (NAME)' to {NDI_FULL_NAME_MAX_BYTES})")
 
 
 def ndi_sink_options(uri: ParsedUri) -> NdiSinkOptions:
@@ -150,8 +146,7 @@ class NdiSourceOptions:
     lost_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise BadInputError("ndi: needs a source name, e.g. ndi:Studio Cam (see `rdstream sources`)")
+        check_name(self.name, "ndi: source name", "ndi:Studio Cam (see `rdstream sources`)")
 
 
 def ndi_source_options(uri: ParsedUri) -> NdiSourceOptions:

@@ -1,7 +1,8 @@
 """Start-up checks of the files a run will write, before anything slow (the model load) happens.
 
 * every file a sink writes (``file:``, ``npy:`` and its timestamps file) and the ``--stats-json``
-  log must be creatable: the folder exists and a file can be created in it (a read-only file
+  log must be creatable: no name in its path too long for the file system (``names.check_path_fits``,
+  its lock file's name included), the folder exists and a file can be created in it (a read-only file
   system or a folder without write permission is found now, not when the first frame arrives);
   the path is not a folder;
 * no two outputs may write one file, however its path is spelt (``./x.mp4`` and ``x.mp4``, a
@@ -27,6 +28,7 @@ from pathlib import Path
 import filelock
 
 from io_adapters.file_sink import npy_target
+from io_adapters.names import check_path_fits
 from io_adapters.npy_stream import timestamps_path
 
 from io_adapters.uri import parse_uri
@@ -34,6 +36,9 @@ from pipeline.errors import BadInputError
 
 # The value of a path option that means the standard output (``--stats-json -``): no file.
 STANDARD_STREAM = "-"
+# An output's lock file is ".NAME" + LOCK_SUFFIX beside it: LOCK_NAME_EXTRA bytes longer than NAME.
+LOCK_SUFFIX = ".rdstream-lock"
+LOCK_NAME_EXTRA = len("." + LOCK_SUFFIX)
 
 
 def sink_files(uri: str) -> list[Path]:
@@ -102,6 +107,7 @@ def check_outputs(sink_uris: list[str], others: dict[str, str | None] | None = N
     outputs += _other_files(others)
     writers: dict[tuple, str] = {}
     for what, path in outputs:
+        check_path_fits(path, what, extra=LOCK_NAME_EXTRA)  # the file and the lock file beside it
         check_writable_file(path, what)
         key = _same_file_key(path)
         if key in writers:
@@ -120,7 +126,7 @@ def lock_path(path: str | os.PathLike) -> Path:
     """The advisory lock file of an output: hidden beside the real file (symlinks resolved), so
     every spelling of one output, and every process, meets the same lock."""
     real = Path(path).resolve()
-    return real.with_name(f".{real.name}.rdstream-lock")
+    return real.with_name(f".{real.name}{LOCK_SUFFIX}")
 
 
 @contextmanager

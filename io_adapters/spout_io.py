@@ -36,6 +36,7 @@ import numpy as np
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, needs_colour, read_layout
+from io_adapters.names import check_name
 from io_adapters.syphon_io import depth_to_syphon_bgra
 from io_adapters.uri import OptionReader, ParsedUri
 from pipeline.errors import BadInputError, RuntimeFailure
@@ -57,11 +58,7 @@ _POLL_S = 0.002  # receiveImage does not block: poll often, cheaply
 
 
 def _check_name(name: str, example: str) -> None:
-    if not name.strip():
-        raise BadInputError(f"spout: needs a sender name, e.g. {example}")
-    if len(name.encode("utf-8")) > MAX_SPOUT_NAME_BYTES:
-        raise BadInputError(f"spout: sender names are at most {MAX_SPOUT_NAME_BYTES} bytes "
-                            f"(got {len(name.encode('utf-8'))}): {name[:40]!r}...")
+    check_name(name, "spout: sender name", example, MAX_SPOUT_NAME_BYTES, " (Spout keeps names in 256-byte strings)")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
+from io_adapters.names import check_name
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.encodings import apply_colormap_bgra, burn_mark, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
@@ -39,6 +40,9 @@ SYPHON_SINK_OPTIONS = {
 }
 SYPHON_SOURCE_OPTIONS = {"timeout": "seconds to wait for the server to appear, default 10"}
 DEFAULT_SYPHON_CMAP = "Greys_r"
+# Syphon itself sets no limit; this one keeps a server name usable in Spout too (the same rule there).
+MAX_SYPHON_NAME_BYTES = 255
+SYPHON_LIMIT = " (kept within Spout's limit, so one name works for both)"
 _POLL_S = 0.002  # the client has no frame callback in syphon-python: poll often, cheaply
 
 
@@ -67,8 +71,7 @@ def syphon_sink_options(uri: ParsedUri) -> SyphonSinkOptions:
         raise BadInputError(f"cmap only applies to syphon format=color (got cmap={cmap!r} with format=packed16; "
                             f"packed16 carries raw 16-bit depth)")
     layout = read_layout(options)
-    if not uri.target.strip():
-        raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
+    check_name(uri.target, "syphon: server name", "syphon:Depth?format=packed16", MAX_SYPHON_NAME_BYTES, SYPHON_LIMIT)
     return SyphonSinkOptions(uri.target, fmt, cmap, layout)
 
 
@@ -88,8 +91,8 @@ def syphon_source_options(uri: ParsedUri) -> SyphonSourceOptions:
     """
     options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
     timeout_s = options.number("timeout", 10.0)
-    if not uri.target.strip():
-        raise BadInputError("syphon: needs a server name, e.g. syphon:Resolume (see `rdstream sources`)")
+    check_name(uri.target, "syphon: server name", "syphon:Resolume (see `rdstream sources`)", MAX_SYPHON_NAME_BYTES,
+               SYPHON_LIMIT)
     return SyphonSourceOptions(uri.target, timeout_s)
 
 

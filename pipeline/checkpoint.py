@@ -9,7 +9,6 @@ encoder, which is then released: it is 1.36 GB in the real checkpoint and never 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from pipeline.device_names import parse_device_name
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.hub import fetch_snapshot, is_hub_id
+from pipeline.small_files import read_json_object, read_small_text
 from pipeline.tiny_decoder import DecoderChoice, DepthDecoder, FullVaeDecoder, load_decoder, resolve_decoder
 from pipeline.tiny_encoder import FullVaeEncoder, RgbEncoder, check_encoder_channels, load_encoder, resolve_encoder
 
@@ -185,10 +185,7 @@ def validate_checkpoint_folder(folder: Path) -> dict:
     """
     if not (folder / "model_index.json").is_file():
         raise BadInputError(f"checkpoint {folder}: model_index.json is missing (not a RollingDepth checkpoint folder)")
-    try:
-        json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError) as err:
-        raise BadInputError(f"checkpoint {folder}: model_index.json is not valid JSON ({err})") from None
+    read_config(folder, "model_index.json")
     for sub, config_name in CONFIG_NAMES.items():
         sub_path = folder / sub
         if not sub_path.is_dir():
@@ -199,16 +196,24 @@ def validate_checkpoint_folder(folder: Path) -> dict:
             raise BadInputError(
                 f"checkpoint {folder}: no weights in {sub}/ (expected one of {', '.join(WEIGHT_NAMES[sub])})"
             )
-    try:
-        unet_config = json.loads((folder / "unet" / "config.json").read_text())
-    except (OSError, ValueError) as err:
-        raise BadInputError(f"checkpoint {folder}: unet/config.json is not valid JSON ({err})") from None
+    # Every config and weight index the libraries read below, read once here with a bound (the
+    # tokenizer's vocabulary is no config: about 1 MB in the real checkpoint).
+    configs = [f"{sub}/{name}" for sub, name in CONFIG_NAMES.items() if name.endswith("config.json")]
+    configs += [f"{sub}/{weights}" for sub, names in WEIGHT_NAMES.items() for weights in names
+                if weights.endswith(".index.json") and (folder / sub / weights).is_file()]
+    unet_config = {name: read_config(folder, name) for name in configs}["unet/config.json"]
     if unet_config.get("in_channels") != 8:
         raise BadInputError(
             f"checkpoint {folder}: unet in_channels is {unet_config.get('in_channels')}, RollingDepth needs 8 "
             "(RGB latent + depth latent); is this a plain Stable Diffusion checkpoint?"
         )
     return unet_config
+
+
+def read_config(folder: Path, name: str) -> dict:
+    """The JSON object in the checkpoint's file ``name`` (e.g. "unet/config.json"), read with a
+    size bound (``pipeline.small_files``); BadInputError naming the file when it is not one."""
+    return read_json_object(folder / name, f"checkpoint {folder}: {name}", "a model config")
 
 
 def _one_line(err: Exception) -> str:
@@ -219,7 +224,8 @@ def _one_line(err: Exception) -> str:
 def _embedding_cache_path(folder: Path) -> Path:
     """Cache key: the text encoder's weights (path, size, mtime) and config, so a change invalidates it."""
     enc = folder / "text_encoder"
-    parts = [str(enc.resolve()), (enc / "config.json").read_text()]
+    parts = [str(enc.resolve()), read_small_text(enc / "config.json", f"checkpoint {folder}: text_encoder/config.json",
+                                                 "a model config")]
     for name in WEIGHT_NAMES["text_encoder"]:
         weights = enc / name
         if weights.is_file():
@@ -294,7 +300,7 @@ def load_rolling_depth(
     decoder = decoder if isinstance(decoder, DecoderChoice) else resolve_decoder(decoder)
     encoder = encoder if isinstance(encoder, DecoderChoice) else resolve_encoder(encoder)
     check_encoder_channels(encoder, vae_latent_channels(folder))
-    model_index = json.loads((folder / "model_index.json").read_text())
+    model_index = read_config(folder, "model_index.json")
 
     try:
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
@@ -339,7 +345,8 @@ def load_rolling_depth(
 
 def vae_latent_channels(folder: Path) -> int:
     """Latent channels of a checkpoint's VAE, from its config (4 for Stable Diffusion's)."""
+    config = read_config(folder, "vae/config.json")
     try:
-        return int(json.loads((folder / "vae" / "config.json").read_text()).get("latent_channels", 4))
-    except (OSError, ValueError, TypeError) as err:
-        raise BadInputError(f"checkpoint {folder}: cannot read vae/config.json ({err})") from None
+        return int(config.get("latent_channels", 4))
+    except (ValueError, TypeError) as err:
+        raise BadInputError(f"checkpoint {folder}: vae/config.json: latent_channels is not a number ({err})") from None

@@ -28,9 +28,9 @@ def covering_dilation(num_frames: int, snip_len: int, dilation: int) -> int:
     Frames not covered by any snippet would not be denoised at that step; the reference leaves this
     case undefined (it only happens on clips shorter than about 3 x the dilation).
     """
-    while dilation > 1 and num_frames - (snip_len - 1) * dilation < dilation:
-        dilation -= 1
-    return dilation
+    # Covered exactly when the last snippet start, N - (L-1) d - 1, reaches frame d - 1: L d <= N.
+    # In closed form, as a loop down from a huge --refine-start-dilation would not end.
+    return max(1, min(dilation, num_frames // snip_len)) if dilation > 1 else dilation
 
 
 def check_refine_clip(num_frames: int, snip_len: int) -> None:

@@ -27,6 +27,9 @@ from pipeline.snippets import SnippetLevel, check_snippet_options, check_strides
 # progress(stage, advance, total): called as work is done; stage names are STAGES.
 ProgressCallback = Callable[[str, int, int], None]
 STAGES = ("encode", "snippets", "coalign", "refine", "refine decode")
+# Refinement schedules 2 x its steps on the scheduler's 1000 training timesteps (``refine_timesteps``),
+# and the scheduler takes at most that many.
+MAX_REFINE_STEPS = 500
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,9 @@ def check_settings(settings: OfflineSettings) -> None:
     if settings.coalign not in METHODS:
         raise BadInputError(f"--coalign {settings.coalign}: use one of {', '.join(METHODS)}")
     check_quality(settings.quality)
-    if settings.refine_steps < 0:
-        raise BadInputError(f"--refine-step {settings.refine_steps}: must be 0 (off) or more")
+    if not 0 <= settings.refine_steps <= MAX_REFINE_STEPS:
+        raise BadInputError(f"--refine-step {settings.refine_steps}: must be 0 (off) to {MAX_REFINE_STEPS} (refinement "
+                            "schedules twice its steps on the model's 1000 diffusion timesteps)")
     if settings.refine_steps and not 2 <= settings.refine_snippet_len <= 4:
         raise BadInputError(f"--refine-snippet-len {settings.refine_snippet_len}: must be 2, 3 or 4")
     if settings.refine_start_dilation < 1:

@@ -105,6 +105,22 @@ def snippet_frames(num_frames: int, dilations, snip_len: int = 3, cap: bool = Tr
 
 
 # ----------------------------------------------------------------------------- live snippets
+# A live node keeps ``SnippetPlan.history(lookahead)`` = (L - 1) x the largest dilation + 1 +
+# lookahead frames (latents and depth) for as long as it runs, so these bound its memory: at most
+# about 3000 frames, 100 s at 30 fps, where the presets keep 53.
+MAX_LIVE_DILATION = 1000
+MAX_LOOKAHEAD = 1000
+
+
+def check_lookahead(lookahead: int, what: str = "--lookahead") -> None:
+    """BadInputError unless 0 <= ``lookahead`` <= MAX_LOOKAHEAD; ``what`` names it in the message
+    (an option; "" where the caller names it)."""
+    if not 0 <= lookahead <= MAX_LOOKAHEAD:
+        given = f"{what} {lookahead}" if what else str(lookahead)
+        raise BadInputError(f"{given}: must be 0 (lowest latency) to {MAX_LOOKAHEAD} frames (a live node keeps "
+                            "that many frames waiting in memory)")
+
+
 @dataclass(frozen=True)
 class SnippetPlan:
     """How a live node builds snippets: snippet length L and dilations, counted in processed frames.
@@ -123,6 +139,9 @@ class SnippetPlan:
 
     def __post_init__(self) -> None:
         check_snippet_options(self.snip_len, self.dilations)
+        if max(self.dilations) > MAX_LIVE_DILATION:
+            raise BadInputError(f"--dilations {max(self.dilations)}: a live node takes dilations up to "
+                                f"{MAX_LIVE_DILATION} frames (it keeps (L - 1) x the largest in memory)")
         strides = tuple(self.strides) or (1,) * len(tuple(self.dilations))
         check_strides(self.snip_len, self.dilations, strides)
         pairs = dict(zip(self.dilations, strides))

@@ -27,6 +27,7 @@ import torch
 
 from pipeline.errors import BadInputError
 from pipeline.hub import fetch_snapshot, is_hub_id
+from pipeline.small_files import read_json_object
 
 LATENT_SCALE = 0.18215
 TINY_DECODER_HUB_ID = "madebyollin/taesd"
@@ -123,10 +124,7 @@ def check_tiny_decoder_folder(folder: Path, spec: str, option: str = "--decoder"
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise BadInputError(f"{option} {spec}: {folder} has no config.json (not an AutoencoderTiny folder)")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as err:
-        raise BadInputError(f"{option} {spec}: {config_path} is not valid JSON ({err})") from None
+    config = read_json_object(config_path, f"{option} {spec}: {config_path}", "an AutoencoderTiny config")
     if config.get("_class_name") != "AutoencoderTiny":
         raise BadInputError(
             f"{option} {spec}: {folder} holds a {config.get('_class_name') or 'unknown model'}, not an AutoencoderTiny"

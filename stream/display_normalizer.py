@@ -22,7 +22,11 @@ import numpy as np
 
 from pipeline.errors import BadInputError
 
-NORMALIZE_CHOICES = "running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N (N >= 1)"
+# The window normaliser keeps 1/16 of each frame: a few minutes at 30 fps stays a few MB. The
+# same limit for --normalize window:N, a rig's normalize and OSC's /rdstream/normalize/window.
+MAX_WINDOW_FRAMES = 3600
+NORMALIZE_CHOICES = ("running, fixed:NEAR,FAR (two numbers, NEAR > FAR, NEAR maps to 1), window or window:N "
+                     f"(N from 1 to {MAX_WINDOW_FRAMES})")
 
 # Percentile estimates on every 4th pixel in both axes: 16x fewer pixels, same robust range.
 _SUBSAMPLE = 4
@@ -164,8 +168,9 @@ class WindowRangeNormalizer(_RangeHolder):
     """
 
     def __init__(self, frames: int = 60, low_pct: float = 2.0, high_pct: float = 98.0) -> None:
-        if frames < 1:
-            raise BadInputError(f"--normalize window:N needs N >= 1, got {frames}")
+        if not 1 <= frames <= MAX_WINDOW_FRAMES:
+            raise BadInputError(f"--normalize window:{frames}: N must be 1 to {MAX_WINDOW_FRAMES} frames "
+                                "(each one is kept in memory)")
         self.low_pct = low_pct
         self.high_pct = high_pct
         self._recent: deque[np.ndarray] = deque(maxlen=frames)

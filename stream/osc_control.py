@@ -54,7 +54,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
 from pipeline.presets import SPEEDS
-from stream.display_normalizer import check_fixed_range
+from stream.display_normalizer import MAX_WINDOW_FRAMES, check_fixed_range
 from stream.messages import COMMAND_KINDS, NodeCommand
 from stream.stream_stats import NodeStats
 
@@ -67,8 +67,6 @@ MAX_PACKET_BYTES = 4096
 # Far above what a patch sends (a fader at 60 fps is 60 a second), far below what costs frames.
 MAX_PACKETS_PER_S = 500
 _BURST = 100
-# The window normaliser keeps 1/16 of each frame: a few minutes at 30 fps stays a few MB.
-MAX_WINDOW_FRAMES = 3600
 _WARN_EVERY_S = 1.0
 # An OSC address is NUL-terminated: these prefixes match our addresses exactly, not longer ones.
 # A rig's per-stream addresses (/rdstream/NAME/stop) end the same way: a control address is ours,

@@ -33,6 +33,9 @@ def test_tiny_checkpoint_loads_in_the_real_layout(tiny_model):
         (lambda p: (p / "model_index.json").unlink(), "model_index.json is missing"),
         (lambda p: (p / "unet" / "config.json").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "model_index.json").write_text("{not json"), "model_index.json is not valid JSON"),
+        (lambda p: (p / "model_index.json").write_text("[]"), "model_index.json is not a model config"),
+        (lambda p: (p / "scheduler" / "scheduler_config.json").write_text("{}" + " " * 2**20),
+         "scheduler/scheduler_config.json: larger than 1 MiB"),
     ],
 )
 def test_incomplete_checkpoint_gives_one_line_naming_the_problem(ckpt_copy, breakage, message):

@@ -81,6 +81,22 @@ BAD_RIGS = {
     "bad normalize": (stream_table("a", "test:", "null:", extra='normalize = "sideways"\n'),
                       "stream 'a': key 'normalize'"),
     "bad model key": ("[model]\nresolution = 64\n" + stream_table("a", "test:", "null:"), "key 'resolution': unknown key"),
+    "empty name": (stream_table("a", "test:", "null:") + stream_table("", "test:", "null:"),
+                   "stream '#2': key 'name': the stream name is empty"),
+    "seed over 64 bits": (stream_table("a", "test:", "null:", extra="seed = 18446744073709551621\n"),
+                          "stream 'a': key 'seed': 18446744073709551621: must be a whole number from 0 to "
+                          "18446744073709551615"),
+}
+# The same checks, in-process (each case above also runs as a user runs it, which takes seconds)
+BAD_RIG_VALUES = {
+    "blank name": (stream_table("  ", "test:", "null:"), "stream '#1': key 'name': the stream name is empty"),
+    "name too long": (stream_table("n" * 300, "test:", "null:"),
+                      "stream 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn'...: key 'name': the stream name 'nnn"),
+    "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': -3: must be"),
+    "lookahead too long": (stream_table("a", "test:", "null:", extra="lookahead = 1001\n"),
+                           "stream 'a': key 'lookahead': 1001: must be 0 (lowest latency) to 1000 frames"),
+    "stats folder missing": ('[rig]\nstats_json = "OUT/missing/stats.jsonl"\n' + stream_table("a", "test:", "null:"),
+                             "[rig] stats_json: output folder"),
 }
 
 
@@ -94,6 +110,26 @@ def test_a_bad_rig_file_is_one_line_naming_file_stream_and_key_exit_2(tmp_path, 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"rdstream: error: {path}") and expected in lines[0], lines
     assert "Traceback" not in done.stderr and time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("case", list(BAD_RIG_VALUES))
+def test_a_bad_rig_value_is_one_message_naming_file_stream_and_key(tmp_path, case):
+    from pipeline.errors import BadInputError
+    from stream.cli.rig_file import read_rig
+
+    text, expected = BAD_RIG_VALUES[case]
+    path = rig_file(tmp_path, text.replace("OUT", str(tmp_path)))
+    with pytest.raises(BadInputError) as info:
+        read_rig(str(path), "/nonexistent-checkpoint")
+    message = str(info.value)
+    assert message.startswith(str(path)) and expected in message and "\n" not in message, message
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_rig_file_that_never_ends_is_one_line_naming_the_limit_exit_2():
+    done = run_rdstream("rig", "/dev/zero", timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == "rdstream: error: /dev/zero: larger than 1 MiB, too large for a TOML rig file; is this the right file?\n"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process")
@@ -142,6 +178,7 @@ def test_run_with_several_sources_is_a_rig_with_name_and_index_expanded(tmp_path
 @pytest.mark.parametrize("args, expected", [
     (["--sink", "npy:OUT/one.npy"], "put {name} or {index} in each --sink"),
     (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source"),
+    (["--sink", "null:", "--monitor-token", "new"], "--monitor-token: not with several --source"),
 ])
 def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, args, expected):
     done = run_rdstream("run", "--source", "test:", "--source", "test:", *[a.replace("OUT", str(tmp_path)) for a in args])

@@ -45,10 +45,22 @@ def test_every_usage_error_is_one_line_naming_the_option_and_value(capsys, args,
     (["file", "clip.mp4", "--res", "100000"], "--res 100000"),
     (["file", "clip.mp4", "--fps", "nan"], "--fps nan"),
     (["file", "clip.mp4", "--fps", "inf"], "--fps inf"),
+    (["file", "clip.mp4", "--seed", "18446744073709551616"], "--seed 18446744073709551616: must be a whole number from 0"),
+    (["run", "--source", "test:", "--sink", "null:", "--seed", "-1"], "--seed -1: must be a whole number from 0 to"),
+    (["run", "--source", "test:", "--sink", "null:", "--lookahead", "1001"], "--lookahead 1001: must be 0 (lowest"),
+    (["run", "--source", "test:", "--sink", "null:", "-d", "1", str(10**30)], "--dilations 10000"),
+    (["run", "--source", "test:", "--sink", "null:", "--normalize", "window:3601"], "window:3601: N must be 1 to 3600"),
+    (["file", "clip.mp4", "--refine-step", str(10**30)], "--refine-step 10000"),
 ])
 def test_out_of_range_values_are_bad_input_before_any_work(capsys, tmp_path, args, expected):
     code, err = run_main(capsys, *args, "-c", tmp_path / "no-checkpoint-needed")
     assert code == 2 and expected in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("wait", ["1e30", "nan", "-1"])
+def test_sources_refuses_an_ndi_wait_that_would_never_end_or_means_nothing(capsys, wait):
+    code, err = run_main(capsys, "sources", "--ndi-wait", wait)
+    assert code == 2 and err.startswith("rdstream: error: --ndi-wait ") and "must be 0 to 60 seconds" in err, err
 
 
 @pytest.mark.parametrize("sink, expected", [
@@ -141,6 +153,21 @@ def test_a_missing_or_damaged_video_is_one_line_before_the_model_loads(capsys, m
     assert not (tmp_path / "out").exists()
 
 
+def test_output_names_too_long_or_a_start_past_the_end_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path):
+    from tests.conftest import write_clip
+
+    _no_model_load(monkeypatch)
+    clip = write_clip(tmp_path / ("c" * 240 + ".mp4"), 3, 32, 32)  # fits; "{stem}_Spectral_r.partial.mp4" does not
+    code, err = run_main(capsys, "file", clip, "-o", tmp_path / "out", "-c", "/nonexistent")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"rdstream: error: input {clip.name} (its outputs are named after it): file name") and \
+        "at most 255 bytes" in err, err
+    assert not (tmp_path / "out").exists()
+    code, err = run_main(capsys, "file", clip.rename(tmp_path / "clip.mp4"), "--start-frame", 10**30, "-o", tmp_path / "out",
+                         "-c", "/nonexistent")
+    assert code == 2 and err.count("\n") == 1 and f"start frame {10**30}, video has 3 frames" in err, err
+
+
 def test_a_damaged_video_in_a_batch_is_skipped_and_the_others_go_on(capsys, tmp_path, tiny_checkpoint):
     from tests.conftest import write_clip
 
@@ -185,6 +212,7 @@ def test_a_missing_camera_is_said_before_the_model_loads(capsys, monkeypatch):
     (["run", "--source", "test:", "--sink", "null:"], ["--res", "5"]),
     (["run", "--source", "test:", "--sink", "null:"], ["--quality", "best"]),
     (["run", "--source", "test:", "--sink", "null:"], ["--lookahead", "-1"]),
+    (["run", "--source", "test:", "--sink", "null:"], ["--seed", "18446744073709551621"]),
     (["file", "clip.mp4"], ["--preset", "nope"]),
     (["file", "clip.mp4"], ["--res", "5"]),
 ])
@@ -195,3 +223,10 @@ def test_usage_errors_answer_before_torch_loads(command, option):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert out.stderr.startswith(f"rdstream: error: {option[0]} {option[1]}"), out.stderr
+
+
+@pytest.mark.parametrize("command", ["make-tiny-checkpoint", "make-tiny-decoder"])
+def test_a_dev_folder_name_too_long_is_one_line_naming_the_limit(capsys, tmp_path, command):
+    code, err = run_main(capsys, "dev", command, tmp_path / ("m" * 300))
+    assert code == 2 and err.startswith("rdstream: error: FOLDER: folder name") and err.count("\n") == 1, err
+    assert "300 bytes long; at most 255 bytes" in err

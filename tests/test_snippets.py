@@ -48,6 +48,8 @@ def test_refinement_schedule_caps_the_start_dilation_on_short_clips():
     # preset paper (cap off): the requested start, lowered only where frames would go uncovered
     assert refine_schedule(20, 10, 3, 6, cap=False) == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
     assert refine_schedule(12, 10, 3, 6, cap=False) == [4, 4, 4, 4, 4, 3, 3, 2, 1, 1]
+    # a huge start (--refine-start-dilation 10**30) is lowered at once, not one step at a time
+    assert refine_schedule(12, 3, 3, 10**30, cap=False) == [4, 4, 4]
 
 
 def test_refinement_snippet_longer_than_the_clip_is_a_clear_error():

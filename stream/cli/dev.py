@@ -14,12 +14,27 @@ from stream.cli.help_format import PlainArgumentsCommand
 dev_app = typer.Typer(help="Developer tools.", no_args_is_help=True, rich_markup_mode=None)
 
 
+def _write_folder(write, folder: str, what: str):
+    """``write(folder)``, with a folder name too long for the file system, or one that cannot be
+    written, said in one line (exit 2) instead of an internal error."""
+    from pathlib import Path
+
+    from io_adapters.names import check_path_fits
+    from pipeline.errors import BadInputError
+
+    check_path_fits(Path(folder) / "config.json", "FOLDER")
+    try:
+        return write(folder)
+    except OSError as err:
+        raise BadInputError(f"FOLDER {folder}: cannot write {what} there ({err.strerror or err})") from None
+
+
 @dev_app.command("make-tiny-checkpoint", short_help="Write the tiny RANDOM test checkpoint (not depth).", cls=PlainArgumentsCommand)
 def make_tiny_checkpoint(folder: str = typer.Argument(..., metavar="FOLDER", help="folder to write")) -> int:
     """Write a tiny RANDOM checkpoint in the real layout, for tests and demos (its output is NOT depth)."""
     from pipeline.tiny_checkpoint import write_tiny_checkpoint
 
-    path = write_tiny_checkpoint(folder)
+    path = _write_folder(write_tiny_checkpoint, folder, "a checkpoint")
     typer.echo(f"wrote a tiny random checkpoint to {path} (for tests only: its output is not depth)")
     return 0
 
@@ -29,7 +44,7 @@ def make_tiny_decoder(folder: str = typer.Argument(..., metavar="FOLDER", help="
     """Write a small RANDOM AutoencoderTiny folder for --decoder in tests (its output is NOT depth)."""
     from pipeline.tiny_decoder import write_tiny_decoder
 
-    path = write_tiny_decoder(folder)
+    path = _write_folder(write_tiny_decoder, folder, "a decoder")
     typer.echo(f"wrote a tiny random AutoencoderTiny to {path} (for tests only: its output is not depth)")
     return 0
 

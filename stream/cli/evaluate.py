@@ -85,6 +85,7 @@ def check(opts: EvaluateOptions) -> tuple[list[str], dict, np.ndarray, Path]:
     """Everything before the model: rungs, clip (read), output folder. Returns (rungs, plans, frames, folder)."""
     from io_adapters.video_file import iter_video_frames, probe_video
     from pipeline.preprocess import check_res
+    from pipeline.snippets import check_lookahead
     from stream.cli.file_job import check_output_dir
 
     names = opts.rungs or list(SPEEDS)
@@ -92,8 +93,9 @@ def check(opts: EvaluateOptions) -> tuple[list[str], dict, np.ndarray, Path]:
         speed_rung(name)
     check_res(opts.res)
     get_preset(opts.preset)
-    if opts.lookahead < 0 or opts.frame_count < 0:
-        raise BadInputError("--lookahead and --frame-count must be 0 or more")
+    check_lookahead(opts.lookahead)
+    if opts.frame_count < 0:
+        raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
     plans = _plans(opts, names)
     probe_video(opts.clip)
     try:

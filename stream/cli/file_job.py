@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from io_adapters.names import check_path_fits
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
@@ -31,9 +32,11 @@ from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
 from pipeline.device_names import parse_device_name
+from pipeline.noise_seed import check_seed
 from pipeline.offline import OfflinePipeline, OfflineSettings, ProgressCallback
 from pipeline.preprocess import describe_sizes, processing_size, resize
 from pipeline.presets import get_preset
+from pipeline.small_files import read_small_text
 from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.cli.model_banner import announce_model
@@ -92,7 +95,8 @@ def collect_inputs(spec: str) -> list[Path]:
             raise BadInputError(f"input folder {spec}: holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
         return found
     if path.suffix.lower() == ".txt":
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        text = read_small_text(path, f"input list {spec}", "a list of videos (one path per line)")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         if not lines:
             raise BadInputError(f"input list {spec}: is empty")
         return [p if p.is_absolute() else path.parent / p for p in map(Path, lines)]
@@ -137,9 +141,15 @@ def check_options(opts: FileJobOptions) -> None:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
     if not math.isfinite(opts.fps) or opts.fps < 0 or opts.fps > MAX_FPS:
         raise BadInputError(f"--fps {opts.fps}: must be 0 (the input's rate) or a rate up to {MAX_FPS:g}")
+    check_seed(opts.seed)
     for name in opts.cmaps:
         colormap_lut(name)
     parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
+
+
+def partial_path(path: Path) -> Path:
+    """Where an output is written until it is complete: ``NAME.partial.EXT`` beside it."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 @contextmanager
@@ -149,7 +159,7 @@ def completed_as(path: Path):
     An interrupted or failed write leaves no file under the final name (and no partial file), so
     every output that exists is complete. The suffix is kept: PyAV picks the container from it.
     """
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    partial = partial_path(path)
     try:
         yield partial
     except BaseException:
@@ -268,23 +278,57 @@ def stage_progress(console: Console, label: str, keep: bool = False) -> Iterator
         yield StageProgress(progress, label) if console.is_terminal else PlainProgress(console, label)
 
 
+def output_names(stem: str, opts: FileJobOptions) -> dict[tuple[str, str], str]:
+    """The file name of every output ``opts`` asks for, for the input ``stem``, keyed by
+    (kind, colour map): ("npy", ""), ("snippets", ""), ("cmap", NAME) per colour map, ("rgbd", ""),
+    ("depth16", "")."""
+    names = {}
+    if opts.save_npy:
+        names["npy", ""] = f"{stem}_pred.npy"
+    if opts.save_snippets:
+        names["snippets", ""] = f"{stem}_snippets.npz"
+    for cmap in opts.cmaps:
+        names["cmap", cmap] = f"{stem}_{cmap}.mp4"
+    if opts.save_sbs:
+        names["rgbd", ""] = f"{stem}_rgbd.mp4"
+    if opts.save_16bit:
+        names["depth16", ""] = f"{stem}_depth16.mkv"
+    return names
+
+
+def no_frames_error(path: Path, info: VideoInfo, opts: FileJobOptions) -> BadInputError:
+    return BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has "
+                         f"{info.frame_count or 'unknown'} frames)")
+
+
+def check_input(path: Path, info: VideoInfo, out: Path, opts: FileJobOptions) -> None:
+    """BadInputError when the probed input ``path`` cannot be processed as asked: --start-frame
+    past its end, or an output (its partial name, the longest) whose name, made from the input's,
+    is too long for the file system of ``out``."""
+    if info.frame_count and opts.start_frame >= info.frame_count:
+        raise no_frames_error(path, info, opts)
+    for name in output_names(path.stem, opts).values():
+        check_path_fits(partial_path(out / name), f"input {path.name} (its outputs are named after it)")
+
+
 def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report,
                   mark: str | None = None) -> list[Path]:
     """Write every requested output for one input; returns the paths written."""
     written = []
+    names = output_names(stem, opts)
     if opts.save_npy:
-        save_npy(out / f"{stem}_pred.npy", depth.astype(np.float32))
-        written.append(out / f"{stem}_pred.npy")
+        save_npy(out / names["npy", ""], depth.astype(np.float32))
+        written.append(out / names["npy", ""])
     if snippets is not None:
-        save_npz(out / f"{stem}_snippets.npz", snippets)
-        written.append(out / f"{stem}_snippets.npz")
+        save_npz(out / names["snippets", ""], snippets)
+        written.append(out / names["snippets", ""])
     # Colour maps span the whole video's min/max (refined presets are clipped, not renormalised).
     low, high = float(depth.min()), float(depth.max())
     depth01 = (depth - low) / max(high - low, 1e-12)
     total = len(depth) * (len(opts.cmaps) + int(opts.save_sbs) + int(opts.save_16bit))
     for name in opts.cmaps:
         lut = colormap_lut(name)
-        path = out / f"{stem}_{name}.mp4"
+        path = out / names["cmap", name]
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(marked(lut[to_uint8(frame)], mark))
@@ -292,14 +336,14 @@ def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, f
         written.append(path)
     if opts.save_sbs:
         lut = colormap_lut(opts.cmaps[0] if opts.cmaps else "Spectral_r")
-        path = out / f"{stem}_rgbd.mp4"
+        path = out / names["rgbd", ""]
         with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
             for rgb, frame in zip(frames, depth01):
                 writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), marked(lut[to_uint8(frame)], mark)], axis=1))
                 report("write", 1, total)
         written.append(path)
     if opts.save_16bit:
-        path = out / f"{stem}_depth16.mkv"
+        path = out / names["depth16", ""]
         with completed_as(path) as partial, Gray16VideoWriter(partial, fps) as writer:
             for frame in depth01:
                 writer.write(to_uint16(frame))
@@ -312,16 +356,19 @@ def marked(picture: np.ndarray, mark: str | None) -> np.ndarray:
     return burn_mark(np.ascontiguousarray(picture), mark) if mark else picture
 
 
-def probe_inputs(inputs: list[Path], console: Console) -> tuple[dict[Path, VideoInfo], int]:
+def probe_inputs(inputs: list[Path], console: Console, check=lambda path, info: None) -> tuple[dict[Path, VideoInfo], int]:
     """Probe every input before the model loads: {readable input: its info} and the exit code so far.
 
+    ``check(path, info)`` raises for an input that cannot be processed as asked (``check_input``).
     One unreadable input of several is reported in one line and skipped (the others go on); when
     none can be read, the first problem is raised (one line, exit 2).
     """
     infos, failures = {}, []
     for path in inputs:
         try:
-            infos[path] = probe_video(path)
+            info = probe_video(path)
+            check(path, info)
+            infos[path] = info
         except RollingDepthError as err:
             failures.append(err)
     if failures and not infos:
@@ -348,7 +395,7 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
             frames.append(rgb)
             report("read", 1, max(expected, len(frames)))
         if not frames:
-            raise BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has {info.frame_count or 'unknown'} frames)")
+            raise no_frames_error(path, info, opts)
         frames = np.stack(frames)
         timings["read"] = time.perf_counter() - start
         try:
@@ -394,7 +441,9 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
     check_options(opts)
     settings, preset_dtype = build_settings(opts)
     inputs = [p for spec in opts.inputs for p in collect_inputs(spec)]
-    infos, exit_code = probe_inputs(inputs, console)  # a missing or damaged video is said now
+    # a missing or damaged video, a --start-frame past its end, or outputs' names too long: said now
+    folder = Path(opts.output_dir).expanduser()
+    infos, exit_code = probe_inputs(inputs, console, lambda path, info: check_input(path, info, folder, opts))
     out = check_output_dir(opts.output_dir)
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, preset_dtype, device)

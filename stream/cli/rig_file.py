@@ -20,9 +20,10 @@ sinks = ["ndi:Depth left"]
 ```
 
 Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
-found before the model loads: not TOML, a missing or unknown key, a value of the wrong type, two
-streams with one name, two streams writing one file or one NDI/Syphon/Spout name, more streams
-than ``MAX_STREAMS``, and everything ``rdstream run`` checks of a stream's options.
+found before the model loads: not TOML, larger than 1 MiB, a missing or unknown key, a value of
+the wrong type, a seed outside 0..2**64-1, an empty or over-long stream name, two streams with one
+name, two streams writing one file or one NDI/Syphon/Spout name, more streams than
+``MAX_STREAMS``, and everything ``rdstream run`` checks of a stream's options.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from io_adapters.output_paths import _same_file_key, sink_files
+from io_adapters.names import check_name, shown
+from io_adapters.output_paths import _same_file_key, check_outputs, sink_files
 from io_adapters.registry import parse_uri
 from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.noise_seed import check_seed
+from pipeline.small_files import read_small_text
+from pipeline.snippets import check_lookahead
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
 
@@ -46,6 +51,9 @@ else:  # Python 3.10: the same parser, as the tomli package (a dependency there 
 MAX_STREAMS = DEFAULT_MAX_BATCH
 #: Longest batching deadline a rig file may set, in ms (longer only adds latency).
 MAX_WAIT_MS = 100
+#: Longest stream name in bytes (UTF-8): a name goes into file names through {name}, and no file
+#: system takes a longer file name.
+MAX_NAME_BYTES = 255
 
 # key -> (type(s), what the user sees); required keys have no default in the dataclasses below
 MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
@@ -85,7 +93,7 @@ def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
     """'FILE: stream NAME: key KEY', the parts given."""
     text = path
     if stream is not None:
-        text += f": stream {stream!r}"
+        text += f": stream {shown(stream)}"
     if key is not None:
         text += f": key {key!r}"
     return text
@@ -105,12 +113,7 @@ def _check_table(path: str, table: dict, allowed: dict, what: str, stream: str |
 
 def read_rig(path: str, default_checkpoint: str) -> RigSpec:
     """Read and check the rig file at ``path`` (see the module docstring); raises BadInputError."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as err:
-        raise BadInputError(f"{path}: cannot read the rig file ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"{path}: not a TOML rig file (not UTF-8 text)") from None
+    text = read_small_text(path, path, "a TOML rig file")  # bounded: /dev/zero is one line, not a MemoryError
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -130,6 +133,7 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
         raise BadInputError(f"{path}: [model] and [rig] must be tables")
     _check_table(path, model, MODEL_KEYS, "[model]")
     _check_table(path, rig, RIG_KEYS, "[rig]")
+    _checked(path, None, "seed", lambda: check_seed(model.get("seed"), ""))
     if not isinstance(streams, list) or not streams:
         raise BadInputError(f"{path}: no [[stream]] table: give one per camera, each with name, source and sinks")
     if len(streams) > MAX_STREAMS:
@@ -141,11 +145,14 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
 
     specs: list[RigStreamSpec] = []
     for number, table in enumerate(streams, 1):
-        label = table.get("name") if isinstance(table.get("name"), str) else f"#{number}"
+        name = table.get("name")
+        label = name if isinstance(name, str) and name.strip() else f"#{number}"
         _check_table(path, table, STREAM_KEYS, "[[stream]]", label)
         for key in STREAM_REQUIRED:
             if key not in table:
                 raise BadInputError(f"{_where(path, label, key)}: missing (every stream needs name, source and sinks)")
+        _checked(path, label, "name", lambda: check_name(name, "the stream name", 'name = "left"', MAX_NAME_BYTES,
+                                                         " (it can become a file name through {name})"))
         if not table["sinks"] or not all(isinstance(uri, str) for uri in table["sinks"]):
             raise BadInputError(f"{_where(path, label, 'sinks')}: give a list of sink URIs, e.g. "
                                 f"sinks = [\"ndi:Depth {label}\"]")
@@ -184,10 +191,10 @@ def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, che
         max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table)
     for key, value in (("source", options.source), *(("sinks", uri) for uri in options.sinks)):
         _checked(path, label, key, lambda: check_basics_of(key, value))
-    if options.lookahead < 0:
-        raise BadInputError(f"{_where(path, label, 'lookahead')}: must be 0 (lowest latency) or more")
+    _checked(path, label, "lookahead", lambda: check_lookahead(options.lookahead, ""))
     if options.max_frames < 0:
         raise BadInputError(f"{_where(path, label, 'max_frames')}: must be 0 (until the source ends) or more")
+    _checked(path, label, "seed", lambda: check_seed(options.seed, ""))
     for key, check in (("normalize", _normalize_check(options.normalize)), ("quality", _quality_check(options)),
                        ("preset", _preset_check(options))):
         _checked(path, label, key, check)
@@ -229,7 +236,9 @@ def _checked(path: str, label: str, key: str | None, check):
 
 
 def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str | None) -> None:
-    """No file and no NDI/Syphon/Spout name written by two streams (or by a stream and --stats-json)."""
+    """No file and no NDI/Syphon/Spout name written by two streams (or by a stream and --stats-json);
+    the stats file can be written (each stream's own outputs were checked with its options)."""
+    check_outputs([], {f"{path}: [rig] stats_json": stats_json})
     files: dict[tuple, str] = {}
     if stats_json and stats_json != "-":
         files[_same_file_key(Path(stats_json))] = "[rig] stats_json"
@@ -255,7 +264,7 @@ def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str
 NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
                 "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
                 "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--compile": ("compile", False)}
+                "--monitor-token": ("monitor_token", None), "--compile": ("compile", False)}
 SHORTHAND = "rdstream run"
 
 
@@ -280,6 +289,8 @@ def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
         if getattr(options, attr) not in (default, [], ()):
             raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
                                 "or leave it out")
+    check_seed(options.seed)  # named as the options here, not as the rig keys they become
+    check_outputs([], {"--stats-json": options.stats_json})
     names: list[str] = []
     for index, source in enumerate(sources, 1):
         try:

@@ -13,9 +13,10 @@ from io_adapters.output_paths import check_outputs
 from io_adapters.registry import check_sink, check_sinks_free, check_source, parse_uri
 from pipeline.device_names import parse_device_name
 from pipeline.errors import BadInputError
+from pipeline.noise_seed import check_seed
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
-from pipeline.snippets import SnippetPlan
+from pipeline.snippets import SnippetPlan, check_lookahead
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
 # Sources that deliver frames whether or not the node keeps up: they default to --realtime.
@@ -86,7 +87,8 @@ class RunBasics:
 def check_basics(opts: RunOptions) -> RunBasics:
     """Every check that needs no torch, each problem with its own message (BadInputError, or
     RuntimeFailure for a missing NDI/Syphon library): source and sinks (a file source is probed,
-    NDI sender names are tried), numbers, quality, normalisation, preset, size, output files."""
+    NDI sender names are tried), numbers (the seed included), quality, normalisation, preset, size,
+    output files."""
     if not opts.sinks:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
     check_source(opts.source)  # scheme, options, test pattern size
@@ -94,12 +96,12 @@ def check_basics(opts: RunOptions) -> RunBasics:
     for uri in opts.sinks:
         check_sink(uri)  # scheme, extension, options, layout
     parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
-    if opts.lookahead < 0:
-        raise BadInputError(f"--lookahead {opts.lookahead}: must be 0 (lowest latency) or more")
+    check_lookahead(opts.lookahead)
     speed = speed_rung(opts.speed)
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
+    check_seed(opts.seed)
     normalizer = parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
     snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
