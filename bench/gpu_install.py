@@ -7,7 +7,7 @@
 The GPU image has torch, transformers, huggingface_hub, safetensors, accelerate, numpy, scipy,
 matplotlib, rich, typer, anyio and pytest (``IMAGE_PACKAGES``), but not diffusers or python-osc.
 Only what this interpreter lacks is installed, each distribution from its own wheel, without
-resolving (``--no-deps``: pip never replaces one of the image's packages) into TARGET, a separate
+resolving (``--no-deps``: none of the image's packages is replaced) into TARGET, a separate
 folder the caller puts on ``PYTHONPATH``; never into the interpreter's own site-packages. What is
 needed is read from the wheels: diffusers, python-osc and, recursively, the requirements of each
 wheel installed that this interpreter lacks. diffusers lists importlib_metadata, but imports it
