@@ -166,6 +166,7 @@ class WindowRangeNormalizer(_RangeHolder):
     def __init__(self, frames: int = 60, low_pct: float = 2.0, high_pct: float = 98.0) -> None:
         if frames < 1:
             raise BadInputError(f"--normalize window:N needs N >= 1, got {frames}")
+        self.frames = frames
         self.low_pct = low_pct
         self.high_pct = high_pct
         self._recent: deque[np.ndarray] = deque(maxlen=frames)

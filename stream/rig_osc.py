@@ -17,10 +17,11 @@ from stream.stream_stats import NodeStats
 
 
 class _Renamed:
-    """An OSC message with the stream's name taken out of its address."""
+    """An OSC message with the stream's name taken out of its address (``shown_address``: as sent,
+    for a refusal's reply)."""
 
-    def __init__(self, address: str, params) -> None:
-        self.address, self.params = address, params
+    def __init__(self, address: str, params, shown_address: str) -> None:
+        self.address, self.params, self.shown_address = address, params, shown_address
 
 
 class RigOscControl(OscControl):
@@ -31,14 +32,14 @@ class RigOscControl(OscControl):
         # longest first, so a name that begins with another's still finds its own stream
         self.names = sorted(names, key=len, reverse=True)
 
-    def _handle_message(self, message, due: float, command: Callable) -> None:
+    def _handle_message(self, message, due: float, command: Callable, origin: str = "") -> None:
         address = message.address if isinstance(message.address, str) else ""
         for name in self.names:
             prefix = f"{OSC_PREFIX}{name}/"
             if address.startswith(prefix):
-                renamed = _Renamed(OSC_PREFIX + address[len(prefix):], message.params)
-                return super()._handle_message(renamed, due, lambda parsed: command(name, parsed))
-        return super()._handle_message(message, due, lambda parsed: command(None, parsed))
+                renamed = _Renamed(OSC_PREFIX + address[len(prefix):], message.params, address)
+                return super()._handle_message(renamed, due, lambda parsed: command(name, parsed), origin)
+        return super()._handle_message(message, due, lambda parsed: command(None, parsed), origin)
 
     def acknowledge_stream(self, name: str, command: NodeCommand, source_index: int | None) -> None:
         """What ``acknowledge`` sends, at ``/rdstream/NAME/ack``."""
