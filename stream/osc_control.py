@@ -328,6 +328,9 @@ class OscControl:
             udp = await anyio.create_udp_socket(local_host=self.listen.host, local_port=self.listen.port)
         except OSError as err:
             raise BadInputError(f"--osc {self.listen}: cannot listen on UDP {self.listen}: {err.strerror or err}") from None
+        # The colour maps' library loads in about half a second: now, off the loop, not on the
+        # first /rdstream/cmap (which would hold every reply and the frames that long).
+        await anyio.to_thread.run_sync(colormap_lut, "turbo")
         with python_osc_quiet():
             async with udp, anyio.create_task_group() as timed:
                 self._later = lambda delay, action: timed.start_soon(self._run_later, delay, action)

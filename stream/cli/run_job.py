@@ -297,13 +297,14 @@ def per_frame_counts(result: NodeResult) -> str:
 
 def summary_line(result: NodeResult) -> str:
     """One line for the end of a run, in a user's words first, the model's counts after:
-    how it ended (and who stopped it), output rate, drops, latency (or, when every frame was
+    how it ended and who stopped it, output rate, drops, latency (or, when every frame was
     processed, the time per frame: its latency is queueing), then frames in and out, model work
     per output frame and sink problems. Every part is one entry of ``parts``, so a new figure is
     one more entry."""
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
     sink_drops = sum(info["dropped"] for info in result.sinks.values())
-    parts = [f"{fps:.1f} fps out"]
+    parts = [f"stopped by {result.stopped_by}"] if result.stopped_by else []
+    parts.append(f"{fps:.1f} fps out")
     if result.every_frame:
         per_frame = f"{1000.0 * result.elapsed_s / result.frames_out:.0f} ms per frame" if result.frames_out else "-"
         parts.append(f"every frame processed, {per_frame}")
@@ -323,12 +324,7 @@ def summary_line(result: NodeResult) -> str:
     failed = [f"{uri} ({error})" for uri, error in result.failed_sinks.items()]
     if failed:
         parts.append("failed sinks: " + ", ".join(failed))
-    return f"{end_words(result)}: " + "; ".join(parts)
-
-
-def end_words(result: NodeResult) -> str:
-    """How the run ended, e.g. 'source ended' or 'interrupted (stopped by OSC from 127.0.0.1:50000)'."""
-    return result.end_reason + (f" (stopped by {result.stopped_by})" if result.stopped_by else "")
+    return f"{result.end_reason}: " + "; ".join(parts)
 
 
 async def _close_all(source, sinks) -> None:

@@ -271,7 +271,7 @@ def control_state(node) -> dict | None:
     if display is None:
         return None
     normalizer = display.normalizer
-    current = normalizer.current_range()
+    current = normalizer.current_range
     state = {"paused": display.paused, "cmap": display.cmap,
              "normalize": type(normalizer).__name__.removesuffix("RangeNormalizer").lower(),
              "near": None if current is None else current.near, "far": None if current is None else current.far,
