@@ -26,7 +26,7 @@ LATENCY_P50_MS DROPPED NEAR FAR`` once a second (-1 for a latency not known yet,
 Nothing received can stop the node: a malformed message (unknown address, wrong argument count or
 type, unknown colour map, a bad range, unparsable bytes, a packet over MAX_PACKET_BYTES) or any
 failure handling one is ignored with one warning line (at most one line a second; the rest are
-counted in it). Packets beyond MAX_PACKETS_PER_S are dropped unparsed unless their address is one
+counted in it); a refused message is also answered with ``/rdstream/error``. Packets beyond MAX_PACKETS_PER_S are dropped unparsed unless their address is one
 of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
 never hides a ``stop``.
 """

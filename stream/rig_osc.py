@@ -3,7 +3,8 @@
 ``/rdstream/NAME/normalize/fixed NEAR FAR`` (and every other command) steers stream NAME only; the
 single-stream address ``/rdstream/normalize/fixed ...`` steers every stream (so ``/rdstream/stop``
 stops the rig). The status target gets ``/rdstream/NAME/status ...`` per stream once a second and
-``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME.
+``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME; a
+refused command is answered with ``/rdstream/error ADDRESS REASON`` (ADDRESS as sent, name included).
 Everything else (rate limits, malformed messages, time tags) is ``OscControl``'s.
 """
 
