@@ -225,8 +225,11 @@ class Monitor:
         if self.node is None:
             return _refuse(503, "the node is not running yet", retry=True)
         client = request.client.host if request.client else "an unknown address"
-        self.node.command(command.from_origin(f"monitor page from {client}"))
-        return JSONResponse({"accepted": command.kind, "args": list(command.args)}, status_code=202)
+        command = command.from_origin(f"monitor page from {client}")
+        self.node.command(command)
+        # "by": the page that stops a run can say who stopped it even if the run ends before its next poll
+        return JSONResponse({"accepted": command.kind, "args": list(command.args), "by": command.origin},
+                            status_code=202)
 
     # -- serving ----------------------------------------------------------------------------------
     async def serve(self, node, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
