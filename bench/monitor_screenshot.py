@@ -26,7 +26,7 @@ def make_screenshot(target: Path, seconds: int = 20) -> dict:
     with tempfile.TemporaryDirectory(prefix="rdstream-screenshot-") as tmp:
         work = Path(tmp)
         checkpoint = write_tiny_checkpoint(work / "ckpt")
-        process, url, _ = start_node(checkpoint, work, res=192)
+        process, url, _ = start_node(checkpoint, work)
         driver = None
         try:
             driver = browser(work / "chromium-profile")

@@ -123,7 +123,6 @@ function showLive(live) {
       ` (near ${formatNumber(now.near)}, far ${formatNumber(now.far)})`) +
       `, colour map ${now.cmap || "each output's own"}` + (now.paused ? ", paused" : "");
     $("pause").setAttribute("aria-pressed", String(now.paused));
-    $("resume").setAttribute("aria-pressed", String(!now.paused));
     fillForm(now);
     state.stoppedBy = now.stopped_by || state.stoppedBy;
   }
