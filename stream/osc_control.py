@@ -17,17 +17,17 @@ Addresses (all under ``/rdstream/``), received on ``--osc`` (127.0.0.1 unless a 
 TouchDesigner button channel (1 on press, 0 on release) can drive them.
 
 Each command takes effect from the next output frame and is acknowledged on the status target
-as ``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...``; a command refused is answered there at once as
-``/rdstream/error ADDRESS REASON`` (at most MAX_ERROR_REPLIES_PER_S a second) (SOURCE_INDEX: the first output frame it applies
-to, -1 for ``stop``; ARGS as they were sent). A bundle time-tagged for later is applied at its time,
+as ``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` (SOURCE_INDEX: the first output frame it applies
+to, -1 for ``stop``; ARGS as they were sent); a command refused is answered there at once as
+``/rdstream/error ADDRESS REASON`` (at most MAX_ERROR_REPLIES_PER_S a second). A bundle time-tagged for later is applied at its time,
 up to MAX_SCHEDULE_AHEAD_S ahead. ``--osc-status`` also gets ``/rdstream/status INPUT_FPS OUTPUT_FPS
 LATENCY_P50_MS DROPPED NEAR FAR`` once a second (-1 for a latency not known yet, NaN for a range).
 
 Nothing received can stop the node: a malformed message (unknown address, wrong argument count or
 type, unknown colour map, a bad range, unparsable bytes, a packet over MAX_PACKET_BYTES) or any
 failure handling one is ignored with one warning line (at most one line a second; the rest are
-counted in it); a refused message is also answered with ``/rdstream/error``. Packets beyond MAX_PACKETS_PER_S are dropped unparsed unless their address is one
-of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
+counted in it); a refused message is also answered with ``/rdstream/error``. Packets beyond
+MAX_PACKETS_PER_S are dropped unparsed unless their address is one of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
 never hides a ``stop``.
 """
 
