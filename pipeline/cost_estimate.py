@@ -54,8 +54,8 @@ def gflop_per_frame(height: int, width: int) -> tuple[float, float, float]:
     return tuple(float(p * area) for p in per_pixel)
 
 
-def offline_work(num_frames: int, dilations, snip_len: int, cap_dilation: bool, strides=None,
-                 refine_steps: int = 0, refine_snippet_len: int = 3, refine_start_dilation: int = 6) -> ModelWork | None:
+def offline_work(num_frames: int, dilations, snip_len: int, cap_dilation: bool, strides=None, refine_steps: int = 0,
+                 refine_snippet_len: int = 3, refine_start_dilation: int = 6) -> ModelWork | None:
     """What ``OfflinePipeline`` runs on a clip of ``num_frames``: one encode per frame, every
     snippet's frames through the UNet and the decoder, and for refinement (presets full, paper) one
     snippet pass per step plus an encode and a decode of every frame. None when the clip is too
