@@ -171,6 +171,7 @@ class WindowRangeNormalizer(_RangeHolder):
         if not 1 <= frames <= MAX_WINDOW_FRAMES:
             raise BadInputError(f"--normalize window:{frames}: N must be 1 to {MAX_WINDOW_FRAMES} frames "
                                 "(each one is kept in memory)")
+        self.frames = frames
         self.low_pct = low_pct
         self.high_pct = high_pct
         self._recent: deque[np.ndarray] = deque(maxlen=frames)

@@ -7,7 +7,7 @@ its own state before passing it on: shutdown is the same data flow as work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -109,8 +109,15 @@ class NodeCommand:
         >= 1 for ``normalize/window``; (name,) for ``cmap`` and ``speed`` (a rung of
         ``pipeline.presets.SPEEDS``); (True/False,) for ``pause``; () otherwise.
     sent: the arguments exactly as they arrived (what an acknowledgement echoes); not compared.
+    origin: who sent it, in words ('OSC from 127.0.0.1:50000', 'monitor page from 127.0.0.1'), so a
+        stop can say who stopped the run; not compared.
     """
 
     kind: str
     args: tuple = ()
     sent: tuple = field(default=(), compare=False)
+    origin: str = field(default="", compare=False)
+
+    def from_origin(self, origin: str) -> "NodeCommand":
+        """The same command, marked as sent by ``origin``."""
+        return replace(self, origin=origin)

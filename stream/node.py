@@ -89,6 +89,8 @@ class NodeResult:
     sinks: dict[str, dict]
     stages: dict[str, dict]
     source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
+    stopped_by: str | None = None  # who stopped the run ('signal SIGINT', 'OSC from HOST:PORT', 'monitor page from HOST')
+    every_frame: bool = False  # --no-drop: frames wait in the queue, so the latency says little; the rate says all
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -124,6 +126,7 @@ class StreamNode:
         self.steps = steps
         self.config = config
         self.report = report or (lambda msg: print(msg, file=sys.stderr))
+        self.inform = inform
         self.on_stats = on_stats
         self.stats_json = stats_json
         self.stop = anyio.Event()
@@ -155,8 +158,10 @@ class StreamNode:
                                     dropped=lambda: self.capture.dropped,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
                                     counts=lambda: self.steps.counts.as_dict(),
-                                    frame_report=self.display.report_for)
+                                    frame_report=self.display.report_for,
+                                    stopped_by=lambda: self.stopped_by)
         self._interrupts = 0
+        self.stopped_by: str | None = None  # the first stop's sender, in words
         self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
         self._drain_skipped = False  # a second stop signal cut the drain short
         self._compile_cut = False  # a stop signal came during the compile before the first frame
@@ -164,15 +169,22 @@ class StreamNode:
         if monitor is not None:
             self.display.preview = monitor.preview
 
-    def request_stop(self) -> None:
-        """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once."""
+    def request_stop(self, by: str = "") -> None:
+        """Stop receiving and drain (what Ctrl-C and SIGTERM do); safe to call more than once.
+        ``by``: who asked, in words ('signal SIGTERM', 'OSC from 127.0.0.1:50000'); the first one
+        is kept (``stopped_by``: stats, summary, monitor page)."""
         self._interrupts += 1
+        if self.stopped_by is None:
+            self.stopped_by = by or "a stop request"
         self.stop.set()
 
     def command(self, command: NodeCommand) -> None:
-        """The command hook (OSC): ``stop`` acts now, the rest from the next output frame."""
+        """The command hook (OSC, the monitor page): ``stop`` acts now, the rest from the next output frame."""
         if command.kind == "stop":
-            self.request_stop()
+            first = self.stopped_by is None
+            self.request_stop(command.origin or "a stop command")
+            if first and self.inform is not None:  # a signal says so in _on_stop_signal; a command here
+                self.inform(f"stopping: draining the pipeline and closing sinks (asked by {self.stopped_by})")
             if self.controls is not None:
                 self.controls.applied(command, None)
         elif command.kind == "speed":
@@ -238,21 +250,23 @@ class StreamNode:
                 tg.start_soon(stage.run, receive, send)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        await watch_stop_signals(lambda: self._on_stop_signal(scope))
+        await watch_stop_signals(lambda name: self._on_stop_signal(scope, name))
 
-    def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
+    def _on_stop_signal(self, scope: anyio.CancelScope, name: str = "a stop signal") -> None:
         """The first stop signal drains the pipeline; the next one skips the drain. During the
         compile before the first frame (``--compile``) there is nothing to drain and the compile
         may take minutes: the model thread is abandoned and the run ends now."""
         self._signalled = True
-        self.request_stop()
+        self.request_stop(f"signal {name}")
         if getattr(self.steps, "compiling", False):
             self._compile_cut = True
             self.model_thread.abandon()
-            self.report("stopping: the compile is left unfinished (no frame was output yet); closing sinks")
+            self.report(f"stopping (asked by signal {name}): the compile is left unfinished (no frame was "
+                        "output yet); closing sinks")
             scope.cancel()
         elif self._interrupts == 1:
-            self.report("stopping: draining the pipeline and closing sinks (Ctrl-C again to skip the drain)")
+            self.report(f"stopping: draining the pipeline and closing sinks (asked by signal {name}; "
+                        "Ctrl-C again to skip the drain)")
         else:
             self._drain_skipped = True
             scope.cancel()
@@ -285,6 +299,8 @@ class StreamNode:
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
             stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
             source_error=self.capture.source_error,
+            stopped_by=self.stopped_by,
+            every_frame=not self.config.drop_frames,
         )
 
 

@@ -18,15 +18,16 @@ TouchDesigner button channel (1 on press, 0 on release) can drive them.
 
 Each command takes effect from the next output frame and is acknowledged on the status target
 as ``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` (SOURCE_INDEX: the first output frame it applies
-to, -1 for ``stop``; ARGS as they were sent). A bundle time-tagged for later is applied at its time,
+to, -1 for ``stop``; ARGS as they were sent); a command refused is answered there at once as
+``/rdstream/error ADDRESS REASON`` (at most MAX_ERROR_REPLIES_PER_S a second). A bundle time-tagged for later is applied at its time,
 up to MAX_SCHEDULE_AHEAD_S ahead. ``--osc-status`` also gets ``/rdstream/status INPUT_FPS OUTPUT_FPS
 LATENCY_P50_MS DROPPED NEAR FAR`` once a second (-1 for a latency not known yet, NaN for a range).
 
 Nothing received can stop the node: a malformed message (unknown address, wrong argument count or
 type, unknown colour map, a bad range, unparsable bytes, a packet over MAX_PACKET_BYTES) or any
 failure handling one is ignored with one warning line (at most one line a second; the rest are
-counted in it). Packets beyond MAX_PACKETS_PER_S are dropped unparsed unless their address is one
-of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
+counted in it); a refused message is also answered with ``/rdstream/error``. Packets beyond
+MAX_PACKETS_PER_S are dropped unparsed unless their address is one of ours (a byte test), so a flood costs the node little more than the kernel's receive work and
 never hides a ``stop``.
 """
 
@@ -61,6 +62,7 @@ from stream.stream_stats import NodeStats
 OSC_PREFIX = "/rdstream/"
 STATUS_ADDRESS = "/rdstream/status"
 ACK_ADDRESS = "/rdstream/ack"
+ERROR_ADDRESS = "/rdstream/error"
 DEFAULT_HOST = "127.0.0.1"
 # Real control messages are tens of bytes; anything this large is not for us.
 MAX_PACKET_BYTES = 4096
@@ -68,6 +70,12 @@ MAX_PACKET_BYTES = 4096
 MAX_PACKETS_PER_S = 500
 _BURST = 100
 _WARN_EVERY_S = 1.0
+# Every refusal a patch makes by hand is answered; a flood of junk is not echoed at full rate.
+MAX_ERROR_REPLIES_PER_S = 50
+# What an error reply quotes of the address it refuses (a patch's addresses are short).
+_SHOWN_ADDRESS_CHARS = 80
+# What a command's arguments may be: OSC's numbers, booleans and text (the page sends JSON's).
+_SCALAR_TYPES = (bool, int, float, str)
 # An OSC address is NUL-terminated: these prefixes match our addresses exactly, not longer ones.
 # A rig's per-stream addresses (/rdstream/NAME/stop) end the same way: a control address is ours,
 # starts with the prefix and ends with "/KIND" (so "/rdstream/stopx" is junk).
@@ -150,6 +158,13 @@ def parse_command(address: str, args: list) -> NodeCommand | None:
 def _parse_command(address: str, args: list) -> NodeCommand | None:
     if not isinstance(address, str) or not address.startswith(OSC_PREFIX):
         raise ValueError("unknown address")
+    if not isinstance(args, (list, tuple)):
+        raise ValueError("the arguments must be a list")
+    # Checked once for every control, OSC or page, before any rule below compares or hashes them:
+    # a list, an object, a blob or a nil is never a valid argument.
+    for arg in args:
+        if not isinstance(arg, _SCALAR_TYPES):
+            raise ValueError(f"arguments are numbers or text; got {_type_name(arg)}")
     kind = address[len(OSC_PREFIX):]
     if kind == "normalize/fixed":
         if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
@@ -183,10 +198,23 @@ def _parse_command(address: str, args: list) -> NodeCommand | None:
             raise ValueError("expects 1 (hold the picture) or 0 (live)")
         return NodeCommand(kind, (bool(args[0]),))
     if kind == "speed":
-        if len(args) != 1 or args[0] not in SPEEDS:
+        if len(args) != 1 or not isinstance(args[0], str) or args[0] not in SPEEDS:
             raise ValueError(f"expects one rung: {', '.join(SPEEDS)}")
         return NodeCommand(kind, (args[0],))
     raise ValueError("unknown address")
+
+
+def _type_name(value) -> str:
+    """What a person calls a JSON or OSC value that is not a number or text."""
+    if value is None:
+        return "nothing (null/nil)"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (bytes, bytearray)):
+        return "a blob"
+    return f"a {type(value).__name__}"
 
 
 def is_control_packet(data: bytes) -> bool:
@@ -284,6 +312,7 @@ class OscControl:
         self.received = 0  # packets taken off the socket
         self.ignored = 0  # malformed messages, oversized packets and junk packets over the budget
         self.scheduled = 0  # commands waiting for their bundle's time tag
+        self.error_budget = PacketBudget(rate=MAX_ERROR_REPLIES_PER_S, burst=MAX_ERROR_REPLIES_PER_S)
         self._client = SimpleUDPClient(status.host, status.port) if status else None
         self._send_failed = False
         self._later: Callable[[float, Callable[[], None]], None] | None = None
@@ -297,6 +326,9 @@ class OscControl:
             udp = await anyio.create_udp_socket(local_host=self.listen.host, local_port=self.listen.port)
         except OSError as err:
             raise BadInputError(f"--osc {self.listen}: cannot listen on UDP {self.listen}: {err.strerror or err}") from None
+        # The colour maps' library loads in about half a second: now, off the loop, not on the
+        # first /rdstream/cmap (which would hold every reply and the frames that long).
+        await anyio.to_thread.run_sync(colormap_lut, "turbo")
         with python_osc_quiet():
             async with udp, anyio.create_task_group() as timed:
                 self._later = lambda delay, action: timed.start_soon(self._run_later, delay, action)
@@ -316,21 +348,21 @@ class OscControl:
 
     async def _receive(self, udp, command: Callable[[NodeCommand], None]) -> None:
         try:
-            async for data, _sender in udp:
+            async for data, sender in udp:
                 self.received += 1
                 # Over the budget only junk is dropped unread: a stop or a pause always gets through.
                 if not self.budget.take() and not is_control_packet(data):
                     self.ignored += 1
                     self.warnings.warn(f"more than {MAX_PACKETS_PER_S} packets a second; dropping the excess unread")
                     continue
-                self.handle_packet(data, command)
+                self.handle_packet(data, command, origin=f"OSC from {sender[0]}:{sender[1]}")
         finally:
             self.warnings.flush()
 
-    def handle_packet(self, data: bytes, command: Callable[[NodeCommand], None]) -> None:
+    def handle_packet(self, data: bytes, command: Callable[[NodeCommand], None], origin: str = "OSC") -> None:
         """Parse one UDP payload (a message or a bundle) and pass its valid commands on; a bundle
         time-tagged for later (up to MAX_SCHEDULE_AHEAD_S) is passed on at its time while ``serve``
-        runs. Never raises."""
+        runs. ``origin`` (e.g. 'OSC from 127.0.0.1:50000') travels with each command. Never raises."""
         if len(data) > MAX_PACKET_BYTES:
             self.ignored += 1
             self.warnings.warn(f"ignored a {len(data)}-byte packet (over {MAX_PACKET_BYTES} bytes)")
@@ -342,43 +374,51 @@ class OscControl:
             self.warnings.warn(f"ignored a packet that is not OSC ({type(err).__name__})")
             return
         for timed in timed_messages:
+            address = str(getattr(timed.message, "shown_address", getattr(timed.message, "address", "?")))
             try:
-                self._handle_message(timed.message, timed.time, command)
+                self._handle_message(timed.message, timed.time, command, origin)
             except Exception as err:  # noqa: BLE001 - one message must never stop the node
-                self.ignored += 1
-                self.warnings.warn(f"ignored {str(getattr(timed.message, 'address', '?'))[:80]!r}: "
-                                   f"{type(err).__name__}: {err}")
+                self.refuse(address, f"{type(err).__name__}: {err}")
 
-    def _handle_message(self, message, due: float, command: Callable[[NodeCommand], None]) -> None:
+    def _handle_message(self, message, due: float, command: Callable[[NodeCommand], None], origin: str = "") -> None:
+        """``message.shown_address`` (when set) is the address as it was sent, for the replies."""
+        address = str(getattr(message, "shown_address", message.address))
         args = list(message.params)
         try:
             parsed = parse_command(message.address, args)
         except ValueError as reason:
-            self.ignored += 1
             shown = " ".join(repr(a)[:40] for a in args[:4]) + (" ..." if len(args) > 4 else "")
-            self.warnings.warn(f"ignored {message.address[:80]!r} {shown}: {reason}")
+            self.refuse(address, str(reason), shown)
             return
         if parsed is None:
             return
+        parsed = parsed.from_origin(origin)
         delay = due - time.time()
         if delay <= _DUE_NOW_S or self._later is None:
             command(parsed)
         elif delay > MAX_SCHEDULE_AHEAD_S:
-            self.ignored += 1
-            self.warnings.warn(f"ignored {message.address[:80]!r}: its bundle's time tag is {delay:.0f} s ahead "
-                               f"(at most {MAX_SCHEDULE_AHEAD_S:.0f} s; is a clock wrong?)")
+            self.refuse(address, f"its bundle's time tag is {delay:.0f} s ahead "
+                                 f"(at most {MAX_SCHEDULE_AHEAD_S:.0f} s; is a clock wrong?)")
         elif self.scheduled >= MAX_SCHEDULED:
-            self.ignored += 1
-            self.warnings.warn(f"ignored {message.address[:80]!r}: {MAX_SCHEDULED} time-tagged commands already wait")
+            self.refuse(address, f"{MAX_SCHEDULED} time-tagged commands already wait")
         else:
             self.scheduled += 1
-            self._later(delay, lambda: self._pass_on(parsed, command))
+            self._later(delay, lambda: self._pass_on(parsed, command, address))
 
-    def _pass_on(self, parsed: NodeCommand, command: Callable[[NodeCommand], None]) -> None:
+    def _pass_on(self, parsed: NodeCommand, command: Callable[[NodeCommand], None], address: str) -> None:
         try:
             command(parsed)
         except Exception as err:  # noqa: BLE001 - one message must never stop the node
-            self.warnings.warn(f"ignored {OSC_PREFIX}{parsed.kind}: {type(err).__name__}: {err}")
+            self.refuse(address, f"{type(err).__name__}: {err}")
+
+    def refuse(self, address: str, reason: str, shown_args: str = "") -> None:
+        """A command not carried out: counted, one rate-limited warning line, and
+        ``/rdstream/error ADDRESS REASON`` to the status target, so the sender hears why."""
+        self.ignored += 1
+        address = address[:_SHOWN_ADDRESS_CHARS]
+        self.warnings.warn(f"ignored {address!r}{' ' + shown_args if shown_args else ''}: {reason}")
+        if self._client is not None and self.error_budget.take():
+            self._send(ERROR_ADDRESS, [address, reason])
 
     def acknowledge(self, command: NodeCommand, source_index: int | None, address: str = ACK_ADDRESS) -> None:
         """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target; ARGS as they were sent

@@ -120,9 +120,10 @@ class Rig:
             if name is None or stream.name == name:
                 node.command(command)
 
-    def request_stop(self) -> None:
+    def request_stop(self, by: str = "") -> None:
+        """Drain and stop every stream; ``by`` says who asked (e.g. 'signal SIGTERM')."""
         for node in self.nodes:
-            node.request_stop()
+            node.request_stop(by)
 
     async def run(self, handle_signals: bool = True) -> list[StreamOutcome]:
         self._writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
@@ -156,12 +157,12 @@ class Rig:
             self.batcher.retire(index)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        await watch_stop_signals(lambda: self._on_stop_signal(scope))
+        await watch_stop_signals(lambda name: self._on_stop_signal(scope, name))
 
-    def _on_stop_signal(self, scope: anyio.CancelScope) -> None:
+    def _on_stop_signal(self, scope: anyio.CancelScope, name: str = "a stop signal") -> None:
         """The first stop signal drains every stream; the next one skips the drains."""
         self._signals += 1
-        self.request_stop()
+        self.request_stop(f"signal {name}")
         if self._signals == 1:
             self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
         else:

@@ -3,7 +3,8 @@
 ``/rdstream/NAME/normalize/fixed NEAR FAR`` (and every other command) steers stream NAME only; the
 single-stream address ``/rdstream/normalize/fixed ...`` steers every stream (so ``/rdstream/stop``
 stops the rig). The status target gets ``/rdstream/NAME/status ...`` per stream once a second and
-``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME.
+``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME; a
+refused command is answered with ``/rdstream/error ADDRESS REASON`` (ADDRESS as sent, name included).
 Everything else (rate limits, malformed messages, time tags) is ``OscControl``'s.
 """
 
@@ -17,10 +18,11 @@ from stream.stream_stats import NodeStats
 
 
 class _Renamed:
-    """An OSC message with the stream's name taken out of its address."""
+    """An OSC message with the stream's name taken out of its address (``shown_address``: as sent,
+    for a refusal's reply)."""
 
-    def __init__(self, address: str, params) -> None:
-        self.address, self.params = address, params
+    def __init__(self, address: str, params, shown_address: str) -> None:
+        self.address, self.params, self.shown_address = address, params, shown_address
 
 
 class RigOscControl(OscControl):
@@ -31,14 +33,14 @@ class RigOscControl(OscControl):
         # longest first, so a name that begins with another's still finds its own stream
         self.names = sorted(names, key=len, reverse=True)
 
-    def _handle_message(self, message, due: float, command: Callable) -> None:
+    def _handle_message(self, message, due: float, command: Callable, origin: str = "") -> None:
         address = message.address if isinstance(message.address, str) else ""
         for name in self.names:
             prefix = f"{OSC_PREFIX}{name}/"
             if address.startswith(prefix):
-                renamed = _Renamed(OSC_PREFIX + address[len(prefix):], message.params)
-                return super()._handle_message(renamed, due, lambda parsed: command(name, parsed))
-        return super()._handle_message(message, due, lambda parsed: command(None, parsed))
+                renamed = _Renamed(OSC_PREFIX + address[len(prefix):], message.params, address)
+                return super()._handle_message(renamed, due, lambda parsed: command(name, parsed), origin)
+        return super()._handle_message(message, due, lambda parsed: command(None, parsed), origin)
 
     def acknowledge_stream(self, name: str, command: NodeCommand, source_index: int | None) -> None:
         """What ``acknowledge`` sends, at ``/rdstream/NAME/ack``."""

@@ -2,7 +2,7 @@
 
 Ctrl-C (SIGINT), SIGTERM (service managers) and SIGHUP (the terminal closed, ssh dropped) stop a
 run; Windows has no SIGHUP but has Ctrl-Break (SIGBREAK). ``watch_stop_signals`` calls its
-callback on the event loop for each one, through the loop's own signal handlers where it has them
+callback on the event loop for each one, with the signal's name (so a run can say who stopped it), through the loop's own signal handlers where it has them
 (POSIX) and through ``signal.signal`` where it has none (Windows); the node and the rig both use it.
 """
 
@@ -22,19 +22,27 @@ STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, 
 _PLAIN_STOP_NAMES = ("SIGINT", "SIGTERM", "SIGBREAK")
 
 
-async def watch_stop_signals(on_signal: Callable[[], None]) -> None:
-    """Call ``on_signal()`` on the event loop for every stop signal, until cancelled."""
+async def watch_stop_signals(on_signal: Callable[[str], None]) -> None:
+    """Call ``on_signal(NAME)`` (e.g. 'SIGTERM') on the event loop for every stop signal, until cancelled."""
     with ExitStack() as stack:
         try:
             signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
         except NotImplementedError:  # Windows event loops have no signal handlers
             await _watch_plainly(on_signal)
             return
-        async for _ in signals:
-            on_signal()
+        async for signum in signals:
+            on_signal(signal_name(signum))
 
 
-async def _watch_plainly(on_signal: Callable[[], None]) -> None:
+def signal_name(signum: int) -> str:
+    """'SIGINT' for 2; the number itself for a signal Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+async def _watch_plainly(on_signal: Callable[[str], None]) -> None:
     """``signal.signal`` handlers that only schedule ``on_signal`` on the loop, the one safe thing a
     handler may do there; the previous handlers come back when the watch ends."""
     loop = asyncio.get_running_loop()
@@ -43,7 +51,8 @@ async def _watch_plainly(on_signal: Callable[[], None]) -> None:
         for name in _PLAIN_STOP_NAMES:
             if hasattr(signal, name):
                 number = getattr(signal, name)
-                previous[number] = signal.signal(number, lambda *_: loop.call_soon_threadsafe(on_signal))
+                previous[number] = signal.signal(
+                    number, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signal_name(signum)))
     except ValueError:  # not the main thread: signals are not ours to manage
         pass
     try:

@@ -135,6 +135,8 @@ class NodeStats:
     before the first frame).
     counts: model work so far (``StepCounts.as_dict()``: encodes, unet_frame_passes, decodes_full,
     decodes_fit); the last line of a run holds the whole run's.
+    stopped_by: who stopped the run, in words ('signal SIGINT', 'OSC from 127.0.0.1:50000',
+    'monitor page from 127.0.0.1'); None while nobody has.
     """
 
     elapsed_s: float
@@ -150,6 +152,7 @@ class NodeStats:
     busy: dict[str, float]
     frame: LastFrame | None = None
     counts: dict[str, int] | None = None
+    stopped_by: str | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -158,8 +161,10 @@ class NodeStats:
         p50 = "-" if self.latency_p50_ms is None else f"{self.latency_p50_ms:.0f}"
         p95 = "-" if self.latency_p95_ms is None else f"{self.latency_p95_ms:.0f}"
         queues = " ".join(f"{name}:{depth}" for name, depth in self.queues.items())
+        stopping = f" | stopping ({self.stopped_by})" if self.stopped_by else ""
         return (f"in {self.input_fps:5.1f} fps | out {self.output_fps:5.1f} fps | latency p50 {p50} ms "
-                f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}")
+                f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}"
+                + stopping)
 
 
 class StatsSampler:
@@ -169,10 +174,12 @@ class StatsSampler:
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],
                  frame_report: Callable[[int], object | None] | None = None,
-                 counts: Callable[[], dict[str, int]] | None = None) -> None:
+                 counts: Callable[[], dict[str, int]] | None = None,
+                 stopped_by: Callable[[], str | None] | None = None) -> None:
         """frame_report(sequence) -> the display stage's report (index, timestamp, near, far) of
         the sequence-th output frame; latency counts frames in the same order. counts() -> the
-        model work so far (``StepCounts.as_dict()``)."""
+        model work so far (``StepCounts.as_dict()``). stopped_by() -> who stopped the run, or None."""
+        self.stopped_by = stopped_by
         self.stages = stages
         self.frame_report = frame_report
         self.counts = counts
@@ -201,6 +208,7 @@ class StatsSampler:
             busy={m.name: round(m.busy_s, 3) for m in self.stages},
             frame=self._last_frame(),
             counts=self.counts() if self.counts is not None else None,
+            stopped_by=self.stopped_by() if self.stopped_by is not None else None,
         )
 
     def _last_frame(self) -> LastFrame | None:

@@ -219,6 +219,9 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
         wait_until(lambda: frames_out()["a"] >= a_then + 2)
         assert frames_out()["b"] == b_stopped
         assert any(address == "/rdstream/a/status" for address, _ in listener.messages)
+        client.send_message("/rdstream/a/cmap", ["no-such-map"])  # refused: answered with the address as sent
+        wait_until(lambda: any(address == "/rdstream/error" and a[0] == "/rdstream/a/cmap"
+                               and "unknown colour map" in a[1] for address, a in listener.messages), 10)
         client.send_message("/rdstream/stop", [])  # every stream
         _, err = proc.communicate(timeout=120)
     finally:
@@ -227,6 +230,7 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
         listener.close()
     assert proc.returncode == 0, err
     assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2
+    assert err.count("interrupted: stopped by OSC from 127.0.0.1:") == 2, err  # each stream's summary
 
 
 @pytest.mark.parametrize("as_run", [False, True])

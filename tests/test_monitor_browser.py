@@ -1,85 +1,52 @@
 """The monitor page in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven
-by selenium, against a real ``rdstream run --monitor`` process on 127.0.0.1.
+by selenium, against a real ``rdstream run --monitor`` process on 127.0.0.1 (bench.support.monitor_page).
 
 Tiny RANDOM checkpoint: its depth is meaningless; the test checks that the page shows live
-pictures and numbers, and that a fixed range and a pause pressed on the page reach the stream.
-RDSTREAM_SCREENSHOT=docs/monitor.png writes the page's screenshot there (as the README's was made).
+pictures and numbers, that a fixed range and a pause pressed on the page reach the stream, that a
+refused command is shown with its reason, that the badge says PAUSED, that a page opened later
+shows the controls as they are in force, and that a stop from the page says who stopped the run.
+The README's picture is made by ``python -m bench.monitor_screenshot docs/monitor.png``.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
+from bench.support.monitor_page import CHROMIUM, DRIVER, MISSING_BROWSER, browser, start_node, stop_node, wait_until
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None, reason=MISSING_BROWSER)
 RATE = 6
 NEAR, FAR = 1000.0, -1000.0  # so wide that every pixel maps to ~0.5: visible in the written depth
+FORM = ("return {mode: document.getElementById('norm-mode').value, near: document.getElementById('near').value, "
+        "far: document.getElementById('far').value, cmap: document.getElementById('cmap').value, "
+        "paused: document.getElementById('pause').getAttribute('aria-pressed'), "
+        "badge: document.getElementById('connection').innerText}")
 
 
-def start_node(tiny_checkpoint: Path, work: Path):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    command = [sys.executable, "-m", "stream.cli", "run", "--source",
-               f"test:?frames={RATE * 120}&size=320x180&rate={RATE}", "--realtime", "--sink", "npy:depth.npy",
-               "-c", str(tiny_checkpoint), "--res", "96", "-d", "1", "-d", "5", "--no-status", "--monitor", str(port)]
-    process = subprocess.Popen(command, cwd=work, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    seen = []
-    while True:
-        line = process.stderr.readline()
-        if not line:
-            raise AssertionError("the run ended before its monitor listened:\n" + "".join(seen))
-        seen.append(line)
-        found = re.search(r"monitor page: (http://127\.0\.0\.1:\d+/#token=\S+) ", line)
-        if found:
-            threading.Thread(target=lambda: seen.extend(process.stderr), daemon=True).start()
-            return process, found.group(1), seen
+def select(driver, element_id: str, text: str) -> None:
+    """Choose an option by its text, as a person does."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element("id", element_id)).select_by_visible_text(text)
 
 
-def browser(user_data: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={user_data}", "--window-size=1400,1100"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(DRIVER), options=options)
-
-
-def wait_until(driver, script: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not true within {timeout} s: {script}")
+def apply_range(driver, near, far) -> None:
+    select(driver, "norm-mode", "fixed")
+    for name, value in (("near", near), ("far", far)):
+        field = driver.find_element("id", name)
+        field.clear()
+        field.send_keys(str(value))
+    driver.find_element("id", "apply-norm").click()
 
 
 def test_the_page_shows_the_stream_live_and_its_controls_reach_the_stream(tiny_checkpoint, tmp_path):
     work = tmp_path / "run"
     work.mkdir()
-    process, url, stderr = start_node(tiny_checkpoint, work)
+    process, url, stderr = start_node(tiny_checkpoint, work, rate=RATE)
     driver = None
     try:
         driver = browser(tmp_path / "chromium-profile")
@@ -92,44 +59,65 @@ def test_the_page_shows_the_stream_live_and_its_controls_reach_the_stream(tiny_c
         width, height = driver.execute_script("const i = document.getElementById('preview-img'); "
                                               "return [i.naturalWidth, i.naturalHeight]")
         assert width == 2 * 96 and 0 < height < 96
-        # The charts receive points (one per second from the node).
+        # The charts receive points (one per second from the node); legends name series, no "--".
         wait_until(driver, "return rdMonitor.charts.fps && rdMonitor.charts.fps.data[0].length >= 3", 40)
         assert driver.execute_script("return rdMonitor.charts.latency.data[1].filter(v => v > 0).length") >= 1
+        assert "--" not in driver.find_element("css selector", ".charts").text
+        assert driver.execute_script("return rdMonitor.charts.busy.data.slice(1).flat().every(v => v === null || v <= 100)")
         assert "rdstream run: test:" in driver.find_element("id", "settings").text
         # Everything the page loaded came from the node itself.
         assert driver.execute_script("return performance.getEntriesByType('resource')"
                                      ".every(e => e.name.startsWith(location.origin + '/'))")
+        # LIVE, and the near/far fields start from the range in force (not 1 / -1).
+        form = wait_until(driver, "return rdMonitor.now && rdMonitor.now.near !== null && "
+                                  "Object.assign(" + FORM[7:] + ", {now: rdMonitor.now})")
+        assert form["badge"] == "LIVE" and form["mode"] == "running" and form["paused"] == "false"
+        for end in ("near", "far"):  # three significant digits of the range in force
+            assert float(form[end]) == pytest.approx(form["now"][end], rel=5e-3), form
 
-        # A fixed range, then a pause, pressed on the page; each acknowledged with its first frame.
-        driver.find_element("css selector", "#norm-mode option[value=fixed]").click()
-        for name, value in (("near", NEAR), ("far", FAR)):
-            field = driver.find_element("id", name)
-            field.clear()
-            field.send_keys(str(value))
-        driver.find_element("id", "apply-norm").click()
+        # A refused command is shown with its reason.
+        apply_range(driver, -1, 1)
+        refused = wait_until(driver, "const r = document.getElementById('control-reply'); "
+                                     "return r.className.includes('refused') && r.innerText")
+        assert refused.startswith("refused: normalize/fixed: NEAR must be larger than FAR"), refused
+
+        # A fixed range, a colour map, then a pause, pressed on the page; each acknowledged.
+        apply_range(driver, NEAR, FAR)
         fixed_text = wait_until(driver, "const t = document.getElementById('ack-list').innerText; "
                                         "return t.includes('normalize/fixed') && t")
         fixed_from = int(re.search(r"normalize/fixed 1000 -1000: from frame (\d+)", fixed_text).group(1))
-        time.sleep(2)  # a dozen frames with the fixed range
+        select(driver, "cmap", "Greys_r")
+        driver.find_element("id", "apply-cmap").click()
+        wait_until(driver, "return document.getElementById('ack-list').innerText.includes('cmap Greys_r')")
+        time.sleep(1)  # frames with the fixed range
         driver.find_element("id", "pause").click()
         pause_text = wait_until(driver, "const t = document.getElementById('ack-list').innerText; "
                                         "return t.includes('pause true') && t")
         paused_from = int(re.search(r"pause true: from frame (\d+)", pause_text).group(1))
-        wait_until(driver, "return document.getElementById('headline').innerText.includes('PAUSED')", 10)
-        time.sleep(2)
-        shot = Path(os.environ.get("RDSTREAM_SCREENSHOT") or tmp_path / "monitor.png")
-        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        assert wait_until(driver, "const b = document.getElementById('connection'); "
+                                  "return b.className.includes('paused') && b.innerText", 10).startswith("PAUSED")
 
-        # Stop from the page (its confirm dialog accepted, as a person would).
+        # A page opened now shows the controls as they are in force.
+        driver.get("about:blank")
+        driver.get(url)
+        form = wait_until(driver, "return rdMonitor.now && (" + FORM[7:] + ")")
+        assert {k: form[k] for k in ("mode", "near", "far", "cmap", "paused")} == {
+            "mode": "fixed", "near": "1000", "far": "-1000", "cmap": "Greys_r", "paused": "true"}, form
+        assert form["badge"].startswith("PAUSED"), form
+        time.sleep(1)
+
+        # Stop from the page (its confirm dialog accepted, as a person would): it says who stopped it.
         driver.find_element("id", "stop").click()
         driver.switch_to.alert.accept()
+        badge = wait_until(driver, "const t = document.getElementById('connection').innerText; "
+                                   "return /^(STOPPING|ENDED)/.test(t) && t", 30)
+        assert "monitor page from 127.0.0.1" in badge
         assert process.wait(60) == 0, "".join(stderr)
     finally:
         if driver is not None:
             driver.quit()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_node(process)
+    assert "interrupted: stopped by monitor page from 127.0.0.1;" in "".join(stderr)
 
     depth = np.load(work / "depth.npy")
     indices = np.round(np.load(work / "depth.timestamps.npy") * RATE).astype(int)

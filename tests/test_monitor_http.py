@@ -148,7 +148,7 @@ def test_controls_need_the_token_and_json_and_are_acknowledged_from_a_frame(node
     assert node.control("cmap", ["no-such-map"]) == (400, {"error": "cmap: unknown colour map 'no-such-map'"})
     assert node.control("normalize/fixed", [1, 2])[0] == 400
     status, reply = node.control("cmap", ["inferno"])
-    assert (status, reply) == (202, {"accepted": "cmap", "args": ["inferno"]})
+    assert (status, reply) == (202, {"accepted": "cmap", "args": ["inferno"], "by": "monitor page from 127.0.0.1"})
 
     def acked():
         live = json.loads(node.request("GET", "/live.json")[2])

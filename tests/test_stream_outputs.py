@@ -4,6 +4,7 @@ bad outputs rejected before the model loads, true timestamps, no empty folder le
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -159,5 +160,5 @@ def test_a_source_that_fails_mid_stream_drains_every_frame_read_to_the_files(tmp
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("rdstream: error:") and "looks truncated" in error and "Traceback" not in result.stderr
     read = int(error.split("ends early at frame ")[1].split()[0])
-    assert read >= 3 and f"source failed: {read} frames in, {read} out" in result.stderr
+    assert read >= 3 and re.search(f"source failed: .*; {read} frames in, {read} out", result.stderr)
     assert np.load(npy).shape[0] == read and count_frames(mkv) == read  # every frame read was written

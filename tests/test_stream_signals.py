@@ -83,9 +83,12 @@ def test_sighup_stops_like_sigterm_with_a_summary_and_complete_files(tmp_path, t
             proc.kill()
     assert proc.returncode == 0, stderr
     assert "stopping: draining the pipeline" in stderr and "interrupted:" in stderr and "Traceback" not in stderr
+    # who stopped it: on the terminal as it happens, in the summary and in the last stats line
+    assert "(asked by signal SIGHUP;" in stderr and "interrupted: stopped by signal SIGHUP;" in stderr
     frames = assert_files_agree(files)
     assert frames >= 5
-    assert json.loads(files["stats.jsonl"].read_text().splitlines()[-1])["frames_out"] == frames
+    last = json.loads(files["stats.jsonl"].read_text().splitlines()[-1])
+    assert last["frames_out"] == frames and last["stopped_by"] == "signal SIGHUP"
 
 
 def test_a_second_process_on_a_live_output_is_refused_before_its_model_loads(tmp_path, tiny_checkpoint):

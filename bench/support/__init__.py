@@ -3,4 +3,5 @@
 - ``synthetic_depth``: synthetic video depth with ground truth and snippet noise, and error metrics.
 - ``stream_doubles``: model-free stand-ins for the node's sources, sinks, model steps and aligner.
 - ``netns``: run a command in a private network namespace that has only loopback (NDI tests).
+- ``monitor_page``: a real ``rdstream run --monitor`` and headless Chromium (browser test, screenshot).
 """

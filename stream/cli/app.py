@@ -13,7 +13,7 @@ import typer
 
 from stream.cli.dev import dev_app
 from stream.cli.file import file_command
-from stream.cli.help_format import PlainArgumentsCommand
+from stream.cli.help_format import PanelledCommand
 from stream.cli.rig import rig_command
 from stream.cli.run import run_command
 from stream.cli.sources import sources_command
@@ -60,8 +60,10 @@ def _options(
 
 # Short lines for the command list (the docstrings' first lines are cut at 80 columns).
 app.command("file", short_help="Offline: video files to depth .npy and colour-mapped videos.",
-            cls=PlainArgumentsCommand)(file_command)
-app.command("run", short_help="Live node: a source through the model to Syphon, Spout, NDI or files.")(run_command)
-app.command("rig", short_help="Several cameras, one model: every stream of a rig file at once.")(rig_command)
+            cls=PanelledCommand)(file_command)
+app.command("run", short_help="Live node: a source through the model to Syphon, Spout, NDI or files.",
+            cls=PanelledCommand)(run_command)
+app.command("rig", short_help="Several cameras, one model: every stream of a rig file at once.",
+            cls=PanelledCommand)(rig_command)
 app.command("sources", short_help="List cameras, NDI sources, Syphon servers and Spout senders.")(sources_command)
 app.add_typer(dev_app, name="dev")

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
 from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, device_label, load_rolling_depth, resolve_device
+from pipeline.cost_estimate import measure_gflops, model_scale, offline_work, rough_duration
 from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
@@ -417,6 +418,50 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
     return {"seconds": timings, "counts": result.counts}
 
 
+def frames_to_process(info: VideoInfo, opts: FileJobOptions) -> int:
+    """Frames of one input this run processes (0 when its container does not say how many)."""
+    frames = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
+    return min(frames, opts.frame_count) if opts.frame_count and frames else frames
+
+
+def cpu_time_note(opts: FileJobOptions, settings: OfflineSettings, infos: dict[Path, VideoInfo], model,
+                  gflops: float | None = None) -> str | None:
+    """Roughly how long the run takes on this CPU (pipeline.cost_estimate), and what ``--res 384``
+    and ``--preset live`` would take instead when they save a quarter or more; None when no input
+    says how many frames it has. ``gflops``: the CPU's rate (None = measure it now)."""
+    scale = model_scale(model)
+
+    def total_gflop(run: OfflineSettings) -> tuple[float, int, tuple[int, int]]:
+        work, frames, largest = 0.0, 0, (0, 0)
+        for info in infos.values():
+            count = frames_to_process(info, opts)
+            size = processing_size(info.height, info.width, run.res)
+            counts = offline_work(count, run.dilations, run.snip_len, run.cap_dilation, run.strides or None,
+                                  run.refine_steps, run.refine_snippet_len, run.refine_start_dilation) if count else None
+            if counts is not None:
+                work, frames = work + counts.gflop(*size, scale), frames + count
+                largest = max(largest, size, key=lambda hw: hw[0] * hw[1])
+        return work, frames, largest
+
+    work, frames, (height, width) = total_gflop(settings)
+    if not frames:
+        return None
+    rate = gflops or measure_gflops()
+    seconds = work / rate
+    videos = f"{len(infos)} videos, " if len(infos) > 1 else ""
+    amount = f"{work / 1e3:,.0f} TFLOP" if work >= 1e4 else f"{work:,.0f} GFLOP"
+    note = (f"on the CPU this run takes {rough_duration(seconds)} ({videos}{frames} frames at {width}x{height}: "
+            f"{amount} at the {rate:.0f} GFLOP/s this CPU gives now)")
+    shorter: dict[str, list[str]] = {}  # what it would take -> the options that give it
+    for option, changed in (("--res 384", {"res": 384}), ("--preset live", {"preset": "live", "res": None})):
+        other_seconds = total_gflop(build_settings(replace(opts, **changed))[0])[0] / rate
+        if other_seconds < 0.75 * seconds:
+            shorter.setdefault(rough_duration(other_seconds), []).append(option)
+    if shorter:
+        note += "; " + "; ".join(f"{' or '.join(options)}: {duration}" for duration, options in shorter.items())
+    return note
+
+
 def print_timings(console: Console, name: str, stats: dict) -> None:
     table = Table(title=f"{name}: seconds per stage")
     for stage in stats["seconds"]:
@@ -462,6 +507,10 @@ def _run_file_job(opts: FileJobOptions, console: Console | None = None) -> int:
         console.print(f"--compile: the UNet and decoder compile on the first snippets: {compile_cost(model.device)}; "
                       f"Ctrl-C stops it at once", highlight=False, markup=False, soft_wrap=True)
         model = compile_model(model, lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
+    if model.device.type == "cpu":  # minutes to hours: said before the wait, with what shortens it
+        note = cpu_time_note(opts, settings, infos, model)
+        if note:
+            console.print(f"rdstream: note: {note}", highlight=False, markup=False, soft_wrap=True)
     pipeline = OfflinePipeline(model, settings)
     # 3. Each readable input in turn; a failure is one line and the others go on.
     for path, info in infos.items():

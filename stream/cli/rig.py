@@ -11,11 +11,12 @@ from typing import Optional
 import typer
 
 from stream.cli.argv import default_checkpoint
+from stream.cli.help_format import PANEL_MONITORING
 
 
 def rig_command(
     rig_file: str = typer.Argument(..., metavar="RIG.toml", help="the rig file: a [model] table and one [[stream]] table per camera (see docs/rig.md)"),
-    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="a status line per stream; default: on when stderr is a terminal"),
+    status: Optional[bool] = typer.Option(None, "--status/--no-status", help="a status line per stream; default: on when stderr is a terminal", rich_help_panel=PANEL_MONITORING),
 ) -> int:
     """Several cameras, one model: each [[stream]] of RIG.toml runs as its own node (Ctrl-C stops all)."""
     from stream.cli.rig_file import read_rig
@@ -23,6 +24,9 @@ def rig_command(
     spec = read_rig(rig_file, default_checkpoint())  # the whole file, before torch loads
     if status is not None:
         spec.status = status
+    from stream.cli.starting import say_starting
+
+    say_starting("rig", f"{len(spec.streams)} streams")
     from stream.cli.rig_job import run_rig
 
     return run_rig(spec)

@@ -304,24 +304,35 @@ def per_frame_counts(result: NodeResult) -> str:
 
 
 def summary_line(result: NodeResult) -> str:
-    """One line for the end of a run: frames, drops, rate, latency, model work per output frame, sink problems."""
+    """One line for the end of a run, in a user's words first, the model's counts after:
+    how it ended and who stopped it, output rate, drops, latency (or, when every frame was
+    processed, the time per frame: its latency is queueing), then frames in and out, model work
+    per output frame and sink problems. Every part is one entry of ``parts``, so a new figure is
+    one more entry."""
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
-    latency = ("-" if result.latency_p50_ms is None
-               else f"p50 {result.latency_p50_ms:.0f} ms, p95 {result.latency_p95_ms:.0f} ms")
-    failed = [f"{uri} ({error})" for uri, error in result.failed_sinks.items()]
     sink_drops = sum(info["dropped"] for info in result.sinks.values())
-    text = (f"{result.end_reason}: {result.frames_in} frames in, {result.frames_out} out "
-            f"({result.dropped} dropped by the realtime policy, {sink_drops} by sinks) "
-            f"in {result.elapsed_s:.1f} s ({fps:.1f} fps); latency {latency}")
+    parts = [f"stopped by {result.stopped_by}"] if result.stopped_by else []
+    parts.append(f"{fps:.1f} fps out")
+    if result.every_frame:
+        per_frame = f"{1000.0 * result.elapsed_s / result.frames_out:.0f} ms per frame" if result.frames_out else "-"
+        parts.append(f"every frame processed, {per_frame}")
+    else:
+        parts.append(f"{result.dropped} dropped to keep up")
+        parts.append("latency -" if result.latency_p50_ms is None
+                     else f"latency {result.latency_p50_ms:.0f} ms (p95 {result.latency_p95_ms:.0f} ms)")
+    if sink_drops:
+        parts.append(f"{sink_drops} dropped by slow sinks")
+    parts.append(f"{result.frames_in} frames in, {result.frames_out} out in {result.elapsed_s:.1f} s")
     # a frame received while a stop was under way is not processed (the stop does not wait for it)
     unprocessed = result.frames_in - result.frames_processed - result.dropped
     if unprocessed > 0:
-        text += f"; {unprocessed} received after the stop, not processed"
+        parts.append(f"{unprocessed} received after the stop, not processed")
     if result.step_counts and result.frames_out:
-        text += f"; per output frame: {per_frame_counts(result)}"
+        parts.append(f"per output frame: {per_frame_counts(result)}")
+    failed = [f"{uri} ({error})" for uri, error in result.failed_sinks.items()]
     if failed:
-        text += "; failed sinks: " + ", ".join(failed)
-    return text
+        parts.append("failed sinks: " + ", ".join(failed))
+    return f"{result.end_reason}: " + "; ".join(parts)
 
 
 async def _close_all(source, sinks) -> None:

@@ -175,13 +175,8 @@ class Monitor:
     async def _live(self, request: Request) -> Response:
         if refused := self._read_refused(request):
             return refused
-        node = self.node
-        display = node.display if node is not None else None
-        state = None if display is None else {
-            "paused": display.paused, "cmap": display.cmap,
-            "normalize": type(display.normalizer).__name__.removesuffix("RangeNormalizer").lower()}
         body = {"stats": json.loads(self.latest.as_json()) if self.latest else None, "settings": self.settings,
-                "warnings": list(self.warnings), "acks": list(self.acks), "state": state}
+                "warnings": list(self.warnings), "acks": list(self.acks), "state": control_state(self.node)}
         if request.query_params.get("history"):
             body["history"] = list(self.history)
         return JSONResponse(body)
@@ -229,8 +224,12 @@ class Monitor:
             return JSONResponse({"accepted": None})
         if self.node is None:
             return _refuse(503, "the node is not running yet", retry=True)
+        client = request.client.host if request.client else "an unknown address"
+        command = command.from_origin(f"monitor page from {client}")
         self.node.command(command)
-        return JSONResponse({"accepted": command.kind, "args": list(command.args)}, status_code=202)
+        # "by": the page that stops a run can say who stopped it even if the run ends before its next poll
+        return JSONResponse({"accepted": command.kind, "args": list(command.args), "by": command.origin},
+                            status_code=202)
 
     # -- serving ----------------------------------------------------------------------------------
     async def serve(self, node, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
@@ -262,6 +261,28 @@ class Monitor:
                 connection.transport.abort()
             with suppress(OSError):
                 sock.close()
+
+
+def control_state(node) -> dict | None:
+    """What the page's controls show: the state in force, so a page opened later starts from it.
+
+    ``{"paused": bool, "cmap": NAME or None (each sink's own), "normalize": "running" | "fixed" |
+    "window", "near"/"far": the display range in force (None before the first frame),
+    "window_frames": N (window only), "stopped_by": who stopped the run, or None}``.
+    """
+    display = node.display if node is not None else None
+    if display is None:
+        return None
+    normalizer = display.normalizer
+    current = normalizer.current_range
+    state = {"paused": display.paused, "cmap": display.cmap,
+             "normalize": type(normalizer).__name__.removesuffix("RangeNormalizer").lower(),
+             "near": None if current is None else current.near, "far": None if current is None else current.far,
+             "stopped_by": node.stopped_by}
+    frames = getattr(normalizer, "frames", None)
+    if frames is not None:
+        state["window_frames"] = frames
+    return state
 
 
 def _refuse(status: int, reason: str, retry: bool = False) -> Response:

@@ -7,9 +7,11 @@ const HEADERS = TOKEN ? { "X-Rdstream-Token": TOKEN } : {};
 const PREVIEW_INTERVAL_MS = 100;   // at most 10 pictures a second (the server makes no more anyway)
 const STATS_INTERVAL_MS = 1000;    // the node samples once a second
 const KEEP = 300;                  // samples on the charts: five minutes
+const BUSY_WINDOW = 5;             // samples the stage time is averaged over
 
 const $ = (id) => document.getElementById(id);
-const state = { samples: [], charts: {}, previews: 0, lastSeen: null };
+const state = { samples: [], charts: {}, previews: 0, lastSeen: null, formFilled: false, edited: new Set(),
+                stoppedBy: null, everConnected: false };
 window.rdMonitor = state;  // for the browser test and for curious users
 
 function series(label, stroke) { return { label, stroke, width: 1.5 }; }
@@ -19,7 +21,9 @@ const CHARTS = {
   latency: { title: "latency (ms)", series: [series("p50", "#2ca02c"), series("p95", "#ff7f0e")] },
   drops: { title: "dropped frames per second", series: [series("realtime policy", "#9467bd"), series("sinks", "#8c564b")] },
   queues: { title: "queue depths (items)", series: null },
-  busy: { title: "stage time (% of each second)", series: null },
+  // A stage's time is counted when its call ends, so a 2 s model call would read 200 % in one second:
+  // averaged over BUSY_WINDOW samples and capped at 100 % (one stage works on one item at a time).
+  busy: { title: "stage busy time (% of the last 5 s, at most 100)", series: null },
   range: { title: "newest frame: display range", series: [series("near", "#17becf"), series("far", "#7f7f7f")] },
 };
 const STAGE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
@@ -29,6 +33,7 @@ function makeChart(name, seriesList) {
   const opts = {
     title: CHARTS[name].title, width: Math.max(360, el.clientWidth - 8), height: 180,
     scales: { x: { time: false } }, axes: [{ label: "s" }, { size: 60 }],
+    legend: { live: false },  // names and colours only: no "--" placeholders while no point is hovered
     series: [{ label: "s" }, ...seriesList],
   };
   return new uPlot(opts, [[], ...seriesList.map(() => [])], el);
@@ -65,7 +70,10 @@ function rows() {
     data.drops[2].push(prev ? (cur.sink_dropped - prev.sink_dropped) / dt : null);
     data.range[1].push(cur.frame ? cur.frame.near : null); data.range[2].push(cur.frame ? cur.frame.far : null);
     state.queueNames.forEach((n, j) => data.queues[j + 1].push(cur.queues[n]));
-    state.stageNames.forEach((n, j) => data.busy[j + 1].push(prev ? 100 * (cur.busy[n] - prev.busy[n]) / dt : null));
+    const back = i >= BUSY_WINDOW ? s[i - BUSY_WINDOW] : null;
+    const span = back ? Math.max(cur.elapsed_s - back.elapsed_s, 1e-3) : 1;
+    state.stageNames.forEach((n, j) =>
+      data.busy[j + 1].push(back ? Math.min(100, 100 * (cur.busy[n] - back.busy[n]) / span) : null));
   }
   return data;
 }
@@ -106,18 +114,53 @@ function showLive(live) {
   if (st) {
     const p50 = st.latency_p50_ms === null ? "-" : Math.round(st.latency_p50_ms);
     $("headline").textContent = `in ${st.input_fps.toFixed(1)} fps · out ${st.output_fps.toFixed(1)} fps · ` +
-      `latency p50 ${p50} ms · ${st.frames_out} frames out` + (live.state && live.state.paused ? " · PAUSED" : "");
+      `latency p50 ${p50} ms · ${st.frames_out} frames out`;
   }
-  if (live.state) {  // what is in force; the form keeps what the user is choosing
-    $("norm-state").textContent = `now: ${live.state.normalize}, colour map ${live.state.cmap || "each sink's own"}` +
-      (live.state.paused ? ", paused" : "");
+  const now = live.state;
+  state.now = now;
+  if (now) {  // what is in force; the form keeps what the user is choosing
+    $("norm-state").textContent = `now: ${now.normalize}` + (now.near === null ? "" :
+      ` (near ${formatNumber(now.near)}, far ${formatNumber(now.far)})`) +
+      `, colour map ${now.cmap || "each output's own"}` + (now.paused ? ", paused" : "");
+    $("pause").setAttribute("aria-pressed", String(now.paused));
+    fillForm(now);
+    state.stoppedBy = now.stopped_by || state.stoppedBy;
   }
+  showRunState(now);
 }
 
-function connected(ok, text) {
+// Three significant digits: the form shows the range in force, not float noise.
+function formatNumber(value) { return Number(value.toPrecision(3)); }
+
+// The form starts from the state in force (a page opened later shows what the node does now); a
+// field the user has touched keeps the user's value.
+function fillForm(now) {
+  const set = (id, value) => { if (!state.edited.has(id) && value !== null && value !== undefined) $(id).value = value; };
+  if (!state.formFilled) {
+    set("norm-mode", now.normalize);
+    set("cmap", now.cmap || "");
+    if (now.window_frames) set("window", now.window_frames);
+    state.formFilled = true;
+  }
+  if (now.near !== null) { set("near", formatNumber(now.near)); set("far", formatNumber(now.far)); }
+}
+
+// The badge says what the node does: LIVE, PAUSED, STOPPING (and who asked), or why there is no news.
+function showRunState(now) {
+  if (state.stoppedBy) return setBadge("stopping", "STOPPING: asked by " + state.stoppedBy);
+  if (now && now.paused) return setBadge("paused", "PAUSED: holding the last picture");
+  setBadge("ok", "LIVE");
+}
+
+function setBadge(kind, text) {
   const badge = $("connection");
   badge.textContent = text;
-  badge.className = "badge " + (ok ? "ok" : "bad");
+  badge.className = "badge " + kind;
+}
+
+function disconnected(reason) {
+  if (state.stoppedBy) setBadge("ended", "ENDED: stopped by " + state.stoppedBy);
+  else setBadge("bad", "no connection: " + reason);
 }
 
 async function pollStats(first) {
@@ -127,10 +170,9 @@ async function pollStats(first) {
     const live = await reply.json();
     addSamples(first ? live.history || [] : live.stats ? [live.stats] : []);
     showLive(live);
-    connected(true, "live");
     first = false;
   } catch (err) {
-    connected(false, "no connection: " + err.message);
+    disconnected(err.message);
   }
   setTimeout(() => pollStats(first), STATS_INTERVAL_MS);
 }
@@ -168,13 +210,20 @@ async function send(command, args) {
     body: JSON.stringify({ command, args }),
   });
   const body = await reply.json().catch(() => ({}));
-  $("control-reply").textContent = reply.ok ? `sent ${command} ${args.join(" ")}; waiting for the next frame…`
-                                            : `refused: ${body.error || reply.status}`;
+  const answer = $("control-reply");
+  answer.textContent = reply.ok ? `sent ${command} ${args.join(" ")}; waiting for the next frame…`
+                                : `refused: ${body.error || reply.status}`;
+  answer.className = "reply" + (reply.ok ? "" : " refused");
   if (reply.ok) state.waitingForAck = { after: state.lastAckSeen || 0 };
+  if (reply.ok && command === "stop") {  // the run may end before the next poll: say who stopped it now
+    state.stoppedBy = state.stoppedBy || body.by;
+    showRunState(state.now);
+  }
 }
 
 function wireControls() {
   if (!TOKEN) $("token-note").hidden = false;
+  for (const id of ["norm-mode", "near", "far", "window", "cmap"]) $(id).addEventListener("input", () => state.edited.add(id));
   $("pause").onclick = () => send("pause", [1]);
   $("resume").onclick = () => send("pause", [0]);
   $("stop").onclick = () => { if (confirm("Stop the run? Outputs are closed cleanly.")) send("stop", []); };
