@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import os
 import subprocess
 import sys
@@ -189,8 +190,9 @@ def test_a_batch_of_n_streams_uploads_each_frame_once_copies_back_once_and_never
         for ours, theirs in zip(batched, single):
             for a, b in zip(ours, theirs):
                 assert a.merged == b.merged
-                torch.testing.assert_close(a.full, b.full, rtol=0, atol=1e-5)
-                torch.testing.assert_close(a.fit, b.fit, rtol=0, atol=1e-5)
+                # a batch's convolutions differ from one stream's in the last float32 bits (9e-6 seen)
+                torch.testing.assert_close(a.full, b.full, rtol=0, atol=2e-5)
+                torch.testing.assert_close(a.fit, b.fit, rtol=0, atol=2e-5)
 
 
 def test_packed_copy_back_gives_the_same_snippets_as_the_cpu_path(tiny_model):
@@ -520,7 +522,8 @@ def test_compare_decoders_makes_float64_only_on_the_host(tiny_model, monkeypatch
     monkeypatch.setattr(torch.Tensor, "cpu", cpu)
     monkeypatch.setattr(torch.Tensor, "double", double)
     error = fit_path_error(tiny_model, torch.randn(3, 4, 5, 8))
-    assert doubled and all(doubled) and error >= 0
+    assert doubled and all(doubled)
+    assert 0 < error < math.inf  # the pooled decode's samples differ from the full decode's
 
 
 def test_snippet_stage_waits_for_results_off_the_model_thread():

@@ -26,16 +26,12 @@ from tests.conftest import moving_pattern
 
 PLAN = SnippetPlan(3, (1, 5))
 LOOKAHEAD = 2
+
 DISPLAY = lambda: parse_normalize('running')  # what sinks get: depth in [0, 1]
-
-
-class Unchanged:
-    """Display stage pass-through, so the aligned depth itself is compared."""
-
-    current_range = None
-
-    def __call__(self, depth):
-        return depth
+# A batch's convolutions differ from a single stream's in the last float32 bits (up to 9e-6 per
+# snippet seen with 4 streams, held snippet by snippet in test_gpu_paths); the aligner's iterative
+# fit carries that into the emitted depth (1.5e-5 seen with 4 streams at 8a1fbbb, on this test's clips).
+SAME_DEPTH = 5e-5
 
 
 def clip(k: int, frames: int) -> np.ndarray:
@@ -80,7 +76,7 @@ def test_each_stream_of_a_rig_equals_its_single_run_with_far_fewer_model_calls(t
         assert depth.shape == singles[k].shape
         diff = float(np.abs(depth - singles[k]).max())
         print(f"stream {k}: max abs diff {diff:.2e} over range {float(singles[k].max() - singles[k].min()):.3f}")
-        assert diff <= 1e-5
+        assert diff <= SAME_DEPTH
     ratio = sum(calls.values()) / separate_calls  # the same output frames either way
     assert ratio <= (0.6 if count == 2 else 0.35), (calls, separate_calls)
 
@@ -96,7 +92,7 @@ def test_the_gpu_paths_one_packed_copy_and_host_resize_give_the_single_runs_dept
               max_wait_s=0.05)
     anyio.run(rig.run, False)
     for k in range(2):
-        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= 1e-5
+        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= SAME_DEPTH
     assert rig.shared.transfers_to_host == rig.batcher.calls["predict"]  # one copy per batched call
 
 
