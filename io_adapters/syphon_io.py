@@ -20,77 +20,40 @@ import importlib.util
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
-from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
-from io_adapters.uri import OptionReader, ParsedUri
+from io_adapters.layouts import compose, needs_colour
+from io_adapters.texture_options import (TextureSinkOptions, TextureSourceOptions, texture_sink_options,
+                                         texture_source_options)
+from io_adapters.uri import ParsedUri
 from io_adapters.encodings import apply_colormap_bgra, burn_mark, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
-SYPHON_FORMATS = ("color", "packed16")
-SYPHON_SINK_OPTIONS = {
-    "format": "color (colour-mapped BGRA, default) or packed16 (16-bit depth: R = high byte, G = low byte)",
-    "cmap": "matplotlib colour map for format=color, default Greys_r",
-    "layout": LAYOUT_OPTION_HELP,
-}
-SYPHON_SOURCE_OPTIONS = {"timeout": "seconds to wait for the server to appear, default 10"}
-DEFAULT_SYPHON_CMAP = "Greys_r"
 _POLL_S = 0.002  # the client has no frame callback in syphon-python: poll often, cheaply
 
 
-@dataclass(frozen=True)
-class SyphonSinkOptions:
-    """What a ``syphon:`` sink publishes: server name, format (one of SYPHON_FORMATS), colour
-    map for format=color, layout (one of io_adapters.layouts.LAYOUTS)."""
-
-    name: str
-    fmt: str = "color"
-    cmap: str = DEFAULT_SYPHON_CMAP
-    layout: str = "depth"
-
-
-def syphon_sink_options(uri: ParsedUri) -> SyphonSinkOptions:
-    """The options of ``syphon:NAME?format=color|packed16&cmap=NAME&layout=...``, checked
-    without importing syphon-python (which exists only on macOS).
-
-    Raises:
-        BadInputError: unknown option, bad value, cmap with packed16, empty server name.
-    """
-    options = OptionReader(uri, SYPHON_SINK_OPTIONS)
-    fmt = options.choice("format", SYPHON_FORMATS, "color")
-    cmap = options.colormap("cmap", DEFAULT_SYPHON_CMAP)
-    if fmt == "packed16" and "cmap" in uri.options:
-        raise BadInputError(f"cmap only applies to syphon format=color (got cmap={cmap!r} with format=packed16; "
-                            f"packed16 carries raw 16-bit depth)")
-    layout = read_layout(options)
-    if not uri.target.strip():
+def _sink_name(name: str) -> None:
+    if not name.strip():
         raise BadInputError("syphon: sink needs a server name, e.g. syphon:Depth?format=packed16")
-    return SyphonSinkOptions(uri.target, fmt, cmap, layout)
 
 
-@dataclass(frozen=True)
-class SyphonSourceOptions:
-    """Which Syphon server to receive (its name or its app name) and how long to wait for it."""
-
-    name: str
-    timeout_s: float = 10.0
-
-
-def syphon_source_options(uri: ParsedUri) -> SyphonSourceOptions:
-    """The options of ``syphon:SERVER NAME?timeout=10``, checked without importing syphon-python.
-
-    Raises:
-        BadInputError: unknown option, bad value, empty server name.
-    """
-    options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
-    timeout_s = options.number("timeout", 10.0)
-    if not uri.target.strip():
+def _source_name(name: str) -> None:
+    if not name.strip():
         raise BadInputError("syphon: needs a server name, e.g. syphon:Resolume (see `rdstream sources`)")
-    return SyphonSourceOptions(uri.target, timeout_s)
+
+
+def syphon_sink_options(uri: ParsedUri) -> TextureSinkOptions:
+    """The options of ``syphon:NAME?format=color|packed16&cmap=NAME&layout=...``
+    (``io_adapters.texture_options``), checked without importing syphon-python (macOS only)."""
+    return texture_sink_options(uri, _sink_name)
+
+
+def syphon_source_options(uri: ParsedUri) -> TextureSourceOptions:
+    """The options of ``syphon:SERVER NAME?timeout=10``, checked without importing syphon-python."""
+    return texture_source_options(uri, "server", _source_name)
 
 
 def _syphon_missing() -> BadInputError | RuntimeFailure:
