@@ -227,3 +227,9 @@ def list_spout_senders() -> list[str]:
     except BadInputError:
         return []
     return sorted(_sender_names(spout))
+
+
+def spout_listing(wait_s: float = 0.0, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (Spout sender URIs, notes); ``wait_s`` and ``ips`` are for network sources."""
+    entries = [f"spout:{name}" for name in list_spout_senders()]
+    return entries, [] if sys.platform == "win32" else ["Spout is Windows only"]

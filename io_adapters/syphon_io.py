@@ -175,3 +175,10 @@ def list_syphon_servers() -> list[tuple[str, str]]:
     directory = syphon.SyphonServerDirectory()
     directory.run_loop_interval = 0.2
     return sorted((server.name, server.app_name) for server in directory.servers)
+
+
+def syphon_listing(wait_s: float = 0.0, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (Syphon server URIs with their apps, notes); ``wait_s`` and ``ips`` are
+    for network sources."""
+    entries = [f"syphon:{name}  ({app})" for name, app in list_syphon_servers()]
+    return entries, [] if sys.platform == "darwin" else ["Syphon is macOS only"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from io_adapters.output_paths import _same_file_key, sink_files
-from io_adapters.registry import parse_uri
+from io_adapters.registry import NAMED_OUTPUT_SCHEMES, parse_uri, stream_name
 from pipeline.errors import BadInputError, RollingDepthError
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
@@ -56,8 +56,6 @@ STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (b
                "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,)}
 STREAM_REQUIRED = ("name", "source", "sinks")
 TABLES = {"model", "rig", "stream"}
-# outputs that are names other programs see: two streams may not share one
-NAMED_OUTPUT_SCHEMES = ("ndi", "syphon", "spout")
 
 
 @dataclass
@@ -257,20 +255,6 @@ NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None)
                 "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
                 "--compile": ("compile", False)}
 SHORTHAND = "rdstream run"
-
-
-def stream_name(source: str, index: int) -> str:
-    """``{name}`` of a source in the shorthand: the file's stem, the NDI/Syphon/Spout name, the camera
-    number; ``stream{index}`` for test patterns and anything else."""
-    parsed = parse_uri(source)
-    target = parsed.target.strip()
-    if parsed.scheme == "file" and target:
-        return Path(target).stem
-    if parsed.scheme in ("ndi", "syphon", "spout") and target:
-        return target
-    if parsed.scheme == "camera" and target:
-        return f"camera{target}"
-    return f"stream{index}"
 
 
 def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
