@@ -62,6 +62,17 @@ class Scheme:
     needs_target: str | None = None
 
 
+def _texture_sharing(name: str, title: str, source_example: str, platform: str) -> Scheme:
+    """Syphon and Spout: the same parts under each one's name, in its module ``<name>_io``."""
+    module, cls = f"{name}_io", name.capitalize()
+    return Scheme(name, source=f"{module}:{cls}Source", sink=f"{module}:{cls}Sink",
+                  source_check=f"{module}:{name}_source_options", sink_check=f"{module}:{name}_sink_options",
+                  installed=f"{module}:check_{name}_installed", lister=f"{module}:{name}_listing",
+                  listed_as=(name, title), source_example=source_example,
+                  sink_example=f"{name}:Depth?format=color|packed16 ({platform})", live=True, named_output=True,
+                  stream_name=lambda target: target)
+
+
 SCHEMES = {s.name: s for s in (
     Scheme("file", source="file_source:FileSource", sink="file_sink:open_file_sink",
            source_check="file_source:check_file_source", sink_check="file_sink:check_file_sink_uri",
@@ -80,18 +91,8 @@ SCHEMES = {s.name: s for s in (
            listed_as=("ndi", "NDI sources"), source_example="ndi:Studio Cam (options ips, timeout)",
            sink_example="ndi:Depth?format=bgra|uyvy|p216", live=True, named_output=True,
            stream_name=lambda target: target),
-    Scheme("syphon", source="syphon_io:SyphonSource", sink="syphon_io:SyphonSink",
-           source_check="syphon_io:syphon_source_options", sink_check="syphon_io:syphon_sink_options",
-           installed="syphon_io:check_syphon_installed", lister="syphon_io:syphon_listing",
-           listed_as=("syphon", "Syphon servers"), source_example="syphon:Resolume (macOS)",
-           sink_example="syphon:Depth?format=color|packed16 (macOS)", live=True, named_output=True,
-           stream_name=lambda target: target),
-    Scheme("spout", source="spout_io:SpoutSource", sink="spout_io:SpoutSink",
-           source_check="spout_io:spout_source_options", sink_check="spout_io:spout_sink_options",
-           installed="spout_io:check_spout_installed", lister="spout_io:spout_listing",
-           listed_as=("spout", "Spout senders"), source_example="spout:TDSpoutOut (Windows)",
-           sink_example="spout:Depth?format=color|packed16 (Windows)", live=True, named_output=True,
-           stream_name=lambda target: target),
+    _texture_sharing("syphon", "Syphon servers", "syphon:Resolume (macOS)", "macOS"),
+    _texture_sharing("spout", "Spout senders", "spout:TDSpoutOut (Windows)", "Windows"),
     Scheme("null", sink="file_sink:NullSink", sink_check="file_sink:check_file_sink_uri", sink_example="null:"),
 )}
 
