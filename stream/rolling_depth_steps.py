@@ -145,6 +145,8 @@ class BatchedCalls:
         model = self.model
         t = first_timestep(model)
         grid = calls[0][0].grid
+        if any(stream.grid != grid for stream, _, _ in calls[1:]):  # their samples are one tensor
+            raise ValueError("one predict call needs one fit grid (batch streams by it)")
         with torch.inference_mode():
             length = len(calls[0][1][0])
             stacked = torch.stack([latent for _, latents, _ in calls for snippet in latents for latent in snippet])

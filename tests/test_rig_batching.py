@@ -200,3 +200,27 @@ def test_a_failing_source_or_sink_stays_in_its_stream(tiny_model):
     assert outcomes[1].failed and "disk full" in str(outcomes[1].error)  # its node stopped, alone
     assert outcomes[2].failed and "camera 3" in str(outcomes[2].result.source_error)
     assert len(after_broken_source.frames) == 4  # what it read before failing still came out
+
+
+def test_streams_with_different_fit_grids_never_share_a_predict_call(tiny_model):
+    import torch
+
+    from stream.batched_steps import StreamSteps
+    from stream.rolling_depth_steps import BatchedCalls
+
+    states = [RollingDepthSteps(tiny_model, 64, fit_stride=stride) for stride in (4, 10)]
+    for state in states:
+        state.fix_size(48, 80)
+    latent = torch.zeros(4, 5, 8)
+    with pytest.raises(ValueError, match="one fit grid"):  # their fit samples cannot be one tensor
+        BatchedCalls(tiny_model, 4, False).start_predict([(s, [[latent] * 3], [(True,) * 3]) for s in states])
+
+    class KeyRecorder:  # the batcher batches only requests of one key
+        keys = []
+
+        def submit(self, stream, key, payload):
+            self.keys.append(key)
+
+    for index, state in enumerate(states):
+        StreamSteps(KeyRecorder(), index, state).start_predict([[latent] * 3], [(True,) * 3])
+    assert KeyRecorder.keys[0] != KeyRecorder.keys[1] and KeyRecorder.keys[0][:3] == KeyRecorder.keys[1][:3]
