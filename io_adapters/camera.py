@@ -191,6 +191,13 @@ def camera_uris(platform: str = sys.platform) -> list[tuple[str, str]]:
     return uris
 
 
+def camera_listing(wait_s: float = 0.0, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (camera URIs with their descriptions, notes); ``wait_s`` and ``ips``
+    are for network sources (the registry asks every lister the same)."""
+    entries = [f"{uri}  ({description})" for uri, description in camera_uris()]
+    return entries, [] if entries else ["no camera found (or this platform cannot list them)"]
+
+
 class CameraSource(BlockingSource):
     """Frames of a camera as RGB; timestamps from the device clock (from 0).
 

@@ -40,6 +40,13 @@ def check_file_source_options(uri: ParsedUri) -> None:
     options.flag("loop", False)
 
 
+def check_file_source(uri: ParsedUri) -> None:
+    """A ``file:`` source's options, then a probe of the file (milliseconds: a missing or damaged
+    file is said before the model loads, not after). Raises BadInputError."""
+    check_file_source_options(uri)
+    probe_video(uri.target)
+
+
 @dataclass(frozen=True)
 class TestPatternOptions:
     """The options of a ``test:`` URI. size: (width, height), each 2..MAX_FRAME_SIDE pixels."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-from io_adapters.registry import list_sources
-
-_SECTIONS = (("cameras", "Cameras"), ("ndi", "NDI sources"), ("syphon", "Syphon servers"), ("spout", "Spout senders"))
+from io_adapters.registry import LISTED, list_sources
 
 
 def format_sources(listing: dict) -> str:
     """Human-readable listing: one URI per line under each kind, then notes."""
     lines: list[str] = []
-    for key, title in _SECTIONS:
+    for key, title in LISTED:
         lines.append(f"{title}:")
         entries = listing.get(key) or ["(none)"]
         lines.extend(f"  {entry}" for entry in entries)

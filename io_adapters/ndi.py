@@ -53,7 +53,7 @@ from io_adapters.ndi_formats import (
 )
 from io_adapters.uri import OptionReader, ParsedUri
 from io_adapters.encodings import burn_mark, to_uint8, to_uint16
-from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 
 NDI_FORMATS = ("bgra", "uyvy", "p216")
 NDI_SINK_OPTIONS = {
@@ -295,6 +295,19 @@ def list_ndi_sources(wait_s: float = 1.5, ips: str | None = None) -> list[str]:
         return sorted(names)
     finally:
         finder.close()
+
+
+def ndi_listing(wait_s: float = 1.5, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (NDI source URIs seen in ``wait_s`` seconds, notes: why none, or why
+    NDI cannot be asked here). Never raises for a missing library."""
+    try:
+        entries = [f"ndi:{name}" for name in list_ndi_sources(wait_s, ips)]
+        if entries:
+            return entries, []
+        return [], [f"no NDI source seen in {wait_s:g} s (asked mDNS and {extra_ips(ips).replace(',', ', ')}"
+                    + ("" if ips else "; add IPs of other machines with --ndi-ips") + ")"]
+    except RollingDepthError as err:
+        return [], [str(err)]
 
 
 @dataclass(frozen=True)

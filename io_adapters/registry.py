@@ -1,42 +1,129 @@
-"""A URI picks the class: ``open_source`` / ``open_sink`` and the source listing.
+"""Which code handles which URI scheme: one ``Scheme`` entry per scheme in ``SCHEMES``, and the
+functions the rest of the program calls (``open_source``, ``check_source``, ``check_sink``,
+``open_sink``, ``list_sources``) read only that table.
 
 Sources: ``file:PATH`` (or a bare path), ``camera:INDEX_OR_NAME``, ``test:?frames=N&size=WxH&rate=R``,
 ``ndi:SOURCE NAME``, ``syphon:SERVER NAME``, ``spout:SENDER NAME``.
 Sinks: ``file:out.mp4`` (colour map), ``file:out.mkv`` (16-bit FFV1), ``npy:out.npy``,
 ``ndi:NAME?format=bgra|uyvy|p216&cmap=...``, ``syphon:NAME?format=color|packed16``,
 ``spout:NAME?format=color|packed16``, ``null:``.
-Adapters with optional libraries (NDI, Syphon, Spout, devices) are imported only when their scheme is used.
+An entry names its code as ``"module:attribute"`` in ``io_adapters``, imported only when the scheme
+is used, so adapters with optional libraries (NDI, Syphon, Spout, devices) cost nothing until asked for.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from io_adapters.base import Sink, Source
 from io_adapters.layouts import check_sink_layout
 from io_adapters.uri import ParsedUri, parse_uri, unknown_scheme_error
-from pipeline.errors import BadInputError, RollingDepthError
+from pipeline.errors import BadInputError
 
-SOURCE_EXAMPLES = {
-    "file": "file:clip.mp4 or clip.mp4 (options start, frames, loop)",
-    "camera": "camera:0 or camera:NAME (options size, rate, format)",
-    "test": "test:?frames=90&size=640x360&rate=30",
-    "ndi": "ndi:Studio Cam (options ips, timeout)",
-    "syphon": "syphon:Resolume (macOS)",
-    "spout": "spout:TDSpoutOut (Windows)",
-}
-SINK_EXAMPLES = {
-    "file": "file:depth.mp4?cmap=Spectral_r or file:depth.mkv (16-bit)",
-    "npy": "npy:depth.npy",
-    "ndi": "ndi:Depth?format=bgra|uyvy|p216",
-    "syphon": "syphon:Depth?format=color|packed16 (macOS)",
-    "spout": "spout:Depth?format=color|packed16 (Windows)",
-    "null": "null:",
-}
+
+@dataclass(frozen=True)
+class Scheme:
+    """One URI scheme: its code (``"module:attribute"`` names in ``io_adapters``) and its facts.
+
+    source / sink: the class (or factory) that opens it: ``(parsed)`` or ``(parsed, realtime=)`` for
+        a source, ``(parsed, fps)`` for a sink; None = not that kind.
+    source_check / sink_check: ``(parsed)``: checks the options in full, opens nothing, loads no
+        library (raises BadInputError), so ``rdstream run`` finds mistakes before the model loads.
+    installed: ``()``: raises when the scheme's library cannot be imported here.
+    lister: ``(wait_s, ips) -> (entries, notes)`` for ``rdstream sources``, shown under ``listed_as``
+        (key, title).
+    paced: for sources that take ``realtime=``: their pace when the user said nothing (None = the
+        source paces itself).
+    live: a source that delivers frames whether or not the node keeps up (``--realtime`` by default).
+    named_output: a sink name other programs see (two streams may not share one).
+    stream_name: the name ``rdstream run --source A --source B`` gives a stream of this source, from
+        its target (None = ``stream{index}``).
+    needs_target: the error for an empty target, or None where an empty target is checked later.
+    """
+
+    name: str
+    source: str | None = None
+    sink: str | None = None
+    source_check: str | None = None
+    sink_check: str | None = None
+    installed: str | None = None
+    lister: str | None = None
+    listed_as: tuple[str, str] | None = None
+    source_example: str | None = None
+    sink_example: str | None = None
+    paced: bool | None = None
+    live: bool = False
+    named_output: bool = False
+    stream_name: Callable[[str], str] | None = None
+    needs_target: str | None = None
+
+
+def _texture_sharing(name: str, title: str, source_example: str, platform: str) -> Scheme:
+    """Syphon and Spout: the same parts under each one's name, in its module ``<name>_io``."""
+    module, cls = f"{name}_io", name.capitalize()
+    return Scheme(name, source=f"{module}:{cls}Source", sink=f"{module}:{cls}Sink",
+                  source_check=f"{module}:{name}_source_options", sink_check=f"{module}:{name}_sink_options",
+                  installed=f"{module}:check_{name}_installed", lister=f"{module}:{name}_listing",
+                  listed_as=(name, title), source_example=source_example,
+                  sink_example=f"{name}:Depth?format=color|packed16 ({platform})", live=True, named_output=True,
+                  stream_name=lambda target: target)
+
+
+SCHEMES = {s.name: s for s in (
+    Scheme("file", source="file_source:FileSource", sink="file_sink:open_file_sink",
+           source_check="file_source:check_file_source", sink_check="file_sink:check_file_sink_uri",
+           source_example="file:clip.mp4 or clip.mp4 (options start, frames, loop)",
+           sink_example="file:depth.mp4?cmap=Spectral_r or file:depth.mkv (16-bit)", paced=False,
+           stream_name=lambda target: Path(target).stem, needs_target="file: needs a path, e.g. file:clip.mp4"),
+    Scheme("camera", source="camera:CameraSource", source_check="camera:camera_options",
+           lister="camera:camera_listing", listed_as=("cameras", "Cameras"),
+           source_example="camera:0 or camera:NAME (options size, rate, format)", live=True,
+           stream_name=lambda target: f"camera{target}"),
+    Scheme("test", source="file_source:TestPatternSource", source_check="file_source:TestPatternOptions.parse",
+           source_example="test:?frames=90&size=640x360&rate=30", paced=True),
+    Scheme("npy", sink="file_sink:NpySink", sink_check="file_sink:check_file_sink_uri", sink_example="npy:depth.npy"),
+    Scheme("ndi", source="ndi:NdiSource", sink="ndi:NdiSink", source_check="ndi:ndi_source_options",
+           sink_check="ndi:ndi_sink_options", installed="ndi:check_ndi_installed", lister="ndi:ndi_listing",
+           listed_as=("ndi", "NDI sources"), source_example="ndi:Studio Cam (options ips, timeout)",
+           sink_example="ndi:Depth?format=bgra|uyvy|p216", live=True, named_output=True,
+           stream_name=lambda target: target),
+    _texture_sharing("syphon", "Syphon servers", "syphon:Resolume (macOS)", "macOS"),
+    _texture_sharing("spout", "Spout senders", "spout:TDSpoutOut (Windows)", "Windows"),
+    Scheme("null", sink="file_sink:NullSink", sink_check="file_sink:check_file_sink_uri", sink_example="null:"),
+)}
+
+SOURCE_EXAMPLES = {s.name: s.source_example for s in SCHEMES.values() if s.source}
+SINK_EXAMPLES = {s.name: s.sink_example for s in SCHEMES.values() if s.sink}
+# Sources that deliver frames whether or not the node keeps up: they default to --realtime.
+LIVE_SCHEMES = tuple(s.name for s in SCHEMES.values() if s.live)
+# Outputs that are names other programs see: two streams may not share one.
+NAMED_OUTPUT_SCHEMES = tuple(s.name for s in SCHEMES.values() if s.named_output)
+# (key, title) of each kind ``rdstream sources`` lists, in order.
+LISTED = tuple(s.listed_as for s in SCHEMES.values() if s.lister)
 
 # Frame rates above this are typos: encoders and players top out well below it.
 MAX_FPS = 1000.0
+
+
+def _load(reference: str):
+    """``"module:attribute.path"`` in io_adapters -> the object (the module imported now)."""
+    module, _, path = reference.partition(":")
+    found = importlib.import_module(f"io_adapters.{module}")
+    for name in path.split("."):
+        found = getattr(found, name)
+    return found
+
+
+def _scheme(parsed: ParsedUri, kind: str) -> Scheme:
+    """The entry of a URI's scheme that handles ``kind`` ("source" or "sink"); the unknown-scheme error otherwise."""
+    scheme = SCHEMES.get(parsed.scheme)
+    if scheme is None or getattr(scheme, kind) is None:
+        raise unknown_scheme_error(parsed, kind, SOURCE_EXAMPLES if kind == "source" else SINK_EXAMPLES)
+    return scheme
 
 
 def open_source(uri: str, *, realtime: bool | None = None) -> Source:
@@ -50,41 +137,18 @@ def open_source(uri: str, *, realtime: bool | None = None) -> Source:
         BadInputError: unknown scheme or option, bad option value, missing file or device.
     """
     parsed = parse_uri(uri)
-    scheme = parsed.scheme
-    if scheme == "file":
-        from io_adapters.file_source import FileSource
-
-        if not parsed.target:
-            raise BadInputError("file: needs a path, e.g. file:clip.mp4")
-        return FileSource(parsed, realtime=bool(realtime))
-    if scheme == "test":
-        from io_adapters.file_source import TestPatternSource
-
-        return TestPatternSource(parsed, realtime=True if realtime is None else realtime)
-    if scheme == "camera":
-        from io_adapters.camera import CameraSource
-
-        return CameraSource(parsed)
-    if scheme == "ndi":
-        from io_adapters.ndi import NdiSource
-
-        return NdiSource(parsed)
-    if scheme == "syphon":
-        from io_adapters.syphon_io import SyphonSource
-
-        return SyphonSource(parsed)
-    if scheme == "spout":
-        from io_adapters.spout_io import SpoutSource
-
-        return SpoutSource(parsed)
-    raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    scheme = _scheme(parsed, "source")
+    if scheme.needs_target and not parsed.target:
+        raise BadInputError(scheme.needs_target)
+    opener = _load(scheme.source)
+    if scheme.paced is None:
+        return opener(parsed)
+    return opener(parsed, realtime=scheme.paced if realtime is None else bool(realtime))
 
 
 def _check_bare_path_options(parsed: ParsedUri) -> None:
     """A bare path is one file name, '?' included: ``clip.mp4?frames=8`` that is no file means
     options were meant, and options need ``file:``."""
-    from pathlib import Path
-
     if parsed.scheme == "file" and not parsed.text.lower().startswith("file:") and "?" in parsed.target \
             and not Path(parsed.target).exists():
         path, _, query = parsed.target.partition("?")
@@ -98,8 +162,8 @@ def check_source(uri: str) -> None:
 
     Every scheme's options are checked in full (``test:`` sizes at most MAX_FRAME_SIDE per
     side); a ``file:`` source is probed (milliseconds: a missing or damaged file is said now, not
-    after a model load); ``ndi:`` and ``syphon:`` then also check that their library can be
-    imported (for Syphon off macOS: the "macOS only" error). What only opening can tell (a
+    after a model load); ``ndi:``, ``syphon:`` and ``spout:`` then also check that their library
+    can be imported (for Syphon off macOS: the "macOS only" error). What only opening can tell (a
     camera or an NDI source that is not there) is left to ``open_source``.
     Raises:
         BadInputError: unknown scheme, unknown option, bad option value, syphon: off macOS,
@@ -107,41 +171,13 @@ def check_source(uri: str) -> None:
         RuntimeFailure: ndi-python, syphon-python (on macOS) or SpoutGL (on Windows) is not installed.
     """
     parsed = parse_uri(uri)
-    if parsed.scheme not in SOURCE_EXAMPLES:
-        raise unknown_scheme_error(parsed, "source", SOURCE_EXAMPLES)
+    scheme = _scheme(parsed, "source")
     _check_bare_path_options(parsed)
-    if parsed.scheme == "file":
-        from io_adapters.file_source import check_file_source_options
-
-        if not parsed.target:
-            raise BadInputError("file: needs a path, e.g. file:clip.mp4")
-        check_file_source_options(parsed)
-        from io_adapters.video_file import probe_video
-
-        probe_video(parsed.target)
-    elif parsed.scheme == "test":
-        from io_adapters.file_source import TestPatternOptions
-
-        TestPatternOptions.parse(parsed)
-    elif parsed.scheme == "camera":
-        from io_adapters.camera import camera_options
-
-        camera_options(parsed)
-    elif parsed.scheme == "ndi":
-        from io_adapters.ndi import check_ndi_installed, ndi_source_options
-
-        ndi_source_options(parsed)
-        check_ndi_installed()
-    elif parsed.scheme == "syphon":
-        from io_adapters.syphon_io import check_syphon_installed, syphon_source_options
-
-        syphon_source_options(parsed)
-        check_syphon_installed()
-    elif parsed.scheme == "spout":
-        from io_adapters.spout_io import check_spout_installed, spout_source_options
-
-        spout_source_options(parsed)
-        check_spout_installed()
+    if scheme.needs_target and not parsed.target:
+        raise BadInputError(scheme.needs_target)
+    _load(scheme.source_check)(parsed)
+    if scheme.installed:
+        _load(scheme.installed)()
 
 
 def check_sink(uri: str) -> None:
@@ -149,37 +185,20 @@ def check_sink(uri: str) -> None:
     or Syphon library loaded), so ``rdstream run`` finds mistakes before the model loads.
 
     Every sink's options are checked in full (extension, colour map, format, layout, name);
-    ``ndi:`` and ``syphon:`` then also check that their library can be imported (for Syphon
-    off macOS: the "macOS only" error, after any option error, so a URI is judged the same on
-    every platform).
+    ``ndi:``, ``syphon:`` and ``spout:`` then also check that their library can be imported (for
+    Syphon off macOS: the "macOS only" error, after any option error, so a URI is judged the
+    same on every platform).
     Raises:
         BadInputError: unknown scheme, extension or option, bad option value, syphon: off macOS,
             spout: off Windows.
         RuntimeFailure: ndi-python, syphon-python (on macOS) or SpoutGL (on Windows) is not installed.
     """
     parsed = parse_uri(uri)
-    if parsed.scheme not in SINK_EXAMPLES:
-        raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+    scheme = _scheme(parsed, "sink")
     check_sink_layout(parsed)
-    if parsed.scheme in ("file", "npy", "null"):
-        from io_adapters.file_sink import check_file_sink_uri
-
-        check_file_sink_uri(parsed)
-    elif parsed.scheme == "ndi":
-        from io_adapters.ndi import check_ndi_installed, ndi_sink_options
-
-        ndi_sink_options(parsed)
-        check_ndi_installed()
-    elif parsed.scheme == "syphon":
-        from io_adapters.syphon_io import check_syphon_installed, syphon_sink_options
-
-        syphon_sink_options(parsed)
-        check_syphon_installed()
-    elif parsed.scheme == "spout":
-        from io_adapters.spout_io import check_spout_installed, spout_sink_options
-
-        spout_sink_options(parsed)
-        check_spout_installed()
+    _load(scheme.sink_check)(parsed)
+    if scheme.installed:
+        _load(scheme.installed)()
 
 
 def check_sinks_free(uris: list[str]) -> None:
@@ -205,70 +224,37 @@ def open_sink(uri: str, *, fps: float = 30.0) -> Sink:
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise BadInputError(f"sink frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     parsed = parse_uri(uri)
-    scheme = parsed.scheme
-    if scheme == "file":
-        from io_adapters.file_sink import open_file_sink
+    return _load(_scheme(parsed, "sink").sink)(parsed, fps)
 
-        return open_file_sink(parsed, fps)
-    if scheme == "npy":
-        from io_adapters.file_sink import NpySink
 
-        return NpySink(parsed, fps)
-    if scheme == "null":
-        from io_adapters.file_sink import NullSink
-
-        return NullSink(parsed, fps)
-    if scheme == "ndi":
-        from io_adapters.ndi import NdiSink
-
-        return NdiSink(parsed, fps)
-    if scheme == "syphon":
-        from io_adapters.syphon_io import SyphonSink
-
-        return SyphonSink(parsed, fps)
-    if scheme == "spout":
-        from io_adapters.spout_io import SpoutSink
-
-        return SpoutSink(parsed, fps)
-    raise unknown_scheme_error(parsed, "sink", SINK_EXAMPLES)
+def stream_name(source: str, index: int) -> str:
+    """The name of a stream of ``source`` in ``rdstream run --source A --source B``: the file's stem,
+    the NDI/Syphon/Spout name, ``camera`` and the camera's number or name; ``stream{index}`` for test
+    patterns and anything else."""
+    parsed = parse_uri(source)
+    target = parsed.target.strip()
+    scheme = SCHEMES.get(parsed.scheme)
+    if scheme is not None and scheme.stream_name is not None and target:
+        return scheme.stream_name(target)
+    return f"stream{index}"
 
 
 def list_sources(ndi_wait_s: float = 1.5, ndi_ips: str | None = None) -> dict:
     """What can be opened as a source here, for ``rdstream sources``.
 
-    Returns a dict with lists of URIs ``cameras``, ``ndi``, ``syphon`` and ``spout`` and a list of
-    ``notes`` (why a kind is empty or unavailable). Never raises for a missing library.
+    Returns a dict with a list of URIs per listed kind (``LISTED``: ``cameras``, ``ndi``, ``syphon``,
+    ``spout``) and a list of ``notes`` (why a kind is empty or unavailable). Never raises for a
+    missing library.
     """
-    from io_adapters.camera import camera_uris
-
+    listing: dict = {}
     notes: list[str] = []
-    cameras = [f"{uri}  ({description})" for uri, description in camera_uris()]
-    if not cameras:
-        notes.append("no camera found (or this platform cannot list them)")
-    ndi_sources: list[str] = []
-    try:
-        from io_adapters.ndi import list_ndi_sources
-
-        ndi_sources = [f"ndi:{name}" for name in list_ndi_sources(ndi_wait_s, ndi_ips)]
-        if not ndi_sources:
-            from io_adapters.ndi import extra_ips
-
-            notes.append(f"no NDI source seen in {ndi_wait_s:g} s (asked mDNS and {extra_ips(ndi_ips).replace(',', ', ')}"
-                         + ("" if ndi_ips else "; add IPs of other machines with --ndi-ips") + ")")
-    except RollingDepthError as err:
-        notes.append(str(err))
-    syphon_servers: list[str] = []
-    from io_adapters.syphon_io import list_syphon_servers
-
-    syphon_servers = [f"syphon:{name}  ({app})" for name, app in list_syphon_servers()]
-    if sys.platform != "darwin":
-        notes.append("Syphon is macOS only")
-    from io_adapters.spout_io import list_spout_senders
-
-    spout_senders = [f"spout:{name}" for name in list_spout_senders()]
-    if sys.platform != "win32":
-        notes.append("Spout is Windows only")
-    return {"cameras": cameras, "ndi": ndi_sources, "syphon": syphon_servers, "spout": spout_senders, "notes": notes}
+    for scheme in SCHEMES.values():
+        if scheme.lister:
+            entries, said = _load(scheme.lister)(ndi_wait_s, ndi_ips)
+            listing[scheme.listed_as[0]] = entries
+            notes.extend(said)
+    return {**listing, "notes": notes}
 
 
-__all__ = ["ParsedUri", "parse_uri", "check_source", "check_sink", "check_sinks_free", "open_source", "open_sink", "list_sources", "Source", "Sink"]
+__all__ = ["ParsedUri", "SCHEMES", "Scheme", "parse_uri", "check_source", "check_sink", "check_sinks_free", "open_source",
+           "open_sink", "list_sources", "stream_name", "Source", "Sink"]

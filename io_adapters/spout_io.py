@@ -29,26 +29,19 @@ import importlib.util
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
-from io_adapters.layouts import LAYOUT_OPTION_HELP, needs_colour, read_layout
+from io_adapters.layouts import needs_colour
 from io_adapters.names import check_name
 from io_adapters.syphon_io import depth_to_syphon_bgra
-from io_adapters.uri import OptionReader, ParsedUri
+from io_adapters.texture_options import (TextureSinkOptions, TextureSourceOptions, texture_sink_options,
+                                         texture_source_options)
+from io_adapters.uri import ParsedUri
 from pipeline.errors import BadInputError, RuntimeFailure
 
-SPOUT_FORMATS = ("color", "packed16")
-SPOUT_SINK_OPTIONS = {
-    "format": "color (colour-mapped BGRA, default) or packed16 (16-bit depth: R = high byte, G = low byte)",
-    "cmap": "matplotlib colour map for format=color, default Greys_r",
-    "layout": LAYOUT_OPTION_HELP,
-}
-SPOUT_SOURCE_OPTIONS = {"timeout": "seconds to wait for the sender to appear, default 10"}
-DEFAULT_SPOUT_CMAP = "Greys_r"
 # The Spout SDK keeps sender names in 256-byte C strings (SpoutMaxSenderNameLen), NUL included.
 MAX_SPOUT_NAME_BYTES = 255
 # OpenGL pixel-format enums (the values SpoutGL.enums re-exports; fixed by the GL headers).
@@ -61,54 +54,16 @@ def _check_name(name: str, example: str) -> None:
     check_name(name, "spout: sender name", example, MAX_SPOUT_NAME_BYTES, " (Spout keeps names in 256-byte strings)")
 
 
-@dataclass(frozen=True)
-class SpoutSinkOptions:
-    """What a ``spout:`` sink sends: sender name, format (one of SPOUT_FORMATS), colour map for
-    format=color, layout (one of io_adapters.layouts.LAYOUTS)."""
-
-    name: str
-    fmt: str = "color"
-    cmap: str = DEFAULT_SPOUT_CMAP
-    layout: str = "depth"
+def spout_sink_options(uri: ParsedUri) -> TextureSinkOptions:
+    """The options of ``spout:NAME?format=color|packed16&cmap=NAME&layout=...``
+    (``io_adapters.texture_options``; format=rgba16 is refused: Spout carries 8-bit only), checked
+    without importing SpoutGL (Windows only)."""
+    return texture_sink_options(uri, lambda name: _check_name(name, "spout:Depth?format=packed16"))
 
 
-def spout_sink_options(uri: ParsedUri) -> SpoutSinkOptions:
-    """The options of ``spout:NAME?format=color|packed16&cmap=NAME&layout=...``, checked
-    without importing SpoutGL (which exists only on Windows).
-
-    Raises:
-        BadInputError: unknown option, bad value (e.g. format=rgba16: Spout carries 8-bit only),
-            cmap with packed16, an empty or over-long sender name.
-    """
-    options = OptionReader(uri, SPOUT_SINK_OPTIONS)
-    fmt = options.choice("format", SPOUT_FORMATS, "color")
-    cmap = options.colormap("cmap", DEFAULT_SPOUT_CMAP)
-    if fmt == "packed16" and "cmap" in uri.options:
-        raise BadInputError(f"cmap only applies to spout format=color (got cmap={cmap!r} with format=packed16; "
-                            f"packed16 carries raw 16-bit depth)")
-    layout = read_layout(options)
-    _check_name(uri.target, "spout:Depth?format=packed16")
-    return SpoutSinkOptions(uri.target, fmt, cmap, layout)
-
-
-@dataclass(frozen=True)
-class SpoutSourceOptions:
-    """Which Spout sender to receive and how long to wait for it to appear."""
-
-    name: str
-    timeout_s: float = 10.0
-
-
-def spout_source_options(uri: ParsedUri) -> SpoutSourceOptions:
-    """The options of ``spout:SENDER NAME?timeout=10``, checked without importing SpoutGL.
-
-    Raises:
-        BadInputError: unknown option, bad value, an empty or over-long sender name.
-    """
-    options = OptionReader(uri, SPOUT_SOURCE_OPTIONS)
-    timeout_s = options.number("timeout", 10.0)
-    _check_name(uri.target, "spout:TDSpoutOut (see `rdstream sources`)")
-    return SpoutSourceOptions(uri.target, timeout_s)
+def spout_source_options(uri: ParsedUri) -> TextureSourceOptions:
+    """The options of ``spout:SENDER NAME?timeout=10``, checked without importing SpoutGL."""
+    return texture_source_options(uri, "sender", lambda name: _check_name(name, "spout:TDSpoutOut (see `rdstream sources`)"))
 
 
 def _spout_missing() -> BadInputError:
@@ -269,3 +224,9 @@ def list_spout_senders() -> list[str]:
     except BadInputError:
         return []
     return sorted(_sender_names(spout))
+
+
+def spout_listing(wait_s: float = 0.0, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (Spout sender URIs, notes); ``wait_s`` and ``ips`` are for network sources."""
+    entries = [f"spout:{name}" for name in list_spout_senders()]
+    return entries, [] if sys.platform == "win32" else ["Spout is Windows only"]

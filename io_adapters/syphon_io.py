@@ -20,80 +20,45 @@ import importlib.util
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from io_adapters.base import BlockingSource, ThreadedSink
 from io_adapters.frames import DepthFrame
-from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
+from io_adapters.layouts import compose, needs_colour
 from io_adapters.names import check_name
-from io_adapters.uri import OptionReader, ParsedUri
+from io_adapters.texture_options import (TextureSinkOptions, TextureSourceOptions, texture_sink_options,
+                                         texture_source_options)
+from io_adapters.uri import ParsedUri
 from io_adapters.encodings import apply_colormap_bgra, burn_mark, pack16_bgra
 from pipeline.errors import BadInputError, RuntimeFailure
 
-SYPHON_FORMATS = ("color", "packed16")
-SYPHON_SINK_OPTIONS = {
-    "format": "color (colour-mapped BGRA, default) or packed16 (16-bit depth: R = high byte, G = low byte)",
-    "cmap": "matplotlib colour map for format=color, default Greys_r",
-    "layout": LAYOUT_OPTION_HELP,
-}
-SYPHON_SOURCE_OPTIONS = {"timeout": "seconds to wait for the server to appear, default 10"}
-DEFAULT_SYPHON_CMAP = "Greys_r"
-# Syphon itself sets no limit; this one keeps a server name usable in Spout too (the same rule there).
-MAX_SYPHON_NAME_BYTES = 255
-SYPHON_LIMIT = " (kept within Spout's limit, so one name works for both)"
 _POLL_S = 0.002  # the client has no frame callback in syphon-python: poll often, cheaply
 
 
-@dataclass(frozen=True)
-class SyphonSinkOptions:
-    """What a ``syphon:`` sink publishes: server name, format (one of SYPHON_FORMATS), colour
-    map for format=color, layout (one of io_adapters.layouts.LAYOUTS)."""
-
-    name: str
-    fmt: str = "color"
-    cmap: str = DEFAULT_SYPHON_CMAP
-    layout: str = "depth"
+# Syphon itself sets no limit; this one keeps a server name usable in Spout too (the same rule there).
+MAX_SYPHON_NAME_BYTES = 255
+SYPHON_LIMIT = " (kept within Spout's limit, so one name works for both)"
 
 
-def syphon_sink_options(uri: ParsedUri) -> SyphonSinkOptions:
-    """The options of ``syphon:NAME?format=color|packed16&cmap=NAME&layout=...``, checked
-    without importing syphon-python (which exists only on macOS).
-
-    Raises:
-        BadInputError: unknown option, bad value, cmap with packed16, empty server name.
-    """
-    options = OptionReader(uri, SYPHON_SINK_OPTIONS)
-    fmt = options.choice("format", SYPHON_FORMATS, "color")
-    cmap = options.colormap("cmap", DEFAULT_SYPHON_CMAP)
-    if fmt == "packed16" and "cmap" in uri.options:
-        raise BadInputError(f"cmap only applies to syphon format=color (got cmap={cmap!r} with format=packed16; "
-                            f"packed16 carries raw 16-bit depth)")
-    layout = read_layout(options)
-    check_name(uri.target, "syphon: server name", "syphon:Depth?format=packed16", MAX_SYPHON_NAME_BYTES, SYPHON_LIMIT)
-    return SyphonSinkOptions(uri.target, fmt, cmap, layout)
+def _sink_name(name: str) -> None:
+    check_name(name, "syphon: server name", "syphon:Depth?format=packed16", MAX_SYPHON_NAME_BYTES, SYPHON_LIMIT)
 
 
-@dataclass(frozen=True)
-class SyphonSourceOptions:
-    """Which Syphon server to receive (its name or its app name) and how long to wait for it."""
-
-    name: str
-    timeout_s: float = 10.0
-
-
-def syphon_source_options(uri: ParsedUri) -> SyphonSourceOptions:
-    """The options of ``syphon:SERVER NAME?timeout=10``, checked without importing syphon-python.
-
-    Raises:
-        BadInputError: unknown option, bad value, empty server name.
-    """
-    options = OptionReader(uri, SYPHON_SOURCE_OPTIONS)
-    timeout_s = options.number("timeout", 10.0)
-    check_name(uri.target, "syphon: server name", "syphon:Resolume (see `rdstream sources`)", MAX_SYPHON_NAME_BYTES,
+def _source_name(name: str) -> None:
+    check_name(name, "syphon: server name", "syphon:Resolume (see `rdstream sources`)", MAX_SYPHON_NAME_BYTES,
                SYPHON_LIMIT)
-    return SyphonSourceOptions(uri.target, timeout_s)
+
+
+def syphon_sink_options(uri: ParsedUri) -> TextureSinkOptions:
+    """The options of ``syphon:NAME?format=color|packed16&cmap=NAME&layout=...``
+    (``io_adapters.texture_options``), checked without importing syphon-python (macOS only)."""
+    return texture_sink_options(uri, _sink_name)
+
+
+def syphon_source_options(uri: ParsedUri) -> TextureSourceOptions:
+    """The options of ``syphon:SERVER NAME?timeout=10``, checked without importing syphon-python."""
+    return texture_source_options(uri, "server", _source_name)
 
 
 def _syphon_missing() -> BadInputError | RuntimeFailure:
@@ -215,3 +180,10 @@ def list_syphon_servers() -> list[tuple[str, str]]:
     directory = syphon.SyphonServerDirectory()
     directory.run_loop_interval = 0.2
     return sorted((server.name, server.app_name) for server in directory.servers)
+
+
+def syphon_listing(wait_s: float = 0.0, ips: str | None = None) -> tuple[list[str], list[str]]:
+    """``rdstream sources``: (Syphon server URIs with their apps, notes); ``wait_s`` and ``ips`` are
+    for network sources."""
+    entries = [f"syphon:{name}  ({app})" for name, app in list_syphon_servers()]
+    return entries, [] if sys.platform == "darwin" else ["Syphon is macOS only"]

@@ -34,7 +34,6 @@ never hides a ``stop``.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import math
 import socket
@@ -56,6 +55,7 @@ from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
 from pipeline.presets import SPEEDS
 from stream.display_normalizer import MAX_WINDOW_FRAMES, check_fixed_range
+from stream.host_port import parse_host_port
 from stream.messages import COMMAND_KINDS, NodeCommand
 from stream.stream_stats import NodeStats
 
@@ -63,7 +63,6 @@ OSC_PREFIX = "/rdstream/"
 STATUS_ADDRESS = "/rdstream/status"
 ACK_ADDRESS = "/rdstream/ack"
 ERROR_ADDRESS = "/rdstream/error"
-DEFAULT_HOST = "127.0.0.1"
 # Real control messages are tens of bytes; anything this large is not for us.
 MAX_PACKET_BYTES = 4096
 # Far above what a patch sends (a fader at 60 fps is 60 a second), far below what costs frames.
@@ -103,21 +102,7 @@ class OscEndpoint:
 
 def parse_endpoint(text: str, option: str) -> OscEndpoint:
     """``PORT`` (on 127.0.0.1) or ``HOST:PORT`` -> OscEndpoint; BadInputError naming ``option``."""
-    raw = str(text).strip()
-    host, sep, port_text = raw.rpartition(":")
-    host = host.strip().strip("[]") if sep else DEFAULT_HOST
-    port_text = port_text.strip()
-    if not port_text.isdigit():
-        raise BadInputError(f"{option} {text!r}: expected PORT or HOST:PORT with a numeric port, e.g. 9000 or 127.0.0.1:9000")
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise BadInputError(f"{option} {text!r}: port must be in 1..65535")
-    if host != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise BadInputError(f"{option} {text!r}: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0) or localhost") from None
-    return OscEndpoint(host, port)
+    return OscEndpoint(*parse_host_port(text, option, "e.g. 9000 or 127.0.0.1:9000"))
 
 
 def check_can_listen(endpoint: OscEndpoint, option: str = "--osc") -> None:

@@ -1,4 +1,5 @@
-"""The node's model steps on a loaded RollingDepth model (the pipeline's functions, one frame at a time).
+"""The node's model steps on a loaded RollingDepth model: ONE implementation (``BatchedCalls``) for a
+single stream (a batch of one, ``RollingDepthSteps``) and for a rig's streams (``stream.batched_steps``).
 
 The shared noise map is drawn once per stream, on the first snippet (when the latent size is
 known), exactly as offline draws it once per video. The processing size is fixed by the first
@@ -16,9 +17,11 @@ Host/device traffic per frame (on CUDA and MPS; the CPU has none): one upload of
 resized on the CPU to the processing size, so the display colour needs no copy back; from pinned
 memory on CUDA) and ONE copy back per ``predict``, the finished frames and the fit samples packed
 together (``pipeline.device.PackedHost``), waited on by an event. No scalar is read back and no
-tensor is built from Python numbers per frame: the timestep is made once per stream, the row
-indices of a merge pattern once per pattern. ``start_predict`` queues a call and returns the wait
-as a callable, so a caller (``stream.snippet_stage``) can wait in another thread while the model
+tensor is built from Python numbers per frame and no device tensor is indexed with a Python list: the
+timestep is made once per model, the row indices of a batch composition (each stream's fit path and
+merge pattern) once per composition, used through ``index_select``; fit samples are gathered once
+per decode, not per row. A rig's batch of N streams has the same habits and one copy back.
+``start_predict`` queues a call and returns the wait as a callable, so a caller (``stream.snippet_stage``) can wait in another thread while the model
 thread queues the next frame's upload and encode behind it: the GPU never idles between frames
 for Python.
 """
@@ -35,8 +38,8 @@ from pipeline.checkpoint import RollingDepthModel
 from pipeline.coalign.online import FitGrid, SnippetDepth, fit_grid
 from pipeline.compiled import compile_cost, compile_model
 from pipeline.device import PackedHost, upload
-from pipeline.inference import (decode_depth, encode_rgb, first_timestep, make_shared_noise, predict_snippets,
-                                prepare_frames_on, resize_on_host, timestep_tensor)
+from pipeline.inference import (ddim_step, decode_depth, encode_rgb, first_timestep, make_shared_noise,
+                                prepare_frames_on, resize_on_host, timestep_tensor, unet_v)
 from pipeline.preprocess import processing_size
 from pipeline.presets import check_fit_path
 from stream.depth_steps import StepCounts
@@ -46,30 +49,173 @@ FIT_PATH_POOL = {"half": 2, "full": 1}
 
 
 class _Rows:
-    """Row indices of one merge pattern (flags of the B * L frames of a call), made once per pattern.
+    """The rows of one batch composition, made once per composition: which rows of the call's
+    ``[R, 4, h, w]`` depth latents decode at full resolution, which on each fit path, and where each
+    snippet's pieces lie in the results.
 
-    full, fit: device index tensors of the merged / fit-only rows; order: CPU index that puts the
-    fit samples, computed full rows first, back into snippet order.
+    composition: per stream of the call, (pool of its fit path, its flags: one per frame of its
+    snippets, in order; True = merged, so decoded at full resolution).
+    full: device index of the merged rows; fit: (pool, device index of the fit-only rows) per pool;
+    order: CPU index that puts the fit samples (merged rows first, then each pool's) back into row
+    order (None: already in it); spans: per stream, per snippet (first merged row in ``full``,
+    merged count, flags, first row).
     """
 
-    def __init__(self, flags: tuple[bool, ...], device: torch.device) -> None:
-        full = [i for i, m in enumerate(flags) if m]
-        fit = [i for i, m in enumerate(flags) if not m]
-        self.count_full, self.count_fit = len(full), len(fit)
+    def __init__(self, composition: tuple[tuple[int, tuple[bool, ...]], ...], length: int,
+                 device: torch.device) -> None:
+        flags = [(pool, m) for pool, stream_flags in composition for m in stream_flags]
+        full = [r for r, (_, m) in enumerate(flags) if m]
+        pools = sorted({pool for pool, m in flags if not m})
+        fit = [(pool, [r for r, (p, m) in enumerate(flags) if not m and p == pool]) for pool in pools]
         self.full = torch.tensor(full, dtype=torch.long, device=device)
-        self.fit = torch.tensor(fit, dtype=torch.long, device=device)
-        self.order = torch.from_numpy(np.argsort(np.array(full + fit, dtype=np.int64), kind="stable"))
+        self.fit = [(pool, torch.tensor(rows, dtype=torch.long, device=device)) for pool, rows in fit]
+        placed = full + [r for _, rows in fit for r in rows]
+        self.order = None if placed == sorted(placed) else torch.from_numpy(np.argsort(np.array(placed), kind="stable"))
+        self.spans, row, first = [], 0, 0
+        for _, stream_flags in composition:
+            snippets = []
+            for s in range(0, len(stream_flags), length):
+                snippet = stream_flags[s : s + length]
+                snippets.append((first, sum(snippet), snippet, row))
+                first, row = first + sum(snippet), row + length
+            self.spans.append(snippets)
+
+
+class BatchedCalls:
+    """The model calls of one or more streams on one model, each kind as ONE call: the one
+    implementation behind a single stream (``RollingDepthSteps``: a batch of one) and a rig
+    (``stream.batched_steps``).
+
+    decode_batch: frames per decoder call. host_copy: copy results back through one packed buffer
+    (module docstring). timer: a ``pipeline.device.StageTimer`` or None.
+    """
+
+    def __init__(self, model: RollingDepthModel, decode_batch: int, host_copy: bool, timer=None) -> None:
+        self.model = model
+        self.decode_batch = decode_batch
+        self.host_copy = host_copy
+        self.timer = timer
+        self.transfers_to_host = 0  # packed copies started (at most one per predict call)
+        self._timestep: torch.Tensor | None = None
+        self._rows: dict[tuple, _Rows] = {}
+
+    def _mark(self, stage: str) -> None:
+        if self.timer is not None:
+            self.timer.mark(stage)
+
+    def encode(self, frames: Sequence[tuple[RollingDepthSteps, np.ndarray]]) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """(stream, uint8 [H, W, 3]) each, one processing size (``RollingDepthSteps.fix_size`` done)
+        -> (uint8 [H', W', 3] display rgb, latent [4, h, w] on the model's device) each."""
+        device = self.model.device
+        with torch.inference_mode():
+            self._mark("start")
+            images, displays = [], []
+            for stream, rgb in frames:
+                if stream.resize_on_host:
+                    # a fresh array either way: the display colour outlives the source's buffer
+                    small = resize_on_host(rgb[None], stream.size) if rgb.shape[:2] != stream.size else rgb[None].copy()
+                    images.append(upload(small, device).permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0))
+                    displays.append(small[0])
+                else:
+                    images.append(prepare_frames_on(device, rgb[None], stream.size))
+                    displays.append(None)
+                stream.counts.encodes += 1
+            self._mark("upload")
+            batch = images[0] if len(images) == 1 else torch.cat(images)
+            latents = encode_rgb(self.model, batch, batch_size=len(images))
+            self._mark("encode")
+            out = []
+            for image, display, latent in zip(images, displays, latents):
+                if display is None:  # the CPU: the image is on the host already (.cpu() is a no-op there)
+                    display = ((image[0].permute(1, 2, 0) + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+                    display = display.cpu().numpy()
+                out.append((display, latent))
+        return out
+
+    def start_predict(self, calls: Sequence[tuple[RollingDepthSteps, list[list[torch.Tensor]], Sequence[tuple[bool, ...]]]]
+                      ) -> Callable[[], list[list[SnippetDepth]]]:
+        """(stream, latents [B][L] of [4, h, w], merged) each, one L, latent size and fit grid -> the
+        wait (callable from any thread) for each stream's ``SnippetDepth``s, in order.
+
+        One UNet call (each snippet with its own stream's noise map), one full-resolution decode of
+        the merged rows, one decode per fit path of the rest, fit samples gathered per decode, and
+        ONE packed copy to the host. Full-resolution frames stay in the model's dtype; fit samples
+        are float32.
+        """
+        model = self.model
+        t = first_timestep(model)
+        grid = calls[0][0].grid
+        if any(stream.grid != grid for stream, _, _ in calls[1:]):  # their samples are one tensor
+            raise ValueError("one predict call needs one fit grid (batch streams by it)")
+        with torch.inference_mode():
+            length = len(calls[0][1][0])
+            stacked = torch.stack([latent for _, latents, _ in calls for snippet in latents for latent in snippet])
+            samples = []
+            for stream, latents, _ in calls:
+                if stream.noise is None:
+                    stream.noise = make_shared_noise(model, tuple(stacked.shape[-2:]), stream.seed)
+                samples.append(stream.noise.expand((len(latents), length) + stream.noise.shape[1:]))
+                stream.counts.unet_frame_passes += len(latents) * length
+            if self._timestep is None:
+                self._timestep = timestep_tensor(model, t)
+            sample = (samples[0] if len(samples) == 1 else torch.cat(samples)).to(model.dtype)
+            v = unet_v(model, stacked.unflatten(0, (-1, length)), sample, self._timestep)
+            depth_latents = ddim_step(model, v, sample, t, None).flatten(0, 1)
+            self._mark("unet")
+
+            composition = tuple((FIT_PATH_POOL[stream.fit_path],
+                                 (True,) * len(latents) * length if stream.decode_everything
+                                 else tuple(bool(m) for snippet in merged for m in snippet))
+                                for stream, latents, merged in calls)
+            rows = self._rows.get((length, composition))
+            if rows is None:
+                rows = self._rows[(length, composition)] = _Rows(composition, length, model.device)
+            full = decode_depth(model, depth_latents.index_select(0, rows.full), self.decode_batch, dtype=None)
+            fit_parts = [grid.take(full).float()]
+            self._mark("decode_full")
+            for pool, index in rows.fit:
+                coarse = decode_depth(model, depth_latents.index_select(0, index), self.decode_batch, pool=pool, dtype=None)
+                fit_parts.append(grid.take(coarse).float() if pool == 1 else grid.sample(coarse, pool))
+                self._mark("decode_fit")
+            fit = fit_parts[0] if len(fit_parts) == 1 else torch.cat(fit_parts)
+            for (stream, _, _), (pool, flags) in zip(calls, composition):
+                merged_count = sum(flags)
+                stream.counts.decodes_full += merged_count
+                if pool == 1:  # --fit-decode full: full decodes, only sampled on the fit grid
+                    stream.counts.decodes_full += len(flags) - merged_count
+                else:
+                    stream.counts.decodes_fit += len(flags) - merged_count
+            packed = PackedHost([full, fit], self.host_copy)
+            self.transfers_to_host += packed.copies
+            self._mark("to_host")
+        everything = [stream.decode_everything for stream, _, _ in calls]
+
+        def finish() -> list[list[SnippetDepth]]:
+            full_host, fit_host = packed.finish()
+            if rows.order is not None:
+                fit_host = fit_host.index_select(0, rows.order)
+            return [[SnippetDepth.from_full(full_host[first : first + count].float()) if whole else
+                     SnippetDepth(full_host[first : first + count], flags, fit_host[row : row + length])
+                     for first, count, flags, row in spans]
+                    for spans, whole in zip(rows.spans, everything)]
+
+        return finish
+
+    def forget(self) -> None:
+        """Drop what the calls made once (after a warm-up on made-up shapes)."""
+        self._timestep, self._rows, self.transfers_to_host = None, {}, 0
 
 
 class RollingDepthSteps:
-    """``DepthSteps`` for a ``RollingDepthModel`` (see stream.depth_steps for the contract).
+    """``DepthSteps`` for a ``RollingDepthModel`` (see stream.depth_steps for the contract), and one
+    stream's state in a rig (``stream.batched_steps``): its size, fit grid, noise and counts.
 
     res: longer edge of the processing size (0 = native; rounded to a multiple of 8).
     seed: seed of the shared noise (None = random). decode_batch: frames per VAE decode call.
     fit_stride: the aligner's fit stride (``OnlineAligner.fit_stride``), so samples land on its grid.
     fit_path: ``half`` or ``full`` (module docstring).
     decode_everything: the old path, kept for benchmarks: every frame decoded at full resolution
-        and handed over whole (the aligner then samples the fit itself).
+        and handed over whole in float32 (the aligner then samples the fit itself).
     host_copy: copy results to the host through one packed buffer (None = on every device but the
         CPU, where the tensors are already there; True on the CPU runs the GPU's path, for tests).
     resize_on_host: resize the uint8 frame on the CPU before upload and take the display colour
@@ -82,6 +228,9 @@ class RollingDepthSteps:
         rungs it may switch to; None = ``snippet_length`` only). A stream's tail snippet is one
         snippet of that length; a rig would pass its batch sizes as ``snippets_per_call``.
     timer: a ``pipeline.device.StageTimer`` to mark stage boundaries in (benchmarks), or None.
+
+    size: (H', W') processing size, fixed by the first frame; grid: the aligner's fit grid at that
+    size; noise: the shared noise map [1, 4, h, w], drawn on the first snippet.
     """
 
     def __init__(self, model: RollingDepthModel, res: int, seed: int | None = None, decode_batch: int = 4,
@@ -110,119 +259,56 @@ class RollingDepthSteps:
         self.snippets_per_call = tuple(snippets_per_call)
         self.snippet_length = snippet_length
         self.snippet_lengths = tuple(sorted(set(snippet_lengths or ()) | {snippet_length}))
-        self.timer = timer
         self.counts = StepCounts()
-        self.transfers_to_host = 0  # packed copies started (at most one per predict)
         self.noise: torch.Tensor | None = None
-        self._timestep: torch.Tensor | None = None
-        self._size: tuple[int, int] | None = None  # (H', W') of the first frame
-        self._grid: FitGrid | None = None  # the aligner's fit grid at that size
-        self._rows: dict[tuple[bool, ...], _Rows] = {}
+        self.size: tuple[int, int] | None = None
+        self.grid: FitGrid | None = None
+        self.calls = BatchedCalls(self.model, decode_batch, self.host_copy, timer)  # this stream alone
 
-    def _mark(self, stage: str) -> None:
-        if self.timer is not None:
-            self.timer.mark(stage)
+    @property
+    def timer(self):
+        """A ``pipeline.device.StageTimer`` the calls mark stage boundaries in, or None."""
+        return self.calls.timer
+
+    @timer.setter
+    def timer(self, timer) -> None:
+        self.calls.timer = timer
+
+    @property
+    def transfers_to_host(self) -> int:
+        """Packed copies this stream's own calls started (at most one per predict)."""
+        return self.calls.transfers_to_host
+
+    def fix_size(self, height: int, width: int) -> tuple[int, int]:
+        """The processing size, fixed (with the fit grid) by the first frame's ``height`` x ``width``."""
+        if self.size is None:
+            self.size = processing_size(height, width, self.res)
+            self.grid = fit_grid(*self.size, self.fit_stride)
+        return self.size
 
     def encode(self, rgb: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """uint8 [H, W, 3] -> (uint8 [H', W', 3] display rgb, latent [4, h, w] on the model's device)."""
-        if self._size is None:
-            self._size = processing_size(rgb.shape[0], rgb.shape[1], self.res)
-            self._grid = fit_grid(*self._size, self.fit_stride)
-            if self.compile_pending:
-                self.warm_up()
-        with torch.inference_mode():
-            self._mark("start")
-            if self.resize_on_host:
-                # a fresh array either way: the display colour outlives the source's buffer
-                small = resize_on_host(rgb[None], self._size) if rgb.shape[:2] != self._size else rgb[None].copy()
-                image = upload(small, self.model.device)
-                image = image.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)
-                display = small[0]
-            else:
-                image = prepare_frames_on(self.model.device, rgb[None], self._size)
-                display = None
-            self._mark("upload")
-            latent = encode_rgb(self.model, image, batch_size=1)[0]
-            self._mark("encode")
-            self.counts.encodes += 1
-            if display is None:  # the CPU: the image is on the host already (.cpu() is a no-op there)
-                display = ((image[0].permute(1, 2, 0) + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-                display = display.cpu().numpy()
-        return display, latent
+        self.fix_size(*rgb.shape[:2])
+        if self.compile_pending:
+            self.warm_up()
+        return self.calls.encode([(self, rgb)])[0]
 
     def predict(self, latents: list[list[torch.Tensor]], merged: Sequence[tuple[bool, ...]]) -> list[SnippetDepth]:
-        """B snippets of L latents [4, h, w] -> one ``SnippetDepth`` per snippet (one UNet call).
-
-        Full-resolution frames stay in the model's dtype; fit samples are float32.
-        """
+        """B snippets of L latents [4, h, w] -> one ``SnippetDepth`` per snippet (one UNet call)."""
         return self.start_predict(latents, merged)()
 
     def start_predict(self, latents: list[list[torch.Tensor]],
                       merged: Sequence[tuple[bool, ...]]) -> Callable[[], list[SnippetDepth]]:
         """Queue ``predict``'s work on the device; returns the wait for its result (callable from any thread)."""
-        with torch.inference_mode():
-            stacked = torch.stack([torch.stack(snippet) for snippet in latents])
-            b, length = stacked.shape[:2]
-            if self.noise is None:
-                self.noise = make_shared_noise(self.model, tuple(stacked.shape[-2:]), self.seed)
-                self._timestep = timestep_tensor(self.model, first_timestep(self.model))
-            depth_latents = predict_snippets(self.model, stacked, self.noise, self._timestep).flatten(0, 1)
-            self._mark("unet")
-            self.counts.unet_frame_passes += b * length
-            if self.decode_everything:
-                depth = decode_depth(self.model, depth_latents, self.decode_batch)
-                self._mark("decode_full")
-                self.counts.decodes_full += b * length
-                packed = self._to_host([depth])
-                return lambda: [SnippetDepth.from_full(d) for d in packed.finish()[0].unflatten(0, (b, length))]
-
-            flags = tuple(bool(m) for snippet in merged for m in snippet)
-            rows = self._rows.get(flags)
-            if rows is None:
-                rows = self._rows[flags] = _Rows(flags, self.model.device)
-            grid = self._grid
-            full = decode_depth(self.model, depth_latents.index_select(0, rows.full), self.decode_batch, dtype=None)
-            fit_parts = [grid.take(full).float()]
-            self._mark("decode_full")
-            if rows.count_fit:
-                pool = FIT_PATH_POOL[self.fit_path]
-                coarse = decode_depth(self.model, depth_latents.index_select(0, rows.fit), self.decode_batch,
-                                      pool=pool, dtype=None)
-                fit_parts.append(grid.take(coarse).float() if pool == 1 else grid.sample(coarse, pool))
-                self._mark("decode_fit")
-            fit = torch.cat(fit_parts) if len(fit_parts) > 1 else fit_parts[0]
-            self.counts.decodes_full += rows.count_full
-            if FIT_PATH_POOL[self.fit_path] == 1:  # --fit-decode full: full decodes, only sampled on the fit grid
-                self.counts.decodes_full += rows.count_fit
-            else:
-                self.counts.decodes_fit += rows.count_fit
-            packed = self._to_host([full, fit])
-
-        def finish() -> list[SnippetDepth]:
-            full_host, fit_host = packed.finish()
-            fit_host = fit_host.index_select(0, rows.order) if rows.count_fit and rows.count_full else fit_host
-            out, first = [], 0
-            for s in range(b):
-                flags_s = flags[s * length : (s + 1) * length]
-                count = sum(flags_s)
-                out.append(SnippetDepth(full_host[first : first + count], flags_s, fit_host[s * length : (s + 1) * length]))
-                first += count
-            return out
-
-        return finish
-
-    def _to_host(self, tensors: list[torch.Tensor]) -> PackedHost:
-        packed = PackedHost(tensors, self.host_copy)
-        self.transfers_to_host += packed.copies
-        self._mark("to_host")
-        return packed
+        finish = self.calls.start_predict([(self, latents, merged)])
+        return lambda: finish()[0]
 
     def warm_up(self) -> None:
         """Run every shape of this stream twice (compiles, then CUDA graphs) on zero latents, then forget
         it all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first
         frame). Afterwards a shape not run here is reported when it comes (``seal_compiled``)."""
         started = time.perf_counter()
-        height, width = self._size
+        height, width = self.size
         self.report(f"--compile: compiling the model for {width}x{height} before the first frame: "
                     f"{compile_cost(self.model.device)}; Ctrl-C stops it at once")
         self.compiling = True
@@ -250,6 +336,6 @@ class RollingDepthSteps:
                     with torch.inference_mode():
                         decode_depth(self.model, latent.expand(size, -1, -1, -1).contiguous(), self.decode_batch,
                                      pool=pool, dtype=None)
-        self.counts, self.noise, self._timestep, self._rows = counts, None, None, {}
-        self.transfers_to_host = 0
+        self.counts, self.noise = counts, None
+        self.calls.forget()
         seal_compiled(self.model)

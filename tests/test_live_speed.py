@@ -7,6 +7,7 @@ shapes, frames, ranges and errors, never depth quality.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -316,7 +317,8 @@ def test_compare_decoders_on_the_tiny_pair(tmp_path, tiny_checkpoint, tiny_decod
     out = capsys.readouterr()
     assert code == 0
     report = json.loads(out.out)
-    assert report["abs_rel"] >= 0 and report["temporal_error"] >= 0 and report["frames"] == 9
+    # two different random decoders: their depths differ, so both errors are positive numbers
+    assert 0 < report["abs_rel"] < math.inf and 0 < report["temporal_error"] < math.inf and report["frames"] == 9
     assert report["fit_path_half_error"] > 0
     assert set(report["decoders"]) == {"full", str(tiny_decoder)}
     assert all(v["seconds_per_frame"] > 0 for v in report["decoders"].values())

@@ -26,16 +26,12 @@ from tests.conftest import moving_pattern
 
 PLAN = SnippetPlan(3, (1, 5))
 LOOKAHEAD = 2
+
 DISPLAY = lambda: parse_normalize('running')  # what sinks get: depth in [0, 1]
-
-
-class Unchanged:
-    """Display stage pass-through, so the aligned depth itself is compared."""
-
-    current_range = None
-
-    def __call__(self, depth):
-        return depth
+# A batch's convolutions differ from a single stream's in the last float32 bits (up to 9e-6 per
+# snippet seen with 4 streams, held snippet by snippet in test_gpu_paths); the aligner's iterative
+# fit carries that into the emitted depth (1.5e-5 seen with 4 streams at 8a1fbbb, on this test's clips).
+SAME_DEPTH = 5e-5
 
 
 def clip(k: int, frames: int) -> np.ndarray:
@@ -80,7 +76,7 @@ def test_each_stream_of_a_rig_equals_its_single_run_with_far_fewer_model_calls(t
         assert depth.shape == singles[k].shape
         diff = float(np.abs(depth - singles[k]).max())
         print(f"stream {k}: max abs diff {diff:.2e} over range {float(singles[k].max() - singles[k].min()):.3f}")
-        assert diff <= 1e-5
+        assert diff <= SAME_DEPTH
     ratio = sum(calls.values()) / separate_calls  # the same output frames either way
     assert ratio <= (0.6 if count == 2 else 0.35), (calls, separate_calls)
 
@@ -96,7 +92,7 @@ def test_the_gpu_paths_one_packed_copy_and_host_resize_give_the_single_runs_dept
               max_wait_s=0.05)
     anyio.run(rig.run, False)
     for k in range(2):
-        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= 1e-5
+        assert float(np.abs(np.stack([f.depth for f in sinks[k].frames]) - singles[k]).max()) <= SAME_DEPTH
     assert rig.shared.transfers_to_host == rig.batcher.calls["predict"]  # one copy per batched call
 
 
@@ -204,3 +200,27 @@ def test_a_failing_source_or_sink_stays_in_its_stream(tiny_model):
     assert outcomes[1].failed and "disk full" in str(outcomes[1].error)  # its node stopped, alone
     assert outcomes[2].failed and "camera 3" in str(outcomes[2].result.source_error)
     assert len(after_broken_source.frames) == 4  # what it read before failing still came out
+
+
+def test_streams_with_different_fit_grids_never_share_a_predict_call(tiny_model):
+    import torch
+
+    from stream.batched_steps import StreamSteps
+    from stream.rolling_depth_steps import BatchedCalls
+
+    states = [RollingDepthSteps(tiny_model, 64, fit_stride=stride) for stride in (4, 10)]
+    for state in states:
+        state.fix_size(48, 80)
+    latent = torch.zeros(4, 5, 8)
+    with pytest.raises(ValueError, match="one fit grid"):  # their fit samples cannot be one tensor
+        BatchedCalls(tiny_model, 4, False).start_predict([(s, [[latent] * 3], [(True,) * 3]) for s in states])
+
+    class KeyRecorder:  # the batcher batches only requests of one key
+        keys = []
+
+        def submit(self, stream, key, payload):
+            self.keys.append(key)
+
+    for index, state in enumerate(states):
+        StreamSteps(KeyRecorder(), index, state).start_predict([[latent] * 3], [(True,) * 3])
+    assert KeyRecorder.keys[0] != KeyRecorder.keys[1] and KeyRecorder.keys[0][:3] == KeyRecorder.keys[1][:3]

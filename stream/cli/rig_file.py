@@ -34,7 +34,7 @@ from pathlib import Path
 
 from io_adapters.names import check_name, shown
 from io_adapters.output_paths import _same_file_key, check_outputs, sink_files
-from io_adapters.registry import parse_uri
+from io_adapters.registry import NAMED_OUTPUT_SCHEMES, parse_uri, stream_name
 from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
 from pipeline.small_files import read_small_text
@@ -64,8 +64,6 @@ STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (b
                "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,)}
 STREAM_REQUIRED = ("name", "source", "sinks")
 TABLES = {"model", "rig", "stream"}
-# outputs that are names other programs see: two streams may not share one
-NAMED_OUTPUT_SCHEMES = ("ndi", "syphon", "spout")
 
 
 @dataclass
@@ -266,20 +264,6 @@ NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None)
                 "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
                 "--monitor-token": ("monitor_token", None), "--compile": ("compile", False)}
 SHORTHAND = "rdstream run"
-
-
-def stream_name(source: str, index: int) -> str:
-    """``{name}`` of a source in the shorthand: the file's stem, the NDI/Syphon/Spout name, the camera
-    number; ``stream{index}`` for test patterns and anything else."""
-    parsed = parse_uri(source)
-    target = parsed.target.strip()
-    if parsed.scheme == "file" and target:
-        return Path(target).stem
-    if parsed.scheme in ("ndi", "syphon", "spout") and target:
-        return target
-    if parsed.scheme == "camera" and target:
-        return f"camera{target}"
-    return f"stream{index}"
 
 
 def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:

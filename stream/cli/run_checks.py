@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from io_adapters.output_paths import check_outputs
-from io_adapters.registry import check_sink, check_sinks_free, check_source, parse_uri
+from io_adapters.registry import LIVE_SCHEMES, check_sink, check_sinks_free, check_source, parse_uri
 from pipeline.device_names import parse_device_name
 from pipeline.errors import BadInputError
 from pipeline.noise_seed import check_seed
@@ -19,8 +19,6 @@ from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, r
 from pipeline.snippets import SnippetPlan, check_lookahead
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
-# Sources that deliver frames whether or not the node keeps up: they default to --realtime.
-LIVE_SCHEMES = ("ndi", "camera", "syphon", "spout")
 DEFAULT_LOOKAHEAD = 2
 
 

@@ -16,8 +16,8 @@ import socket
 from dataclasses import dataclass
 
 from pipeline.errors import BadInputError
+from stream.host_port import parse_host_port
 
-DEFAULT_HOST = "127.0.0.1"
 NEW_TOKEN = "new"
 # Tokens are sent in a header: printable ASCII without spaces, long enough not to be guessed.
 MIN_TOKEN_CHARS = 16
@@ -52,20 +52,7 @@ def is_loopback(host: str) -> bool:
 
 def parse_monitor(text: str, token: str | None) -> MonitorEndpoint:
     """``PORT`` or ``HOST:PORT`` plus ``--monitor-token`` -> MonitorEndpoint; BadInputError otherwise."""
-    raw = str(text).strip()
-    host, sep, port_text = raw.rpartition(":")
-    host = host.strip().strip("[]") if sep else DEFAULT_HOST
-    if not port_text.strip().isdigit():
-        raise BadInputError(f"--monitor {text!r}: expected PORT or HOST:PORT with a numeric port, {_EXAMPLE}")
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise BadInputError(f"--monitor {text!r}: port must be in 1..65535")
-    if host != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise BadInputError(f"--monitor {text!r}: HOST must be an IP address of this machine (e.g. 127.0.0.1 "
-                                "or 0.0.0.0 for every interface) or localhost") from None
+    host, port = parse_host_port(text, "--monitor", _EXAMPLE)
     if token is None or token == NEW_TOKEN:
         if token is None and not is_loopback(host):
             raise BadInputError(f"--monitor {text}: other machines could see and control this node; give "
