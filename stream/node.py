@@ -31,6 +31,9 @@ from stream.capture_stage import CaptureStage
 from stream.depth_steps import DepthSteps, StepCounts
 from stream.display_stage import DisplayStage, LiveControls
 from stream.encode_stage import EncodeStage
+from stream.fill_stage import FILL_QUEUE_SIZE, FillStage, make_carrier
+from stream.fill_stats import FillStats
+from stream.keyframe_gate import KeyframeGate
 from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
@@ -53,6 +56,9 @@ class NodeConfig:
     preset_snip_len, explicit_snip_len: the preset's snippet length and ``--snip-len`` (None = not
         given), for the plans of ``/rdstream/speed`` (``pipeline.presets.rung_plan_options``).
     mark: text burnt into every colour output (``DepthFrame.mark``), e.g. ``RANDOM_MODEL_MARK``.
+    fill: ``drop`` (one output per model frame, as before), ``flow`` or ``hold`` (one output per
+        source frame, ``stream.fill_stage``; only with ``drop_frames``).
+    model_fps, idle_fps: keyframe caps (``stream.keyframe_gate``; only with ``drop_frames``), None = none.
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -64,6 +70,14 @@ class NodeConfig:
     preset_snip_len: int = 3
     explicit_snip_len: int | None = None
     mark: str | None = None
+    fill: str = "drop"
+    model_fps: float | None = None
+    idle_fps: float | None = None
+
+    @property
+    def fills(self) -> bool:
+        """True when every source frame goes out (``--fill flow|hold`` under ``--realtime``)."""
+        return self.drop_frames and self.fill in ("flow", "hold")
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class NodeResult:
     sinks: dict[str, dict]
     stages: dict[str, dict]
     source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
+    fill: dict | None = None  # with --fill flow|hold: stream.fill_stats.FillStats.summary()
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -140,6 +155,9 @@ class StreamNode:
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
+        if config.drop_frames and (config.model_fps is not None or config.idle_fps is not None):
+            self.capture.gate = KeyframeGate(config.model_fps, config.idle_fps)
+        self.fill = FillStage(make_carrier(config.fill), self.report) if config.fills else None
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
         self.snippets = SnippetStage(steps, config.plan, self.model_thread, config.lookahead, report=self.report,
                                      on_applied=controls.applied if controls is not None else None)
@@ -148,11 +166,14 @@ class StreamNode:
             EncodeStage(steps, self.model_thread, inform),
             self.snippets,
             self.align,
+            *([self.fill] if self.fill is not None else []),
             self.display,
             FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
         ]
+        self.fill_stats = FillStats(self.capture, self.fill)
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
-                                    dropped=lambda: self.capture.dropped,
+                                    dropped=self._not_sent,
+                                    fill=self.fill_stats.sample,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
                                     counts=lambda: self.steps.counts.as_dict(),
                                     frame_report=self.display.report_for)
@@ -230,6 +251,8 @@ class StreamNode:
         size = 0 if self.config.drop_frames else self.config.queue_size
         links = [make_link(size) for _ in self.stages[1:]]
         self.capture.free_before_hand_on = [links[0][0], links[1][0]]
+        if self.fill is not None:  # every captured frame also goes straight to the fill stage
+            self.capture.every_frame, self.fill.frames = make_link(FILL_QUEUE_SIZE)
         receives = [None] + [receive for _, receive in links]
         sends = [send for send, _ in links] + [None]
         async with anyio.create_task_group() as tg:
@@ -266,7 +289,7 @@ class StreamNode:
             frames_in=self.capture.metrics.items_in,
             frames_processed=self.capture.metrics.items_out,
             frames_out=self.latency.count,
-            dropped=self.capture.dropped,
+            dropped=self._not_sent(),
             lost=self.align.lost,
             elapsed_s=round(elapsed, 3),
             latency_p50_ms=p50,
@@ -276,7 +299,12 @@ class StreamNode:
             sinks={s.uri: {"frames": s.frames, "dropped": s.dropped, "error": s.error} for s in self.sink_slots},
             stages={s.name: s.metrics.snapshot().as_dict() for s in self.stages},
             source_error=self.capture.source_error,
+            fill=self.fill_stats.summary() if self.fill is not None else None,
         )
+
+    def _not_sent(self) -> int:
+        """Frames dropped on the way: by the realtime policy, or with --fill those before the first depth."""
+        return self.fill.before_first_depth if self.fill is not None else self.capture.dropped
 
 
 def first_user_error(group: BaseExceptionGroup) -> BaseException:

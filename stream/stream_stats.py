@@ -125,6 +125,8 @@ class LastFrame:
     latency_ms: float
     near: float | None
     far: float | None
+    keyframe: bool | None = None  # --fill: the frame's own model depth (True) or carried (False)
+    depth_age_ms: float | None = None  # --fill: capture time of this frame minus its keyframe's
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ class NodeStats:
     before the first frame).
     counts: model work so far (``StepCounts.as_dict()``: encodes, unet_frame_passes, decodes_full,
     decodes_fit); the last line of a run holds the whole run's.
+    fill: with ``--fill`` or a keyframe cap: the model's rate, the keyframe depth age and skips
+        (``stream.fill_stats.FillStats.sample``); None otherwise. ``output_fps`` and the latency
+        fields are then the output's (capture to send of every frame, filled ones included).
     """
 
     elapsed_s: float
@@ -150,6 +155,7 @@ class NodeStats:
     busy: dict[str, float]
     frame: LastFrame | None = None
     counts: dict[str, int] | None = None
+    fill: dict | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -159,7 +165,20 @@ class NodeStats:
         p95 = "-" if self.latency_p95_ms is None else f"{self.latency_p95_ms:.0f}"
         queues = " ".join(f"{name}:{depth}" for name, depth in self.queues.items())
         return (f"in {self.input_fps:5.1f} fps | out {self.output_fps:5.1f} fps | latency p50 {p50} ms "
-                f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}")
+                f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}"
+                + fill_status(self.fill))
+
+
+def fill_status(fill: dict | None) -> str:
+    """The status line's tail under --fill / keyframe caps: ' | model 7.5 fps | depth age p50 120 ms | held: still'."""
+    if not fill:
+        return ""
+    text = f" | model {fill['model_fps']:4.1f} fps"
+    if fill.get("depth_age_p50_ms") is not None:
+        text += f" | depth age p50 {fill['depth_age_p50_ms']:.0f} ms"
+    if fill.get("skip_reason"):
+        text += f" | held: {fill['skip_reason']}"
+    return text
 
 
 class StatsSampler:
@@ -169,13 +188,15 @@ class StatsSampler:
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],
                  frame_report: Callable[[int], object | None] | None = None,
-                 counts: Callable[[], dict[str, int]] | None = None) -> None:
+                 counts: Callable[[], dict[str, int]] | None = None,
+                 fill: Callable[[], dict | None] | None = None) -> None:
         """frame_report(sequence) -> the display stage's report (index, timestamp, near, far) of
         the sequence-th output frame; latency counts frames in the same order. counts() -> the
         model work so far (``StepCounts.as_dict()``)."""
         self.stages = stages
         self.frame_report = frame_report
         self.counts = counts
+        self.fill = fill
         self.latency = latency
         self.dropped = dropped
         self.sink_dropped = sink_dropped
@@ -201,6 +222,7 @@ class StatsSampler:
             busy={m.name: round(m.busy_s, 3) for m in self.stages},
             frame=self._last_frame(),
             counts=self.counts() if self.counts is not None else None,
+            fill=self.fill() if self.fill is not None else None,
         )
 
     def _last_frame(self) -> LastFrame | None:
@@ -210,7 +232,8 @@ class StatsSampler:
         if report is None:
             return None
         return LastFrame(index=report.index, timestamp=round(report.timestamp, 6),
-                         latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
+                         latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far,
+                         keyframe=getattr(report, "keyframe", None), depth_age_ms=getattr(report, "depth_age_ms", None))
 
 
 class StatsJsonWriter:
