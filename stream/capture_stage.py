@@ -79,6 +79,7 @@ class CaptureStage(Stage):
         self.every_frame: ObjectSendStream | None = None
         self.gate: KeyframeGate | None = None  # --model-fps / --idle-fps (newest-wins only)
         self.kept_rate = RateMeter()  # frames handed to the model per second (keyframes with --fill)
+        self.frame_size: tuple[int, int] | None = None  # (width, height) of the newest frame received
 
     async def run(self, receive: None, send: ObjectSendStream) -> None:
         async with send:
@@ -183,6 +184,7 @@ class CaptureStage(Stage):
         finally:
             self.metrics.busy_s += time.perf_counter() - start
         self.metrics.items_in += 1
+        self.frame_size = (frame.rgb.shape[1], frame.rgb.shape[0])
         received_at = time.perf_counter()
         self.metrics.arrivals.tick(received_at)
         return _Received(frame, received_at)

@@ -133,7 +133,7 @@ class DisplayStage(Stage):
             self.preview.offer(timing.source_index, item.rgb, frame.depth, self.cmap, self.mark)
         for command in applied:
             self.controls.applied(command, timing.source_index)
-        return [OutputFrame(timing=timing, frame=frame)]
+        return [OutputFrame(timing=timing, frame=frame, source_rgb=item.source_rgb if self.keep_colour else None)]
 
     def report_for(self, sequence: int) -> FrameReport | None:
         """The report of the ``sequence``-th emitted frame, if still kept."""

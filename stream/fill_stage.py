@@ -38,7 +38,6 @@ from stream.rolling_window import RollingWindow
 from stream.stage import Stage
 from stream.stream_stats import LatencyTracker
 
-FILL_MODES = ("flow", "hold", "drop")
 # Captured frames waiting for the fill stage: a short hiccup of a flow step must not stall capture.
 FILL_QUEUE_SIZE = 4
 WARN_EVERY_S = 10.0
@@ -109,18 +108,15 @@ class FillStage(Stage):
     carrier: a ``pipeline.flow_carry.DepthCarrier`` (``--fill flow``) or ``HoldCarrier`` (``hold``).
     frames: the stream of every captured frame (set by the node before ``run``); ``run``'s own
         input is the align stage's output.
-    keep_source_colour: pass the source-size colour on (``--output-size`` with an rgbd layout).
     Metrics: items_in = captured frames, items_out = frames sent on, busy_s = time in flow steps.
     """
 
     name = "fill"
 
-    def __init__(self, carrier, report: Callable[[str], None] | None = None,
-                 keep_source_colour: bool = False) -> None:
+    def __init__(self, carrier, report: Callable[[str], None] | None = None) -> None:
         super().__init__()
         self.carrier = carrier
         self.report = report or (lambda message: None)
-        self.keep_source_colour = keep_source_colour
         self.frames: ObjectReceiveStream | None = None
         self.keyframes_in = 0  # aligned keyframe depths received
         self.before_first_depth = 0  # captured frames that left no output (no depth existed yet)
@@ -234,7 +230,7 @@ class FillStage(Stage):
         self.depth_age.add(age_ms / 1000.0)
         return AlignedFrame(timing=frame.timing, rgb=small, depth=c.depth,
                             fill=FillInfo(keyframe=c.steps == 0, depth_age_ms=round(age_ms, 1)),
-                            source_rgb=frame.rgb if self.keep_source_colour else None)
+                            source_rgb=frame.rgb)  # a reference: for sinks asking for the source size
 
     def _carry(self, index: int, rgb: np.ndarray) -> CarriedDepth | None:
         """In a worker thread: push the frame (holding the last depth if its flow fails), then apply

@@ -109,6 +109,7 @@ class OutputFrame:
 
     timing: FrameTiming
     frame: DepthFrame
+    source_rgb: np.ndarray | None = None  # uint8 [H, W, 3] at source size when kept (--fill), for sized sinks
 
 
 # Kinds of live commands (OSC addresses under /rdstream/ use the same names).

@@ -59,6 +59,8 @@ class NodeConfig:
     fill: ``drop`` (one output per model frame, as before), ``flow`` or ``hold`` (one output per
         source frame, ``stream.fill_stage``; only with ``drop_frames``).
     model_fps, idle_fps: keyframe caps (``stream.keyframe_gate``; only with ``drop_frames``), None = none.
+    sink_sizes: per sink (in order), the size its depth is resized to: "source", (width, height) or
+        None = the processing size (``io_adapters.output_size``); missing entries are None.
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -73,6 +75,7 @@ class NodeConfig:
     fill: str = "drop"
     model_fps: float | None = None
     idle_fps: float | None = None
+    sink_sizes: tuple = ()
 
     @property
     def fills(self) -> bool:
@@ -135,7 +138,8 @@ class StreamNode:
                  controls: LiveControls | None = None, inform: Callable[[str], None] | None = None,
                  monitor=None) -> None:
         self.source = source
-        self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
+        sizes = list(config.sink_sizes) + [None] * (len(sinks) - len(config.sink_sizes))
+        self.sink_slots = [SinkSlot(uri, sink, size=size) for (uri, sink), size in zip(sinks, sizes)]
         self.steps = steps
         self.config = config
         self.report = report or (lambda msg: print(msg, file=sys.stderr))
@@ -150,7 +154,7 @@ class StreamNode:
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)
         # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
         self.controls = controls
-        self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
+        self.display = DisplayStage(normalizer, keep_colour=any(slot.sink.wants_colour for slot in self.sink_slots),
                                     controls=controls, mark=config.mark)
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
@@ -168,7 +172,8 @@ class StreamNode:
             self.align,
             *([self.fill] if self.fill is not None else []),
             self.display,
-            FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
+            FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames,
+                        source_size=lambda: self.capture.frame_size),
         ]
         self.fill_stats = FillStats(self.capture, self.fill)
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
@@ -287,7 +292,8 @@ class StreamNode:
         return NodeResult(
             end_reason="interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason,
             frames_in=self.capture.metrics.items_in,
-            frames_processed=self.capture.metrics.items_out,
+            # with --fill every received frame is processed (by the fill stage), keyframes or not
+            frames_processed=self.fill.metrics.items_in if self.fill is not None else self.capture.metrics.items_out,
             frames_out=self.latency.count,
             dropped=self._not_sent(),
             lost=self.align.lost,

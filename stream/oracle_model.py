@@ -25,7 +25,6 @@ import numpy as np
 from io_adapters.uri import OptionReader, parse_uri
 from pipeline.errors import BadInputError
 from pipeline.preprocess import processing_size
-from stream.depth_steps import StepCounts
 
 ORACLE_PREFIX = "oracle:"
 ORACLE_OPTIONS = {"delay_ms": "milliseconds each model call takes, default 0"}
@@ -125,6 +124,8 @@ class OracleSteps:
         self.truth = truth
         self.res = res
         self.delay_s = delay_s
+        from stream.depth_steps import StepCounts  # torch: not for check_oracle's start-up import
+
         self.fit_stride = fit_stride
         self.counts = StepCounts()
         self._size: tuple[int, int] | None = None

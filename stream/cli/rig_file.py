@@ -255,7 +255,8 @@ def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str
 NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
                 "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
                 "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--compile": ("compile", False)}
+                "--compile": ("compile", False), "--fill": ("fill", None), "--model-fps": ("model_fps", None),
+                "--idle-fps": ("idle_fps", None), "--output-size (or a sink's size=)": ("sink_sizes", None)}
 SHORTHAND = "rdstream run"
 
 
