@@ -177,7 +177,7 @@ class StreamNode:
         ]
         self.fill_stats = FillStats(self.capture, self.fill)
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
-                                    dropped=self._not_sent,
+                                    dropped=self.not_sent,
                                     fill=self.fill_stats.sample,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
                                     counts=lambda: self.steps.counts.as_dict(),
@@ -295,7 +295,7 @@ class StreamNode:
             # with --fill every received frame is processed (by the fill stage), keyframes or not
             frames_processed=self.fill.metrics.items_in if self.fill is not None else self.capture.metrics.items_out,
             frames_out=self.latency.count,
-            dropped=self._not_sent(),
+            dropped=self.not_sent(),
             lost=self.align.lost,
             elapsed_s=round(elapsed, 3),
             latency_p50_ms=p50,
@@ -308,7 +308,7 @@ class StreamNode:
             fill=self.fill_stats.summary() if self.fill is not None else None,
         )
 
-    def _not_sent(self) -> int:
+    def not_sent(self) -> int:
         """Frames dropped on the way: by the realtime policy, or with --fill those before the first depth."""
         return self.fill.before_first_depth if self.fill is not None else self.capture.dropped
 
