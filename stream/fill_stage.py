@@ -14,8 +14,10 @@ that arrives later (the model is slower than the camera; lookahead delays it) go
 next frame already starts from it. A frame whose own depth has arrived by the time it is pushed
 leaves with that depth (``FillInfo.keyframe``).
 
-The processing size is the keyframe depth's, so frames that arrive before the first keyframe wait
-(raw, bounded) and are pushed once it is known; only frames from the first keyframe on leave.
+The processing size is the keyframe depth's, so frames that arrive before the first keyframe depth
+wait (raw, bounded) and are pushed once it is known (their flows carry that depth to the newest
+frame), but only frames captured after it arrived leave: the older ones would leave late, in a
+burst, and a live output is better without them.
 A flow step that fails on one frame (a blank frame, a library error) holds the last depth for that
 frame, with one warning at most every ``WARN_EVERY_S`` seconds; the stream goes on.
 """
@@ -123,7 +125,7 @@ class FillStage(Stage):
         self.flow_failures = 0
         self.depth_age = LatencyTracker()  # keyframe depth age of every frame sent (seconds)
         self.size: tuple[int, int] | None = None  # processing size (H', W'), from the first keyframe depth
-        self._first_keyframe: int | None = None
+        self._first_depth_at: float | None = None  # perf_counter when the first keyframe depth arrived
         self._unsized: deque[_Waiting] = deque()
         self._pending: dict[int, np.ndarray] = {}  # keyframe depths of frames not pushed yet
         self._newest_pushed: int | None = None
@@ -172,7 +174,7 @@ class FillStage(Stage):
         self.keyframes_in += 1
         if self.size is None:
             self.size = tuple(item.depth.shape[:2])
-            self._first_keyframe = index
+            self._first_depth_at = time.perf_counter()
         async with self._lock:
             if self._newest_pushed is not None and index <= self._newest_pushed:
                 try:
@@ -219,8 +221,8 @@ class FillStage(Stage):
                     self._carried = carried
         finally:
             self.metrics.busy_s += time.perf_counter() - start
-        if self._first_keyframe is not None and index < self._first_keyframe:
-            return None  # before the first keyframe: its flow counts, the frame has no depth
+        if frame.timing.received_at < self._first_depth_at:
+            return None  # captured before any depth existed: its flow counts, the frame does not leave
         if self._carried is None:
             return None
         c = self._carried

@@ -115,7 +115,7 @@ def run_fill_stage(carrier, script):
     keys_send, keys_receive = anyio.create_memory_object_stream(100)
     out_send, out_receive = anyio.create_memory_object_stream(100)
     rgb = np.zeros((8, 12, 3), np.uint8)
-    timings = {i: FrameTiming(i, -1, i / 30, 100.0 + i / 30) for i in range(50)}
+    timings: dict[int, FrameTiming] = {}
     outputs = []
 
     async def main_() -> None:
@@ -123,6 +123,7 @@ def run_fill_stage(carrier, script):
             tg.start_soon(stage.run, keys_receive, out_send)
             for item in script:
                 if item[0] == "frame":
+                    timings[item[1]] = FrameTiming(item[1], -1, item[1] / 30, time.perf_counter())
                     await frames_send.send(CapturedFrame(timings[item[1]], rgb))
                 else:
                     await keys_send.send(AlignedFrame(timings[item[1]], rgb, np.full((8, 12), item[2], np.float32)))
@@ -135,31 +136,37 @@ def run_fill_stage(carrier, script):
                 outputs.append(out)
 
     anyio.run(main_)
+    stage.timings = timings
     return outputs, reports, stage
 
 
 def test_a_late_keyframe_is_re_carried_to_the_newest_frame_and_used_from_the_next():
     carrier = RecordingCarrier()
     script = [("frame", 0), ("key", 0, 1.0)] + [("frame", i) for i in range(1, 6)] + [("key", 2, 5.0), ("frame", 6)]
-    outputs, reports, _ = run_fill_stage(carrier, script)
-    assert [o.timing.source_index for o in outputs] == list(range(7))
+    outputs, reports, stage = run_fill_stage(carrier, script)
+    assert [o.timing.source_index for o in outputs] == list(range(1, 7))  # frame 0 came before any depth
     assert carrier.calls.index(("key", 2)) > carrier.calls.index(("push", 5))  # arrived after frame 5 went out
-    assert [float(o.depth[0, 0]) for o in outputs] == [1.0] * 6 + [5.0]
-    last = outputs[-1].fill
-    assert last.keyframe is False and last.depth_age_ms == pytest.approx(4 / 30 * 1000, abs=0.2)
-    assert outputs[0].fill.keyframe is True and reports == []
+    assert [float(o.depth[0, 0]) for o in outputs] == [1.0] * 5 + [5.0]
+    last, times = outputs[-1].fill, stage.timings
+    assert last.keyframe is False
+    assert last.depth_age_ms == pytest.approx((times[6].received_at - times[2].received_at) * 1000, abs=0.2)
+    assert reports == []
 
 
-def test_frames_before_the_first_depth_wait_for_its_size_and_only_later_ones_leave():
-    outputs, _, stage = run_fill_stage(RecordingCarrier(), [("frame", i) for i in range(4)] + [("key", 2, 3.0), ("frame", 4)])
-    assert [o.timing.source_index for o in outputs] == [2, 3, 4] and stage.before_first_depth == 2
-    assert outputs[0].fill.keyframe is True
+def test_frames_before_the_first_depth_are_pushed_for_their_flow_and_only_later_ones_leave():
+    carrier = RecordingCarrier()
+    outputs, _, stage = run_fill_stage(carrier, [("frame", i) for i in range(4)] + [("key", 2, 3.0), ("frame", 4)])
+    assert [o.timing.source_index for o in outputs] == [4] and stage.before_first_depth == 4
+    assert [c for c in carrier.calls if c[0] == "push"] == [("push", i) for i in range(5)]
+    assert carrier.calls.index(("key", 2)) == carrier.calls.index(("push", 2)) + 1  # applied right after its frame
+    age = (stage.timings[4].received_at - stage.timings[2].received_at) * 1000
+    assert outputs[0].fill.keyframe is False and outputs[0].fill.depth_age_ms == pytest.approx(age, abs=0.2)
 
 
 def test_a_failed_flow_step_holds_that_frame_with_one_warning_and_the_stream_goes_on():
     carrier = RecordingCarrier(fail_on={3, 4})
     outputs, reports, stage = run_fill_stage(carrier, [("frame", 0), ("key", 0, 2.0)] + [("frame", i) for i in range(1, 7)])
-    assert [o.timing.source_index for o in outputs] == list(range(7))
+    assert [o.timing.source_index for o in outputs] == list(range(1, 7))
     assert all(float(o.depth[0, 0]) == 2.0 for o in outputs) and stage.flow_failures == 2
     assert len(reports) == 1 and "frame 3" in reports[0] and "goes on" in reports[0]
 
