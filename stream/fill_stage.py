@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import anyio
 import cv2
@@ -89,14 +88,6 @@ def make_carrier(mode: str):
     raise ValueError(f"no carrier for --fill {mode}")
 
 
-@dataclass
-class _Waiting:
-    """A captured frame before it is pushed: its timing, source-size rgb, processing-size rgb (or None)."""
-
-    frame: CapturedFrame
-    small: np.ndarray | None = None
-
-
 def to_processing_size(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 [H, W, 3] -> uint8 [H', W', 3] at ``size`` (H', W'), area-averaged (what flow reads)."""
     if rgb.shape[:2] == tuple(size):
@@ -126,7 +117,7 @@ class FillStage(Stage):
         self.depth_age = LatencyTracker()  # keyframe depth age of every frame sent (seconds)
         self.size: tuple[int, int] | None = None  # processing size (H', W'), from the first keyframe depth
         self._first_depth_at: float | None = None  # perf_counter when the first keyframe depth arrived
-        self._unsized: deque[_Waiting] = deque()
+        self._unsized: deque[CapturedFrame] = deque()
         self._pending: dict[int, np.ndarray] = {}  # keyframe depths of frames not pushed yet
         self._newest_pushed: int | None = None
         self._carried: CarriedDepth | None = None
@@ -189,7 +180,7 @@ class FillStage(Stage):
         self.metrics.items_in += 1
         self.metrics.arrivals.tick(item.timing.received_at)
         self._captured_at.add(item.timing.source_index, item.timing.received_at)
-        self._unsized.append(_Waiting(item))
+        self._unsized.append(item)
         if self.size is None:
             while len(self._unsized) > _UNSIZED_FRAMES:
                 self._unsized.popleft()
@@ -199,8 +190,7 @@ class FillStage(Stage):
 
     async def _drain_unsized(self, send: ObjectSendStream | None) -> None:
         while self.size is not None and self._unsized:
-            waiting = self._unsized.popleft()
-            out = await self._push(waiting)
+            out = await self._push(self._unsized.popleft())
             if out is None:
                 self.before_first_depth += 1
                 continue
@@ -208,14 +198,13 @@ class FillStage(Stage):
             if send is not None:
                 await send.send(out)
 
-    async def _push(self, waiting: _Waiting) -> AlignedFrame | None:
+    async def _push(self, frame: CapturedFrame) -> AlignedFrame | None:
         """Flow step for one frame, then any keyframe depth that arrived for it or earlier frames."""
-        frame = waiting.frame
         index = frame.timing.source_index
         start = time.perf_counter()
         try:
             async with self._lock:
-                carried = await anyio.to_thread.run_sync(self._carry, index, frame.rgb)
+                carried, small = await anyio.to_thread.run_sync(self._carry, index, frame.rgb)
                 self._newest_pushed = index
                 if carried is not None:
                     self._carried = carried
@@ -228,15 +217,15 @@ class FillStage(Stage):
         c = self._carried
         keyframe_at = self._captured_at[c.keyframe_index] if c.keyframe_index in self._captured_at else None
         age_ms = 0.0 if keyframe_at is None else max(0.0, (frame.timing.received_at - keyframe_at) * 1000.0)
-        small = to_processing_size(frame.rgb, self.size)
         self.depth_age.add(age_ms / 1000.0)
         return AlignedFrame(timing=frame.timing, rgb=small, depth=c.depth,
                             fill=FillInfo(keyframe=c.steps == 0, depth_age_ms=round(age_ms, 1)),
                             source_rgb=frame.rgb)  # a reference: for sinks asking for the source size
 
-    def _carry(self, index: int, rgb: np.ndarray) -> CarriedDepth | None:
+    def _carry(self, index: int, rgb: np.ndarray) -> tuple[CarriedDepth | None, np.ndarray]:
         """In a worker thread: push the frame (holding the last depth if its flow fails), then apply
-        every keyframe depth that waited for this frame or an earlier one, oldest first."""
+        every keyframe depth that waited for this frame or an earlier one, oldest first. Returns the
+        depth now and the frame at processing size."""
         small = to_processing_size(rgb, self.size)
         fallbacks = self.carrier.fallbacks
         try:
@@ -253,7 +242,7 @@ class FillStage(Stage):
                 carried = self.carrier.set_keyframe(key, depth)
             except ValueError:  # its frame left the carrier's reach before its depth came: a later one will do
                 continue
-        return carried
+        return carried, small
 
     def _held(self) -> CarriedDepth | None:
         c = self._carried
