@@ -295,3 +295,27 @@ def test_bad_oracle_files_are_one_line_and_exit_2_before_the_model_loads(capsys,
     for checkpoint, expected in cases:
         code, err = _rdstream(capsys, "run", "--source", "test:?frames=9", "--sink", "null:", "-c", checkpoint)
         assert code == 2 and err.count("\n") == 1 and expected in err, err
+
+
+# --- a rig: each stream its own fill and sizes ----------------------------------------------------
+
+def test_rig_streams_take_fill_options_and_sink_sizes_each(tmp_path):
+    from stream.cli.rig_file import check_rig, rig_from_run
+    from stream.cli.run_checks import RunOptions
+
+    streams = [{"name": "a", "source": "test:?frames=5", "sinks": [f"npy:{tmp_path / 'a.npy'}?size=source"],
+                "fill": "hold", "model_fps": 10},
+               {"name": "b", "source": "test:?frames=5", "sinks": [f"npy:{tmp_path / 'b.npy'}"], "fill": "flow",
+                "output_size": "320x180"}]
+    spec = check_rig("rig.toml", {"model": {}, "stream": streams}, "ckpt")
+    a, b = spec.streams
+    assert (a.basics.fill.fill, a.basics.fill.model_fps, a.basics.drop_frames) == ("hold", 10.0, True)
+    assert a.options.sinks == [f"npy:{tmp_path / 'a.npy'}"] and a.options.sink_sizes == ["source"]
+    assert b.basics.fill.fill == "flow" and b.options.sink_sizes == [(320, 180)]
+    with pytest.raises(Exception, match=r"rig.toml.*stream 'a'.*--fill 'smear'"):
+        check_rig("rig.toml", {"model": {}, "stream": [dict(streams[0], fill="smear")]}, "ckpt")
+    shorthand = rig_from_run(RunOptions(source="test:?frames=5", sinks=[f"npy:{tmp_path / '{name}.npy'}"],
+                                        checkpoint="ckpt", fill="hold", idle_fps=2.0),
+                             ["test:?frames=5", "test:?frames=6"], "source")
+    assert all(s.basics.fill.fill == "hold" and s.basics.fill.idle_fps == 2.0 and s.options.sink_sizes == ["source"]
+               for s in shorthand.streams)

@@ -54,9 +54,8 @@ def run_command(
     from stream.cli.fill_checks import split_sink_sizes
     from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
 
-    sinks, sink_sizes = split_sink_sizes(list(sink), output_size)
     options = RunOptions(
-        source=source[0], sinks=sinks, sink_sizes=sink_sizes if any(s is not None for s in sink_sizes) else None, fill=fill, model_fps=model_fps, idle_fps=idle_fps, checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        source=source[0], sinks=list(sink), fill=fill, model_fps=model_fps, idle_fps=idle_fps, checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
         realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
@@ -68,10 +67,12 @@ def run_command(
     if len(source) > 1:  # several streams, one model: the rig (stream.cli.rig_file), checked whole first
         from stream.cli.rig_file import rig_from_run
 
-        spec = rig_from_run(options, list(source))
+        spec = rig_from_run(options, list(source), output_size)
         from stream.cli.rig_job import run_rig
 
         return run_rig(spec)
+    options.sinks, sizes = split_sink_sizes(options.sinks, output_size)  # ?size= is the node's, not the sink's
+    options.sink_sizes = sizes if any(size is not None for size in sizes) else None
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     from stream.cli.run_job import run_stream
 

@@ -311,9 +311,15 @@ def summary_line(result: NodeResult) -> str:
                else f"p50 {result.latency_p50_ms:.0f} ms, p95 {result.latency_p95_ms:.0f} ms")
     failed = [f"{uri} ({error})" for uri, error in result.failed_sinks.items()]
     sink_drops = sum(info["dropped"] for info in result.sinks.values())
+    dropped = (f"{result.dropped} before the first depth" if result.fill is not None
+               else f"{result.dropped} dropped by the realtime policy")
     text = (f"{result.end_reason}: {result.frames_in} frames in, {result.frames_out} out "
-            f"({result.dropped} dropped by the realtime policy, {sink_drops} by sinks) "
+            f"({dropped}, {sink_drops} by sinks) "
             f"in {result.elapsed_s:.1f} s ({fps:.1f} fps); latency {latency}")
+    if result.fill is not None:  # --fill flow|hold: the model's share and how old its depth was
+        age = result.fill["depth_age_p50_ms"]
+        text += (f"; {result.fill['keyframes']} keyframes from the model"
+                 + ("" if age is None else f", keyframe depth age p50 {age:.0f} ms"))
     # a frame received while a stop was under way is not processed (the stop does not wait for it)
     unprocessed = result.frames_in - result.frames_processed - result.dropped
     if unprocessed > 0:
