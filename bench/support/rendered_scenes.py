@@ -119,9 +119,10 @@ def render_frame(frame: int, size: tuple[int, int], texture: str = "heavy", spee
     if speed not in SPEEDS:
         raise ValueError(f"speed must be one of {tuple(SPEEDS)}, got {speed!r}")
     width, height = size
-    rng = np.random.default_rng(seed)
-    textures = [_texture(rng, texture, 2), _texture(rng, texture, 2)] + [_texture(rng, texture, 3) for _ in range(3)]
+    rng = np.random.default_rng([seed, 1])  # geometry and texture drawn apart: both texture levels share the depth
     spheres = _spheres(rng)
+    rng = np.random.default_rng([seed, 2])
+    textures = [_texture(rng, texture, 2), _texture(rng, texture, 2)] + [_texture(rng, texture, 3) for _ in range(3)]
     travel = SPEEDS[speed] * frame
     origin = np.array([travel, CAMERA_HEIGHT, 0.0])
     rays = _rays(width, height, PITCH + WOBBLE * math.sin(2 * math.pi * travel / WOBBLE_PERIOD))
