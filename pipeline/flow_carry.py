@@ -7,12 +7,18 @@ the stored flows to the newest frame, so the output never waits for the model.
 
 One step from frame ``a`` to the next pushed frame ``b``:
 
-* backward flow ``w_b`` (``b -> a``) and forward flow ``w_f`` (``a -> b``), both by DIS;
-* depth at ``b``: ``d_b(x) = d_a(x + w_b(x))`` (``cv2.remap``, bilinear, border replicate: no holes);
-* forward-backward check (the usual occlusion test): ``x`` is unreliable where
-  ``|w_b + w_f(x + w_b)|^2 >= 0.01 (|w_b|^2 + |w_f(x + w_b)|^2) + 0.5``; there the pixel keeps the
-  value it had at ``a`` (hold, locally), which is what a disoccluded area can best show without a
-  model.
+* backward flow ``w_b`` (``b -> a``, DIS): pixel ``x`` of ``b`` was at ``x + w_b(x)`` in ``a``;
+* the steps are chained as coordinates, not as pictures: the carrier keeps, for every pixel of the
+  newest frame, where it was in the keyframe, and samples the keyframe depth once (``cv2.remap``,
+  bilinear, border replicate: no holes). Warping the depth picture step after step would blur it
+  once per step (each bilinear resample is a small blur; depth edges wash out over a few frames);
+  the coordinates are chained by a nearest lookup plus the sub-pixel remainder, which keeps them
+  exact for a translation and does not mix the two sides of an object's edge;
+* optional forward-backward check (the usual occlusion test, a second DIS flow ``w_f``, ``a -> b``):
+  ``x`` is unreliable where ``|w_b + w_f(x + w_b)|^2 >= 0.01 (|w_b|^2 + |w_f(x + w_b)|^2) + 0.5``;
+  there the pixel keeps what it showed in ``a`` (hold, locally). It is off by default: on our
+  rendered scenes holding the unreliable pixels was worse than following the flow there, at every
+  speed and texture (docs/streaming.md has the numbers), and it doubles the flow cost.
 
 A step whose flow fails (an OpenCV error, a non-finite flow) holds the whole frame and counts one
 ``fallbacks``; nothing is raised. Depth is never renormalised: units in are units out.
@@ -59,34 +65,51 @@ class CarriedDepth:
 
 @dataclass(frozen=True)
 class _FlowStep:
-    """How depth moves from the previous pushed frame to frame ``index``.
+    """How pixels move from the previous pushed frame to frame ``index``.
 
-    ``maps``: the backward-warp maps for ``cv2.remap`` in fixed point (CV_16SC2 + CV_16UC1: half the
-    memory of float maps and a faster remap), None when the step holds (flow failed);
-    ``reliable``: bool ``[H, W]``, pixels that passed the forward-backward check."""
+    ``source``: float32 ``[H, W, 2]``, where each pixel of this frame was in the previous one (x, y),
+    None when the step holds (its flow failed); ``reliable``: bool ``[H, W]``, the pixels that passed
+    the forward-backward check (None without the check)."""
 
     index: int
-    maps: tuple[np.ndarray, np.ndarray] | None
+    source: np.ndarray | None
     reliable: np.ndarray | None
     reliable_fraction: float
+
+
+@dataclass(frozen=True)
+class _Carry:
+    """The current depth as the keyframe depth and, per pixel of the newest frame, where that pixel
+    was in the keyframe (float32 ``[H, W, 2]``, x and y)."""
+
+    keyframe: np.ndarray
+    keyframe_index: int
+    coords: np.ndarray
+    steps: int
+    reliable_fraction: float
+
+    def depth(self) -> CarriedDepth:
+        sampled = cv2.remap(self.keyframe, self.coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return CarriedDepth(sampled, self.keyframe_index, self.steps, self.reliable_fraction)
 
 
 class DepthCarrier:
     """Carries keyframe depth to every pushed frame along DIS optical flow.
 
     Args:
-        preset: DIS preset, ``ultrafast`` (default: the fastest, and its carried depth was as close
-            to the truth as the slower presets' on our rendered scenes, docs/streaming.md),
-            ``fast`` or ``medium``.
-        history: flow steps kept (bounded memory), i.e. how late a keyframe may arrive and still be
-            carried exactly; 64 steps are about 2 s at 30 fps.
-        occlusion_check: run the forward-backward check (a second flow per frame); without it every
-            pixel follows the backward flow.
+        preset: DIS preset, ``ultrafast`` (default: the fastest, and on our rendered scenes as
+            close to the truth as ``fast``; ``medium`` is closer but several times slower, see
+            docs/streaming.md), ``fast`` or ``medium``.
+        history: flow steps kept (bounded memory, 9 bytes per pixel and step), i.e. how late a
+            keyframe may arrive and still be carried exactly; 64 steps are about 2 s at 30 fps.
+        occlusion_check: run the forward-backward check and hold the pixels that fail it (a second
+            flow per frame). Off by default: it measured worse than following the flow everywhere.
 
-    Not thread-safe: one carrier is used from one thread at a time.
+    Depth may be any quantity (aligned inverse depth, display depth): it is only moved, never
+    mixed across frames or rescaled. Not thread-safe: one carrier is used from one thread at a time.
     """
 
-    def __init__(self, preset: str = "ultrafast", history: int = 64, occlusion_check: bool = True) -> None:
+    def __init__(self, preset: str = "ultrafast", history: int = 64, occlusion_check: bool = False) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown optical flow preset {preset!r}; use one of {', '.join(PRESETS)}")
         if int(history) < 1:
@@ -100,7 +123,8 @@ class DepthCarrier:
         self._oldest_index: int | None = None  # the frame the oldest stored step starts from
         self._newest_index: int | None = None
         self._previous_grey: np.ndarray | None = None
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._grid: np.ndarray | None = None
+        self._carry: _Carry | None = None
         self._current: CarriedDepth | None = None
 
     @property
@@ -119,6 +143,7 @@ class DepthCarrier:
         self._oldest_index = self._newest_index = None
         self._previous_grey = None
         self._grid = None
+        self._carry = None
         self._current = None
 
     def push_frame(self, index: int, rgb: np.ndarray) -> CarriedDepth | None:
@@ -145,8 +170,9 @@ class DepthCarrier:
             if len(self._steps) == self._steps.maxlen:
                 self._oldest_index = self._steps[0].index  # the oldest step drops out with its start frame
             self._steps.append(step)
-            if self._current is not None:
-                self._current = self._carry(self._current, step)
+            if self._carry is not None:
+                self._carry = _chain(self._carry, step)
+                self._current = self._carry.depth()
         self._previous_grey = grey
         self._newest_index = index
         return self._current
@@ -180,21 +206,14 @@ class DepthCarrier:
         if index >= self._oldest_index and index not in stored:
             raise ValueError(f"frame {index} was never pushed (skipped by the capture?); keyframes must be pushed frames")
         # nan_to_num: a non-finite model value must not spread through the warps
-        carried = CarriedDepth(np.nan_to_num(depth.astype(np.float32, copy=True)), index, 0, 1.0)
+        keyframe = np.nan_to_num(depth.astype(np.float32, copy=True), posinf=0.0, neginf=0.0)
+        carry = _Carry(keyframe, index, self._pixel_grid(keyframe.shape).copy(), 0, 1.0)
         for step in self._steps:
             if step.index > index:
-                carried = self._carry(carried, step)
-        self._current = carried
-        return carried
-
-    def _carry(self, carried: CarriedDepth, step: _FlowStep) -> CarriedDepth:
-        if step.maps is None:
-            return CarriedDepth(carried.depth, carried.keyframe_index, carried.steps + 1, 0.0)
-        warped = cv2.remap(carried.depth, step.maps[0], step.maps[1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        if step.reliable is not None:
-            warped = np.where(step.reliable, warped, carried.depth)
-        return CarriedDepth(warped, carried.keyframe_index, carried.steps + 1, step.reliable_fraction)
+                carry = _chain(carry, step)
+        self._carry = carry
+        self._current = carry.depth()
+        return self._current
 
     def _flow_step(self, index: int, previous: np.ndarray, grey: np.ndarray) -> _FlowStep:
         try:
@@ -204,28 +223,46 @@ class DepthCarrier:
             return self._fallback(index)
         if not np.isfinite(backward).all() or (forward is not None and not np.isfinite(forward).all()):
             return self._fallback(index)
-        map_x, map_y = self._pixel_grid(grey.shape)
-        map_x = map_x + backward[..., 0]
-        map_y = map_y + backward[..., 1]
-        reliable = None
-        fraction = 1.0
-        if forward is not None:
-            # the forward flow where each pixel of b lands in a, compared with its backward flow
-            forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            mismatch = ((backward + forward_there) ** 2).sum(axis=2)
-            magnitude = (backward**2).sum(axis=2) + (forward_there**2).sum(axis=2)
-            reliable = mismatch < OCCLUSION_RELATIVE * magnitude + OCCLUSION_ABSOLUTE
-            fraction = float(reliable.mean())
-        maps = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
-        return _FlowStep(index, maps, reliable, fraction)
+        source = self._pixel_grid(grey.shape) + backward
+        if forward is None:
+            return _FlowStep(index, source, None, 1.0)
+        # the forward flow at the point each pixel of b came from, against its backward flow
+        forward_there = cv2.remap(forward, source, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        reliable = _consistent(backward, forward_there)
+        return _FlowStep(index, source, reliable, float(reliable.mean()))
 
     def _fallback(self, index: int) -> _FlowStep:
         self.fallbacks += 1
         return _FlowStep(index, None, None, 0.0)
 
-    def _pixel_grid(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        if self._grid is None or self._grid[0].shape != shape:
+    def _pixel_grid(self, shape: tuple[int, int]) -> np.ndarray:
+        """float32 ``[H, W, 2]``: each pixel's own (x, y)."""
+        if self._grid is None or self._grid.shape[:2] != shape:
             height, width = shape
             xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-            self._grid = (xs, ys)
+            self._grid = np.dstack([xs, ys])
         return self._grid
+
+
+def _consistent(backward: np.ndarray, forward_there: np.ndarray) -> np.ndarray:
+    """bool ``[H, W]``: the forward-backward test passed (flows float32 ``[H, W, 2]``). Written with
+    in-place products and per-channel sums: ``(x**2).sum(axis=2)`` on a last axis of 2 is ~20x slower."""
+    mismatch = backward + forward_there
+    mismatch *= mismatch
+    magnitude = backward * backward
+    magnitude += forward_there * forward_there
+    return (mismatch[..., 0] + mismatch[..., 1]) < OCCLUSION_RELATIVE * (magnitude[..., 0] + magnitude[..., 1]) + OCCLUSION_ABSOLUTE
+
+
+def _chain(carry: _Carry, step: _FlowStep) -> _Carry:
+    """The carry one step on: each pixel looks up, at the nearest pixel to where it came from, that
+    pixel's keyframe position, plus its own sub-pixel remainder (exact for a translation; a
+    bilinear lookup would average positions across an object's edge and land between the two)."""
+    if step.source is None:
+        return _Carry(carry.keyframe, carry.keyframe_index, carry.coords, carry.steps + 1, 0.0)
+    nearest = np.rint(step.source)
+    coords = cv2.remap(carry.coords, nearest, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    coords += step.source - nearest
+    if step.reliable is not None:
+        coords = np.where(step.reliable[..., None], coords, carry.coords)
+    return _Carry(carry.keyframe, carry.keyframe_index, coords, carry.steps + 1, step.reliable_fraction)

@@ -2,7 +2,8 @@
 
 ``synthetic_depth.py`` draws depth alone (no colour), which optical flow cannot follow; these scenes
 are ray-cast so colour and depth come from the same geometry: a textured ground plane and a back
-wall under a camera that moves sideways (so near ground moves faster than far ground: parallax),
+wall under a camera that moves sideways (so near ground moves faster than far ground: parallax) and
+tilts a little up and down as a hand-held camera does (so the ground's depth changes too),
 and three textured spheres moving across it at different depths, so they pass in front of each
 other and of the ground (occlusions and disocclusions, sharp depth edges).
 
@@ -25,6 +26,8 @@ TEXTURES = ("smooth", "heavy")
 SPEEDS = {"slow": 0.016, "fast": 0.048}  # camera travel per frame, world units (camera height 1.2)
 CAMERA_HEIGHT = 1.2
 PITCH = math.radians(14)  # camera looks slightly down
+WOBBLE = math.radians(1.5)  # a hand-held camera's tilt, up and down (ground depth changes with it)
+WOBBLE_PERIOD = 1.5  # world units of travel per tilt cycle: a faster camera shakes faster
 FOCAL = 1.0  # in image widths (about 53 degrees across)
 WALL_Z = 14.0
 LIGHT = np.array([-0.4, 0.8, -0.45]) / np.linalg.norm([-0.4, 0.8, -0.45])
@@ -96,17 +99,16 @@ def _spheres(rng: np.random.Generator) -> list[_Sphere]:
             for c, v, r, col in layout]
 
 
-def _rays(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _rays(width: int, height: int, pitch: float) -> np.ndarray:
     """Ray directions ``[H*W, 3]`` (world, not normalised; their component along the view axis is
-    FOCAL) and the view axis."""
+    FOCAL)."""
     xs = (np.arange(width) + 0.5) / width - 0.5
     ys = -((np.arange(height) + 0.5) / height - 0.5) * height / width
     xc, yc = np.meshgrid(xs, ys)
-    forward = np.array([0.0, -math.sin(PITCH), math.cos(PITCH)])
-    up = np.array([0.0, math.cos(PITCH), math.sin(PITCH)])
+    forward = np.array([0.0, -math.sin(pitch), math.cos(pitch)])
+    up = np.array([0.0, math.cos(pitch), math.sin(pitch)])
     right = np.array([1.0, 0.0, 0.0])
-    rays = xc.reshape(-1, 1) * right + yc.reshape(-1, 1) * up + FOCAL * forward
-    return rays, forward
+    return xc.reshape(-1, 1) * right + yc.reshape(-1, 1) * up + FOCAL * forward
 
 
 def render_frame(frame: int, size: tuple[int, int], texture: str = "heavy", speed: str = "slow",
@@ -117,12 +119,13 @@ def render_frame(frame: int, size: tuple[int, int], texture: str = "heavy", spee
     if speed not in SPEEDS:
         raise ValueError(f"speed must be one of {tuple(SPEEDS)}, got {speed!r}")
     width, height = size
-    rng = np.random.default_rng(seed)
-    textures = [_texture(rng, texture, 2), _texture(rng, texture, 2)] + [_texture(rng, texture, 3) for _ in range(3)]
+    rng = np.random.default_rng([seed, 1])  # geometry and texture drawn apart: both texture levels share the depth
     spheres = _spheres(rng)
+    rng = np.random.default_rng([seed, 2])
+    textures = [_texture(rng, texture, 2), _texture(rng, texture, 2)] + [_texture(rng, texture, 3) for _ in range(3)]
     travel = SPEEDS[speed] * frame
     origin = np.array([travel, CAMERA_HEIGHT, 0.0])
-    rays, _ = _rays(width, height)
+    rays = _rays(width, height, PITCH + WOBBLE * math.sin(2 * math.pi * travel / WOBBLE_PERIOD))
     length = np.linalg.norm(rays, axis=1)
 
     hit = np.full(rays.shape[0], np.inf)
