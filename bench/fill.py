@@ -118,7 +118,8 @@ def measure(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay_
         "frames_in": result.frames_in,
         "frames_out": result.frames_out,
         "before_first_depth": fill_info.get("before_first_depth"),
-        "output_fps": round(result.frames_out / result.elapsed_s, 2) if result.elapsed_s else None,
+        # from the first output frame on (the start, before any depth, is not the output's rate)
+        "output_fps": round((len(frames) - 1) / (sink.arrived[-1] - sink.arrived[0]), 2) if len(frames) > 2 else None,
         "keyframe_interval": round(result.frames_in / keyframes, 2) if keyframes else None,
         "capture_to_send_p50_ms": result.latency_p50_ms,
         "capture_to_send_p95_ms": result.latency_p95_ms,

@@ -18,6 +18,7 @@ stage, and a ``KeyframeGate`` (``--model-fps``, ``--idle-fps``) may hold a frame
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import anyio
@@ -80,6 +81,7 @@ class CaptureStage(Stage):
         self.gate: KeyframeGate | None = None  # --model-fps / --idle-fps (newest-wins only)
         self.kept_rate = RateMeter()  # frames handed to the model per second (keyframes with --fill)
         self.frame_size: tuple[int, int] | None = None  # (width, height) of the newest frame received
+        self._handed: deque[int] = deque(maxlen=64)  # source indices of the newest frames handed on
 
     async def run(self, receive: None, send: ObjectSendStream) -> None:
         async with send:
@@ -155,6 +157,10 @@ class CaptureStage(Stage):
             tg.start_soon(self._until_stopped, read)
             tg.start_soon(hand_on)
 
+    def handed_on(self, index: int) -> bool:
+        """Whether the frame of source index ``index`` (one of the last 64 handed on) went to the model."""
+        return index in self._handed
+
     async def _until_stopped(self, work) -> None:
         """Run ``work`` until it returns or ``stop`` is set (then the pending recv is abandoned)."""
         async with anyio.create_task_group() as tg:
@@ -199,6 +205,7 @@ class CaptureStage(Stage):
         timing = FrameTiming(source_index=frame.index, processed_index=self._kept,
                              timestamp=frame.timestamp, received_at=received.received_at)
         await send.send(CapturedFrame(timing=timing, rgb=frame.rgb))
+        self._handed.append(frame.index)
         self._kept += 1
         self.metrics.items_out += 1
         self.kept_rate.tick()

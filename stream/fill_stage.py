@@ -12,7 +12,10 @@ it; the frame leaves as soon as that step is done, it never waits for the model.
 that arrives later (the model is slower than the camera; lookahead delays it) goes to
 ``carrier.set_keyframe``, which re-carries it through the stored flows to the newest frame, so the
 next frame already starts from it. A frame whose own depth has arrived by the time it is pushed
-leaves with that depth (``FillInfo.keyframe``).
+leaves with that depth (``FillInfo.keyframe``). When the model keeps up (its depth of a frame
+usually arrives within one camera frame period of the capture: fast model, lookahead 0), a frame the
+model took waits for its own depth at most until one period after its capture, so the output is
+the model's own depth on those frames, as without ``--fill``; otherwise nothing waits.
 
 The processing size is the keyframe depth's, so frames that arrive before the first keyframe depth
 wait (raw, bounded) and are pushed once it is known (their flows carry that depth to the newest
@@ -45,6 +48,9 @@ WARN_EVERY_S = 10.0
 # Raw frames kept while the processing size is not known yet (before the first keyframe depth):
 # a few seconds of camera frames; older ones leave (they would leave before the first depth anyway).
 _UNSIZED_FRAMES = 256
+# Recent keyframe depth delays that decide whether a keyframe is worth waiting for (module docstring).
+_DELAYS_KEPT = 8
+_FALLBACK_PERIOD_S = 1 / 30
 # Capture times kept for the depth age: the keyframe a frame carries is at most this many frames old.
 _TIMINGS_KEPT = 4096
 
@@ -106,8 +112,13 @@ class FillStage(Stage):
 
     name = "fill"
 
-    def __init__(self, carrier, report: Callable[[str], None] | None = None) -> None:
+    def __init__(self, carrier, report: Callable[[str], None] | None = None,
+                 model_took: Callable[[int], bool] | None = None) -> None:
+        """model_took(source index): whether capture handed that frame to the model (None = never known)."""
         super().__init__()
+        self.model_took = model_took
+        self._depth_delays: deque[float] = deque(maxlen=_DELAYS_KEPT)  # capture to keyframe depth here, s
+        self._depth_arrived = anyio.Event()
         self.carrier = carrier
         self.report = report or (lambda message: None)
         self.frames: ObjectReceiveStream | None = None
@@ -174,6 +185,10 @@ class FillStage(Stage):
                     pass
             else:  # its frame is still on its way to the carrier: applied right after its push
                 self._pending[index] = item.depth
+        if index in self._captured_at:
+            self._depth_delays.append(time.perf_counter() - self._captured_at[index])
+        arrived, self._depth_arrived = self._depth_arrived, anyio.Event()
+        arrived.set()
 
     # ----------------------------------------------------------------- frames
     async def _frame(self, item: CapturedFrame, send: ObjectSendStream | None) -> None:
@@ -214,6 +229,7 @@ class FillStage(Stage):
             return None  # captured before any depth existed: its flow counts, the frame does not leave
         if self._carried is None:
             return None
+        await self._maybe_wait_for_own_depth(frame)
         c = self._carried
         keyframe_at = self._captured_at[c.keyframe_index] if c.keyframe_index in self._captured_at else None
         age_ms = 0.0 if keyframe_at is None else max(0.0, (frame.timing.received_at - keyframe_at) * 1000.0)
@@ -221,6 +237,20 @@ class FillStage(Stage):
         return AlignedFrame(timing=frame.timing, rgb=small, depth=c.depth,
                             fill=FillInfo(keyframe=c.steps == 0, depth_age_ms=round(age_ms, 1)),
                             source_rgb=frame.rgb)  # a reference: for sinks asking for the source size
+
+    async def _maybe_wait_for_own_depth(self, frame: CapturedFrame) -> None:
+        """A frame the model took waits for its own depth until one frame period after its capture,
+        but only while such depths usually come that fast (else waiting would only add latency)."""
+        index = frame.timing.source_index
+        if self.model_took is None or not self.model_took(index) or self._carried.keyframe_index >= index:
+            return
+        rate = self.metrics.arrivals.per_second()
+        period = 1.0 / rate if rate > 0 else _FALLBACK_PERIOD_S
+        if len(self._depth_delays) < 3 or sorted(self._depth_delays)[len(self._depth_delays) // 2] > period:
+            return
+        with anyio.move_on_after(frame.timing.received_at + period - time.perf_counter()):
+            while self._carried.keyframe_index < index:
+                await self._depth_arrived.wait()
 
     def _carry(self, index: int, rgb: np.ndarray) -> tuple[CarriedDepth | None, np.ndarray]:
         """In a worker thread: push the frame (holding the last depth if its flow fails), then apply

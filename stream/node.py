@@ -161,7 +161,8 @@ class StreamNode:
                                     max_frames=config.max_frames)
         if config.drop_frames and (config.model_fps is not None or config.idle_fps is not None):
             self.capture.gate = KeyframeGate(config.model_fps, config.idle_fps)
-        self.fill = FillStage(make_carrier(config.fill), self.report) if config.fills else None
+        self.fill = (FillStage(make_carrier(config.fill), self.report, model_took=self.capture.handed_on)
+                     if config.fills else None)
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
         self.snippets = SnippetStage(steps, config.plan, self.model_thread, config.lookahead, report=self.report,
                                      on_applied=controls.applied if controls is not None else None)

@@ -107,10 +107,10 @@ class RecordingCarrier(HoldCarrier):
         return super().set_keyframe(index, depth)
 
 
-def run_fill_stage(carrier, script):
+def run_fill_stage(carrier, script, model_took=None):
     """Feed a FillStage: script items are ('frame', i) or ('key', i, value); returns (outputs, reports)."""
     reports: list[str] = []
-    stage = FillStage(carrier, reports.append)
+    stage = FillStage(carrier, reports.append, model_took=model_took)
     frames_send, stage.frames = anyio.create_memory_object_stream(100)
     keys_send, keys_receive = anyio.create_memory_object_stream(100)
     out_send, out_receive = anyio.create_memory_object_stream(100)
@@ -151,6 +151,16 @@ def test_a_late_keyframe_is_re_carried_to_the_newest_frame_and_used_from_the_nex
     assert last.keyframe is False
     assert last.depth_age_ms == pytest.approx((times[6].received_at - times[2].received_at) * 1000, abs=0.2)
     assert reports == []
+
+
+def test_a_frame_the_model_took_waits_for_its_own_depth_while_such_depths_come_within_a_frame():
+    script = [item for i in range(10) for item in (("frame", i), ("key", i, float(i)))]
+    outputs, _, _ = run_fill_stage(RecordingCarrier(), script, model_took=lambda index: True)
+    late = [o for o in outputs if o.timing.source_index >= 5]  # once three depths came within a frame period
+    assert late and all(o.fill.keyframe and float(o.depth[0, 0]) == o.timing.source_index for o in late)
+    # without knowing which frames the model took, nothing waits: each frame carries the previous depth
+    outputs, _, _ = run_fill_stage(RecordingCarrier(), script)
+    assert all(not o.fill.keyframe and float(o.depth[0, 0]) == o.timing.source_index - 1 for o in outputs)
 
 
 def test_frames_before_the_first_depth_are_pushed_for_their_flow_and_only_later_ones_leave():
