@@ -7,7 +7,8 @@ holds a frame back:
 - ``still``: the scene has hardly changed since the last keyframe (``pipeline.scene_change``) and
   less than 1 / idle_fps seconds have passed.
 A held frame is replaced by newer ones as capture's newest-wins policy does; with ``--fill`` every
-frame still goes out, carried from the last keyframe.
+frame still goes out, carried from the last keyframe. The still rule starts after ``warm_up``
+keyframes (the first snippet's frames), so a still picture at start still gets its first depth at once.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ SKIP_REASONS = ("model-fps", "still")
 
 
 class KeyframeGate:
-    """model_fps, idle_fps: caps in keyframes per second (None = no cap / no idle rule)."""
+    """model_fps, idle_fps: caps in keyframes per second (None = no cap / no idle rule); warm_up:
+    keyframes before the idle rule applies."""
 
     def __init__(self, model_fps: float | None = None, idle_fps: float | None = None,
-                 still_difference: float = STILL_MEAN_DIFFERENCE) -> None:
+                 still_difference: float = STILL_MEAN_DIFFERENCE, warm_up: int = 0) -> None:
+        self.warm_up = warm_up
+        self.taken_count = 0
         self.model_fps = model_fps
         self.idle_fps = idle_fps
         self.still_difference = still_difference
@@ -47,7 +51,8 @@ class KeyframeGate:
         wait, reason = 0.0, None
         if self.model_fps is not None and since < 1.0 / self.model_fps:
             wait, reason = 1.0 / self.model_fps - since, "model-fps"
-        if self.idle_fps is not None and since < 1.0 / self.idle_fps and self._is_still(rgb):
+        if (self.idle_fps is not None and self.taken_count >= self.warm_up and since < 1.0 / self.idle_fps
+                and self._is_still(rgb)):
             if 1.0 / self.idle_fps - since > wait:
                 wait, reason = 1.0 / self.idle_fps - since, "still"
         if reason is not None:
@@ -60,6 +65,7 @@ class KeyframeGate:
     def taken(self, rgb: np.ndarray, now: float) -> None:
         """The model took this frame: the reference for the next decisions."""
         self._last_at = now
+        self.taken_count += 1
         self.last_reason = None
         if self.idle_fps is not None:
             self._last_thumb = thumbnail(rgb)
