@@ -37,9 +37,9 @@ import numpy as np
 
 # DIS settings by name: OpenCV's three presets, and "fine", ULTRAFAST refined down to half
 # resolution (OpenCV's presets stop at a quarter) with a sparser patch grid and fewer descent
-# steps to pay for it. On our rendered scenes "fine" carried depth with 25-45 % less error and
-# temporal error than ULTRAFAST for about twice its flow time, still well under "fast"'s
-# (docs/streaming.md has the table).
+# steps to pay for it. On our rendered scenes "fine" carried depth with about a third less error
+# than ULTRAFAST on smooth surfaces (0-12 % less on heavy texture), close to MEDIUM, for twice
+# ULTRAFAST's flow time and a quarter of MEDIUM's (docs/streaming.md has the table).
 PRESETS = {
     "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, {}),
     "fine": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, {"FinestScale": 1, "PatchStride": 6, "GradientDescentIterations": 8}),
@@ -117,9 +117,10 @@ class DepthCarrier:
     Args:
         preset: DIS settings (``PRESETS``): ``fine`` (default: the best accuracy for its time on
             our rendered scenes), ``ultrafast`` (half the flow time, clearly less accurate),
-            ``fast``, or ``medium`` (the most accurate, about 6x ``fine``'s time).
-        history: flow steps kept (bounded memory, 9 bytes per pixel and step), i.e. how late a
-            keyframe may arrive and still be carried exactly; 64 steps are about 2 s at 30 fps.
+            ``fast``, or ``medium`` (the most accurate, about 4x ``fine``'s time).
+        history: flow steps kept (bounded memory: 8 bytes per pixel and step, 9 with the check),
+            i.e. how late a keyframe may arrive and still be carried exactly; 64 steps are about
+            2 s at 30 fps.
         occlusion_check: run the forward-backward check and hold the pixels that fail it (a second
             flow per frame). Off by default: it measured worse than following the flow everywhere.
 
