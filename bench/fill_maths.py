@@ -38,7 +38,8 @@ from bench.support.fill_metrics import carry_truth, edge_band, region_abs_rel, s
 from bench.support.guided_upsample import fast_guided_upsample
 from bench.support.machine import load_average
 from bench.support.rendered_scenes import TEXTURES, render_frame, render_scene
-from pipeline.flow_carry import DEFAULT_PRESET, PRESETS, DepthCarrier, create_flow
+from pipeline.flow_carry import DepthCarrier
+from pipeline.optical_flow import DEFAULT_PRESET, FLOW_PRESETS, create_flow
 from pipeline.upsample import upsample_depth
 
 INTERVALS = (1, 2, 4, 8)
@@ -83,7 +84,7 @@ def carry_report(frames: int, size: tuple[int, int], textures, check_presets: bo
                 hold = sequence_errors(carry_truth(scene.rgb, scene.inverse_depth, TARGET_INTERVAL, "hold"),
                                        scene.inverse_depth)
                 report["presets_at_interval_4"] = {}
-                for preset in PRESETS:
+                for preset in FLOW_PRESETS:
                     flow = sequence_errors(carry_truth(scene.rgb, scene.inverse_depth, TARGET_INTERVAL, "flow",
                                                        DepthCarrier(preset)), scene.inverse_depth)
                     report["presets_at_interval_4"][preset] = _ratios(flow, hold)
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         upsample = upsample_report((96, 54), (320, 180), (0,), repeats=3)
     else:
         carry = carry_report(25, (384, 216), TEXTURES, check_presets=True)
-        timing = timing_report(25, [(384, 216), (640, 360)], tuple(PRESETS))
+        timing = timing_report(25, [(384, 216), (640, 360)], tuple(FLOW_PRESETS))
         upsample = upsample_report((384, 216), (1280, 720), (0, 12), repeats=15)
     report = {
         "machine": {"cpus": os.cpu_count(), "threads": 1, "load_average_at_start": load_at_start},
