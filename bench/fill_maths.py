@@ -12,7 +12,7 @@ Reported (``bench.support.rendered_scenes``: two texture levels, two camera spee
 - ``carry``: AbsRel and temporal error of every frame (after one affine fit, as every benchmark
   here) for ``flow``, ``flow`` with the forward-backward occlusion hold, and ``hold``, at keyframe
   intervals 1, 2, 4, 8, and the ratios to ``hold``;
-- ``presets``: the same at interval 4 for each DIS preset (how the default was chosen);
+- ``presets_at_interval_4``: flow's ratios to hold for each DIS preset (how the default was chosen);
 - ``timing``: flow (one DIS flow) and flow + warp (a whole ``push_frame`` with depth to carry) in ms
   per frame, median, at 384x216 and 640x360, on one CPU core (OpenCV and torch at one thread); CPU
   time is the figure judged (wall time on the shared machine includes waits for a core);
@@ -38,7 +38,8 @@ from bench.support.fill_metrics import carry_truth, edge_band, region_abs_rel, s
 from bench.support.guided_upsample import fast_guided_upsample
 from bench.support.machine import load_average
 from bench.support.rendered_scenes import TEXTURES, render_frame, render_scene
-from pipeline.flow_carry import PRESETS, DepthCarrier
+from pipeline.flow_carry import DepthCarrier
+from pipeline.optical_flow import DEFAULT_PRESET, FLOW_PRESETS, create_flow
 from pipeline.upsample import upsample_depth
 
 INTERVALS = (1, 2, 4, 8)
@@ -83,7 +84,7 @@ def carry_report(frames: int, size: tuple[int, int], textures, check_presets: bo
                 hold = sequence_errors(carry_truth(scene.rgb, scene.inverse_depth, TARGET_INTERVAL, "hold"),
                                        scene.inverse_depth)
                 report["presets_at_interval_4"] = {}
-                for preset in PRESETS:
+                for preset in FLOW_PRESETS:
                     flow = sequence_errors(carry_truth(scene.rgb, scene.inverse_depth, TARGET_INTERVAL, "flow",
                                                        DepthCarrier(preset)), scene.inverse_depth)
                     report["presets_at_interval_4"][preset] = _ratios(flow, hold)
@@ -104,7 +105,7 @@ def timing_report(frames: int, sizes, presets) -> dict:
         greys = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in scene.rgb]
         by_preset = {}
         for preset in presets:
-            dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+            dis = create_flow(preset)
             flow_wall, flow_cpu = [], []
             for t in range(1, frames):
                 wall, cpu = time.perf_counter(), time.thread_time()
@@ -178,7 +179,7 @@ def targets(carry: dict, timing: dict, upsample: dict) -> dict:
     """Issue 23's targets that the maths alone can judge (the node-level ones are ``bench.fill``'s)."""
     at_4 = [scene[f"interval_{TARGET_INTERVAL}"]["flow"] for scene in carry["scenes"].values()]
     at_1 = [scene["interval_1"]["flow"]["abs_rel"] for scene in carry["scenes"].values()]
-    default = DepthCarrier().preset
+    default = DEFAULT_PRESET
     small = timing.get("384x216", {}).get(default)
     edge_aware_wins = all(
         scene[name]["edge_abs_rel"] < scene["bilinear"]["edge_abs_rel"]
@@ -204,16 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if args.quick:
         carry = carry_report(9, (192, 108), ("heavy",), check_presets=False)
-        timing = timing_report(4, [(384, 216)], ("ultrafast",))
+        timing = timing_report(4, [(384, 216)], (DEFAULT_PRESET,))
         upsample = upsample_report((96, 54), (320, 180), (0,), repeats=3)
     else:
-        carry = carry_report(33, (384, 216), TEXTURES, check_presets=True)
-        timing = timing_report(25, [(384, 216), (640, 360)], tuple(PRESETS))
+        carry = carry_report(25, (384, 216), TEXTURES, check_presets=True)
+        timing = timing_report(25, [(384, 216), (640, 360)], tuple(FLOW_PRESETS))
         upsample = upsample_report((384, 216), (1280, 720), (0, 12), repeats=15)
     report = {
         "machine": {"cpus": os.cpu_count(), "threads": 1, "load_average_at_start": load_at_start},
         "quick": args.quick,
-        "default_preset": DepthCarrier().preset,
+        "default_preset": DEFAULT_PRESET,
         "default_occlusion_check": DepthCarrier().occlusion_check,
         "carry": carry,
         "timing": timing,

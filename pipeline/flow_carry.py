@@ -7,18 +7,18 @@ the stored flows to the newest frame, so the output never waits for the model.
 
 One step from frame ``a`` to the next pushed frame ``b``:
 
-* backward flow ``w_b`` (``b -> a``, DIS): pixel ``x`` of ``b`` was at ``x + w_b(x)`` in ``a``;
+* backward flow ``w_b`` (``b -> a``, DIS, ``pipeline.optical_flow``): pixel ``x`` of ``b`` was at
+  ``x + w_b(x)`` in ``a``;
 * the steps are chained as coordinates, not as pictures: the carrier keeps, for every pixel of the
   newest frame, where it was in the keyframe, and samples the keyframe depth once (``cv2.remap``,
   bilinear, border replicate: no holes). Warping the depth picture step after step would blur it
   once per step (each bilinear resample is a small blur; depth edges wash out over a few frames);
   the coordinates are chained by a nearest lookup plus the sub-pixel remainder, which keeps them
   exact for a translation and does not mix the two sides of an object's edge;
-* optional forward-backward check (the usual occlusion test, a second DIS flow ``w_f``, ``a -> b``):
-  ``x`` is unreliable where ``|w_b + w_f(x + w_b)|^2 >= 0.01 (|w_b|^2 + |w_f(x + w_b)|^2) + 0.5``;
-  there the pixel keeps what it showed in ``a`` (hold, locally). It is off by default: on our
-  rendered scenes holding the unreliable pixels was worse than following the flow there, at every
-  speed and texture (docs/streaming.md has the numbers), and it doubles the flow cost.
+* optional forward-backward check (``pipeline.optical_flow``: a second flow, the usual occlusion
+  test): where it fails, the pixel keeps what it showed in ``a`` (hold, locally). It is off by
+  default: on our rendered scenes holding the unreliable pixels was worse than following the flow
+  there, at every speed and texture (docs/streaming.md has the numbers), and it doubles the flow cost.
 
 A step whose flow fails (an OpenCV error, a non-finite flow) holds the whole frame and counts one
 ``fallbacks``; nothing is raised. Depth is never renormalised: units in are units out.
@@ -35,14 +35,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
-# The forward-backward test's constants (relative and absolute tolerance, px^2)
-OCCLUSION_RELATIVE = 0.01
-OCCLUSION_ABSOLUTE = 0.5
+from pipeline.optical_flow import DEFAULT_PRESET, FlowStep, create_flow, flow_step, pixel_grid
 
 
 @dataclass(frozen=True)
@@ -60,20 +53,6 @@ class CarriedDepth:
     depth: np.ndarray
     keyframe_index: int
     steps: int
-    reliable_fraction: float
-
-
-@dataclass(frozen=True)
-class _FlowStep:
-    """How pixels move from the previous pushed frame to frame ``index``.
-
-    ``source``: float32 ``[H, W, 2]``, where each pixel of this frame was in the previous one (x, y),
-    None when the step holds (its flow failed); ``reliable``: bool ``[H, W]``, the pixels that passed
-    the forward-backward check (None without the check)."""
-
-    index: int
-    source: np.ndarray | None
-    reliable: np.ndarray | None
     reliable_fraction: float
 
 
@@ -97,11 +76,12 @@ class DepthCarrier:
     """Carries keyframe depth to every pushed frame along DIS optical flow.
 
     Args:
-        preset: DIS preset, ``ultrafast`` (default: the fastest, and on our rendered scenes as
-            close to the truth as ``fast``; ``medium`` is closer but several times slower, see
-            docs/streaming.md), ``fast`` or ``medium``.
-        history: flow steps kept (bounded memory, 9 bytes per pixel and step), i.e. how late a
-            keyframe may arrive and still be carried exactly; 64 steps are about 2 s at 30 fps.
+        preset: DIS settings (``pipeline.optical_flow.FLOW_PRESETS``): ``fine`` (default: the best
+            accuracy for its time on our rendered scenes), ``ultrafast`` (half the flow time,
+            clearly less accurate), ``fast``, or ``medium`` (the most accurate, about 4x the time).
+        history: flow steps kept (bounded memory: 8 bytes per pixel and step, 9 with the check),
+            i.e. how late a keyframe may arrive and still be carried exactly; 64 steps are about
+            2 s at 30 fps.
         occlusion_check: run the forward-backward check and hold the pixels that fail it (a second
             flow per frame). Off by default: it measured worse than following the flow everywhere.
 
@@ -109,17 +89,15 @@ class DepthCarrier:
     mixed across frames or rescaled. Not thread-safe: one carrier is used from one thread at a time.
     """
 
-    def __init__(self, preset: str = "ultrafast", history: int = 64, occlusion_check: bool = False) -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown optical flow preset {preset!r}; use one of {', '.join(PRESETS)}")
+    def __init__(self, preset: str = DEFAULT_PRESET, history: int = 64, occlusion_check: bool = False) -> None:
         if int(history) < 1:
             raise ValueError(f"history must be at least 1 flow step, got {history}")
         self.preset = preset
         self.history = int(history)
         self.occlusion_check = bool(occlusion_check)
+        self._dis = create_flow(preset)
         self.fallbacks = 0  # steps whose flow failed and that held the depth instead
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-        self._steps: deque[_FlowStep] = deque(maxlen=self.history)
+        self._steps: deque[FlowStep] = deque(maxlen=self.history)
         self._oldest_index: int | None = None  # the frame the oldest stored step starts from
         self._newest_index: int | None = None
         self._previous_grey: np.ndarray | None = None
@@ -207,7 +185,7 @@ class DepthCarrier:
             raise ValueError(f"frame {index} was never pushed (skipped by the capture?); keyframes must be pushed frames")
         # nan_to_num: a non-finite model value must not spread through the warps
         keyframe = np.nan_to_num(depth.astype(np.float32, copy=True), posinf=0.0, neginf=0.0)
-        carry = _Carry(keyframe, index, self._pixel_grid(keyframe.shape).copy(), 0, 1.0)
+        carry = _Carry(keyframe, index, pixel_grid(keyframe.shape), 0, 1.0)
         for step in self._steps:
             if step.index > index:
                 carry = _chain(carry, step)
@@ -215,46 +193,17 @@ class DepthCarrier:
         self._current = carry.depth()
         return self._current
 
-    def _flow_step(self, index: int, previous: np.ndarray, grey: np.ndarray) -> _FlowStep:
-        try:
-            backward = self._dis.calc(grey, previous, None)  # b -> a: where each pixel of b was in a
-            forward = self._dis.calc(previous, grey, None) if self.occlusion_check else None
-        except cv2.error:
-            return self._fallback(index)
-        if not np.isfinite(backward).all() or (forward is not None and not np.isfinite(forward).all()):
-            return self._fallback(index)
-        source = self._pixel_grid(grey.shape) + backward
-        if forward is None:
-            return _FlowStep(index, source, None, 1.0)
-        # the forward flow at the point each pixel of b came from, against its backward flow
-        forward_there = cv2.remap(forward, source, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        reliable = _consistent(backward, forward_there)
-        return _FlowStep(index, source, reliable, float(reliable.mean()))
-
-    def _fallback(self, index: int) -> _FlowStep:
-        self.fallbacks += 1
-        return _FlowStep(index, None, None, 0.0)
-
-    def _pixel_grid(self, shape: tuple[int, int]) -> np.ndarray:
-        """float32 ``[H, W, 2]``: each pixel's own (x, y)."""
-        if self._grid is None or self._grid.shape[:2] != shape:
-            height, width = shape
-            xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-            self._grid = np.dstack([xs, ys])
-        return self._grid
+    def _flow_step(self, index: int, previous: np.ndarray, grey: np.ndarray) -> FlowStep:
+        if self._grid is None or self._grid.shape[:2] != grey.shape:
+            self._grid = pixel_grid(grey.shape)
+        step = flow_step(self._dis, index, previous, grey, self._grid, self.occlusion_check)
+        if step is None:  # the flow failed: this step holds the depth
+            self.fallbacks += 1
+            step = FlowStep(index, None, None, 0.0)
+        return step
 
 
-def _consistent(backward: np.ndarray, forward_there: np.ndarray) -> np.ndarray:
-    """bool ``[H, W]``: the forward-backward test passed (flows float32 ``[H, W, 2]``). Written with
-    in-place products and per-channel sums: ``(x**2).sum(axis=2)`` on a last axis of 2 is ~20x slower."""
-    mismatch = backward + forward_there
-    mismatch *= mismatch
-    magnitude = backward * backward
-    magnitude += forward_there * forward_there
-    return (mismatch[..., 0] + mismatch[..., 1]) < OCCLUSION_RELATIVE * (magnitude[..., 0] + magnitude[..., 1]) + OCCLUSION_ABSOLUTE
-
-
-def _chain(carry: _Carry, step: _FlowStep) -> _Carry:
+def _chain(carry: _Carry, step: FlowStep) -> _Carry:
     """The carry one step on: each pixel looks up, at the nearest pixel to where it came from, that
     pixel's keyframe position, plus its own sub-pixel remainder (exact for a translation; a
     bilinear lookup would average positions across an object's edge and land between the two)."""

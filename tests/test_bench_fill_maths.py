@@ -73,5 +73,5 @@ def test_quick_run_prints_json_with_every_target():
     assert set(scene) >= {f"interval_{k}" for k in (1, 2, 4, 8)}
     assert scene["interval_1"]["flow"]["abs_rel"] < 1e-3  # every frame a keyframe: the truth itself
     assert scene["interval_4"]["flow"]["abs_rel_vs_hold"] < 1.0  # carrying beats repeating
-    assert report["timing"]["384x216"]["ultrafast"]["flow_warp_cpu_ms"] > 0
+    assert report["timing"]["384x216"][report["default_preset"]]["flow_warp_cpu_ms"] > 0
     assert all(line.startswith("bench.fill_maths [") for line in done.stderr.splitlines()), done.stderr

@@ -189,7 +189,7 @@ def test_a_change_of_frame_size_starts_afresh():
 
 
 def test_bad_settings_and_frames_are_refused():
-    with pytest.raises(ValueError, match="ultrafast, fast, medium"):
+    with pytest.raises(ValueError, match="ultrafast, fine, fast, medium"):
         DepthCarrier(preset="slowest")
     with pytest.raises(ValueError, match="history"):
         DepthCarrier(history=0)
