@@ -350,3 +350,17 @@ def test_run_with_the_oracle_fill_and_source_size_end_to_end(capsys, tmp_path):
     assert depth.shape[1:] == (40, 64) and 0 < depth.shape[0] <= 30  # the sink's own size= wins
     assert "NOT DEPTH" in err and "every frame out (--fill flow" in err and "keyframes from the model" in err
     assert json.loads(stats.read_text().splitlines()[-1])["fill"]["keyframes"] >= 1
+
+
+def test_osc_status_adds_keyframe_and_depth_age_only_with_fill():
+    from stream.osc_control import OscControl
+    from stream.stream_stats import LastFrame, NodeStats
+
+    control = OscControl(None, None, lambda message: None)
+    sent = []
+    control._send = lambda address, values: sent.append(values)
+    base = dict(elapsed_s=1.0, input_fps=30.0, output_fps=30.0, latency_p50_ms=5.0, latency_p95_ms=9.0, frames_in=30,
+                frames_out=30, dropped=0, sink_dropped=0, queues={}, busy={})
+    control.send_status(NodeStats(**base, frame=LastFrame(3, 0.1, 5.0, 0.9, 0.1, keyframe=False, depth_age_ms=66.7)))
+    control.send_status(NodeStats(**base, frame=LastFrame(3, 0.1, 5.0, 0.9, 0.1)))
+    assert sent[0][6:] == [0, pytest.approx(66.7)] and len(sent[1]) == 6
