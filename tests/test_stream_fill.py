@@ -364,3 +364,8 @@ def test_osc_status_adds_keyframe_and_depth_age_only_with_fill():
     control.send_status(NodeStats(**base, frame=LastFrame(3, 0.1, 5.0, 0.9, 0.1, keyframe=False, depth_age_ms=66.7)))
     control.send_status(NodeStats(**base, frame=LastFrame(3, 0.1, 5.0, 0.9, 0.1)))
     assert sent[0][6:] == [0, pytest.approx(66.7)] and len(sent[1]) == 6
+
+
+def test_dev_evaluate_fill_takes_flow_or_hold_only(capsys):
+    code, err = _rdstream(capsys, "dev", "evaluate", "clip.mp4", "--fill", "drop")
+    assert code == 2 and err.count("\n") == 1 and "--fill 'drop': use flow or hold" in err, err
