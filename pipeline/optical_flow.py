@@ -16,8 +16,8 @@ import numpy as np
 
 # DIS settings by name: OpenCV's three presets, and "fine", ULTRAFAST refined down to half
 # resolution (OpenCV's presets stop at a quarter) with a sparser patch grid and fewer descent
-# steps to pay for it. On our rendered scenes "fine" carried depth with about a third less error
-# than ULTRAFAST on smooth surfaces (0-12 % less on heavy texture), close to MEDIUM, for twice
+# steps to pay for it. On our rendered scenes "fine" carried depth with about 40 % less error
+# than ULTRAFAST on smooth surfaces (5-15 % less on heavy texture), close to MEDIUM, for twice
 # ULTRAFAST's flow time and a quarter of MEDIUM's (docs/streaming.md has the table).
 FLOW_PRESETS = {
     "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, {}),

@@ -9,8 +9,8 @@ other and of the ground (occlusions and disocclusions, sharp depth edges).
 
 Two texture levels: ``smooth`` (soft shading, a few low-frequency tones: little for optical flow to
 hold on to inside a surface) and ``heavy`` (high-contrast high-frequency patterns and a checker:
-the case where colour edges are not depth edges). Two speeds: ``slow`` (near ground ~2 px per frame
-at 384 px wide) and ``fast`` (~6 px). The scene is defined in normalised image coordinates, so any
+the case where colour edges are not depth edges). Two speeds: ``slow`` (near ground ~2.5 px per frame
+at 384 px wide) and ``fast`` (~8 px). The scene is defined in normalised image coordinates, so any
 size renders the same picture (384x216, 640x360, 1280x720); textures are pre-filtered to each
 pixel's footprint, so small sizes do not alias. Deterministic for a seed.
 """
@@ -90,9 +90,10 @@ class _Sphere:
 
 
 def _spheres(rng: np.random.Generator) -> list[_Sphere]:
-    # a near one and a far one moving towards each other (they cross in the first ~40 frames at
-    # either speed), and a middle one drifting the other way: occlusions between objects
-    layout = [((-1.3, 0.55, 3.6), (1.3, 0.0, 0.0), 0.55, (0.85, 0.35, 0.25)),
+    # a near one moving right, in front of a middle one and towards a far one moving left: within
+    # the first 25 frames at either speed each passes in front of another (occlusions between
+    # objects, besides every sphere's against the ground and the wall)
+    layout = [((-0.6, 0.55, 3.6), (1.3, 0.0, 0.0), 0.55, (0.85, 0.35, 0.25)),
               ((1.2, 0.8, 6.0), (-1.0, 0.0, 0.0), 0.8, (0.3, 0.55, 0.85)),
               ((0.2, 0.4, 4.8), (0.6, 0.0, -0.3), 0.4, (0.4, 0.8, 0.35))]
     return [_Sphere(np.array(c) + rng.uniform(-0.05, 0.05, 3), np.array(v), r, np.array(col))
