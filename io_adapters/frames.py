@@ -40,6 +40,10 @@ class DepthFrame:
     mark: a text every colour picture of this frame carries burnt in (``encodings.burn_mark``), e.g.
         ``RANDOM_MODEL_MARK`` when the depth comes from the random test model; None = no mark.
         Raw values stay unmarked: ``encodings.MARKED_OUTPUTS`` says which sink formats carry it.
+    keyframe: with ``--fill flow|hold``: True when the depth is this frame's own model depth, False
+        when it was carried from an earlier keyframe; None without filling.
+    depth_age_ms: with filling, how much older (capture time, ms) the keyframe whose depth this frame
+        carries is than this frame (0 for a keyframe); None without filling.
     """
 
     index: int
@@ -50,6 +54,8 @@ class DepthFrame:
     display_range: tuple[float, float] | None = None
     cmap: str | None = None
     mark: str | None = None
+    keyframe: bool | None = None
+    depth_age_ms: float | None = None
 
 
 class EndOfStream(Exception):

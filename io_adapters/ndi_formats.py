@@ -118,13 +118,19 @@ def frame_metadata_xml(frame: DepthFrame, latency_ms: float | None) -> str:
     ``<rdstream_frame index="12" timestamp="0.400000" latency_ms="812.3" near="0.9132" far="-0.8271" />``.
 
     index: the source frame index; timestamp: source seconds; latency_ms: capture to send;
-    near/far: the display range in the aligned depth's units (attributes absent when unknown).
+    near/far: the display range in the aligned depth's units (attributes absent when unknown);
+    keyframe (1 = the frame's own model depth, 0 = carried) and depth_age_ms (how much older the
+    keyframe is than this frame) with ``--fill flow|hold`` only.
     """
     attributes = {"index": str(frame.index), "timestamp": f"{frame.timestamp:.6f}"}
     if latency_ms is not None:
         attributes["latency_ms"] = f"{latency_ms:.1f}"
     if frame.display_range is not None and all(math.isfinite(v) for v in frame.display_range):
         attributes["near"], attributes["far"] = (f"{v:.6g}" for v in frame.display_range)
+    if frame.keyframe is not None:
+        attributes["keyframe"] = "1" if frame.keyframe else "0"
+    if frame.depth_age_ms is not None:
+        attributes["depth_age_ms"] = f"{frame.depth_age_ms:.1f}"
     return ElementTree.tostring(ElementTree.Element(FRAME_METADATA_TAG, attributes), encoding="unicode")
 
 
@@ -133,4 +139,4 @@ def parse_frame_metadata(xml: str) -> dict:
     element = ElementTree.fromstring(xml)
     if element.tag != FRAME_METADATA_TAG:
         raise ValueError(f"not rdstream frame metadata: {xml[:80]!r}")
-    return {key: int(value) if key == "index" else float(value) for key, value in element.attrib.items()}
+    return {key: int(value) if key in ("index", "keyframe") else float(value) for key, value in element.attrib.items()}

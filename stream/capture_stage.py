@@ -11,11 +11,14 @@ A source that fails (a truncated file, a lost device) ends the stream like its n
 frames already read are drained to the sinks, and the error is kept in ``source_error`` for the
 caller to report after the files are complete.
 Pacing a file to its frame rate is the source's job (``open_source(uri, realtime=True)``).
+With ``--fill`` (``every_frame`` set) newest-wins capture also sends every received frame to the fill
+stage, and a ``KeyframeGate`` (``--model-fps``, ``--idle-fps``) may hold a frame back from the model.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import anyio
@@ -23,6 +26,8 @@ from anyio.abc import ObjectSendStream
 
 from io_adapters.frames import EndOfStream, VideoFrame
 from stream.calls import call_off_loop
+from stream.keyframe_gate import KeyframeGate
+from stream.rate_meter import RateMeter
 from stream.messages import CapturedFrame, FrameTiming, StreamEnd
 from io_adapters.base import Source
 from pipeline.errors import RollingDepthError
@@ -71,6 +76,12 @@ class CaptureStage(Stage):
         self.end_reason = "source ended"
         self.source_error: RollingDepthError | None = None
         self._kept = 0
+        # --fill: every received frame also goes here (the fill stage's frames; set by the node)
+        self.every_frame: ObjectSendStream | None = None
+        self.gate: KeyframeGate | None = None  # --model-fps / --idle-fps (newest-wins only)
+        self.kept_rate = RateMeter()  # frames handed to the model per second (keyframes with --fill)
+        self.frame_size: tuple[int, int] | None = None  # (width, height) of the newest frame received
+        self._handed: deque[int] = deque(maxlen=64)  # source indices of the newest frames handed on
 
     async def run(self, receive: None, send: ObjectSendStream) -> None:
         async with send:
@@ -79,6 +90,9 @@ class CaptureStage(Stage):
             else:
                 await self._run_every_frame(send)
             await send.send(StreamEnd(self.end_reason))
+            if self.every_frame is not None:
+                async with self.every_frame:
+                    await self.every_frame.send(StreamEnd(self.end_reason))
 
     async def _run_every_frame(self, send: ObjectSendStream) -> None:
         async def forward() -> None:
@@ -102,6 +116,11 @@ class CaptureStage(Stage):
                     received = await self._receive()
                     if received is None:
                         return
+                    if self.every_frame is not None:
+                        frame = received.frame
+                        timing = FrameTiming(source_index=frame.index, processed_index=-1,
+                                             timestamp=frame.timestamp, received_at=received.received_at)
+                        await self.every_frame.send(CapturedFrame(timing=timing, rgb=frame.rgb))
                     if waiting:
                         self.dropped += 1
                         waiting.clear()
@@ -118,6 +137,15 @@ class CaptureStage(Stage):
                     # Newer frames replace each other until the next stage is free to take one,
                     # so the frame handed on is the newest at that moment, not one that waited.
                     await _until_receivers_wait(self.free_before_hand_on or [send])
+                    if self.gate is not None and waiting:
+                        newest = waiting[-1].frame
+                        delay = self.gate.wait_s(newest.index, newest.rgb, time.perf_counter())
+                        if delay > 0:  # held back: wait for the gate to open or a newer frame
+                            with anyio.move_on_after(delay):
+                                await ready.wait()
+                            ready = anyio.Event()
+                            continue
+                        self.gate.taken(newest.rgb, time.perf_counter())
                     await self._hand_on(send, waiting.pop())
                 elif reading_done:
                     return
@@ -128,6 +156,10 @@ class CaptureStage(Stage):
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._until_stopped, read)
             tg.start_soon(hand_on)
+
+    def handed_on(self, index: int) -> bool:
+        """Whether the frame of source index ``index`` (one of the last 64 handed on) went to the model."""
+        return index in self._handed
 
     async def _until_stopped(self, work) -> None:
         """Run ``work`` until it returns or ``stop`` is set (then the pending recv is abandoned)."""
@@ -158,6 +190,7 @@ class CaptureStage(Stage):
         finally:
             self.metrics.busy_s += time.perf_counter() - start
         self.metrics.items_in += 1
+        self.frame_size = (frame.rgb.shape[1], frame.rgb.shape[0])
         received_at = time.perf_counter()
         self.metrics.arrivals.tick(received_at)
         return _Received(frame, received_at)
@@ -172,5 +205,7 @@ class CaptureStage(Stage):
         timing = FrameTiming(source_index=frame.index, processed_index=self._kept,
                              timestamp=frame.timestamp, received_at=received.received_at)
         await send.send(CapturedFrame(timing=timing, rgb=frame.rgb))
+        self._handed.append(frame.index)
         self._kept += 1
         self.metrics.items_out += 1
+        self.kept_rate.tick()

@@ -35,6 +35,8 @@ class FrameReport:
     near: float | None
     far: float | None
     received_at: float
+    keyframe: bool | None = None  # --fill: the frame's own model depth or carried (None without --fill)
+    depth_age_ms: float | None = None
 
 
 class LiveControls:
@@ -108,29 +110,30 @@ class DisplayStage(Stage):
         for command in applied:
             self.apply(command)
         timing = item.timing
+        fill = {"keyframe": item.fill.keyframe, "depth_age_ms": item.fill.depth_age_ms} if item.fill else {}
         if self.paused and self.held is not None:
             # Hold the picture, keep the stream's own timing: sinks go on receiving one frame per
             # processed frame, at the rate they do when live (docs/live_io.md).
             frame = DepthFrame(index=timing.source_index, timestamp=timing.timestamp, depth=self.held.depth,
                                rgb=self.held.rgb, received_at=timing.received_at,
-                               display_range=self.held.display_range, cmap=self.cmap, mark=self.mark)
+                               display_range=self.held.display_range, cmap=self.cmap, mark=self.mark, **fill)
         else:
             depth = self.normalizer(item.depth)
             current = self.normalizer.current_range
             frame = DepthFrame(index=timing.source_index, timestamp=timing.timestamp, depth=depth,
                                rgb=item.rgb if self.keep_colour else None, received_at=timing.received_at,
                                display_range=None if current is None else (current.near, current.far),
-                               cmap=self.cmap, mark=self.mark)
+                               cmap=self.cmap, mark=self.mark, **fill)
             self.held = frame
         near, far = frame.display_range or (None, None)
         self.recent.append(FrameReport(self._sequence, timing.source_index, timing.timestamp, near, far,
-                                       timing.received_at))
+                                       timing.received_at, **fill))
         self._sequence += 1
         if self.preview is not None:
             self.preview.offer(timing.source_index, item.rgb, frame.depth, self.cmap, self.mark)
         for command in applied:
             self.controls.applied(command, timing.source_index)
-        return [OutputFrame(timing=timing, frame=frame)]
+        return [OutputFrame(timing=timing, frame=frame, source_rgb=item.source_rgb if self.keep_colour else None)]
 
     def report_for(self, sequence: int) -> FrameReport | None:
         """The report of the ``sequence``-th emitted frame, if still kept."""

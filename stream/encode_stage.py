@@ -26,7 +26,10 @@ class EncodeStage(Stage):
         self._sizes_said = False
 
     async def process(self, item: CapturedFrame) -> Sequence[EncodedFrame]:
-        rgb, latent = await self.model_thread.run(self.steps.encode, item.rgb)
+        if getattr(self.steps, "takes_frame_index", False):  # the oracle model knows frames by index
+            rgb, latent = await self.model_thread.run(self.steps.encode, item.rgb, item.timing.source_index)
+        else:
+            rgb, latent = await self.model_thread.run(self.steps.encode, item.rgb)
         if not self._sizes_said and self.report is not None:
             # the processing size is fixed by the first frame: say it once (upscaling is easy to miss)
             self._sizes_said = True

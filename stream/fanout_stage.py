@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from io_adapters.base import Sink
+from io_adapters.output_size import sized_frame, target_size
 from pipeline.errors import RuntimeFailure
 from stream.calls import call_off_loop
 from stream.messages import OutputFrame, StreamEnd
@@ -33,6 +34,7 @@ class SinkSlot:
     frames: int = 0
     error: str | None = None
     closed: bool = False
+    size: str | tuple[int, int] | None = None  # ?size= / --output-size (io_adapters.output_size); None = as made
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
     @property
@@ -46,8 +48,9 @@ class FanOutStage(Stage):
     name = "sinks"
 
     def __init__(self, sinks: list[SinkSlot], latency: LatencyTracker, report: Callable[[str], None],
-                 lossless: bool = False) -> None:
+                 lossless: bool = False, source_size: Callable[[], tuple[int, int] | None] | None = None) -> None:
         super().__init__()
+        self.source_size = source_size or (lambda: None)  # (width, height) of the newest source frame
         self.lossless = lossless
         if not sinks:
             raise ValueError("the node needs at least one sink")
@@ -56,10 +59,11 @@ class FanOutStage(Stage):
         self.report = report
 
     async def process(self, item: OutputFrame) -> Sequence[object]:
+        frames = await self._sized_frames(item)
         async with anyio.create_task_group() as tg:
             for slot in self.sinks:
                 if slot.error is None:
-                    tg.start_soon(self._send, slot, item)
+                    tg.start_soon(self._send, slot, item, frames.get(slot.size, item.frame))
         if all(slot.error is not None for slot in self.sinks):
             raise RuntimeFailure("every sink failed: " + "; ".join(f"{s.uri}: {s.error}" for s in self.sinks))
         self.latency.add(time.perf_counter() - item.timing.received_at)
@@ -69,11 +73,22 @@ class FanOutStage(Stage):
         await close_sinks(self.sinks, self.report)
         return ()
 
-    async def _send(self, slot: SinkSlot, item: OutputFrame) -> None:
+    async def _sized_frames(self, item: OutputFrame) -> dict:
+        """The frame at each size the sinks ask for (``?size=`` / ``--output-size``), each made once,
+        in a worker thread; {} when no sink asks."""
+        frames = {}
+        for size in {slot.size for slot in self.sinks if slot.size is not None and slot.error is None}:
+            source = item.source_rgb.shape[1::-1] if item.source_rgb is not None else self.source_size()
+            target = target_size(size, source)
+            if target is not None:
+                frames[size] = await anyio.to_thread.run_sync(sized_frame, item.frame, target, item.source_rgb)
+        return frames
+
+    async def _send(self, slot: SinkSlot, item: OutputFrame, frame) -> None:
         try:
             if self.lossless:
                 await wait_for_room(slot)
-            await call_off_loop(slot.sink.send, item.frame, limiter=slot.limiter)
+            await call_off_loop(slot.sink.send, frame, limiter=slot.limiter)
             slot.frames += 1
         except Exception as err:  # a broken sink must not stop the others
             slot.error = _one_line(err)

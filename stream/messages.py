@@ -86,6 +86,21 @@ class AlignedFrame:
     timing: FrameTiming
     rgb: np.ndarray
     depth: np.ndarray
+    fill: "FillInfo | None" = None  # set by the fill stage (``--fill flow|hold``); None = a model frame as before
+    source_rgb: np.ndarray | None = None  # uint8 [H, W, 3] at source size (fill stage), for ``--output-size``
+
+
+@dataclass(frozen=True)
+class FillInfo:
+    """How an output frame of the fill stage got its depth.
+
+    keyframe: True when the depth is the frame's own model depth (nothing carried).
+    depth_age_ms: capture time of this frame minus that of the keyframe whose depth it carries, ms
+        (0 for a keyframe).
+    """
+
+    keyframe: bool
+    depth_age_ms: float
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class OutputFrame:
 
     timing: FrameTiming
     frame: DepthFrame
+    source_rgb: np.ndarray | None = None  # uint8 [H, W, 3] at source size when kept (--fill), for sized sinks
 
 
 # Kinds of live commands (OSC addresses under /rdstream/ use the same names).

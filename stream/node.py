@@ -31,6 +31,9 @@ from stream.capture_stage import CaptureStage
 from stream.depth_steps import DepthSteps, StepCounts
 from stream.display_stage import DisplayStage, LiveControls
 from stream.encode_stage import EncodeStage
+from stream.fill_stage import FILL_QUEUE_SIZE, FillStage, make_carrier
+from stream.fill_stats import FillStats
+from stream.keyframe_gate import KeyframeGate
 from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
@@ -53,6 +56,11 @@ class NodeConfig:
     preset_snip_len, explicit_snip_len: the preset's snippet length and ``--snip-len`` (None = not
         given), for the plans of ``/rdstream/speed`` (``pipeline.presets.rung_plan_options``).
     mark: text burnt into every colour output (``DepthFrame.mark``), e.g. ``RANDOM_MODEL_MARK``.
+    fill: ``drop`` (one output per model frame, as before), ``flow`` or ``hold`` (one output per
+        source frame, ``stream.fill_stage``; only with ``drop_frames``).
+    model_fps, idle_fps: keyframe caps (``stream.keyframe_gate``; only with ``drop_frames``), None = none.
+    sink_sizes: per sink (in order), the size its depth is resized to: "source", (width, height) or
+        None = the processing size (``io_adapters.output_size``); missing entries are None.
     """
 
     plan: SnippetPlan = field(default_factory=SnippetPlan)
@@ -64,6 +72,15 @@ class NodeConfig:
     preset_snip_len: int = 3
     explicit_snip_len: int | None = None
     mark: str | None = None
+    fill: str = "drop"
+    model_fps: float | None = None
+    idle_fps: float | None = None
+    sink_sizes: tuple = ()
+
+    @property
+    def fills(self) -> bool:
+        """True when every source frame goes out (``--fill flow|hold`` under ``--realtime``)."""
+        return self.drop_frames and self.fill in ("flow", "hold")
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class NodeResult:
     source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
     stopped_by: str | None = None  # who stopped the run ('signal SIGINT', 'OSC from HOST:PORT', 'monitor page from HOST')
     every_frame: bool = False  # --no-drop: frames wait in the queue, so the latency says little; the rate says all
+    fill: dict | None = None  # with --fill flow|hold: stream.fill_stats.FillStats.summary()
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -122,7 +140,8 @@ class StreamNode:
                  controls: LiveControls | None = None, inform: Callable[[str], None] | None = None,
                  monitor=None) -> None:
         self.source = source
-        self.sink_slots = [SinkSlot(uri, sink) for uri, sink in sinks]
+        sizes = list(config.sink_sizes) + [None] * (len(sinks) - len(config.sink_sizes))
+        self.sink_slots = [SinkSlot(uri, sink, size=size) for (uri, sink), size in zip(sinks, sizes)]
         self.steps = steps
         self.config = config
         self.report = report or (lambda msg: print(msg, file=sys.stderr))
@@ -138,11 +157,16 @@ class StreamNode:
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)
         # The colour input travels to the sinks only when one of them shows it (rgbd layouts).
         self.controls = controls
-        self.display = DisplayStage(normalizer, keep_colour=any(sink.wants_colour for _, sink in sinks),
+        self.display = DisplayStage(normalizer, keep_colour=any(slot.sink.wants_colour for slot in self.sink_slots),
                                     controls=controls, mark=config.mark)
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
+        if config.drop_frames and (config.model_fps is not None or config.idle_fps is not None):
+            # the idle rule waits for the first snippet's frames: a still picture gets its first depth at once
+            self.capture.gate = KeyframeGate(config.model_fps, config.idle_fps, warm_up=config.plan.snip_len)
+        self.fill = (FillStage(make_carrier(config.fill), self.report, model_took=self.capture.handed_on)
+                     if config.fills else None)
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)
         self.snippets = SnippetStage(steps, config.plan, self.model_thread, config.lookahead, report=self.report,
                                      on_applied=controls.applied if controls is not None else None)
@@ -151,11 +175,15 @@ class StreamNode:
             EncodeStage(steps, self.model_thread, inform),
             self.snippets,
             self.align,
+            *([self.fill] if self.fill is not None else []),
             self.display,
-            FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames),
+            FanOutStage(self.sink_slots, self.latency, self.report, lossless=not config.drop_frames,
+                        source_size=lambda: self.capture.frame_size),
         ]
+        self.fill_stats = FillStats(self.capture, self.fill)
         self.sampler = StatsSampler([s.metrics for s in self.stages], self.latency,
-                                    dropped=lambda: self.capture.dropped,
+                                    dropped=self.not_sent,
+                                    fill=self.fill_stats.sample,
                                     sink_dropped=lambda: sum(s.dropped for s in self.sink_slots),
                                     counts=lambda: self.steps.counts.as_dict(),
                                     frame_report=self.display.report_for,
@@ -243,6 +271,8 @@ class StreamNode:
         size = 0 if self.config.drop_frames else self.config.queue_size
         links = [make_link(size) for _ in self.stages[1:]]
         self.capture.free_before_hand_on = [links[0][0], links[1][0]]
+        if self.fill is not None:  # every captured frame also goes straight to the fill stage
+            self.capture.every_frame, self.fill.frames = make_link(FILL_QUEUE_SIZE)
         receives = [None] + [receive for _, receive in links]
         sends = [send for send, _ in links] + [None]
         async with anyio.create_task_group() as tg:
@@ -287,9 +317,10 @@ class StreamNode:
             end_reason=("stopped during the compile" if self._compile_cut
                         else "interrupted, drain skipped" if self._drain_skipped else self.capture.end_reason),
             frames_in=self.capture.metrics.items_in,
-            frames_processed=self.capture.metrics.items_out,
+            # with --fill every received frame is processed (by the fill stage), keyframes or not
+            frames_processed=self.fill.metrics.items_in if self.fill is not None else self.capture.metrics.items_out,
             frames_out=self.latency.count,
-            dropped=self.capture.dropped,
+            dropped=self.not_sent(),
             lost=self.align.lost,
             elapsed_s=round(elapsed, 3),
             latency_p50_ms=p50,
@@ -301,7 +332,12 @@ class StreamNode:
             source_error=self.capture.source_error,
             stopped_by=self.stopped_by,
             every_frame=not self.config.drop_frames,
+            fill=self.fill_stats.summary() if self.fill is not None else None,
         )
+
+    def not_sent(self) -> int:
+        """Frames dropped on the way: by the realtime policy, or with --fill those before the first depth."""
+        return self.fill.before_first_depth if self.fill is not None else self.capture.dropped
 
 
 def first_user_error(group: BaseExceptionGroup) -> BaseException:

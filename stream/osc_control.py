@@ -413,13 +413,16 @@ class OscControl:
 
     def send_status(self, stats: NodeStats, address: str = STATUS_ADDRESS) -> None:
         """``/rdstream/status INPUT_FPS OUTPUT_FPS LATENCY_P50_MS DROPPED NEAR FAR`` (a rig: at
-        ``/rdstream/NAME/status``, stream.rig_osc)."""
+        ``/rdstream/NAME/status``, stream.rig_osc); with ``--fill flow|hold`` two more: KEYFRAME (1 =
+        the newest frame's own model depth, 0 = carried) and DEPTH_AGE_MS (how much older its keyframe is)."""
         frame = stats.frame
         near = frame.near if frame is not None and frame.near is not None else math.nan
         far = frame.far if frame is not None and frame.far is not None else math.nan
         latency = -1.0 if stats.latency_p50_ms is None else float(stats.latency_p50_ms)
-        self._send(address, [float(stats.input_fps), float(stats.output_fps), latency, int(stats.dropped),
-                                    float(near), float(far)])
+        values = [float(stats.input_fps), float(stats.output_fps), latency, int(stats.dropped), float(near), float(far)]
+        if frame is not None and frame.keyframe is not None:
+            values += [int(frame.keyframe), float(frame.depth_age_ms if frame.depth_age_ms is not None else math.nan)]
+        self._send(address, values)
 
     def _send(self, address: str, values: list) -> None:
         """Send one message; never raises (it runs inside the node's display stage and stats loop)."""

@@ -125,6 +125,8 @@ class LastFrame:
     latency_ms: float
     near: float | None
     far: float | None
+    keyframe: bool | None = None  # --fill: the frame's own model depth (True) or carried (False)
+    depth_age_ms: float | None = None  # --fill: capture time of this frame minus its keyframe's
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class NodeStats:
     decodes_fit); the last line of a run holds the whole run's.
     stopped_by: who stopped the run, in words ('signal SIGINT', 'OSC from 127.0.0.1:50000',
     'monitor page from 127.0.0.1'); None while nobody has.
+    fill: with ``--fill`` or a keyframe cap: the model's rate, the keyframe depth age and skips
+        (``stream.fill_stats.FillStats.sample``); None otherwise. ``output_fps`` and the latency
+        fields are then the output's (capture to send of every frame, filled ones included).
     """
 
     elapsed_s: float
@@ -153,6 +158,7 @@ class NodeStats:
     frame: LastFrame | None = None
     counts: dict[str, int] | None = None
     stopped_by: str | None = None
+    fill: dict | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -164,7 +170,19 @@ class NodeStats:
         stopping = f" | stopping ({self.stopped_by})" if self.stopped_by else ""
         return (f"in {self.input_fps:5.1f} fps | out {self.output_fps:5.1f} fps | latency p50 {p50} ms "
                 f"p95 {p95} ms | dropped {self.dropped} | sink dropped {self.sink_dropped} | queues {queues}"
-                + stopping)
+                + fill_status(self.fill) + stopping)
+
+
+def fill_status(fill: dict | None) -> str:
+    """The status line's tail under --fill / keyframe caps: ' | model 7.5 fps | depth age p50 120 ms | held: still'."""
+    if not fill:
+        return ""
+    text = f" | model {fill['model_fps']:4.1f} fps"
+    if fill.get("depth_age_p50_ms") is not None:
+        text += f" | depth age p50 {fill['depth_age_p50_ms']:.0f} ms"
+    if fill.get("skip_reason"):
+        text += f" | held: {fill['skip_reason']}"
+    return text
 
 
 class StatsSampler:
@@ -175,7 +193,8 @@ class StatsSampler:
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],
                  frame_report: Callable[[int], object | None] | None = None,
                  counts: Callable[[], dict[str, int]] | None = None,
-                 stopped_by: Callable[[], str | None] | None = None) -> None:
+                 stopped_by: Callable[[], str | None] | None = None,
+                 fill: Callable[[], dict | None] | None = None) -> None:
         """frame_report(sequence) -> the display stage's report (index, timestamp, near, far) of
         the sequence-th output frame; latency counts frames in the same order. counts() -> the
         model work so far (``StepCounts.as_dict()``). stopped_by() -> who stopped the run, or None."""
@@ -183,6 +202,7 @@ class StatsSampler:
         self.stages = stages
         self.frame_report = frame_report
         self.counts = counts
+        self.fill = fill
         self.latency = latency
         self.dropped = dropped
         self.sink_dropped = sink_dropped
@@ -209,6 +229,7 @@ class StatsSampler:
             frame=self._last_frame(),
             counts=self.counts() if self.counts is not None else None,
             stopped_by=self.stopped_by() if self.stopped_by is not None else None,
+            fill=self.fill() if self.fill is not None else None,
         )
 
     def _last_frame(self) -> LastFrame | None:
@@ -218,7 +239,8 @@ class StatsSampler:
         if report is None:
             return None
         return LastFrame(index=report.index, timestamp=round(report.timestamp, 6),
-                         latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far)
+                         latency_ms=round(self.latency.last_s * 1000.0, 1), near=report.near, far=report.far,
+                         keyframe=getattr(report, "keyframe", None), depth_age_ms=getattr(report, "depth_age_ms", None))
 
 
 class StatsJsonWriter:

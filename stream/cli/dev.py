@@ -79,6 +79,7 @@ def evaluate_command(
     tiny: str = typer.Option("tiny", "--tiny", metavar="AUTOENCODER", help="the AutoencoderTiny of rungs with the tiny encoder/decoder: tiny | folder | hub id"),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help=DEVICE_HELP),
     dtype: Optional[str] = typer.Option(None, "--dtype", metavar="TYPE", help="fp16 | fp32 | bf16 (default: fp16 on mps/cuda, fp32 on cpu)"),
+    fill: Optional[str] = typer.Option(None, "--fill", metavar="MODE", help="flow | hold: play the clip live at its own rate, every frame out (the model takes what it can, the rest is carried), as rdstream run --fill does; default: every frame through the model"),
 ) -> int:
     """Each rung of the cost ladder through the live node against the offline reference: AbsRel, temporal
     error, TFLOP per frame and fps; a table, evaluate.json and evaluate.png in the output folder."""
@@ -87,4 +88,4 @@ def evaluate_command(
 
     return run_evaluate(EvaluateOptions(clip=clip, checkpoint=checkpoint or default_checkpoint(), rungs=split_values(rungs),
                                         output_dir=output_dir, preset=preset, res=res, lookahead=lookahead,
-                                        frame_count=frame_count, tiny=tiny, device=device, dtype=dtype))
+                                        frame_count=frame_count, tiny=tiny, device=device, dtype=dtype, fill=fill))

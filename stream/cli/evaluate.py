@@ -61,6 +61,7 @@ class EvaluateOptions:
     device: str = "auto"
     dtype: str | None = None
     seed: int = 0
+    fill: str | None = None  # flow | hold: each rung plays the clip live (--realtime --fill), None = every frame
 
 
 def _unit(depth: torch.Tensor) -> torch.Tensor:
@@ -96,6 +97,8 @@ def check(opts: EvaluateOptions) -> tuple[list[str], dict, np.ndarray, Path]:
     check_lookahead(opts.lookahead)
     if opts.frame_count < 0:
         raise BadInputError(f"--frame-count {opts.frame_count}: must be 0 (all frames) or more")
+    if opts.fill not in (None, "flow", "hold"):
+        raise BadInputError(f"--fill {opts.fill!r}: use flow or hold (the clip then plays live, every frame out)")
     plans = _plans(opts, names)
     probe_video(opts.clip)
     try:
@@ -183,9 +186,11 @@ def run_rung(model, plan, opts: EvaluateOptions, folder: Path, name: str) -> tup
     source_uri = f"file:{opts.clip}"
     aligner = OnlineAligner.for_plan(plan, opts.lookahead)
     steps = RollingDepthSteps(model, opts.res, seed=opts.seed, fit_stride=aligner.fit_stride)
-    source = open_source(source_uri, realtime=None)
+    # --fill: the clip plays at its own rate as a camera would; frames between keyframes are carried
+    source = open_source(source_uri, realtime=True if opts.fill else None)
     sink = open_sink(f"npy:{out}", fps=source.nominal_fps or 30.0)
-    config = NodeConfig(plan=plan, lookahead=opts.lookahead, drop_frames=False, max_frames=opts.frame_count or None)
+    config = NodeConfig(plan=plan, lookahead=opts.lookahead, drop_frames=opts.fill is not None,
+                        max_frames=opts.frame_count or None, fill=opts.fill or "drop")
     thread = ModelThread()
     try:
         node = StreamNode(source, [(f"npy:{out}", sink)], steps, aligner, parse_normalize(LINEAR_DISPLAY), config,
@@ -194,8 +199,10 @@ def run_rung(model, plan, opts: EvaluateOptions, folder: Path, name: str) -> tup
     finally:
         thread.close()
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    # with --fill every frame from the first depth on is out, so the output is the clip's tail
+    first = result.fill["before_first_depth"] if result.fill else 0
     return np.load(out), {"frames_in": result.frames_in, "frames_out": result.frames_out, "output_fps": round(fps, 2),
-                          "counts": result.step_counts}
+                          "counts": result.step_counts, "first_frame": first}
 
 
 def tflop_per_frame(counts: dict, frames_out: int, gflop: dict) -> float:
@@ -331,13 +338,14 @@ def run_evaluate(opts: EvaluateOptions) -> int:
         meaningless = meaningless or variant.encoder.is_random or variant.decoder.is_random
         say(f"rung {name}: {rung.trades} ...")
         depth, facts = run_rung(variant, plans[name], opts, folder, name)
-        if depth.shape != tuple(reference.shape):
+        reference_part = reference[facts["first_frame"]:]
+        if depth.shape != tuple(reference_part.shape):
             raise BadInputError(f"rung {name}: {depth.shape[0]} frames of {depth.shape[1:]} px out, the reference has "
                                 f"{reference.shape[0]} of {tuple(reference.shape[1:])}")
         key = (rung.encoder, rung.decoder)
         if key not in flops_cache:
             flops_cache[key] = per_call_gflop(variant, tuple(depth.shape[1:]))
-        candidate, truth = _unit(torch.from_numpy(depth)), _unit(reference)
+        candidate, truth = _unit(torch.from_numpy(depth)), _unit(reference_part)
         rows[name] = {"abs_rel": round(abs_rel(candidate, truth), 5),
                       "temporal_error": round(temporal_error(candidate, truth), 5),
                       "tflop_per_frame": float(f"{tflop_per_frame(facts['counts'], facts['frames_out'], flops_cache[key]):.4g}"),
@@ -345,7 +353,7 @@ def run_evaluate(opts: EvaluateOptions) -> int:
                       **facts}
     # 4. Report.
     report = {"clip": opts.clip, "checkpoint": opts.checkpoint, "reference_preset": opts.preset, "res": opts.res,
-              "lookahead": opts.lookahead, "frames": int(frames.shape[0]), "device": device.type,
+              "lookahead": opts.lookahead, "fill": opts.fill, "frames": int(frames.shape[0]), "device": device.type,
               "dtype": str(dtype).removeprefix("torch."), "rungs": rows}
     if skipped:
         report["skipped"] = {name: f"needs {TINY_DECODER_HUB_ID} (hf download {TINY_DECODER_HUB_ID})" for name in skipped}

@@ -40,7 +40,9 @@ from pipeline.noise_seed import check_seed
 from pipeline.small_files import read_small_text
 from pipeline.snippets import check_lookahead
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
+from stream.cli.fill_checks import split_sink_sizes
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
+from stream.oracle_model import is_oracle
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,7 +63,9 @@ MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (in
 RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
             "osc_status": (str, int)}
 STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
-               "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,)}
+               "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,),
+               # as rdstream run's --fill, --model-fps, --idle-fps, --output-size (stream.cli.fill_checks)
+               "fill": (str,), "model_fps": (int, float), "idle_fps": (int, float), "output_size": (str,)}
 STREAM_REQUIRED = ("name", "source", "sinks")
 TABLES = {"model", "rig", "stream"}
 
@@ -180,8 +184,14 @@ def _check_osc(path: str, rig: dict):
 
 
 def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, checkpoint: str) -> RigStreamSpec:
+    if is_oracle(model.get("checkpoint", checkpoint)):
+        raise BadInputError(f"{_where(path, key='checkpoint')}: the oracle model is for rdstream run only")
+    sinks, sizes = _checked(path, label, "output_size",
+                            lambda: split_sink_sizes(list(table["sinks"]), table.get("output_size")))
     options = RunOptions(
-        source=table["source"], sinks=list(table["sinks"]), checkpoint=model.get("checkpoint", checkpoint),
+        source=table["source"], sinks=sinks, checkpoint=model.get("checkpoint", checkpoint),
+        fill=table.get("fill"), model_fps=table.get("model_fps"), idle_fps=table.get("idle_fps"),
+        sink_sizes=sizes if any(size is not None for size in sizes) else None,
         preset=model.get("preset", "live"), quality=table.get("quality", "fast"), decoder=model.get("decoder"),
         res=model.get("res"), dtype=model.get("dtype"), device=model.get("device", "auto"),
         lookahead=table.get("lookahead", DEFAULT_LOOKAHEAD), realtime=False if table.get("no_drop") else None,
@@ -266,7 +276,7 @@ NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None)
 SHORTHAND = "rdstream run"
 
 
-def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
+def rig_from_run(options: RunOptions, sources: list[str], output_size: str | None = None) -> RigSpec:
     """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
     every ``--sink`` replaced per stream; the other options apply to every stream."""
     for flag, (attr, default) in NOT_IN_A_RIG.items():
@@ -294,6 +304,9 @@ def rig_from_run(options: RunOptions, sources: list[str]) -> RigSpec:
             table["lookahead"] = options.lookahead
         if options.realtime is False:
             table["no_drop"] = True
+        table.update({key: value for key, value in (("fill", options.fill), ("model_fps", options.model_fps),
+                                                    ("idle_fps", options.idle_fps), ("output_size", output_size))
+                      if value is not None})
         streams.append(table)
     rig = {"stats_json": options.stats_json} if options.stats_json else {}
     try:

@@ -27,6 +27,7 @@ from stream.batcher import Batcher
 from stream.cli.model_banner import announce_model
 from stream.cli.rig_file import RigSpec, RigStreamSpec
 from stream.cli.run_job import FALLBACK_FPS, _close_all, summary_line
+from stream.cli.fill_run import fill_config
 from stream.node import NodeConfig
 from stream.rig import Rig, RigStream, StreamOutcome
 
@@ -90,6 +91,9 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
              f"{str(model.dtype).removeprefix('torch.')}, decoder {model.decoder.name}); Ctrl-C stops all"]
     for stream in spec.streams:
         policy = "realtime" if stream.basics.drop_frames else "every frame"
+        fill = stream.basics.fill
+        if fill is not None and fill.realtime and fill.fill != "drop":
+            policy += f", every frame out (--fill {fill.fill})"
         lines.append(f"  {stream.name}: {stream.options.source} -> {', '.join(stream.options.sinks)} ({policy}, "
                      f"lookahead {stream.options.lookahead}, quality {stream.options.quality})")
     console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
@@ -174,7 +178,7 @@ def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, Onlin
         opened.append(sink)
     config = NodeConfig(plan=basics.plan, lookahead=options.lookahead, drop_frames=basics.drop_frames,
                         max_frames=options.max_frames or None, preset_snip_len=get_preset(options.preset).snip_len,
-                        mark=mark)
+                        mark=mark, **fill_config(basics.fill, options.sink_sizes))
     return RigStream(stream.name, source, sinks, state, aligner, basics.normalizer, config)
 
 

@@ -46,12 +46,18 @@ def run_command(
     # The monitor page (stream.monitor): off unless asked for.
     monitor: Optional[str] = typer.Option(None, "--monitor", metavar="[HOST:]PORT", help="serve a monitor page (previews, charts, controls), /metrics and /status.json on TCP PORT (127.0.0.1) or HOST:PORT", rich_help_panel=PANEL_MONITORING),
     monitor_token: Optional[str] = typer.Option(None, "--monitor-token", metavar="TOKEN", help="token the monitor's controls need (and its reads, beyond loopback); 'new' = make one and print it once; required for a HOST other than loopback", rich_help_panel=PANEL_MONITORING),
+    # Depth at the camera's rate and size (stream.fill_stage, stream.keyframe_gate, io_adapters.output_size).
+    fill: Optional[str] = typer.Option(None, "--fill", metavar="MODE", help="with --realtime: flow (every camera frame out, depth carried by optical flow between model frames) | hold (the last depth repeated) | drop (only the frames the model took); default: flow under --realtime", rich_help_panel=PANEL_SPEED),
+    model_fps: Optional[float] = typer.Option(None, "--model-fps", metavar="N", help="at most N model frames (keyframes) a second, to leave GPU time to other programs; default: as fast as the model goes", rich_help_panel=PANEL_SPEED),
+    idle_fps: Optional[float] = typer.Option(None, "--idle-fps", metavar="N", help="model frames a second while the picture is still (every frame still goes out); default: 1 with --fill flow|hold", rich_help_panel=PANEL_SPEED),
+    output_size: Optional[str] = typer.Option(None, "--output-size", metavar="SIZE", help="depth size for every sink: source (the camera's) or WIDTHxHEIGHT, bilinear; a sink's own ?size= wins; default: the processing size", rich_help_panel=PANEL_IO),
 ) -> int:
     """Live node: a source through the model to one or more sinks (Ctrl-C stops cleanly)."""
+    from stream.cli.fill_checks import split_sink_sizes
     from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunOptions, check_basics
 
     options = RunOptions(
-        source=source[0], sinks=list(sink), checkpoint=checkpoint or default_checkpoint(), preset=preset,
+        source=source[0], sinks=list(sink), fill=fill, model_fps=model_fps, idle_fps=idle_fps, checkpoint=checkpoint or default_checkpoint(), preset=preset,
         quality=quality, res=res, dtype=dtype, device=device, lookahead=DEFAULT_LOOKAHEAD if lookahead is None else lookahead,
         realtime=realtime,
         normalize=normalize, stats_json=stats_json, seed=seed, dilations=split_values(dilations, int),
@@ -65,11 +71,13 @@ def run_command(
     if len(source) > 1:  # several streams, one model: the rig (stream.cli.rig_file), checked whole first
         from stream.cli.rig_file import rig_from_run
 
-        spec = rig_from_run(options, list(source))
+        spec = rig_from_run(options, list(source), output_size)
         say_starting("run", f"{len(source)} streams")
         from stream.cli.rig_job import run_rig
 
         return run_rig(spec)
+    options.sinks, sizes = split_sink_sizes(options.sinks, output_size)  # ?size= is the node's, not the sink's
+    options.sink_sizes = sizes if any(size is not None for size in sizes) else None
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     say_starting("run")
     from stream.cli.run_job import run_stream

@@ -17,6 +17,7 @@ from pipeline.noise_seed import check_seed
 from pipeline.preprocess import check_res
 from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan, check_lookahead
+from stream.cli.fill_checks import FillSettings, check_fill, check_model_source
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
 DEFAULT_LOOKAHEAD = 2
@@ -65,6 +66,10 @@ class RunOptions:
     monitor_token: str | None = None
     compile: bool = False  # torch.compile the UNet and decoder (stream.rolling_depth_steps)
     lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
+    fill: str | None = None  # flow | hold | drop; None = flow under --realtime (stream.cli.fill_checks)
+    model_fps: float | None = None
+    idle_fps: float | None = None
+    sink_sizes: list | None = None  # per sink: "source", (W, H) or None (io_adapters.output_size)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class RunBasics:
     pace_source: bool | None
     quality: LiveQuality
     speed: SpeedRung
+    fill: FillSettings | None = None
 
 
 def check_basics(opts: RunOptions) -> RunBasics:
@@ -91,6 +97,8 @@ def check_basics(opts: RunOptions) -> RunBasics:
         raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
     check_source(opts.source)  # scheme, options, test pattern size
     source = parse_uri(opts.source)
+    fill = check_fill(opts.fill, opts.model_fps, opts.idle_fps, opts.realtime, source.scheme in LIVE_SCHEMES)
+    check_model_source(opts.checkpoint, opts.source)
     for uri in opts.sinks:
         check_sink(uri)  # scheme, extension, options, layout
     parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
@@ -112,8 +120,9 @@ def check_basics(opts: RunOptions) -> RunBasics:
         normalizer=normalizer,
         res=preset.res,
         preset_dtype=preset.dtype,
-        drop_frames=opts.realtime if opts.realtime is not None else source.scheme in LIVE_SCHEMES,
-        pace_source=True if opts.realtime else None,
+        drop_frames=fill.realtime,
+        pace_source=True if opts.realtime or (opts.realtime is None and fill.realtime and opts.fill) else None,
         quality=quality,
         speed=speed,
+        fill=fill,
     )

@@ -27,7 +27,10 @@ from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.cli.model_banner import announce_model
+from stream.cli.fill_checks import FillSettings
+from stream.cli.fill_run import fill_config, fill_policy, oracle_model, oracle_steps
 from stream.cli.run_checks import RunOptions, check_basics
+from stream.oracle_model import is_oracle
 from stream.display_normalizer import DisplayNormalizer
 from stream.display_stage import LiveControls
 from stream.model_thread import ModelThread
@@ -56,6 +59,7 @@ class CheckedRun:
     quality: LiveQuality
     decoder: DecoderChoice
     speed: SpeedRung | None = None
+    fill: FillSettings | None = None
     encoder: DecoderChoice = DecoderChoice("full")
     osc: OscEndpoint | None = None
     osc_status: OscEndpoint | None = None
@@ -84,6 +88,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
         quality=basics.quality,
         decoder=decoder,
         speed=basics.speed,
+        fill=basics.fill,
         encoder=encoder,
         osc=osc,
         osc_status=osc_status,
@@ -128,8 +133,11 @@ def run_stream(opts: RunOptions) -> int:
             dtype = choose_dtype(opts.dtype, checked.preset_dtype, device)
             model_thread = ModelThread()
             try:
-                model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder,
-                                          checked.encoder)
+                if is_oracle(opts.checkpoint):  # the stand-in model (dev and tests): the truth file, no weights
+                    model = oracle_model()
+                else:
+                    model = model_thread.call(load_rolling_depth, opts.checkpoint, device, dtype, checked.decoder,
+                                              checked.encoder)
             except BaseException:
                 model_thread.close()
                 raise
@@ -159,7 +167,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     sinks: list[tuple[str, object]] = []
     try:
         aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
-        steps = RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
+        steps = oracle_steps(opts.checkpoint, checked.res, aligner.fit_stride) if is_oracle(opts.checkpoint) else RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
                                   fit_path=quality.fit_decode, compile=opts.compile,
                                   snippets_per_call=range(1, len(checked.plan.dilations) + 1),
                                   snippet_length=checked.plan.snip_len,
@@ -178,8 +186,9 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
                         max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
                         explicit_snip_len=opts.snip_len,
-                        mark=mark)
-    policy = "realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)"
+                        mark=mark, **fill_config(checked.fill, opts.sink_sizes))
+    policy = ("realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)")
+    policy += fill_policy(checked.fill)
     started = start_line(opts, checked, model, policy)
     console.print(started, highlight=False, markup=False, soft_wrap=True)
     show_status = console.is_terminal if opts.status is None else opts.status
@@ -317,9 +326,14 @@ def summary_line(result: NodeResult) -> str:
         per_frame = f"{1000.0 * result.elapsed_s / result.frames_out:.0f} ms per frame" if result.frames_out else "-"
         parts.append(f"every frame processed, {per_frame}")
     else:
-        parts.append(f"{result.dropped} dropped to keep up")
+        parts.append(f"{result.dropped} before the first depth" if result.fill is not None
+                     else f"{result.dropped} dropped to keep up")
         parts.append("latency -" if result.latency_p50_ms is None
                      else f"latency {result.latency_p50_ms:.0f} ms (p95 {result.latency_p95_ms:.0f} ms)")
+    if result.fill is not None:  # --fill flow|hold: the model's share and how old its depth was
+        age = result.fill["depth_age_p50_ms"]
+        parts.append(f"{result.fill['keyframes']} keyframes from the model"
+                     + ("" if age is None else f", keyframe depth age p50 {age:.0f} ms"))
     if sink_drops:
         parts.append(f"{sink_drops} dropped by slow sinks")
     parts.append(f"{result.frames_in} frames in, {result.frames_out} out in {result.elapsed_s:.1f} s")

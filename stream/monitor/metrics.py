@@ -32,8 +32,9 @@ class NodeCollector(Collector):
         node = self.node
         yield _counter("rdstream_frames_in_total", "frames received from the source", node.capture.metrics.items_in)
         yield _counter("rdstream_frames_out_total", "frames delivered to the sinks", node.latency.count)
-        yield _counter("rdstream_frames_dropped_total", "frames dropped by the realtime policy (newest wins)",
-                       node.capture.dropped)
+        yield _counter("rdstream_frames_dropped_total", "frames dropped by the realtime policy (newest wins); "
+                       "with --fill only those before the first depth", node.not_sent())
+        yield from _keyframe_metrics(node, self.latest())
 
         latency = node.latency
         counts = latency.cumulative_counts(LATENCY_BUCKETS_S)
@@ -76,6 +77,25 @@ class NodeCollector(Collector):
         if frame is not None and frame.near is not None:
             yield GaugeMetricFamily("rdstream_display_near", "aligned depth shown as nearest (1)", value=frame.near)
             yield GaugeMetricFamily("rdstream_display_far", "aligned depth shown as farthest (0)", value=frame.far)
+
+
+def _keyframe_metrics(node, stats: NodeStats | None) -> Iterator:
+    """With --fill or a keyframe cap: frames the model took, frames held back from it by reason, and
+    the keyframe depth age of recent output frames (``stream.fill_stats``)."""
+    if not node.fill_stats.active:
+        return
+    yield _counter("rdstream_keyframes_total", "frames the model took (keyframes)", node.capture.metrics.items_out)
+    skips = CounterMetricFamily("rdstream_keyframe_skips", "frames held back from the model, by reason",
+                                labels=["reason"])
+    gate = node.capture.gate
+    for reason, count in (gate.skips.items() if gate is not None else ()):
+        skips.add_metric([reason], count)
+    yield skips
+    fill = stats.fill if stats is not None else None
+    if fill and fill.get("depth_age_p50_ms") is not None:
+        yield GaugeMetricFamily("rdstream_depth_age_seconds", "how much older the model depth of recent output "
+                                "frames is than their colour (median; 0 for keyframes)",
+                                value=fill["depth_age_p50_ms"] / 1000.0)
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

@@ -17,8 +17,8 @@ window.rdMonitor = state;  // for the browser test and for curious users
 function series(label, stroke) { return { label, stroke, width: 1.5 }; }
 
 const CHARTS = {
-  fps: { title: "frames per second", series: [series("in", "#1f77b4"), series("out", "#d62728")] },
-  latency: { title: "latency (ms)", series: [series("p50", "#2ca02c"), series("p95", "#ff7f0e")] },
+  fps: { title: "frames per second", series: [series("in", "#1f77b4"), series("out", "#d62728"), series("model (keyframes)", "#e377c2")] },
+  latency: { title: "latency (ms)", series: [series("p50", "#2ca02c"), series("p95", "#ff7f0e"), series("depth age p50", "#bcbd22")] },
   drops: { title: "dropped frames per second", series: [series("realtime policy", "#9467bd"), series("sinks", "#8c564b")] },
   queues: { title: "queue depths (items)", series: null },
   // A stage's time is counted when its call ends, so a 2 s model call would read 200 % in one second:
@@ -58,14 +58,16 @@ function ensureCharts(sample) {
 // One sample -> one point per chart; drops and stage time are per-second differences of counters.
 function rows() {
   const s = state.samples;
-  const data = { fps: [[], [], []], latency: [[], [], []], drops: [[], [], []], range: [[], [], []],
+  const data = { fps: [[], [], [], []], latency: [[], [], [], []], drops: [[], [], []], range: [[], [], []],
                  queues: [[], ...state.queueNames.map(() => [])], busy: [[], ...state.stageNames.map(() => [])] };
   for (let i = 0; i < s.length; i++) {
     const cur = s[i], prev = i > 0 ? s[i - 1] : null;
     const t = cur.elapsed_s, dt = prev ? Math.max(cur.elapsed_s - prev.elapsed_s, 1e-3) : 1;
     for (const k of Object.keys(data)) data[k][0].push(t);
     data.fps[1].push(cur.input_fps); data.fps[2].push(cur.output_fps);
+    data.fps[3].push(cur.fill ? cur.fill.model_fps : null);  // --fill or a keyframe cap: the model's own rate
     data.latency[1].push(cur.latency_p50_ms); data.latency[2].push(cur.latency_p95_ms);
+    data.latency[3].push(cur.fill ? cur.fill.depth_age_p50_ms : null);
     data.drops[1].push(prev ? (cur.dropped - prev.dropped) / dt : null);
     data.drops[2].push(prev ? (cur.sink_dropped - prev.sink_dropped) / dt : null);
     data.range[1].push(cur.frame ? cur.frame.near : null); data.range[2].push(cur.frame ? cur.frame.far : null);
