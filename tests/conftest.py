@@ -107,3 +107,17 @@ def wait_for_output(proc: subprocess.Popen, stats: Path, frames: int, timeout: f
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[1]
     raise AssertionError(f"no {frames} output frames within {timeout} s")
+
+
+@pytest.fixture()
+def dynamo_eager(monkeypatch):
+    """``--compile`` through dynamo's "eager" backend: inductor's code generation takes minutes on a
+    2-core machine (the tiny decoder alone: 2 min); the eager backend captures the same graphs, with
+    guards and recompiles, and runs them without generating code. (aot_eager fails on the VAE's group
+    norm in torch 2.13 on the CPU, a torch issue; inductor itself compiles it.)"""
+    import torch
+
+    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()

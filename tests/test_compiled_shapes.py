@@ -15,14 +15,6 @@ from stream.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
 
 
-@pytest.fixture()
-def dynamo_eager(monkeypatch):
-    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-
-
 def test_a_shape_not_compiled_before_the_first_frame_says_so_once(dynamo_eager):
     from pipeline.compiled import CompiledCall
 

@@ -377,18 +377,6 @@ def test_adam_reading_the_loss_every_16_steps_stops_where_every_step_would():
 
 # --- --compile -------------------------------------------------------------------------------
 
-@pytest.fixture()
-def dynamo_eager(monkeypatch):
-    # inductor's code generation takes minutes on a 2-core machine (the tiny decoder alone: 2 min);
-    # dynamo's "eager" backend captures the same graphs, with guards and recompiles, and runs them
-    # without generating code. (aot_eager fails on the VAE's group norm in torch 2.13 on the CPU,
-    # a torch issue; inductor itself compiles it.)
-    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-
-
 def test_compiled_steps_agree_with_eager(tiny_model, dynamo_eager):
     # one dilation and decode batches of 1-2 frames keep the shapes (and compile time) few
     lines = []

@@ -130,33 +130,40 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path, tiny_checkpo
     assert np.load(files["d.npy"]).shape[0] == 3
 
 
+def signal_after_line(argv: list[str], seen, sig: int, settle_s: float, wait_s: float) -> tuple[list[str], str, float, int]:
+    """Run ``argv``, read its stderr until a line for which ``seen(line)`` holds, wait ``settle_s``,
+    send ``sig``; returns (the lines read until then, the rest of stderr, seconds from the signal to
+    the exit, exit code). The process is killed if it outlives ``wait_s`` or the test fails."""
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:
+            said.append(line)
+            if seen(line):
+                break
+        time.sleep(settle_s)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        rest = proc.stderr.read()
+        proc.wait(timeout=wait_s)
+        return said, rest, time.monotonic() - sent, proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_sigterm_during_the_compile_stops_at_once_with_valid_files(tmp_path, tiny_checkpoint):
     # inductor's compile of even the tiny model takes many minutes on a 2-core CPU: the stop must not
     # wait for it (before, SIGTERM did nothing for 20 s and more); the cost is said before it starts
     files = {name: tmp_path / name for name in ("d.mp4", "d.npy", "stats.jsonl")}
-    proc = subprocess.Popen(
+    said, rest, took, code = signal_after_line(
         [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=64x36&frames=20",
          "--sink", f"file:{files['d.mp4']}", "--sink", f"npy:{files['d.npy']}", "-c", str(tiny_checkpoint),
          "--stats-json", str(files["stats.jsonl"]), "--res", "64", "--compile", "--device", "cpu", "--no-status"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        said = []
-        for line in proc.stderr:  # the compile starts right after this line
-            said.append(line)
-            if line.startswith("--compile: compiling"):
-                break
-        assert said and "--compile: compiling" in said[-1], "".join(said)
-        assert "on the CPU this takes many minutes and gains little" in said[-1] and "Ctrl-C stops it" in said[-1]
-        time.sleep(0.5)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        rest = proc.stderr.read()
-        proc.wait(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0 and took < 5, (took, rest)
+        lambda line: line.startswith("--compile: compiling"), signal.SIGTERM, settle_s=0.5, wait_s=30)
+    assert said and "--compile: compiling" in said[-1], "".join(said)
+    assert "on the CPU this takes many minutes and gains little" in said[-1] and "Ctrl-C stops it" in said[-1]
+    assert code == 0 and took < 5, (took, rest)
     assert "Traceback" not in rest and "stopped during the compile" in rest
     # nothing reached the sinks, so no half-made file; the stats log is whole
     assert not files["d.mp4"].exists() and not files["d.npy"].exists()
@@ -169,26 +176,12 @@ def test_ctrl_c_during_the_compile_of_rdstream_file_stops_at_once(tmp_path, tiny
     from tests.conftest import write_clip
 
     clip = write_clip(tmp_path / "clip.mp4", num_frames=8, width=96, height=64)
-    proc = subprocess.Popen(
+    said, rest, took, code = signal_after_line(
         [sys.executable, "-m", "stream.cli", "file", str(clip), "-o", str(tmp_path / "out"), "-c", str(tiny_checkpoint),
          "--compile", "--res", "64", "-d", "1", "--device", "cpu"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        said = []
-        for line in proc.stderr:  # the encoder is not compiled: the compile starts with the snippets
-            said.append(line)
-            if line.startswith("clip encode: 8/8"):
-                break
-        assert any("on the CPU this takes many minutes" in line and "Ctrl-C stops it" in line for line in said), said
-        time.sleep(2)  # into the compile
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        rest = proc.stderr.read()
-        proc.wait(timeout=60)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and "rdstream: stopped" in rest and "Traceback" not in rest, rest
+        lambda line: line.startswith("clip encode: 8/8"),  # the encoder is not compiled: the compile starts with the snippets
+        signal.SIGINT, settle_s=2, wait_s=60)  # 2 s: into the compile
+    assert any("on the CPU this takes many minutes" in line and "Ctrl-C stops it" in line for line in said), said
+    assert code == 130 and "rdstream: stopped" in rest and "Traceback" not in rest, rest
     assert took < 3, took
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no half-written output
