@@ -194,7 +194,7 @@ def test_status_callbacks_fill_near_far_once_and_show_acks_and_errors():
     control._client = SimpleNamespace(send=lambda message: received.append((message.address, list(message.params))))
 
     def stats(near, far):
-        return SimpleNamespace(frame=SimpleNamespace(near=near, far=far), latency_p50_ms=40.0, input_fps=30.0,
+        return SimpleNamespace(frame=SimpleNamespace(near=near, far=far, keyframe=None, depth_age_ms=None), latency_p50_ms=40.0, input_fps=30.0,
                                output_fps=29.5, dropped=1)
 
     panel = _panel(Near=0.0, Far=0.0, Currentrange="", Lastanswer="")
