@@ -17,7 +17,7 @@ from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, m
 from pipeline.snippets import SnippetPlan
 from stream.cli.run_job import summary_line
 from stream.display_normalizer import parse_normalize
-from stream.display_stage import LiveControls
+from stream.live_controls import LiveControls
 from stream.monitor.endpoint import parse_monitor
 from stream.monitor.server import Monitor
 from stream.node import NodeConfig, StreamNode

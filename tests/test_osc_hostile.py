@@ -170,7 +170,7 @@ def test_a_paused_realtime_node_sends_one_held_frame_per_processed_frame():
     (one per processed frame), not at the source rate."""
     from pipeline.snippets import SnippetPlan
     from stream.display_normalizer import parse_normalize
-    from stream.display_stage import LiveControls
+    from stream.live_controls import LiveControls
     from stream.node import NodeConfig, StreamNode
     from bench.support.stream_doubles import FakeSteps, make_aligner
 

@@ -21,7 +21,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan
-from stream.display_stage import LiveControls
+from stream.live_controls import LiveControls
 from stream.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
 from stream.osc_control import (OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
