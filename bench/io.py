@@ -95,7 +95,7 @@ def bench_file_decode(frames: int, width: int, height: int) -> dict:
 
 def bench_ndi(fmt: str, width: int, height: int, frames: int) -> dict:
     """test: -> NDI sink (``fmt``) with a receiver connected; sender fps without drops."""
-    from io_adapters.ndi import NdiReceiver
+    from io_adapters.ndi.receiver import NdiReceiver
 
     name = f"rdstream-bench-{fmt}-{height}-{os.getpid()}"
 
