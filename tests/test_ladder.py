@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench.support.stream_doubles import ArraySource, RecordingSink
-from pipeline.coalign.online import OnlineAligner, still_merged
+from pipeline.coalign.online import OnlineAligner
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan, plan_snippets
 from stream.display_normalizer import parse_normalize

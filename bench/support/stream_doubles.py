@@ -127,7 +127,8 @@ class FakeSteps:
         return small, small.mean(axis=2).astype(np.float32) / 127.5 - 1.0
 
     def predict(self, latents, merged):
-        from pipeline.coalign.online import SnippetDepth, fit_grid
+        from pipeline.coalign.fit_grid import fit_grid
+        from pipeline.coalign.snippet_depth import SnippetDepth
 
         self.threads.add(threading.current_thread().name)
         if self.predict_delay:
