@@ -231,7 +231,7 @@ def test_bench_rungs_meets_the_cost_targets_and_every_rung_outputs_every_frame()
 
 def test_speed_over_osc_is_validated():
     from stream.messages import NodeCommand
-    from stream.osc_control import parse_command
+    from stream.osc_commands import parse_command
 
     assert parse_command("/rdstream/speed", ["stride2"]) == NodeCommand("speed", ("stride2",))
     for args in (["warp"], [], [2], ["lite", "pair"]):

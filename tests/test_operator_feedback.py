@@ -21,7 +21,8 @@ from stream.live_controls import LiveControls
 from stream.monitor.endpoint import parse_monitor
 from stream.monitor.server import Monitor
 from stream.node import NodeConfig, StreamNode
-from stream.osc_control import ERROR_ADDRESS, OscControl, OscEndpoint, parse_command
+from stream.osc_commands import parse_command
+from stream.osc_control import ERROR_ADDRESS, OscControl, OscEndpoint
 from tests.test_stream_osc import LOOPBACK, StatusListener, free_udp_port, wait_frames
 
 NESTED = [["lite"]], [{}], [None], [[1, 2]], [b"blob"]

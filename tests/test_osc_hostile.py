@@ -15,7 +15,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bench.support.stream_doubles import ListSource, RecordingSink
 from stream.messages import NodeCommand
-from stream.osc_control import OscControl, OscEndpoint, is_control_packet
+from stream.osc_commands import is_control_packet
+from stream.osc_control import OscControl, OscEndpoint
 from tests.test_stream_osc import LOOPBACK, StatusListener, run_controlled_node, wait_frames
 
 

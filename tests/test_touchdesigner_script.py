@@ -154,7 +154,7 @@ def _panel(**values):
 
 
 def test_control_panel_sends_only_addresses_rdstream_understands():
-    from stream.osc_control import OSC_PREFIX
+    from stream.osc_commands import OSC_PREFIX
 
     text = SCRIPT.read_text(encoding="utf-8")
     script = _definitions()
@@ -169,7 +169,7 @@ def test_control_panel_sends_only_addresses_rdstream_understands():
 def test_each_message_the_panel_sends_is_accepted_by_rdstream():
     """Run the panel's callbacks (the DAT's whole text) with stand-ins for TouchDesigner's objects
     and hand every message they send to rdstream's own OSC parser."""
-    from stream.osc_control import parse_command
+    from stream.osc_commands import parse_command
 
     script = _definitions()
     sent = []
@@ -189,7 +189,8 @@ def test_each_message_the_panel_sends_is_accepted_by_rdstream():
 
 def test_status_callbacks_fill_near_far_once_and_show_acks_and_errors():
     """What rdstream's own OSC sender sends on --osc-status, through the OSC In DAT's callbacks."""
-    from stream.osc_control import OscControl, parse_command
+    from stream.osc_commands import parse_command
+    from stream.osc_control import OscControl
 
     received = []
     control = OscControl(None, None, report=lambda line: None)
