@@ -30,7 +30,8 @@ import numpy as np
 from io_adapters.frames import DepthFrame, EndOfStream
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command
 from io_adapters.registry import open_sink, open_source
-from io_adapters.video_file import ColorVideoWriter, iter_video_frames
+from io_adapters.video_file import iter_video_frames
+from io_adapters.video_writers import ColorVideoWriter
 
 NDI_CASES = (("bgra", 384, 216), ("p216", 384, 216), ("bgra", 1920, 1080), ("p216", 1920, 1080))
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from io_adapters.encodings import burn_mark, colormap_lut, to_uint16, to_uint8
-from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
+from io_adapters.video_writers import ColorVideoWriter, Gray16VideoWriter
 from pipeline.errors import RuntimeFailure
 from pipeline.preprocess import resize
 
