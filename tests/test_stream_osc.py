@@ -276,7 +276,7 @@ def test_colour_frames_travel_only_when_a_sink_shows_them():
 def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
     from rich.console import Console
 
-    from bench.support.stream_doubles import FailingSink
+    from tests.support.failing_sink import FailingSink
     from pipeline.errors import RuntimeFailure
     from stream.cli.run_job import _run_with_status
     from stream.model_thread import ModelThread
