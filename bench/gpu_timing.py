@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.device import StageTimer
 from pipeline.offline import synchronize
 from pipeline.snippets import SnippetPlan

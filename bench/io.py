@@ -30,7 +30,8 @@ import numpy as np
 from io_adapters.frames import DepthFrame, EndOfStream
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command
 from io_adapters.registry import open_sink, open_source
-from io_adapters.video_file import ColorVideoWriter, iter_video_frames
+from io_adapters.video_file import iter_video_frames
+from io_adapters.video_writers import ColorVideoWriter
 
 NDI_CASES = (("bgra", 384, 216), ("p216", 384, 216), ("bgra", 1920, 1080), ("p216", 1920, 1080))
 
@@ -95,7 +96,7 @@ def bench_file_decode(frames: int, width: int, height: int) -> dict:
 
 def bench_ndi(fmt: str, width: int, height: int, frames: int) -> dict:
     """test: -> NDI sink (``fmt``) with a receiver connected; sender fps without drops."""
-    from io_adapters.ndi import NdiReceiver
+    from io_adapters.ndi.receiver import NdiReceiver
 
     name = f"rdstream-bench-{fmt}-{height}-{os.getpid()}"
 

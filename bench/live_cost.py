@@ -34,7 +34,7 @@ import torch
 
 from bench.flops import flops_per_call, tflop_per_frame
 from bench.support.machine import load_average
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.offline import synchronize
 from pipeline.tiny_decoder import TinyVaeDecoder
 from stream.rolling_depth_steps import RollingDepthSteps

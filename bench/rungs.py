@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from bench.flops import flops_per_call, tflop_per_frame
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.presets import SPEEDS, SpeedRung
 from pipeline.snippets import SnippetPlan
 

@@ -91,7 +91,7 @@ class StandInSteps:
         return rgb, rgb[::8, ::8, 1].astype(np.float32) / 127.5 - 1.0
 
     def predict(self, latents, merged=None):
-        from pipeline.coalign.online import SnippetDepth
+        from pipeline.coalign.snippet_depth import SnippetDepth
 
         b, length = len(latents), len(latents[0])
         levels = np.array([[latent.mean() for latent in snippet] for snippet in latents], dtype=np.float32)
@@ -209,7 +209,7 @@ def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer
 def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 2) -> float:
     """The same model steps as the node runs, in a plain loop: encode each frame, run its snippets
     (decoding at full resolution what the node's aligner at ``lookahead`` still merges)."""
-    from pipeline.coalign.online import still_merged
+    from pipeline.coalign.snippet_depth import still_merged
 
     latents = {}
     start = time.perf_counter()
@@ -383,7 +383,7 @@ def section_e(args, tiny, model_thread: ModelThread) -> dict:
 def section_g(args) -> dict:
     from bench.gpu_timing import node_order_fps, pipelined_fps
     from bench.support.stream_doubles import ListSource, QueuedDeviceSteps
-    from pipeline.coalign.online import still_merged
+    from pipeline.coalign.snippet_depth import still_merged
 
     host_s, device_s = args.g_host_ms / 1000.0, args.g_device_ms / 1000.0
     plan, lookahead, frames = SnippetPlan(3, (1, 5)), 2, args.g_frames

@@ -19,7 +19,7 @@ from io_adapters.frames import DepthFrame
 from io_adapters.layouts import LAYOUT_OPTION_HELP, compose, needs_colour, read_layout
 from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.uri import OptionReader, ParsedUri
-from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter
+from io_adapters.video_writers import ColorVideoWriter, Gray16VideoWriter
 from io_adapters.encodings import apply_colormap, burn_mark, to_uint16
 from pipeline.errors import BadInputError
 

@@ -86,9 +86,10 @@ SCHEMES = {s.name: s for s in (
     Scheme("test", source="file_source:TestPatternSource", source_check="file_source:TestPatternOptions.parse",
            source_example="test:?frames=90&size=640x360&rate=30", paced=True),
     Scheme("npy", sink="file_sink:NpySink", sink_check="file_sink:check_file_sink_uri", sink_example="npy:depth.npy"),
-    Scheme("ndi", source="ndi:NdiSource", sink="ndi:NdiSink", source_check="ndi:ndi_source_options",
-           sink_check="ndi:ndi_sink_options", installed="ndi:check_ndi_installed", lister="ndi:ndi_listing",
-           listed_as=("ndi", "NDI sources"), source_example="ndi:Studio Cam (options ips, timeout)",
+    Scheme("ndi", source="ndi.receiver:NdiSource", sink="ndi.sender:NdiSink",
+           source_check="ndi.options:ndi_source_options", sink_check="ndi.options:ndi_sink_options",
+           installed="ndi.library:check_ndi_installed", lister="ndi.finder:ndi_listing", listed_as=("ndi", "NDI sources"),
+           source_example="ndi:Studio Cam (options ips, timeout)",
            sink_example="ndi:Depth?format=bgra|uyvy|p216", live=True, named_output=True,
            stream_name=lambda target: target),
     _texture_sharing("syphon", "Syphon servers", "syphon:Resolume (macOS)", "macOS"),
@@ -210,7 +211,7 @@ def check_sinks_free(uris: list[str]) -> None:
     """
     names = [parse_uri(uri).target for uri in uris if parse_uri(uri).scheme == "ndi"]
     if names:
-        from io_adapters.ndi import check_sender_names_free
+        from io_adapters.ndi.sender import check_sender_names_free
 
         check_sender_names_free(names)
 

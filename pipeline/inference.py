@@ -128,7 +128,7 @@ def decode_depth(model: RollingDepthModel, latents: torch.Tensor, batch_size: in
         keeps its last latent alone), giving [M, 8 * ceil(h / 2), 8 * ceil(w / 2)] at a quarter of the
         cost; pixel (i, j) of it covers full-resolution pixels (2i, 2j) to (2i + 1, 2j + 1), except
         the last row/column of 8 pixels from an unpaired latent, which covers 8 full-resolution
-        pixels (``pipeline.coalign.online.FitGrid.sample`` reads it so).
+        pixels (``pipeline.coalign.fit_grid.FitGrid.sample`` reads it so).
     dtype: of the result (None = the model's dtype, how snippets are held before the merge).
     decoder: another decoder than the model's (``rdstream dev compare-decoders``).
     """

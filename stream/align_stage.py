@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.coalign.online import SnippetDepth
+from pipeline.coalign.snippet_depth import SnippetDepth
 from stream.model_thread import ModelThread
 from stream.messages import AlignedFrame, FrameTiming, SnippetDepths, StreamEnd
 from stream.rolling_window import RollingWindow

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.coalign.online import SnippetDepth
+from pipeline.coalign.snippet_depth import SnippetDepth
 
 
 @dataclass

@@ -1,19 +1,21 @@
 """The display stage: aligned depth -> DepthFrame in [0, 1] for the sinks, through a display normaliser.
 
-Live commands (``NodeCommand``: display range, colour map, pause) wait in ``LiveControls``, the
-node's command hook, and are applied here between two frames, so each one takes effect from the
-next output frame on and every sink sees the change on the same frame.
+Live commands (``NodeCommand``: display range, colour map, pause) wait in
+``stream.live_controls.LiveControls``, the node's command hook, and are applied here between two
+frames, so each one takes effect from the next output frame on and every sink sees the change on
+the same frame.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from io_adapters.frames import DepthFrame
 from stream.display_normalizer import (DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer,
                                        WindowRangeNormalizer)
+from stream.live_controls import LiveControls
 from stream.messages import AlignedFrame, NodeCommand, OutputFrame
 from stream.stage import Stage
 
@@ -37,32 +39,6 @@ class FrameReport:
     received_at: float
     keyframe: bool | None = None  # --fill: the frame's own model depth or carried (None without --fill)
     depth_age_ms: float | None = None
-
-
-class LiveControls:
-    """The node's command hook: commands submitted at any time, applied before the next frame.
-
-    on_applied(command, source_index) is called once a command took effect; source_index is the
-    first output frame it applies to (None when it applies without a frame, e.g. ``stop``).
-    """
-
-    def __init__(self, on_applied: Callable[[NodeCommand, int | None], None] | None = None) -> None:
-        self.on_applied = on_applied
-        self._pending: deque[NodeCommand] = deque()
-
-    def submit(self, command: NodeCommand) -> None:
-        self._pending.append(command)
-
-    def take(self) -> list[NodeCommand]:
-        if not self._pending:  # the usual case, every frame
-            return []
-        taken = list(self._pending)
-        self._pending.clear()
-        return taken
-
-    def applied(self, command: NodeCommand, source_index: int | None) -> None:
-        if self.on_applied is not None:
-            self.on_applied(command, source_index)
 
 
 class DisplayStage(Stage):

@@ -29,11 +29,12 @@ from stream.align_stage import AlignStage, StreamAligner
 from stream.calls import call_off_loop
 from stream.capture_stage import CaptureStage
 from stream.depth_steps import DepthSteps, StepCounts
-from stream.display_stage import DisplayStage, LiveControls
+from stream.display_stage import DisplayStage
 from stream.encode_stage import EncodeStage
 from stream.fill_stage import FILL_QUEUE_SIZE, FillStage, make_carrier
 from stream.fill_stats import FillStats
 from stream.keyframe_gate import KeyframeGate
+from stream.live_controls import LiveControls
 from stream.messages import NodeCommand
 from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks

@@ -154,7 +154,8 @@ class OracleSteps:
         """The truth of each snippet's frames, after ``delay_s`` (a model call's time)."""
         import torch
 
-        from pipeline.coalign.online import SnippetDepth, fit_grid
+        from pipeline.coalign.fit_grid import fit_grid
+        from pipeline.coalign.snippet_depth import SnippetDepth
 
         if self.delay_s:
             time.sleep(self.delay_s)

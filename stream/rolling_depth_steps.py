@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from pipeline.checkpoint import RollingDepthModel
-from pipeline.coalign.online import FitGrid, SnippetDepth, fit_grid
+from pipeline.coalign.fit_grid import FitGrid, fit_grid
+from pipeline.coalign.snippet_depth import SnippetDepth
 from pipeline.compiled import compile_cost, compile_model
 from pipeline.device import PackedHost, upload
 from pipeline.inference import (ddim_step, decode_depth, encode_rgb, first_timestep, make_shared_noise,

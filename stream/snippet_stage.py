@@ -10,7 +10,7 @@ import anyio
 import numpy as np
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan, short_stream_snippet
 from stream.depth_steps import DepthSteps
 from stream.messages import EncodedFrame, FrameTiming, NodeCommand, SnippetDepths, StreamEnd

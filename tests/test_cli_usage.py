@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from stream.cli import main
-from stream.cli.file_job import PlainProgress
+from stream.cli.progress import PlainProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from stream.cli import main
 from stream.display_normalizer import (MAX_RANGE_MAGNITUDE, DisplayRange, FixedRangeNormalizer,
                                          RunningRangeNormalizer, WindowRangeNormalizer, apply_range,
                                          check_fixed_range, parse_normalize)
-from stream.osc_control import parse_command
+from stream.osc_commands import parse_command
 
 
 @pytest.mark.parametrize("near, far, reason", [

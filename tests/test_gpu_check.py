@@ -106,7 +106,7 @@ def test_a_fresh_machine_installs_and_imports_with_only_the_wheel_folder(tmp_pat
     # wheels: bench/gpu_wheels.sh's folder when RDSTREAM_GPU_WHEELS names one, else this machine's
     # installed copies of exactly what gpu_wheels.sh collects, packed back into wheels
     from bench.gpu_install import carried
-    from bench.support.fresh_machine import make_fresh_machine, wheel_from_installed
+    from tests.support.fresh_machine import make_fresh_machine, wheel_from_installed
 
     python = make_fresh_machine(tmp_path / "machine")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
 from stream.rolling_depth_steps import RollingDepthSteps
 

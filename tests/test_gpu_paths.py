@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pipeline.coalign.online import fit_grid, still_merged
+from pipeline.coalign.fit_grid import fit_grid
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
 from stream.rolling_depth_steps import RollingDepthSteps
 

@@ -9,7 +9,7 @@ import pytest
 
 from io_adapters.frames import DepthFrame
 from io_adapters.layouts import check_sink_layout, colour_as, colour_ycbcr, compose, compose_ycbcr, split
-from io_adapters.ndi_formats import depth_to_p216, depth_to_uyvy, ycbcr_to_p216, ycbcr_to_uyvy
+from io_adapters.ndi.formats import depth_to_p216, depth_to_uyvy, ycbcr_to_p216, ycbcr_to_uyvy
 from io_adapters.registry import open_sink
 from io_adapters.syphon_io import depth_to_syphon_bgra
 from io_adapters.encodings import apply_colormap, pack16_bgra, to_uint8, to_uint16, unpack16_bgra

@@ -30,10 +30,12 @@ import pytest
 pytest.importorskip("NDIlib")
 
 from io_adapters.frames import DepthFrame, EndOfStream  # noqa: E402
-from io_adapters.ndi import NdiReceiver, NdiSender, matches_source_name  # noqa: E402
+from io_adapters.ndi.finder import matches_source_name  # noqa: E402
+from io_adapters.ndi.receiver import NdiReceiver  # noqa: E402
+from io_adapters.ndi.sender import NdiSender  # noqa: E402
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.layouts import colour_ycbcr  # noqa: E402
-from io_adapters.ndi_formats import (  # noqa: E402
+from io_adapters.ndi.formats import (  # noqa: E402
     depth_to_p216,
     depth_to_uyvy,
     frame_metadata_xml,
@@ -240,7 +242,7 @@ def test_source_follows_resolution_changes_and_recovers_after_sender_restart():
 SENDER_PROCESS = """
 import sys, time
 import numpy as np
-from io_adapters.ndi import NdiSender
+from io_adapters.ndi.sender import NdiSender
 name, width, height, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 sender = NdiSender(name, 30.0, "bgra")
 ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
@@ -415,7 +417,7 @@ def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
 
     from rich.console import Console
 
-    from io_adapters.ndi import sender_name_free
+    from io_adapters.ndi.sender import sender_name_free
     from pipeline.errors import RuntimeFailure
     from stream.cli.demo import free_ndi_name
 
@@ -434,7 +436,7 @@ def test_a_taken_sender_name_is_said_and_the_demo_publishes_under_a_free_one():
 
 
 def test_a_sender_name_too_long_for_ndi_is_refused_with_the_true_limit():
-    from io_adapters.ndi import check_sender_name_length, ndi_sink_options
+    from io_adapters.ndi.options import check_sender_name_length, ndi_sink_options
     from io_adapters.uri import parse_uri
 
     check_sender_name_length("x" * 248, host="VM")  # the lengths NDI 6.3 took in measurements
@@ -451,7 +453,8 @@ def test_a_sender_name_too_long_for_ndi_is_refused_with_the_true_limit():
 def test_the_name_length_limit_is_the_libraries():
     import socket
 
-    from io_adapters.ndi import NDI_FULL_NAME_MAX_BYTES, sender_name_free
+    from io_adapters.ndi.options import NDI_FULL_NAME_MAX_BYTES
+    from io_adapters.ndi.sender import sender_name_free
 
     room = NDI_FULL_NAME_MAX_BYTES - len(socket.gethostname().encode()) - 3
     assert sender_name_free(_unique("").ljust(room, "x"))

@@ -294,10 +294,10 @@ def test_source_unknown_sender_lists_the_senders(fake_spout):
 
 def test_rdstream_sources_lists_spout_senders(fake_spout, monkeypatch):
     import io_adapters.camera
-    import io_adapters.ndi
+    import io_adapters.ndi.finder
 
     monkeypatch.setattr(io_adapters.camera, "camera_uris", lambda: [])
-    monkeypatch.setattr(io_adapters.ndi, "list_ndi_sources", lambda *args: [])
+    monkeypatch.setattr(io_adapters.ndi.finder, "list_ndi_sources", lambda *args: [])
     fake_spout.SpoutSender().setSenderName("TDSpoutOut")
     from io_adapters.listing import format_sources
 

@@ -9,7 +9,8 @@ import pytest
 from io_adapters.base import ThreadedSink
 from io_adapters.frames import DepthFrame, EndOfStream
 from io_adapters.registry import open_sink, open_source
-from io_adapters.video_file import ColorVideoWriter, iter_video_frames, read_gray16_video
+from io_adapters.video_file import iter_video_frames, read_gray16_video
+from io_adapters.video_writers import ColorVideoWriter
 from io_adapters.encodings import to_uint16
 from pipeline.errors import BadInputError, RuntimeFailure
 

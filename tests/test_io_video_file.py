@@ -1,4 +1,4 @@
-"""Video files through PyAV (io_adapters/video_file.py): real encodes and decodes, small sizes."""
+"""Video files through PyAV (io_adapters/video_file.py, video_writers.py): real encodes and decodes, small sizes."""
 
 from pathlib import Path
 
@@ -6,13 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from io_adapters.video_file import (
-    ColorVideoWriter,
-    Gray16VideoWriter,
-    iter_video_frames,
-    probe_video,
-    read_gray16_video,
-)
+from io_adapters.video_file import iter_video_frames, probe_video, read_gray16_video
+from io_adapters.video_writers import ColorVideoWriter, Gray16VideoWriter
 from pipeline.errors import BadInputError
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench.support.stream_doubles import ArraySource, RecordingSink
-from pipeline.coalign.online import OnlineAligner, still_merged
+from pipeline.coalign.online import OnlineAligner
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan, plan_snippets
 from stream.display_normalizer import parse_normalize
@@ -230,7 +231,7 @@ def test_bench_rungs_meets_the_cost_targets_and_every_rung_outputs_every_frame()
 
 def test_speed_over_osc_is_validated():
     from stream.messages import NodeCommand
-    from stream.osc_control import parse_command
+    from stream.osc_commands import parse_command
 
     assert parse_command("/rdstream/speed", ["stride2"]) == NodeCommand("speed", ("stride2",))
     for args in (["warp"], [], [2], ["lite", "pair"]):

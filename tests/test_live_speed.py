@@ -19,7 +19,9 @@ import pytest
 import torch
 
 from bench.support.stream_doubles import ArraySource, RecordingSink
-from pipeline.coalign.online import OnlineAligner, SnippetDepth, fit_grid, still_merged
+from pipeline.coalign.fit_grid import fit_grid
+from pipeline.coalign.online import OnlineAligner
+from pipeline.coalign.snippet_depth import SnippetDepth, still_merged
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.presets import LIVE_QUALITIES, get_preset, live_quality
 from stream.cli import main

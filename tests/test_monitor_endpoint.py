@@ -14,7 +14,7 @@ from pipeline.errors import BadInputError
 from stream.monitor.endpoint import check_can_serve, listen_socket, parse_monitor
 from stream.display_normalizer import WindowRangeNormalizer, parse_normalize
 from stream.display_stage import DisplayStage
-from stream.osc_control import parse_command
+from stream.osc_commands import parse_command
 from stream.stream_stats import LatencyTracker
 
 

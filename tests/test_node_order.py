@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.gpu_timing import node_order_fps, pipelined_fps
 from bench.support.stream_doubles import FakeSteps, ListSource, QueuedDeviceSteps, RecordingSink, make_aligner
-from pipeline.coalign.online import still_merged
+from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
 from stream.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode

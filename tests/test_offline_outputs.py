@@ -11,7 +11,8 @@ from pipeline.checkpoint import choose_dtype
 from io_adapters.encodings import colormap_lut
 from pipeline.diffusion_refine import refine_timesteps
 from stream.stop_signals import sigint_ignored
-from stream.cli.file_job import FileJobOptions, completed_as, write_outputs
+from stream.cli.file_job import FileJobOptions
+from stream.cli.file_outputs import completed_as, write_outputs
 
 
 def test_an_interrupted_write_leaves_neither_the_file_nor_a_partial(tmp_path):

@@ -15,7 +15,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bench.support.stream_doubles import ListSource, RecordingSink
 from stream.messages import NodeCommand
-from stream.osc_control import OscControl, OscEndpoint, is_control_packet
+from stream.osc_commands import is_control_packet
+from stream.osc_control import OscControl, OscEndpoint
 from tests.test_stream_osc import LOOPBACK, StatusListener, run_controlled_node, wait_frames
 
 
@@ -170,7 +171,7 @@ def test_a_paused_realtime_node_sends_one_held_frame_per_processed_frame():
     (one per processed frame), not at the source rate."""
     from pipeline.snippets import SnippetPlan
     from stream.display_normalizer import parse_normalize
-    from stream.display_stage import LiveControls
+    from stream.live_controls import LiveControls
     from stream.node import NodeConfig, StreamNode
     from bench.support.stream_doubles import FakeSteps, make_aligner
 

@@ -90,7 +90,7 @@ def _what_a_receiver_gets(output, mark, folder, fake_syphon, fake_spout) -> np.n
     import anyio
 
     from io_adapters.frames import DepthFrame
-    from io_adapters.ndi import NdiSender
+    from io_adapters.ndi.sender import NdiSender
     from io_adapters.registry import open_sink
 
     depth = np.tile(np.linspace(0.2, 0.8, 160, dtype=np.float32), (96, 1))
@@ -124,8 +124,8 @@ def _what_a_receiver_gets(output, mark, folder, fake_syphon, fake_spout) -> np.n
 
 def test_the_mark_statement_is_what_every_sink_format_does(tmp_path, fake_syphon, fake_spout):
     from io_adapters.encodings import MARKED_OUTPUTS
-    from io_adapters.ndi import NDI_FORMATS
-    from io_adapters.texture_options import TEXTURE_FORMATS  # syphon: and spout: share them
+    from io_adapters.ndi.options import NDI_FORMATS
+    from io_adapters.texture_options import TEXTURE_FORMATS  # Syphon's and Spout's, read once for both
 
     every_format = ({("ndi", f) for f in NDI_FORMATS} | {("syphon", f) for f in TEXTURE_FORMATS}
                     | {("spout", f) for f in TEXTURE_FORMATS} | {("file", ".mp4"), ("file", ".mkv"), ("npy", "")})

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bench.rig_counts import counting_model_calls
-from bench.support.stream_doubles import ArraySource, FailingSink, RecordingSink
+from bench.support.stream_doubles import ArraySource, RecordingSink
+from tests.support.failing_sink import FailingSink
 from io_adapters.base import Source
 from io_adapters.frames import EndOfStream
 from pipeline.coalign import OnlineAligner

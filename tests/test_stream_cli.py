@@ -85,7 +85,7 @@ def test_policy_defaults_live_sources_drop_files_do_not_and_realtime_paces_files
     clip = write_clip(tmp_path / "clip.mp4", num_frames=3, width=32, height=32)  # file: sources are probed
 
     # The policy is the same whether or not ndi-python is installed here (the check asks for it).
-    monkeypatch.setattr("io_adapters.ndi.check_ndi_installed", lambda: None)
+    monkeypatch.setattr("io_adapters.ndi.library.check_ndi_installed", lambda: None)
 
     def checked(source, realtime=None):
         return check_options(RunOptions(source=source, sinks=["null:"], checkpoint="x", realtime=realtime))

@@ -12,7 +12,7 @@ import pytest
 
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
-from io_adapters.ndi_formats import frame_metadata_xml, parse_frame_metadata
+from io_adapters.ndi.formats import frame_metadata_xml, parse_frame_metadata
 from pipeline.snippets import SnippetPlan
 from stream.cli import main
 from stream.display_normalizer import parse_normalize

@@ -20,8 +20,9 @@ import pytest
 
 pytest.importorskip("NDIlib")
 
-from io_adapters.ndi import NdiReceiver, NdiSender  # noqa: E402
-from io_adapters.ndi_formats import p216_luma  # noqa: E402
+from io_adapters.ndi.receiver import NdiReceiver  # noqa: E402
+from io_adapters.ndi.sender import NdiSender  # noqa: E402
+from io_adapters.ndi.formats import p216_luma  # noqa: E402
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
 from stream.display_normalizer import parse_normalize  # noqa: E402

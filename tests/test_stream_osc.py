@@ -21,7 +21,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan
-from stream.display_stage import LiveControls
+from stream.live_controls import LiveControls
 from stream.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
 from stream.osc_control import (OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
@@ -276,7 +276,7 @@ def test_colour_frames_travel_only_when_a_sink_shows_them():
 def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
     from rich.console import Console
 
-    from bench.support.stream_doubles import FailingSink
+    from tests.support.failing_sink import FailingSink
     from pipeline.errors import RuntimeFailure
     from stream.cli.run_job import _run_with_status
     from stream.model_thread import ModelThread

@@ -16,7 +16,8 @@ from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_window import RollingWindow
-from bench.support.stream_doubles import FailingSink, FakeSteps, ListSource, RecordingSink, make_aligner
+from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
+from tests.support.failing_sink import FailingSink
 
 
 def run_node(source, sinks, steps=None, normalize="running", **config):

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from stream.stream_stats import LastFrame
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "touchdesigner" / "build_network.py"
 USER_GUIDE = "https://docs.derivative.ca/"
@@ -87,7 +89,7 @@ def _sink_and_ports(command: str) -> tuple[str, int, int]:
 
 
 def test_each_variant_receives_what_its_command_sends_and_the_default_is_the_readmes_first_command():
-    from io_adapters.ndi import ndi_sink_options
+    from io_adapters.ndi.options import ndi_sink_options
     from io_adapters.spout_io import spout_sink_options
     from io_adapters.uri import parse_uri
 
@@ -152,7 +154,7 @@ def _panel(**values):
 
 
 def test_control_panel_sends_only_addresses_rdstream_understands():
-    from stream.osc_control import OSC_PREFIX
+    from stream.osc_commands import OSC_PREFIX
 
     text = SCRIPT.read_text(encoding="utf-8")
     script = _definitions()
@@ -167,7 +169,7 @@ def test_control_panel_sends_only_addresses_rdstream_understands():
 def test_each_message_the_panel_sends_is_accepted_by_rdstream():
     """Run the panel's callbacks (the DAT's whole text) with stand-ins for TouchDesigner's objects
     and hand every message they send to rdstream's own OSC parser."""
-    from stream.osc_control import parse_command
+    from stream.osc_commands import parse_command
 
     script = _definitions()
     sent = []
@@ -187,15 +189,17 @@ def test_each_message_the_panel_sends_is_accepted_by_rdstream():
 
 def test_status_callbacks_fill_near_far_once_and_show_acks_and_errors():
     """What rdstream's own OSC sender sends on --osc-status, through the OSC In DAT's callbacks."""
-    from stream.osc_control import OscControl, parse_command
+    from stream.osc_commands import parse_command
+    from stream.osc_control import OscControl
 
     received = []
     control = OscControl(None, None, report=lambda line: None)
     control._client = SimpleNamespace(send=lambda message: received.append((message.address, list(message.params))))
 
     def stats(near, far):
-        return SimpleNamespace(frame=SimpleNamespace(near=near, far=far, keyframe=None, depth_age_ms=None), latency_p50_ms=40.0, input_fps=30.0,
-                               output_fps=29.5, dropped=1)
+        # The real LastFrame: a run without --fill has no keyframe flag or depth age.
+        frame = LastFrame(index=0, timestamp=0.0, latency_ms=40.0, near=near, far=far)
+        return SimpleNamespace(frame=frame, latency_p50_ms=40.0, input_fps=30.0, output_fps=29.5, dropped=1)
 
     panel = _panel(Near=0.0, Far=0.0, Currentrange="", Lastanswer="")
     namespace = {"op": lambda path: panel}

@@ -143,9 +143,9 @@ def test_plain_signal_handlers_drain_as_the_event_loop_handlers_do(tmp_path, tin
 def _refuse_replacing(monkeypatch, target: Path, times: int | None):
     """os.replace onto ``target`` fails as on Windows while another program has it open:
     ``times`` refusals (None = always); other renames work."""
-    import stream.cli.file_job as file_job
+    import stream.cli.file_outputs as file_outputs
 
-    real_replace, refusals = file_job.os.replace, []
+    real_replace, refusals = file_outputs.os.replace, []
 
     def replace(src, dst):
         if Path(dst) == target and (times is None or len(refusals) < times):
@@ -153,13 +153,13 @@ def _refuse_replacing(monkeypatch, target: Path, times: int | None):
             raise PermissionError(13, "The process cannot access the file because it is being used by another process")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(file_job.os, "replace", replace)
-    monkeypatch.setattr(file_job, "REPLACE_RETRY_DELAYS_S", (0.0, 0.0))
+    monkeypatch.setattr(file_outputs.os, "replace", replace)
+    monkeypatch.setattr(file_outputs, "REPLACE_RETRY_DELAYS_S", (0.0, 0.0))
     return refusals
 
 
 def test_a_briefly_held_output_is_replaced_after_a_retry(tmp_path, monkeypatch):
-    from stream.cli.file_job import save_npy
+    from stream.cli.file_outputs import save_npy
 
     target = tmp_path / "depth.npy"
     np.save(target, np.zeros(2))  # last run's output, "open in a player"
@@ -171,7 +171,7 @@ def test_a_briefly_held_output_is_replaced_after_a_retry(tmp_path, monkeypatch):
 
 def test_an_output_open_elsewhere_is_kept_complete_under_a_new_name(tmp_path, monkeypatch):
     from pipeline.errors import RuntimeFailure
-    from stream.cli.file_job import save_npy
+    from stream.cli.file_outputs import save_npy
 
     target = tmp_path / "depth.npy"
     np.save(target, np.zeros(2))

@@ -1,4 +1,5 @@
-"""Support for tests and benchmarks only; product code (pipeline/, stream/, io_adapters/) never imports it.
+"""Support the benchmarks use, most of it shared with the tests (doubles only the tests use are in
+tests/support/); product code (pipeline/, stream/, io_adapters/) never imports it.
 
 - ``synthetic_depth``: synthetic video depth with ground truth and snippet noise, and error metrics.
 - ``rendered_scenes``: ray-cast video with colour and true depth (textured ground, spheres crossing),

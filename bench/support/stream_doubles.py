@@ -88,21 +88,6 @@ class RecordingSink(Sink):
         self.closed = True
 
 
-class FailingSink(RecordingSink):
-    """Raises on the ``fail_at``-th send (0-based) and on every send after."""
-
-    def __init__(self, fail_at: int) -> None:
-        super().__init__()
-        self.fail_at = fail_at
-        self.attempts = 0
-
-    def send(self, frame: DepthFrame) -> None:
-        self.attempts += 1
-        if self.attempts > self.fail_at:
-            raise OSError("disk full")
-        super().send(frame)
-
-
 class FakeSteps:
     """Model-free steps: latent = the frame's mean grey level; depth of a frame = that level.
 
@@ -127,7 +112,8 @@ class FakeSteps:
         return small, small.mean(axis=2).astype(np.float32) / 127.5 - 1.0
 
     def predict(self, latents, merged):
-        from pipeline.coalign.online import SnippetDepth, fit_grid
+        from pipeline.coalign.fit_grid import fit_grid
+        from pipeline.coalign.snippet_depth import SnippetDepth
 
         self.threads.add(threading.current_thread().name)
         if self.predict_delay:

@@ -140,7 +140,8 @@ def cheap_fit_snippet(depth: torch.Tensor, frames: tuple[int, ...], lookahead: i
     them (strided plans); default ``still_merged`` at stride 1. Returns a ``SnippetDepth``."""
     import torch.nn.functional as F
 
-    from pipeline.coalign.online import SnippetDepth, fit_grid, still_merged
+    from pipeline.coalign.fit_grid import fit_grid
+    from pipeline.coalign.snippet_depth import SnippetDepth, still_merged
 
     merged = merged if merged is not None else still_merged(frames, lookahead, len(frames))
     keep = torch.tensor(merged)

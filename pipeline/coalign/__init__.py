@@ -11,7 +11,9 @@ Modules, from the top down:
 - ``objective``: the reference objective on fit samples; ``quality``: quality-mode settings.
 - ``snippet_set``: validated snippet sets and their sparse fit samples.
 - ``online``: ``OnlineAligner``; ``open_snippets``: its joint refinement of the open snippets;
-  ``robust_fit``: the robust scale/shift fit that warm-starts a new snippet.
+  ``robust_fit``: the robust scale/shift fit that warm-starts a new snippet; ``fit_grid``: the
+  pixels it fits on and how they are sampled; ``snippet_depth``: what the node hands it per
+  snippet (``SnippetDepth``) and which frames must come at full resolution (``still_merged``).
 """
 
 

@@ -22,12 +22,13 @@ How it works:
 - Before a frame is emitted the open snippets are refined jointly (IRLS on the L1 consensus of
   every frame they touch, frozen predictions fixed; ``pipeline.coalign.open_snippets``), stopping early
   when converged. The refinement runs lazily, once per batch of pushes.
-- What the aligner holds per snippet: fit samples of every frame (a sparse grid, ``FitGrid``) and
-  full-resolution depth only of the frames it will still merge (emitted frames drop theirs). The
-  node hands over a ``SnippetDepth``: full-resolution depth only for the frames ``still_merged``
-  names, fit samples (taken on the model's device) for all; frames needed only for the fit can
-  then be decoded cheaply (``pipeline.inference.decode_depth(pool=2)``). A plain ``[L, H, W]``
-  tensor works too (copied: the caller may reuse it).
+- What the aligner holds per snippet: fit samples of every frame (a sparse grid,
+  ``fit_grid.FitGrid``) and full-resolution depth only of the frames it will still merge (emitted
+  frames drop theirs). The node hands over a ``snippet_depth.SnippetDepth``: full-resolution depth
+  only for the frames ``still_merged`` names, fit samples (taken on the model's device) for all;
+  frames needed only for the fit can then be decoded cheaply
+  (``pipeline.inference.decode_depth(pool=2)``). A plain ``[L, H, W]`` tensor works too (copied:
+  the caller may reuse it).
 - Memory and cost per push depend on the window and the snippets per frame, never on the stream
   length: frames older than ``window`` frames behind the newest are dropped (and skipped if they
   were never emitted).
@@ -44,135 +45,20 @@ Everything is deterministic: the same pushes give the same output.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from pipeline.coalign.quality import online_settings
-from pipeline.coalign.snippet_set import FIT_CROP_PX, MIN_SIDE, stride_for_min_pixels
+from pipeline.coalign.fit_grid import FitGrid, fit_grid
 from pipeline.coalign.open_snippets import RefineProblem, refine_open_snippets
+from pipeline.coalign.quality import online_settings
+from pipeline.coalign.snippet_depth import SnippetDepth
+from pipeline.coalign.snippet_set import MIN_SIDE
 from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.snippets import SnippetPlan
 from pipeline.coalign.robust_fit import symmetric_robust_affine_fit
-
-
-#: Fewest fit pixels per frame; smaller frames are subsampled less.
-MIN_FIT_PIXELS = 64
-
-
-@dataclass(frozen=True)
-class FitGrid:
-    """The pixels the aligner's fit reads from an ``[H, W]`` frame: rows and columns
-    ``crop, crop + stride, ...`` up to ``H - crop`` / ``W - crop`` (the reference's crop and stride)."""
-
-    height: int
-    width: int
-    crop: int
-    stride: int
-
-    @property
-    def pixels(self) -> int:
-        """P, fit samples per frame."""
-        return len(range(self.crop, self.height - self.crop, self.stride)) * len(range(self.crop, self.width - self.crop, self.stride))
-
-    def take(self, depth: torch.Tensor) -> torch.Tensor:
-        """Full-resolution depth ``[M, H, W]`` -> its fit samples ``[M, P]`` (same dtype and device)."""
-        c, s = self.crop, self.stride
-        return depth[:, c : self.height - c : s, c : self.width - c : s].reshape(depth.shape[0], -1)
-
-    def sample(self, coarse: torch.Tensor, factor: int, scale: int = 8) -> torch.Tensor:
-        """Depth decoded from a ``factor``-pooled latent ``[M, h, w]`` -> float32 ``[M, P]``, bilinear at the
-        grid's pixel centres.
-
-        Coarse pixel i covers full-resolution pixels ``factor * i`` to ``factor * i + factor - 1``, except
-        where the latent (``scale`` pixels per latent) had an odd edge: its last latent was pooled alone
-        (``pipeline.inference.pool_latents``) and decodes to ``scale`` coarse pixels for ``scale`` full
-        ones, so there the mapping is 1:1 (e.g. 216 rows, latent 27: rows 208-215 read coarse 104-111).
-        """
-        grid = _sampling_grid(self, tuple(coarse.shape[-2:]), factor, scale, coarse.device)
-        grid = grid.expand(coarse.shape[0], -1, -1, -1)
-        sampled = torch.nn.functional.grid_sample(coarse.float()[:, None], grid, mode="bilinear",
-                                                  padding_mode="border", align_corners=False)
-        return sampled.reshape(coarse.shape[0], -1)
-
-
-@functools.lru_cache(maxsize=16)
-def _sampling_grid(grid: FitGrid, coarse_hw: tuple[int, int], factor: int, scale: int,
-                   device: torch.device) -> torch.Tensor:
-    """grid_sample's grid [1, rows, cols, 2] (x, y in [-1, 1]) for ``FitGrid.sample``: made once per
-    stream shape and device, not per call."""
-    ys = torch.arange(grid.crop, grid.height - grid.crop, grid.stride, dtype=torch.float32)
-    xs = torch.arange(grid.crop, grid.width - grid.crop, grid.stride, dtype=torch.float32)
-    h, w = coarse_hw
-    # grid_sample (align_corners=False) addresses pixel centres: coordinate c -> (c / size) * 2 - 1
-    gy = _coarse_position(ys + 0.5, grid.height, factor, scale) / h * 2.0 - 1.0
-    gx = _coarse_position(xs + 0.5, grid.width, factor, scale) / w * 2.0 - 1.0
-    return torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].to(device)
-
-
-def _coarse_position(position: torch.Tensor, full: int, factor: int, scale: int) -> torch.Tensor:
-    """Full-resolution coordinates (pixel units, centres at i + 0.5) along an edge of ``full`` pixels ->
-    coordinates in the decode of the ``factor``-pooled latent: ``/ factor`` where whole windows were
-    pooled, 1 : ``rest`` after them (the ``rest`` latents of a partial window decode to ``scale`` pixels)."""
-    latents = full // scale
-    rest = latents % factor
-    paired = scale * factor * (latents // factor)  # full-resolution pixels covered by whole windows
-    if not rest:
-        return position / factor
-    return torch.where(position < paired, position / factor, paired / factor + (position - paired) / rest)
-
-
-def fit_grid(height: int, width: int, stride: int) -> FitGrid:
-    """The fit grid of an ``OnlineAligner`` with fit ``stride`` (its quality's) for ``[height, width]`` frames;
-    small frames get a denser grid so each still has ``MIN_FIT_PIXELS``."""
-    return FitGrid(height, width, FIT_CROP_PX, stride_for_min_pixels(height, width, stride, MIN_FIT_PIXELS))
-
-
-@dataclass(frozen=True)
-class SnippetDepth:
-    """One snippet as the node hands it over (taken as is, not copied).
-
-    full: depth ``[M, H, W]`` (any float dtype, e.g. the model's fp16) of the frames flagged in
-        ``merged``, in snippet order; M may be 0 (the shape still gives H and W).
-    merged: one flag per frame of the snippet: True = the aligner will still merge this frame.
-    fit: float32 ``[L, P]`` fit samples of every frame on ``fit_grid(H, W, stride)``; None = take
-        them from ``full`` (only when every frame is merged).
-    """
-
-    full: torch.Tensor
-    merged: tuple[bool, ...]
-    fit: torch.Tensor | None = None
-
-    @classmethod
-    def from_full(cls, depth: torch.Tensor) -> "SnippetDepth":
-        """Every frame at full resolution, ``depth [L, H, W]``."""
-        return cls(depth, (True,) * depth.shape[0], None)
-
-
-def still_merged(frames: Sequence[int], lookahead: int, snippet_length: int,
-                 covered_through: int | None = None, newest_seen: int | None = None) -> tuple[bool, ...]:
-    """For a snippet ending at the newest frame ``frames[-1]``: which of its frames an ``OnlineAligner``
-    fed in stream order (``advance`` called for every frame) will still merge into an emitted frame
-    (not emitted before this push).
-
-    Before the push the aligner has emitted every frame up to ``min(covered_through, newest_seen -
-    lookahead)``: frames leave ``lookahead`` behind the newest frame it has seen, once covered.
-    newest_seen: the newest frame before this push (default ``frames[-1] - 1``; the snippet that
-        ends a stream after its last frame was seen passes that frame).
-    covered_through: the newest frame covered by earlier snippets without gaps (default: with
-        dilation 1 at every frame, ``newest_seen`` once the first full snippet has run, newest frame
-        ``snippet_length - 1``; strided plans pass ``SnippetPlan.covered_before``).
-    With L=3, dilations 1 and 25 at stride 1: 2 of the 6 frames at lookahead 0, 4 at lookahead 2..24.
-    """
-    newest = frames[-1]
-    seen = newest - 1 if newest_seen is None else newest_seen
-    if covered_through is None:
-        covered_through = seen if seen >= snippet_length - 1 else -1
-    emitted_through = min(covered_through, seen - lookahead)
-    return tuple(f > emitted_through for f in frames)
 
 
 @dataclass

@@ -109,7 +109,7 @@ def compare_decoders(model, other, frames: np.ndarray, res: int) -> dict:
 @torch.no_grad()
 def fit_path_error(model, latents: torch.Tensor) -> float:
     """Fit samples of the 2x pooled decode against those of the full decode (module docstring)."""
-    from pipeline.coalign.online import fit_grid
+    from pipeline.coalign.fit_grid import fit_grid
     from pipeline.coalign.quality import online_settings
     from pipeline.inference import decode_depth
 

@@ -100,7 +100,7 @@ def free_ndi_name(console: Console, base: str = NDI_NAME) -> str | None:
     The demo renames where ``rdstream run`` refuses (docs/live_io.md, "NDI names"): it has no user-chosen
     name to keep, and its point is to show the node running."""
     try:
-        from io_adapters.ndi import sender_name_free
+        from io_adapters.ndi.sender import sender_name_free
     except Exception:
         console.print("(install ndi-python to also publish over NDI)")
         return None

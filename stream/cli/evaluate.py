@@ -128,7 +128,7 @@ def reference_depth(model, opts: EvaluateOptions, frames: np.ndarray, folder: Pa
     from rich.console import Console
 
     from pipeline.offline import OfflinePipeline, OfflineSettings
-    from stream.cli.file_job import stage_progress
+    from stream.cli.progress import stage_progress
 
     path = folder / f"reference-{opts.preset}-{reference_key(opts, frames.shape[0])}.npy"
     if path.is_file():

@@ -1,46 +1,44 @@
 """``rdstream file``: the offline job. Video files in; .npy, colour-mapped and 16-bit videos out.
 
-For each input: read its frames -> OfflinePipeline -> write the outputs. Outputs are written to a
+For each input: read its frames -> OfflinePipeline -> write the outputs (``file_outputs``: written to a
 temporary name and renamed when complete, so every output file that exists is complete, even
-after Ctrl-C. In a batch, one failing input is reported in one line and the others go on; the
+after Ctrl-C). In a batch, one failing input is reported in one line and the others go on; the
 exit code is then non-zero.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from io_adapters.names import check_path_fits
 from io_adapters.output_paths import remove_if_left_empty
 from io_adapters.registry import MAX_FPS
-from io_adapters.video_file import ColorVideoWriter, Gray16VideoWriter, VideoInfo, iter_video_frames, probe_video
+from io_adapters.video_file import VideoInfo, iter_video_frames, probe_video
 from pipeline.checkpoint import RollingDepthModel, choose_dtype, device_label, load_rolling_depth, resolve_device
 from pipeline.cost_estimate import measure_gflops, model_scale, offline_work, rough_duration
-from io_adapters.encodings import RANDOM_MODEL_MARK, burn_mark, colormap_lut, to_uint16, to_uint8
+from io_adapters.encodings import RANDOM_MODEL_MARK, colormap_lut
 from pipeline.errors import BadInputError, RollingDepthError, RuntimeFailure
 from pipeline.device import prepare_device
 from pipeline.device_names import parse_device_name
 from pipeline.noise_seed import check_seed
-from pipeline.offline import OfflinePipeline, OfflineSettings, ProgressCallback
-from pipeline.preprocess import describe_sizes, processing_size, resize
+from pipeline.offline import OfflinePipeline, OfflineSettings
+from pipeline.preprocess import describe_sizes, processing_size
 from pipeline.presets import get_preset
 from pipeline.small_files import read_small_text
 from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
+from stream.cli.file_outputs import depth_to_output_size, output_names, partial_path, write_outputs
 from stream.cli.model_banner import announce_model
+from stream.cli.progress import stage_progress
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mxf", ".gif"}
 
@@ -148,155 +146,6 @@ def check_options(opts: FileJobOptions) -> None:
     parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
 
 
-def partial_path(path: Path) -> Path:
-    """Where an output is written until it is complete: ``NAME.partial.EXT`` beside it."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
-@contextmanager
-def completed_as(path: Path):
-    """Yield a temporary name beside ``path``; it becomes ``path`` only when the block completes.
-
-    An interrupted or failed write leaves no file under the final name (and no partial file), so
-    every output that exists is complete. The suffix is kept: PyAV picks the container from it.
-    """
-    partial = partial_path(path)
-    try:
-        yield partial
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    move_into_place(partial, path)
-
-
-# Windows refuses to replace a file another program has open (a player showing the last run's
-# output), and virus scanners hold a new file for a moment: retry briefly, then keep the finished
-# output under another name rather than lose it.
-REPLACE_RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8)
-
-
-def move_into_place(finished: Path, path: Path) -> None:
-    """Rename the complete file ``finished`` to ``path``; when the OS keeps refusing (the old
-    ``path`` is open elsewhere), keep it as ``NAME.new.EXT`` and say so in one line.
-
-    Raises:
-        RuntimeFailure: the replacement was refused; the message names where the output is.
-    """
-    for delay in (*REPLACE_RETRY_DELAYS_S, None):
-        try:
-            os.replace(finished, path)
-            return
-        except PermissionError:
-            if delay is None:
-                break
-            time.sleep(delay)
-    kept = path.with_name(f"{path.stem}.new{path.suffix}")
-    try:
-        os.replace(finished, kept)
-    except OSError:
-        kept = finished
-    raise RuntimeFailure(f"{path} is open in another program, so it could not be replaced; "
-                         f"the new output is complete as {kept.name} (close the other program and rename it)")
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    with completed_as(path) as partial, open(partial, "wb") as fh:
-        np.save(fh, array)
-
-
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with completed_as(path) as partial, open(partial, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-def depth_to_output_size(depth: np.ndarray, size: tuple[int, int] | None, method: str) -> np.ndarray:
-    """float32 [N, H', W'] -> [N, H, W] at ``size`` (None keeps the processing size)."""
-    if size is None or tuple(depth.shape[1:]) == tuple(size):
-        return depth
-    resized = resize(torch.from_numpy(depth)[:, None], size, method)[:, 0]
-    return resized.clamp_(-1, 1).numpy()
-
-
-def rgb_at_size(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 [H, W, 3] -> uint8 [h, w, 3] (the RGB half of the side-by-side matches the depth's size)."""
-    if rgb.shape[:2] == tuple(size):
-        return rgb
-    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    return resize(image, size, "bilinear")[0].permute(1, 2, 0).clamp_(0, 255).round_().byte().numpy()
-
-
-class StageProgress:
-    """A rich progress bar per stage; the pipeline reports (stage, advance, total)."""
-
-    def __init__(self, progress: Progress, label: str):
-        self.progress, self.label, self.tasks = progress, label, {}
-
-    def __call__(self, stage: str, advance: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(f"{self.label} {stage}", total=total)
-        self.progress.update(self.tasks[stage], advance=advance, total=total)
-
-
-class PlainProgress:
-    """Progress as plain lines, for when stderr is not a terminal (a script, TouchDesigner's Python,
-    a log file): one line per stage when it starts and ends, and at most one every ``interval_s``
-    in between, with frames done, elapsed time and an estimate of the time left."""
-
-    def __init__(self, console: Console, label: str, interval_s: float = 10.0, clock=time.monotonic):
-        self.console, self.label, self.interval_s, self.clock = console, label, interval_s, clock
-        self.done: dict[str, int] = {}
-        self.started: dict[str, float] = {}
-        self.last_line = 0.0
-
-    def __call__(self, stage: str, advance: int, total: int) -> None:
-        now = self.clock()
-        first = stage not in self.done
-        if first:
-            self.done[stage], self.started[stage] = 0, now
-        self.done[stage] += advance
-        finished = total and self.done[stage] >= total
-        if first or finished or now - self.last_line >= self.interval_s:
-            self.last_line = now
-            self.console.print(self.line(stage, total, now), highlight=False, markup=False, soft_wrap=True)
-
-    def line(self, stage: str, total: int, now: float) -> str:
-        done, elapsed = self.done[stage], now - self.started[stage]
-        text = f"{self.label} {stage}: {done}/{total or '?'}, {elapsed:.0f} s elapsed"
-        if total and 0 < done < total and elapsed >= 1:
-            text += f", about {elapsed / done * (total - done):.0f} s left"
-        return text
-
-
-@contextmanager
-def stage_progress(console: Console, label: str, keep: bool = False) -> Iterator[ProgressCallback]:
-    """The progress report (stage, advance, total) of a long job: a bar per stage on a terminal
-    (left on screen with ``keep``); elsewhere plain lines (a bar would print nothing until the end)."""
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=not keep, disable=not console.is_terminal,
-    )
-    with progress:
-        yield StageProgress(progress, label) if console.is_terminal else PlainProgress(console, label)
-
-
-def output_names(stem: str, opts: FileJobOptions) -> dict[tuple[str, str], str]:
-    """The file name of every output ``opts`` asks for, for the input ``stem``, keyed by
-    (kind, colour map): ("npy", ""), ("snippets", ""), ("cmap", NAME) per colour map, ("rgbd", ""),
-    ("depth16", "")."""
-    names = {}
-    if opts.save_npy:
-        names["npy", ""] = f"{stem}_pred.npy"
-    if opts.save_snippets:
-        names["snippets", ""] = f"{stem}_snippets.npz"
-    for cmap in opts.cmaps:
-        names["cmap", cmap] = f"{stem}_{cmap}.mp4"
-    if opts.save_sbs:
-        names["rgbd", ""] = f"{stem}_rgbd.mp4"
-    if opts.save_16bit:
-        names["depth16", ""] = f"{stem}_depth16.mkv"
-    return names
-
-
 def no_frames_error(path: Path, info: VideoInfo, opts: FileJobOptions) -> BadInputError:
     return BadInputError(f"input {path}: no frames to process (start frame {opts.start_frame}, video has "
                          f"{info.frame_count or 'unknown'} frames)")
@@ -310,51 +159,6 @@ def check_input(path: Path, info: VideoInfo, out: Path, opts: FileJobOptions) ->
         raise no_frames_error(path, info, opts)
     for name in output_names(path.stem, opts).values():
         check_path_fits(partial_path(out / name), f"input {path.name} (its outputs are named after it)")
-
-
-def write_outputs(stem: str, out: Path, frames: np.ndarray, depth: np.ndarray, fps: float, opts: FileJobOptions, snippets, report,
-                  mark: str | None = None) -> list[Path]:
-    """Write every requested output for one input; returns the paths written."""
-    written = []
-    names = output_names(stem, opts)
-    if opts.save_npy:
-        save_npy(out / names["npy", ""], depth.astype(np.float32))
-        written.append(out / names["npy", ""])
-    if snippets is not None:
-        save_npz(out / names["snippets", ""], snippets)
-        written.append(out / names["snippets", ""])
-    # Colour maps span the whole video's min/max (refined presets are clipped, not renormalised).
-    low, high = float(depth.min()), float(depth.max())
-    depth01 = (depth - low) / max(high - low, 1e-12)
-    total = len(depth) * (len(opts.cmaps) + int(opts.save_sbs) + int(opts.save_16bit))
-    for name in opts.cmaps:
-        lut = colormap_lut(name)
-        path = out / names["cmap", name]
-        with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
-            for frame in depth01:
-                writer.write(marked(lut[to_uint8(frame)], mark))
-                report("write", 1, total)
-        written.append(path)
-    if opts.save_sbs:
-        lut = colormap_lut(opts.cmaps[0] if opts.cmaps else "Spectral_r")
-        path = out / names["rgbd", ""]
-        with completed_as(path) as partial, ColorVideoWriter(partial, fps) as writer:
-            for rgb, frame in zip(frames, depth01):
-                writer.write(np.concatenate([rgb_at_size(rgb, frame.shape), marked(lut[to_uint8(frame)], mark)], axis=1))
-                report("write", 1, total)
-        written.append(path)
-    if opts.save_16bit:
-        path = out / names["depth16", ""]
-        with completed_as(path) as partial, Gray16VideoWriter(partial, fps) as writer:
-            for frame in depth01:
-                writer.write(to_uint16(frame))
-                report("write", 1, total)
-        written.append(path)
-    return written
-
-
-def marked(picture: np.ndarray, mark: str | None) -> np.ndarray:
-    return burn_mark(np.ascontiguousarray(picture), mark) if mark else picture
 
 
 def probe_inputs(inputs: list[Path], console: Console, check=lambda path, info: None) -> tuple[dict[Path, VideoInfo], int]:

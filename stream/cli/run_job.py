@@ -32,7 +32,7 @@ from stream.cli.fill_run import fill_config, fill_policy, oracle_model, oracle_s
 from stream.cli.run_checks import RunOptions, check_basics
 from stream.oracle_model import is_oracle
 from stream.display_normalizer import DisplayNormalizer
-from stream.display_stage import LiveControls
+from stream.live_controls import LiveControls
 from stream.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode, first_user_error
 from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor

@@ -8,7 +8,7 @@ Routes (``T``: the token, as header ``X-Rdstream-Token: T`` or ``Authorization: 
 * ``GET /preview.jpg``: the newest input and depth side by side (``preview.PreviewTap``).
 * ``GET /metrics``: Prometheus text format (``metrics.NodeCollector``).
 * ``POST /control``: ``{"command": "pause", "args": [1]}``, the OSC commands by their address
-  without ``/rdstream/`` (``stream.osc_control.parse_command`` checks them); needs T always.
+  without ``/rdstream/`` (``stream.osc_commands.parse_command`` checks them); needs T always.
 
 Reads need T too when the monitor listens beyond loopback. The web layer only reads what the node
 keeps and hands commands to ``StreamNode.command``; it never waits on the stream and the stream
@@ -40,7 +40,8 @@ from stream.monitor.endpoint import MonitorEndpoint, listen_socket
 from stream.monitor.guard import MAX_CONNECTIONS, guarded_protocol
 from stream.monitor.metrics import CONTENT_TYPE, metrics_registry, metrics_text
 from stream.monitor.preview import PreviewTap
-from stream.osc_control import OSC_PREFIX, PacketBudget, parse_command
+from stream.osc_commands import OSC_PREFIX, parse_command
+from stream.packet_budget import PacketBudget
 from stream.stream_stats import NodeStats
 
 STATIC = Path(__file__).resolve().parent / "static"
