@@ -25,7 +25,7 @@ from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.batcher import Batcher
 from stream.cli.model_banner import announce_model
-from stream.cli.rig_file import RigSpec, RigStreamSpec
+from stream.cli.rig_file import RigSpec, RigStreamSpec, rig_autoencoders
 from stream.cli.run_job import FALLBACK_FPS, _close_all, summary_line
 from stream.cli.fill_run import fill_config
 from stream.node import NodeConfig
@@ -41,8 +41,8 @@ def run_rig(spec: RigSpec) -> int:
         console.print(f"rdstream: {line}", highlight=False, markup=False, soft_wrap=True)
 
     first = spec.streams[0]
-    decoder = resolve_decoder(first.basics.quality.decoder)  # one model, so one decoder for every stream
-    encoder = resolve_encoder(first.basics.speed.encoder)
+    decoder_name, encoder_name = rig_autoencoders(spec)  # one model, so one decoder and encoder for every stream
+    decoder, encoder = resolve_decoder(decoder_name), resolve_encoder(encoder_name)
     all_sinks = [uri for s in spec.streams for uri in s.options.sinks]
     with ExitStack() as held:
         held.enter_context(claim_outputs(all_sinks, {"[rig] stats_json": spec.stats_json}))
@@ -95,7 +95,9 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
         if fill is not None and fill.realtime and fill.fill != "drop":
             policy += f", every frame out (--fill {fill.fill})"
         lines.append(f"  {stream.name}: {stream.options.source} -> {', '.join(stream.options.sinks)} ({policy}, "
-                     f"lookahead {stream.options.lookahead}, quality {stream.options.quality})")
+                     f"lookahead {stream.options.lookahead}, quality {stream.options.quality}, speed {stream.options.speed}: "
+                     f"strides {','.join(map(str, stream.basics.plan.strides))}, snippets of {stream.basics.plan.snip_len}, "
+                     f"fit decode {stream.basics.quality.fit_decode})")
     console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
 
     show_status = console.is_terminal if spec.status is None else spec.status
@@ -178,7 +180,7 @@ def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, Onlin
         opened.append(sink)
     config = NodeConfig(plan=basics.plan, lookahead=options.lookahead, drop_frames=basics.drop_frames,
                         max_frames=options.max_frames or None, preset_snip_len=get_preset(options.preset).snip_len,
-                        mark=mark, **fill_config(basics.fill, options.sink_sizes))
+                        explicit_snip_len=options.snip_len, mark=mark, **fill_config(basics.fill, options.sink_sizes))
     return RigStream(stream.name, source, sinks, state, aligner, basics.normalizer, config)
 
 
