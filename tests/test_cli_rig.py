@@ -65,6 +65,41 @@ def test_a_rig_stream_equals_rdstream_run_with_the_same_seed(tmp_path, tiny_chec
     assert float(np.abs(np.load(tmp_path / "a.npy") - np.load(tmp_path / "s.npy")).max()) <= 1e-5
 
 
+def test_each_stream_takes_its_own_speed_snippet_length_and_fit_decode_as_rdstream_run_would(tmp_path, tiny_checkpoint):
+    # a: snippets of 2 and full fit decodes; b: the [model]'s rung (snippets of 3): never one model call
+    source = "test:?frames=6&size=96x64"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint) + 'speed = "stride2"\n'
+                    + stream_table("a", source, f"npy:{tmp_path / 'a.npy'}", extra='snip_len = 2\nfit_decode = "full"\n')
+                    + stream_table("b", "test:?frames=6&size=64x64", f"npy:{tmp_path / 'b.npy'}",
+                                   extra="strides = [2, 4]\n"))
+    done = run_rdstream("rig", str(path), "--no-status", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "speed stride2: strides 1,2, snippets of 2, fit decode full" in done.stderr
+    assert "speed stride2: strides 2,4, snippets of 3, fit decode half" in done.stderr
+    single = run_rdstream("run", "--source", source, "--sink", f"npy:{tmp_path / 's.npy'}", "-c", str(tiny_checkpoint),
+                          "--res", "64", "--seed", "0", "--speed", "stride2", "--snip-len", "2", "--fit-decode", "full",
+                          "--no-status", timeout=180)
+    assert single.returncode == 0, single.stderr
+    rig_a, alone = np.load(tmp_path / "a.npy"), np.load(tmp_path / "s.npy")
+    assert rig_a.shape == alone.shape and float(np.abs(rig_a - alone).max()) <= 1e-5
+    assert np.load(tmp_path / "b.npy").shape[0] == 6
+
+
+def test_run_with_several_sources_passes_speed_and_snippet_options_to_every_stream(tmp_path, tiny_checkpoint):
+    from stream.cli.rig_file import rig_autoencoders, rig_from_run
+    from stream.cli.run_checks import RunOptions
+
+    options = RunOptions(source="test:", sinks=["null:"], checkpoint=str(tiny_checkpoint), res=64, speed="lite",
+                         snip_len=3, strides=[1, 2], fit_decode="full", encoder="full", lookahead_given=False)
+    spec = rig_from_run(options, ["test:?size=64x64", "test:?size=96x64"])
+    assert [(s.basics.plan.snip_len, s.basics.plan.strides, s.basics.quality.fit_decode) for s in spec.streams] \
+        == [(3, (1, 2), "full")] * 2
+    assert rig_autoencoders(spec) == ("tiny", "full")  # lite's decoder, the encoder as given
+    bad = run_rdstream("run", "--source", "test:", "--source", "test:", "--sink", "null:", "--speed", "zoom")
+    assert bad.returncode == 2 and "--speed zoom: unknown rung" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
 BAD_RIGS = {
     "not TOML": ("[model\nres = 64", "not a TOML rig file"),
     "unknown key": (stream_table("a", "test:", "null:", extra="colour = 1\n"), "stream 'a': key 'colour': unknown key"),
@@ -95,6 +130,18 @@ BAD_RIG_VALUES = {
     "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': -3: must be"),
     "lookahead too long": (stream_table("a", "test:", "null:", extra="lookahead = 1001\n"),
                            "stream 'a': key 'lookahead': 1001: must be 0 (lowest latency) to 1000 frames"),
+    "unknown speed": (stream_table("a", "test:", "null:", extra='speed = "zoom"\n'),
+                      "stream 'a': key 'speed': --speed zoom: unknown rung"),
+    "unknown model speed": ('[model]\nspeed = "zoom"\n' + stream_table("a", "test:", "null:"),
+                            "key 'speed': --speed zoom: unknown rung"),
+    "snippet length": (stream_table("a", "test:", "null:", extra="snip_len = 7\n"),
+                       "stream 'a': key 'snip_len': --snip-len 7: must be 2, 3 or 4"),
+    "strides not numbers": (stream_table("a", "test:", "null:", extra='strides = ["x", 1]\n'),
+                            "stream 'a': key 'strides': give a list of whole numbers"),
+    "strides too wide": (stream_table("a", "test:", "null:", extra="strides = [3, 3]\n"),
+                         "stream 'a': key 'strides': --strides: dilation 1 every 3 frames"),
+    "fit decode": (stream_table("a", "test:", "null:", extra='fit_decode = "quarter"\n'),
+                   "stream 'a': key 'fit_decode': --fit-decode quarter: use one of"),
     "stats folder missing": ('[rig]\nstats_json = "OUT/missing/stats.jsonl"\n' + stream_table("a", "test:", "null:"),
                              "[rig] stats_json: output folder"),
 }
