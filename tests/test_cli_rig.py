@@ -240,7 +240,7 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
     listener, port, stats = StatusListener(), free_udp_port(), tmp_path / "stats.jsonl"
     path = rig_file(tmp_path, model_table(tiny_checkpoint)
                     + f'\n[rig]\nstats_json = "{stats}"\nosc = "{port}"\nosc_status = "{listener.endpoint}"\n'
-                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}", extra="snip_len = 2\n")
                     + stream_table("b", "test:?size=64x64&rate=30", f"npy:{tmp_path / 'b.npy'}"))
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "rig", str(path), "--no-status"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -269,6 +269,17 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
         client.send_message("/rdstream/a/cmap", ["no-such-map"])  # refused: answered with the address as sent
         wait_until(lambda: any(address == "/rdstream/error" and a[0] == "/rdstream/a/cmap"
                                and "unknown colour map" in a[1] for address, a in listener.messages), 10)
+        def acked(stream: str, address: str) -> int:
+            return sum(a[:1] == [address] for at, a in listener.messages if at == f"/rdstream/{stream}/ack")
+
+        client.send_message("/rdstream/a/speed", ["stride2"])  # a's rung, its own snippet length kept
+        wait_until(lambda: acked("a", "/rdstream/speed") == 1, 30)
+        client.send_message("/rdstream/a/speed", ["zoom"])  # refused, as a single stream's is
+        wait_until(lambda: any(address == "/rdstream/error" and a[0] == "/rdstream/a/speed" and "expects one rung" in a[1]
+                               for address, a in listener.messages), 10)
+        client.send_message("/rdstream/speed", ["pair"])  # every stream still running (b has stopped)
+        wait_until(lambda: acked("a", "/rdstream/speed") == 2, 30)
+        assert not acked("b", "/rdstream/speed")
         client.send_message("/rdstream/stop", [])  # every stream
         _, err = proc.communicate(timeout=120)
     finally:
@@ -278,6 +289,7 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
     assert proc.returncode == 0, err
     assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2
     assert err.count("interrupted: stopped by OSC from 127.0.0.1:") == 2, err  # each stream's summary
+    assert "a: speed: strides 1,2 from frame" in err, err  # stride2 kept a's snip_len = 2: the window carried over
 
 
 @pytest.mark.parametrize("as_run", [False, True])
