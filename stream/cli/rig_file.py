@@ -22,7 +22,7 @@ speed = "stride2"            # this stream's strides and snippet length (not its
 ```
 
 Rig-wide (``[model]``), because the model is loaded once: checkpoint, preset, res, device, dtype,
-decoder, encoder, and ``speed`` as the encoder and decoder it picks. Per stream (``[[stream]]``):
+decoder, encoder, compile, and ``speed`` as the encoder and decoder it picks. Per stream (``[[stream]]``):
 speed (its strides and snippet length, default the ``[model]``'s), strides, snip_len, fit_decode.
 
 Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
@@ -66,7 +66,8 @@ MAX_NAME_BYTES = 255
 
 # key -> (type(s), what the user sees); required keys have no default in the dataclasses below
 MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
-              "dtype": (str,), "decoder": (str,), "encoder": (str,), "speed": (str,)}
+              "dtype": (str,), "decoder": (str,), "encoder": (str,), "speed": (str,),
+              "compile": (bool,)}
 RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
             "osc_status": (str, int)}
 STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
@@ -296,7 +297,7 @@ def rig_autoencoders(spec: RigSpec) -> tuple[str, str]:
 
 # ``rdstream run --source A --source B``: options a rig cannot take yet (name -> its default)
 NOT_IN_A_RIG = {"--dilations": ("dilations", None), "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--monitor-token": ("monitor_token", None), "--compile": ("compile", False)}
+                "--monitor-token": ("monitor_token", None)}
 SHORTHAND = "rdstream run"
 
 
@@ -322,6 +323,8 @@ def rig_from_run(options: RunOptions, sources: list[str], output_size: str | Non
                                            ("encoder", options.encoder)) if value is not None}
     if options.speed != "standard":
         model["speed"] = options.speed  # the encoder and decoder it picks are loaded once; each stream's plan
+    if options.compile:
+        model["compile"] = True
     streams = []
     for index, (name, source) in enumerate(zip(names, sources), 1):
         table = {"name": name, "source": source, "normalize": options.normalize, "quality": options.quality,
