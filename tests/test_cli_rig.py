@@ -318,3 +318,33 @@ def test_a_stream_whose_source_fails_ends_alone_and_the_exit_code_says_so(tmp_pa
     assert 0 < np.load(tmp_path / "cut.npy").shape[0] < 30  # what it read before failing is written
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("rdstream: error: 1 of 2 streams failed: cut: source failed") and "truncated" in last
+
+
+def test_sigterm_during_a_rigs_compile_stops_at_once_with_no_half_made_file(tmp_path, tiny_checkpoint, monkeypatch):
+    # inductor compiles for many minutes on the CPU: the stop must not wait for it, as a single stream's
+    monkeypatch.delenv("RDSTREAM_COMPILE_BACKEND", raising=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=64x36&frames=20", "--source",
+         "test:?size=64x36&frames=20", "--sink", f"npy:{tmp_path}/{{name}}-{{index}}.npy", "-c", str(tiny_checkpoint),
+         "--res", "64", "--compile", "--device", "cpu", "--no-status"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:  # the compile starts right after this line, said once for the rig
+            said.append(line)
+            if "--compile: compiling" in line:
+                break
+        assert said and "on the CPU this takes many minutes" in said[-1] and "Ctrl-C stops it" in said[-1], said
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and took < 5, (took, rest)
+    assert "the compile is left unfinished" in rest and "Traceback" not in rest, rest
+    assert rest.count("interrupted, drain skipped") == 2, rest  # one summary per stream
+    assert not list(tmp_path.glob("*.npy"))  # nothing reached the sinks: no half-made file
