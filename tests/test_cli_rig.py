@@ -224,7 +224,7 @@ def test_run_with_several_sources_is_a_rig_with_name_and_index_expanded(tmp_path
 
 @pytest.mark.parametrize("args, expected", [
     (["--sink", "npy:OUT/one.npy"], "put {name} or {index} in each --sink"),
-    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source"),
+    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source (a rig runs them): for OSC write a rig file with [rig] osc"),
     (["--sink", "null:", "--monitor-token", "new"], "--monitor-token: not with several --source"),
 ])
 def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, args, expected):

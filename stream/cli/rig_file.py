@@ -295,19 +295,23 @@ def rig_autoencoders(spec: RigSpec) -> tuple[str, str]:
     return decoder, spec.model.get("encoder") or speed.encoder
 
 
-# ``rdstream run --source A --source B``: options a rig cannot take yet (name -> its default)
-NOT_IN_A_RIG = {"--dilations": ("dilations", None), "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--monitor-token": ("monitor_token", None)}
+# ``rdstream run --source A --source B``: options a rig cannot take yet (flag -> its field, its
+# default, what to do instead)
+_OSC_INSTEAD = "for OSC write a rig file with [rig] osc and osc_status (docs/rig.md)"
+_MONITOR_INSTEAD = "the monitor page watches one stream for now"
+NOT_IN_A_RIG = {"--dilations": ("dilations", None, "a rig uses its preset's dilations"),
+                "--osc": ("osc", None, _OSC_INSTEAD), "--osc-status": ("osc_status", None, _OSC_INSTEAD),
+                "--monitor": ("monitor", None, _MONITOR_INSTEAD), "--monitor-token": ("monitor_token", None, _MONITOR_INSTEAD)}
 SHORTHAND = "rdstream run"
 
 
 def rig_from_run(options: RunOptions, sources: list[str], output_size: str | None = None) -> RigSpec:
     """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
     every ``--sink`` replaced per stream; the other options apply to every stream."""
-    for flag, (attr, default) in NOT_IN_A_RIG.items():
+    for flag, (attr, default, instead) in NOT_IN_A_RIG.items():
         if getattr(options, attr) not in (default, [], ()):
-            raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
-                                "or leave it out")
+            raise BadInputError(f"{flag}: not with several --source (a rig runs them): {instead}; or give one "
+                                "--source")
     check_seed(options.seed)  # named as the options here, not as the rig keys they become
     check_outputs([], {"--stats-json": options.stats_json})
     names: list[str] = []
