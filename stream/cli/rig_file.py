@@ -240,8 +240,6 @@ def _normalize_check(text: str):
 
 
 def _quality_check(options: RunOptions):
-    from pipeline.presets import live_quality
-
     return lambda: live_quality(options.quality, decoder=options.decoder)
 
 
