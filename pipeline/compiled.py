@@ -189,13 +189,20 @@ class CompiledDecoder:
 CACHE_SIZE_LIMIT = 64
 
 
-def compile_model(model: RollingDepthModel, report: Callable[[str], None]) -> RollingDepthModel:
-    """A copy of ``model`` whose UNet and depth decoder are compiled (the VAE encoder stays eager:
-    one small call per frame). Nothing compiles until the first call of each shape."""
+def keep_every_shape() -> None:
+    """Let dynamo keep ``CACHE_SIZE_LIMIT`` graphs per function. Its settings are per thread (torch
+    2.13 reads a thread's own): call this on the thread that compiles, before the warm-up (a rig's
+    batches take more than dynamo's default of 8 shapes)."""
     config = torch._dynamo.config
     config.cache_size_limit = max(config.cache_size_limit, CACHE_SIZE_LIMIT)
     if hasattr(config, "accumulated_cache_size_limit"):
         config.accumulated_cache_size_limit = max(config.accumulated_cache_size_limit, 4 * CACHE_SIZE_LIMIT)
+
+
+def compile_model(model: RollingDepthModel, report: Callable[[str], None]) -> RollingDepthModel:
+    """A copy of ``model`` whose UNet and depth decoder are compiled (the VAE encoder stays eager:
+    one small call per frame). Nothing compiles until the first call of each shape."""
+    keep_every_shape()
     unet = _CompiledUnet(model.unet, model.device, report)
     decoder = CompiledDecoder(model.decoder, CompiledCall(model.decoder.__call__, "decoder", model.device, report))
     return dataclasses.replace(model, unet=unet, decoder=decoder)

@@ -31,11 +31,17 @@ class SharedModelSteps:
     batch of merged frames is one call).
     """
 
-    def __init__(self, streams: Sequence[RollingDepthSteps], decode_batch: int | None = None) -> None:
+    def __init__(self, streams: Sequence[RollingDepthSteps], decode_batch: int | None = None,
+                 compile: bool = False) -> None:
         self.streams = list(streams)
         first = self.streams[0]
         self.calls = BatchedCalls(first.model, decode_batch or max(s.decode_batch for s in self.streams) * len(self.streams),
                                   first.host_copy)
+        self.compile = compile  # the streams' model is compiled (``--compile``): warm up each processing size
+        # True until the first warm-up is done (from the start, as a single stream's): a stop signal
+        # until then has nothing to drain and abandons the compile (stream.rig)
+        self.compiling = compile
+        self._warmed: set[tuple[int, int]] = set()
 
     @property
     def transfers_to_host(self) -> int:
@@ -48,12 +54,28 @@ class SharedModelSteps:
         (it waits for the batch's one copy to the host, in the stream's own thread)."""
         kind = key[0]
         if kind == "encode":
+            if self.compile and key[1] not in self._warmed:
+                self.warm_up(key[1])
             return self.calls.encode([(self.streams[stream], rgb) for stream, rgb in payloads])
         if kind == "predict":
             finish = _Once(self.calls.start_predict([(self.streams[stream], latents, merged)
                                                      for stream, latents, merged in payloads]))
             return [lambda index=index: finish()[index] for index in range(len(payloads))]
         raise ValueError(f"unknown batch kind {kind!r}")
+
+
+    def warm_up(self, size: tuple[int, int]) -> None:
+        """Compile every shape a batch of frames of processing ``size`` can take before its first frame:
+        every stream's snippet lengths, UNet calls of 1 up to all streams' snippets together, every
+        decode batch of the shared calls and every stream's fit path (``RollingDepthSteps.warm_up``)."""
+        first = next(s for s in self.streams if s.size == size)  # sized by its first frame (StreamSteps.encode)
+        most = sum(max(s.snippets_per_call) for s in self.streams)
+        try:
+            first.warm_up(self.calls, range(1, most + 1), sorted({n for s in self.streams for n in s.snippet_lengths}),
+                          [s.fit_path for s in self.streams])
+        finally:
+            self._warmed.add(size)
+            self.compiling = False
 
 
 class _Once:
@@ -75,14 +97,21 @@ class StreamSteps:
     Call ``encode``/``predict`` from a thread other than the batcher's (the node's waiting thread).
     """
 
-    def __init__(self, batcher: Batcher, index: int, state: RollingDepthSteps) -> None:
+    def __init__(self, batcher: Batcher, index: int, state: RollingDepthSteps,
+                 shared: SharedModelSteps | None = None) -> None:
         self.batcher = batcher
         self.index = index
         self.state = state
+        self.shared = shared  # the rig's calls, whose first compile ``compiling`` tells (None: no compile)
 
     @property
     def counts(self):
         return self.state.counts
+
+    @property
+    def compiling(self) -> bool:
+        """True while the rig's first compile runs (``SharedModelSteps.compiling``)."""
+        return self.shared is not None and self.shared.compiling
 
     def encode(self, rgb: np.ndarray):
         size = self.state.fix_size(*rgb.shape[:2])  # fixed by the first frame, as a single stream does
@@ -100,7 +129,14 @@ class StreamSteps:
 
 class WaitingThread:
     """The node's ``model_thread`` in a rig: a stream's model calls only wait (for the batcher),
-    so each runs in an anyio worker thread of its own; the torch work is on the batcher's thread."""
+    so each runs in an anyio worker thread of its own; the torch work is on the batcher's thread.
+
+    A cancelled call still waits for its batch (the model's state is the batch's until then), unless
+    ``abandoned`` (a stop during the compile, which may take minutes: the process then ends without
+    waiting, ``stop_signals.end_without_waiting``)."""
+
+    def __init__(self) -> None:
+        self.abandoned = False
 
     def call(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
@@ -108,7 +144,24 @@ class WaitingThread:
     async def run(self, fn, *args):
         import anyio
 
-        return await anyio.to_thread.run_sync(lambda: fn(*args))
+        done = threading.Event()
+
+        def call():
+            try:
+                return fn(*args)
+            finally:
+                done.set()
+
+        try:
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            if not self.abandoned:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(done.wait)
+            raise
+
+    def abandon(self) -> None:
+        self.abandoned = True
 
     def close(self) -> None:
         pass

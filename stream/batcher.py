@@ -96,11 +96,14 @@ class Batcher:
         """Run ``fn(*args)`` on the batcher's thread, between batches (setup: loading the model)."""
         return self.submit(-1, ("__call__", id(fn)), (fn, args)).result()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """No more batches; ``wait``: until the one running has finished (False: a compile left
+        running, whose process ends without waiting)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
+        if wait:
+            self._thread.join()
 
     # ------------------------------------------------------------------ the batcher's thread
     def _loop(self) -> None:

@@ -87,19 +87,22 @@ class Rig:
     stats_json: Path | None = None
     batcher: Batcher | None = None  # None = a new one; or one made earlier (the model loaded on its thread)
     nodes: list[StreamNode] = field(default_factory=list)
+    compile: bool = False  # the streams' model is compiled: each processing size is warmed up first
+    abandoned: bool = False  # a stop signal came during the compile: the caller must end without waiting
 
     def __post_init__(self) -> None:
-        shared = SharedModelSteps([s.state for s in self.streams])
+        shared = SharedModelSteps([s.state for s in self.streams], compile=self.compile)
         self.shared = shared
         if self.batcher is None:
             self.batcher = Batcher(shared.run_batch, len(self.streams), self.max_batch, self.max_wait_s)
         else:  # made earlier, to load the model on its thread
             self.batcher.run_batch = shared.run_batch
+        self._waiting = [WaitingThread() for _ in self.streams]
         for index, stream in enumerate(self.streams):
             self.nodes.append(StreamNode(
-                stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state), stream.aligner,
+                stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state, shared), stream.aligner,
                 stream.normalizer, stream.config, report=self._reporter(stream.name),
-                on_stats=self._stats_hook(stream.name), model_thread=WaitingThread(), controls=stream.controls))
+                on_stats=self._stats_hook(stream.name), model_thread=self._waiting[index], controls=stream.controls))
         self._signals = 0
         self._writer: StatsJsonWriter | None = None
 
@@ -137,7 +140,7 @@ class Rig:
                         streams.start_soon(self._run_one, index, outcomes[index])
                 outer.cancel_scope.cancel()
         finally:
-            self.batcher.close()
+            self.batcher.close(wait=not self.abandoned)
             if self._writer is not None:
                 self._writer.close()
             if self._signals:
@@ -163,7 +166,14 @@ class Rig:
         """The first stop signal drains every stream; the next one skips the drains."""
         self._signals += 1
         self.request_stop(f"signal {name}")
-        if self._signals == 1:
+        if self.shared.compiling:  # nothing to drain yet, and the compile may take minutes: end now
+            self.abandoned = True
+            for waiting in self._waiting:
+                waiting.abandon()
+            self.report(f"stopping (asked by signal {name}): the compile is left unfinished (no frame was "
+                        "output yet); closing sinks")
+            scope.cancel()
+        elif self._signals == 1:
             self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
         else:
             scope.cancel()  # each node still closes its sinks (shielded), so files stay valid

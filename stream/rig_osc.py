@@ -2,7 +2,8 @@
 
 ``/rdstream/NAME/normalize/fixed NEAR FAR`` (and every other command) steers stream NAME only; the
 single-stream address ``/rdstream/normalize/fixed ...`` steers every stream (so ``/rdstream/stop``
-stops the rig). The status target gets ``/rdstream/NAME/status ...`` per stream once a second and
+stops the rig; ``/rdstream/NAME/speed RUNG`` changes one stream's strides and snippet length, keeping
+its own ``snip_len``, ``/rdstream/speed RUNG`` every stream's). The status target gets ``/rdstream/NAME/status ...`` per stream once a second and
 ``/rdstream/NAME/ack ADDRESS SOURCE_INDEX ARGS...`` when a command takes effect in stream NAME; a
 refused command is answered with ``/rdstream/error ADDRESS REASON`` (ADDRESS as sent, name included).
 Everything else (rate limits, malformed messages, time tags) is ``OscControl``'s.

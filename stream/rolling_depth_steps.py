@@ -304,39 +304,50 @@ class RollingDepthSteps:
         finish = self.calls.start_predict([(self, latents, merged)])
         return lambda: finish()[0]
 
-    def warm_up(self) -> None:
+    def warm_up(self, calls: BatchedCalls | None = None, snippets_per_call: Sequence[int] | None = None,
+                snippet_lengths: Sequence[int] | None = None, fit_paths: Sequence[str] = ()) -> None:
         """Run every shape of this stream twice (compiles, then CUDA graphs) on zero latents, then forget
         it all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first
-        frame). Afterwards a shape not run here is reported when it comes (``seal_compiled``)."""
+        frame). Afterwards a shape not run here is reported when it comes (``seal_compiled``).
+
+        A rig (``stream.batched_steps``) passes its shared ``calls`` and the shapes its batches of
+        several streams take: snippets per UNet call, snippet lengths and fit paths of every stream
+        (default: this stream's own)."""
+        calls = calls or self.calls
+        snippets_per_call = tuple(snippets_per_call or self.snippets_per_call)
+        lengths = tuple(snippet_lengths or self.snippet_lengths)
+        pools = sorted({1, FIT_PATH_POOL[self.fit_path], *(FIT_PATH_POOL[path] for path in fit_paths)})
         started = time.perf_counter()
         height, width = self.size
         self.report(f"--compile: compiling the model for {width}x{height} before the first frame: "
                     f"{compile_cost(self.model.device)}; Ctrl-C stops it at once")
         self.compiling = True
         try:
-            self._run_every_shape(height, width)
+            self._run_every_shape(height, width, calls, snippets_per_call, lengths, pools)
         finally:
             self.compiling = False
         self.report(f"--compile: ready in {time.perf_counter() - started:.0f} s; the first frame follows")
 
-    def _run_every_shape(self, height: int, width: int) -> None:
-        from pipeline.compiled import seal_compiled
+    def _run_every_shape(self, height: int, width: int, calls: BatchedCalls, snippets_per_call: Sequence[int],
+                         lengths: Sequence[int], pools: Sequence[int]) -> None:
+        from pipeline.compiled import keep_every_shape, seal_compiled
 
+        keep_every_shape()  # on this thread, the one that compiles and runs the model
         scale = self.model.vae_scale
         latent = torch.zeros(4, height // scale, width // scale, device=self.model.device, dtype=self.model.dtype)
         counts, self.counts, self.compile_pending = self.counts, StepCounts(), False
         for _ in range(2):  # twice: CUDA graphs are recorded on the second call of a shape, not the first
-            for length in self.snippet_lengths:  # every snippet length the run may switch to
-                for snippets in self.snippets_per_call:  # every UNet batch the stream's plan can make
+            for length in lengths:  # every snippet length the run may switch to
+                for snippets in snippets_per_call:  # every UNet batch the stream's plan (or rig) can make
                     frames = snippets * length
                     flags = [i % 2 == 0 for i in range(frames)]
                     merged = [tuple(flags[s * length : (s + 1) * length]) for s in range(snippets)]
-                    self.predict([[latent] * length for _ in range(snippets)], merged)
-            for size in range(1, self.decode_batch + 1):  # every decode batch, full and fit shapes
-                for pool in sorted({1, FIT_PATH_POOL[self.fit_path]}):
+                    calls.start_predict([(self, [[latent] * length for _ in range(snippets)], merged)])()
+            for size in range(1, calls.decode_batch + 1):  # every decode batch, full and fit shapes
+                for pool in pools:
                     with torch.inference_mode():
-                        decode_depth(self.model, latent.expand(size, -1, -1, -1).contiguous(), self.decode_batch,
+                        decode_depth(self.model, latent.expand(size, -1, -1, -1).contiguous(), calls.decode_batch,
                                      pool=pool, dtype=None)
         self.counts, self.noise = counts, None
-        self.calls.forget()
+        calls.forget()
         seal_compiled(self.model)

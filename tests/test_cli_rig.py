@@ -65,6 +65,43 @@ def test_a_rig_stream_equals_rdstream_run_with_the_same_seed(tmp_path, tiny_chec
     assert float(np.abs(np.load(tmp_path / "a.npy") - np.load(tmp_path / "s.npy")).max()) <= 1e-5
 
 
+def test_each_stream_takes_its_own_speed_snippet_length_and_fit_decode_as_rdstream_run_would(tmp_path, tiny_checkpoint):
+    # a: snippets of 2 and full fit decodes; b: the [model]'s rung (snippets of 3): never one model call
+    source = "test:?frames=6&size=96x64"
+    path = rig_file(tmp_path, model_table(tiny_checkpoint) + 'speed = "stride2"\n'
+                    + stream_table("a", source, f"npy:{tmp_path / 'a.npy'}", extra='snip_len = 2\nfit_decode = "full"\n')
+                    + stream_table("b", "test:?frames=6&size=64x64", f"npy:{tmp_path / 'b.npy'}",
+                                   extra="strides = [2, 4]\n"))
+    done = run_rdstream("rig", str(path), "--no-status", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "speed stride2: strides 1,2, snippets of 2, fit decode full" in done.stderr
+    assert "speed stride2: strides 2,4, snippets of 3, fit decode half" in done.stderr
+    from stream.cli import main  # the reference in this process: no second start-up of torch
+
+    with pytest.raises(SystemExit) as single:
+        main(["run", "--source", source, "--sink", f"npy:{tmp_path / 's.npy'}", "-c", str(tiny_checkpoint), "--res", "64",
+              "--seed", "0", "--speed", "stride2", "--snip-len", "2", "--fit-decode", "full", "--no-status"])
+    assert single.value.code in (0, None)
+    rig_a, alone = np.load(tmp_path / "a.npy"), np.load(tmp_path / "s.npy")
+    assert rig_a.shape == alone.shape and float(np.abs(rig_a - alone).max()) <= 1e-5
+    assert np.load(tmp_path / "b.npy").shape[0] == 6
+
+
+def test_run_with_several_sources_passes_speed_and_snippet_options_to_every_stream(tmp_path, tiny_checkpoint):
+    from stream.cli.rig_file import rig_autoencoders, rig_from_run
+    from stream.cli.run_checks import RunOptions
+
+    options = RunOptions(source="test:", sinks=["null:"], checkpoint=str(tiny_checkpoint), res=64, speed="lite",
+                         snip_len=3, strides=[1, 2], fit_decode="full", encoder="full", lookahead_given=False)
+    spec = rig_from_run(options, ["test:?size=64x64", "test:?size=96x64"])
+    assert [(s.basics.plan.snip_len, s.basics.plan.strides, s.basics.quality.fit_decode) for s in spec.streams] \
+        == [(3, (1, 2), "full")] * 2
+    assert rig_autoencoders(spec) == ("tiny", "full")  # lite's decoder, the encoder as given
+    bad = run_rdstream("run", "--source", "test:", "--source", "test:", "--sink", "null:", "--speed", "zoom")
+    assert bad.returncode == 2 and "--speed zoom: unknown rung" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
 BAD_RIGS = {
     "not TOML": ("[model\nres = 64", "not a TOML rig file"),
     "unknown key": (stream_table("a", "test:", "null:", extra="colour = 1\n"), "stream 'a': key 'colour': unknown key"),
@@ -95,6 +132,18 @@ BAD_RIG_VALUES = {
     "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': -3: must be"),
     "lookahead too long": (stream_table("a", "test:", "null:", extra="lookahead = 1001\n"),
                            "stream 'a': key 'lookahead': 1001: must be 0 (lowest latency) to 1000 frames"),
+    "unknown speed": (stream_table("a", "test:", "null:", extra='speed = "zoom"\n'),
+                      "stream 'a': key 'speed': --speed zoom: unknown rung"),
+    "unknown model speed": ('[model]\nspeed = "zoom"\n' + stream_table("a", "test:", "null:"),
+                            "key 'speed': --speed zoom: unknown rung"),
+    "snippet length": (stream_table("a", "test:", "null:", extra="snip_len = 7\n"),
+                       "stream 'a': key 'snip_len': --snip-len 7: must be 2, 3 or 4"),
+    "strides not numbers": (stream_table("a", "test:", "null:", extra='strides = ["x", 1]\n'),
+                            "stream 'a': key 'strides': give a list of whole numbers"),
+    "strides too wide": (stream_table("a", "test:", "null:", extra="strides = [3, 3]\n"),
+                         "stream 'a': key 'strides': --strides: dilation 1 every 3 frames"),
+    "fit decode": (stream_table("a", "test:", "null:", extra='fit_decode = "quarter"\n'),
+                   "stream 'a': key 'fit_decode': --fit-decode quarter: use one of"),
     "stats folder missing": ('[rig]\nstats_json = "OUT/missing/stats.jsonl"\n' + stream_table("a", "test:", "null:"),
                              "[rig] stats_json: output folder"),
 }
@@ -177,7 +226,7 @@ def test_run_with_several_sources_is_a_rig_with_name_and_index_expanded(tmp_path
 
 @pytest.mark.parametrize("args, expected", [
     (["--sink", "npy:OUT/one.npy"], "put {name} or {index} in each --sink"),
-    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source"),
+    (["--sink", "null:", "--osc", "9000"], "--osc: not with several --source (a rig runs them): for OSC write a rig file with [rig] osc"),
     (["--sink", "null:", "--monitor-token", "new"], "--monitor-token: not with several --source"),
 ])
 def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, args, expected):
@@ -193,7 +242,7 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
     listener, port, stats = StatusListener(), free_udp_port(), tmp_path / "stats.jsonl"
     path = rig_file(tmp_path, model_table(tiny_checkpoint)
                     + f'\n[rig]\nstats_json = "{stats}"\nosc = "{port}"\nosc_status = "{listener.endpoint}"\n'
-                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}")
+                    + stream_table("a", "test:?size=96x64&rate=30", f"npy:{tmp_path / 'a.npy'}", extra="snip_len = 2\n")
                     + stream_table("b", "test:?size=64x64&rate=30", f"npy:{tmp_path / 'b.npy'}"))
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "rig", str(path), "--no-status"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -222,6 +271,17 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
         client.send_message("/rdstream/a/cmap", ["no-such-map"])  # refused: answered with the address as sent
         wait_until(lambda: any(address == "/rdstream/error" and a[0] == "/rdstream/a/cmap"
                                and "unknown colour map" in a[1] for address, a in listener.messages), 10)
+        def acked(stream: str, address: str) -> int:
+            return sum(a[:1] == [address] for at, a in listener.messages if at == f"/rdstream/{stream}/ack")
+
+        client.send_message("/rdstream/a/speed", ["stride2"])  # a's rung, its own snippet length kept
+        wait_until(lambda: acked("a", "/rdstream/speed") == 1, 30)
+        client.send_message("/rdstream/a/speed", ["zoom"])  # refused, as a single stream's is
+        wait_until(lambda: any(address == "/rdstream/error" and a[0] == "/rdstream/a/speed" and "expects one rung" in a[1]
+                               for address, a in listener.messages), 10)
+        client.send_message("/rdstream/speed", ["pair"])  # every stream still running (b has stopped)
+        wait_until(lambda: acked("a", "/rdstream/speed") == 2, 30)
+        assert not acked("b", "/rdstream/speed")
         client.send_message("/rdstream/stop", [])  # every stream
         _, err = proc.communicate(timeout=120)
     finally:
@@ -231,6 +291,7 @@ def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, ti
     assert proc.returncode == 0, err
     assert np.load(tmp_path / "a.npy").shape[0] > np.load(tmp_path / "b.npy").shape[0] >= 2
     assert err.count("interrupted: stopped by OSC from 127.0.0.1:") == 2, err  # each stream's summary
+    assert "a: speed: strides 1,2 from frame" in err, err  # stride2 kept a's snip_len = 2: the window carried over
 
 
 @pytest.mark.parametrize("as_run", [False, True])
@@ -259,3 +320,33 @@ def test_a_stream_whose_source_fails_ends_alone_and_the_exit_code_says_so(tmp_pa
     assert 0 < np.load(tmp_path / "cut.npy").shape[0] < 30  # what it read before failing is written
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("rdstream: error: 1 of 2 streams failed: cut: source failed") and "truncated" in last
+
+
+def test_sigterm_during_a_rigs_compile_stops_at_once_with_no_half_made_file(tmp_path, tiny_checkpoint, monkeypatch):
+    # inductor compiles for many minutes on the CPU: the stop must not wait for it, as a single stream's
+    monkeypatch.delenv("RDSTREAM_COMPILE_BACKEND", raising=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=64x36&frames=20", "--source",
+         "test:?size=64x36&frames=20", "--sink", f"npy:{tmp_path}/{{name}}-{{index}}.npy", "-c", str(tiny_checkpoint),
+         "--res", "64", "--compile", "--device", "cpu", "--no-status"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in proc.stderr:  # the compile starts right after this line, said once for the rig
+            said.append(line)
+            if "--compile: compiling" in line:
+                break
+        assert said and "on the CPU this takes many minutes" in said[-1] and "Ctrl-C stops it" in said[-1], said
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and took < 5, (took, rest)
+    assert "the compile is left unfinished" in rest and "Traceback" not in rest, rest
+    assert rest.count("interrupted, drain skipped") == 2, rest  # one summary per stream
+    assert not list(tmp_path.glob("*.npy"))  # nothing reached the sinks: no half-made file

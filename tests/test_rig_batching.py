@@ -225,3 +225,35 @@ def test_streams_with_different_fit_grids_never_share_a_predict_call(tiny_model)
     for index, state in enumerate(states):
         StreamSteps(KeyRecorder(), index, state).start_predict([[latent] * 3], [(True,) * 3])
     assert KeyRecorder.keys[0] != KeyRecorder.keys[1] and KeyRecorder.keys[0][:3] == KeyRecorder.keys[1][:3]
+
+
+def test_a_rigs_compile_warms_up_every_batch_its_streams_can_make_together(tiny_model, monkeypatch):
+    # where compiling fails the calls run eager, but still see (and record) every shape they get
+    from pipeline.compiled import compile_model
+    from stream.batched_steps import SharedModelSteps
+
+    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "no_such_backend")
+    lines: list[str] = []
+    model = compile_model(tiny_model, lines.append)
+    states = [RollingDepthSteps(model, 64, seed=seed, fit_stride=4, decode_batch=1, fit_path=path,
+                                snippets_per_call=(1, 2), snippet_length=3, snippet_lengths=lengths,
+                                report=lines.append) for seed, path, lengths in ((0, "half", (2, 3)), (1, "full", (3,)))]
+    shared = SharedModelSteps(states, compile=True)
+    assert shared.compiling  # from the start: a stop before the first frame abandons the compile
+    frames = moving_pattern(2, 48, 80)
+    for state in states:
+        state.fix_size(48, 80)
+    latents = [latent for _, latent in shared.run_batch(("encode", states[0].size), [(0, frames[0]), (1, frames[1])])]
+    assert not shared.compiling and any(line.startswith("--compile: ready in") for line in lines)
+    unet, decoder = model.unet.call, model.decoder.call
+    warmed = set(unet.shapes), set(decoder.shapes)
+    # 1..4 snippets (two streams of up to two each) of 2 and of 3 frames
+    assert {signature[0][0][0][0] for signature in warmed[0]} == {2, 3, 4, 6, 8, 9, 12}
+    assert {signature[0][0][0][0] for signature in warmed[1]} == {1, 2}  # decode_batch 1 x 2 streams, both sizes
+    # each stream alone and both together (one snippet length: the batch key keeps lengths apart)
+    for rows, length in (((0,), 2), ((1,), 3), ((0, 1), 3)):
+        payloads = [(i, [[latents[i]] * length] * 2, [(True,) + (False,) * (length - 1)] * 2) for i in rows]
+        for finish in shared.run_batch(("predict",), payloads):
+            finish()
+    assert (set(unet.shapes), set(decoder.shapes)) == warmed
+    assert not any("was not compiled before the first frame" in line for line in lines)

@@ -6,6 +6,7 @@ checkpoint = "prs-eth/rollingdepth-v1-0"
 preset = "live"
 res = 384
 seed = 0
+speed = "lite"               # the loaded encoder and decoder, and every stream's default rung
 
 [rig]                        # optional: the run as a whole
 stats_json = "stats.jsonl"   # one JSON line per stream and second, with "stream": NAME
@@ -17,7 +18,12 @@ osc_status = "127.0.0.1:9001"   # /rdstream/NAME/status and /rdstream/NAME/ack
 name = "left"
 source = "ndi:Stage Left"
 sinks = ["ndi:Depth left"]
+speed = "stride2"            # this stream's strides and snippet length (not its encoder/decoder)
 ```
+
+Rig-wide (``[model]``), because the model is loaded once: checkpoint, preset, res, device, dtype,
+decoder, encoder, compile, and ``speed`` as the encoder and decoder it picks. Per stream (``[[stream]]``):
+speed (its strides and snippet length, default the ``[model]``'s), strides, snip_len, fit_decode.
 
 Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
 found before the model loads: not TOML, larger than 1 MiB, a missing or unknown key, a value of
@@ -37,6 +43,7 @@ from io_adapters.output_paths import _same_file_key, check_outputs, sink_files
 from io_adapters.registry import NAMED_OUTPUT_SCHEMES, parse_uri, stream_name
 from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
+from pipeline.presets import live_quality, speed_rung
 from pipeline.small_files import read_small_text
 from pipeline.snippets import check_lookahead
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
@@ -59,13 +66,16 @@ MAX_NAME_BYTES = 255
 
 # key -> (type(s), what the user sees); required keys have no default in the dataclasses below
 MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
-              "dtype": (str,), "decoder": (str,)}
+              "dtype": (str,), "decoder": (str,), "encoder": (str,), "speed": (str,),
+              "compile": (bool,)}
 RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
             "osc_status": (str, int)}
 STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
                "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,),
                # as rdstream run's --fill, --model-fps, --idle-fps, --output-size (stream.cli.fill_checks)
-               "fill": (str,), "model_fps": (int, float), "idle_fps": (int, float), "output_size": (str,)}
+               "fill": (str,), "model_fps": (int, float), "idle_fps": (int, float), "output_size": (str,),
+               # as --speed, --strides, --snip-len, --fit-decode: this stream's plan and fit decode
+               "speed": (str,), "strides": (list,), "snip_len": (int,), "fit_decode": (str,)}
 STREAM_REQUIRED = ("name", "source", "sinks")
 TABLES = {"model", "rig", "stream"}
 
@@ -136,6 +146,8 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
     _check_table(path, model, MODEL_KEYS, "[model]")
     _check_table(path, rig, RIG_KEYS, "[rig]")
     _checked(path, None, "seed", lambda: check_seed(model.get("seed"), ""))
+    if "speed" in model:
+        _checked(path, None, "speed", lambda: speed_rung(model["speed"]))
     if not isinstance(streams, list) or not streams:
         raise BadInputError(f"{path}: no [[stream]] table: give one per camera, each with name, source and sinks")
     if len(streams) > MAX_STREAMS:
@@ -196,7 +208,12 @@ def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, che
         res=model.get("res"), dtype=model.get("dtype"), device=model.get("device", "auto"),
         lookahead=table.get("lookahead", DEFAULT_LOOKAHEAD), realtime=False if table.get("no_drop") else None,
         normalize=table.get("normalize", "running"), seed=table.get("seed", model.get("seed")),
-        max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table)
+        max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table,
+        speed=table.get("speed", model.get("speed", "standard")), strides=table.get("strides"),
+        snip_len=table.get("snip_len"), fit_decode=table.get("fit_decode"), encoder=model.get("encoder"))
+    if options.strides is not None and not all(isinstance(k, int) and not isinstance(k, bool) for k in options.strides):
+        raise BadInputError(f"{_where(path, label, 'strides')}: give a list of whole numbers, one per dilation, "
+                            "e.g. strides = [1, 2]")
     for key, value in (("source", options.source), *(("sinks", uri) for uri in options.sinks)):
         _checked(path, label, key, lambda: check_basics_of(key, value))
     _checked(path, label, "lookahead", lambda: check_lookahead(options.lookahead, ""))
@@ -223,8 +240,6 @@ def _normalize_check(text: str):
 
 
 def _quality_check(options: RunOptions):
-    from pipeline.presets import live_quality
-
     return lambda: live_quality(options.quality, decoder=options.decoder)
 
 
@@ -236,10 +251,11 @@ def _preset_check(options: RunOptions):
 
 
 def _checked(path: str, label: str, key: str | None, check):
+    """``check()``, its error prefixed with where: the key given, or the option it names (``option_named``)."""
     try:
         return check()
     except RollingDepthError as err:
-        err.args = (f"{_where(path, label, key)}: {err}",)
+        err.args = (f"{_where(path, label, key or getattr(err, 'option', None))}: {err}",)
         raise
 
 
@@ -268,21 +284,32 @@ def _check_shared_outputs(path: str, specs: list[RigStreamSpec], stats_json: str
                 names[name] = spec.name
 
 
-# ``rdstream run --source A --source B``: options a rig cannot take per stream yet (name -> its default)
-NOT_IN_A_RIG = {"--speed": ("speed", "standard"), "--strides": ("strides", None), "--encoder": ("encoder", None),
-                "--fit-decode": ("fit_decode", None), "--dilations": ("dilations", None), "--snip-len": ("snip_len", None),
-                "--osc": ("osc", None), "--osc-status": ("osc_status", None), "--monitor": ("monitor", None),
-                "--monitor-token": ("monitor_token", None), "--compile": ("compile", False)}
+def rig_autoencoders(spec: RigSpec) -> tuple[str, str]:
+    """(decoder, encoder) the rig loads once for every stream: ``[model]``'s decoder and encoder, else
+    its speed's, else the first stream's quality's decoder and the full encoder (a stream's own speed
+    changes only its strides and snippet length)."""
+    speed = speed_rung(spec.model.get("speed", "standard"))
+    decoder = spec.model.get("decoder") or speed.decoder or live_quality(spec.streams[0].options.quality).decoder
+    return decoder, spec.model.get("encoder") or speed.encoder
+
+
+# ``rdstream run --source A --source B``: options a rig cannot take yet (flag -> its field, its
+# default, what to do instead)
+_OSC_INSTEAD = "for OSC write a rig file with [rig] osc and osc_status (docs/rig.md)"
+_MONITOR_INSTEAD = "the monitor page watches one stream for now"
+NOT_IN_A_RIG = {"--dilations": ("dilations", None, "a rig uses its preset's dilations"),
+                "--osc": ("osc", None, _OSC_INSTEAD), "--osc-status": ("osc_status", None, _OSC_INSTEAD),
+                "--monitor": ("monitor", None, _MONITOR_INSTEAD), "--monitor-token": ("monitor_token", None, _MONITOR_INSTEAD)}
 SHORTHAND = "rdstream run"
 
 
 def rig_from_run(options: RunOptions, sources: list[str], output_size: str | None = None) -> RigSpec:
     """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
     every ``--sink`` replaced per stream; the other options apply to every stream."""
-    for flag, (attr, default) in NOT_IN_A_RIG.items():
+    for flag, (attr, default, instead) in NOT_IN_A_RIG.items():
         if getattr(options, attr) not in (default, [], ()):
-            raise BadInputError(f"{flag}: not with several --source (a rig runs them); give one --source, "
-                                "or leave it out")
+            raise BadInputError(f"{flag}: not with several --source (a rig runs them): {instead}; or give one "
+                                "--source")
     check_seed(options.seed)  # named as the options here, not as the rig keys they become
     check_outputs([], {"--stats-json": options.stats_json})
     names: list[str] = []
@@ -294,7 +321,12 @@ def rig_from_run(options: RunOptions, sources: list[str], output_size: str | Non
         names.append(name if name not in names else f"{name}-{index}")
     model = {key: value for key, value in (("checkpoint", options.checkpoint), ("preset", options.preset),
                                            ("res", options.res), ("seed", options.seed), ("device", options.device),
-                                           ("dtype", options.dtype), ("decoder", options.decoder)) if value is not None}
+                                           ("dtype", options.dtype), ("decoder", options.decoder),
+                                           ("encoder", options.encoder)) if value is not None}
+    if options.speed != "standard":
+        model["speed"] = options.speed  # the encoder and decoder it picks are loaded once; each stream's plan
+    if options.compile:
+        model["compile"] = True
     streams = []
     for index, (name, source) in enumerate(zip(names, sources), 1):
         table = {"name": name, "source": source, "normalize": options.normalize, "quality": options.quality,
@@ -305,7 +337,9 @@ def rig_from_run(options: RunOptions, sources: list[str], output_size: str | Non
         if options.realtime is False:
             table["no_drop"] = True
         table.update({key: value for key, value in (("fill", options.fill), ("model_fps", options.model_fps),
-                                                    ("idle_fps", options.idle_fps), ("output_size", output_size))
+                                                    ("idle_fps", options.idle_fps), ("output_size", output_size),
+                                                    ("strides", options.strides or None), ("snip_len", options.snip_len),
+                                                    ("fit_decode", options.fit_decode))
                       if value is not None})
         streams.append(table)
     rig = {"stats_json": options.stats_json} if options.stats_json else {}

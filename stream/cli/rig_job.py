@@ -20,16 +20,17 @@ from rich.text import Text
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
 from pipeline.errors import RollingDepthError, RuntimeFailure
-from pipeline.presets import get_preset
+from pipeline.presets import get_preset, rung_snippet_lengths
 from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.batcher import Batcher
 from stream.cli.model_banner import announce_model
-from stream.cli.rig_file import RigSpec, RigStreamSpec
+from stream.cli.rig_file import RigSpec, RigStreamSpec, rig_autoencoders
 from stream.cli.run_job import FALLBACK_FPS, _close_all, summary_line
 from stream.cli.fill_run import fill_config
 from stream.node import NodeConfig
 from stream.rig import Rig, RigStream, StreamOutcome
+from stream.stop_signals import end_without_waiting
 
 
 def run_rig(spec: RigSpec) -> int:
@@ -41,8 +42,8 @@ def run_rig(spec: RigSpec) -> int:
         console.print(f"rdstream: {line}", highlight=False, markup=False, soft_wrap=True)
 
     first = spec.streams[0]
-    decoder = resolve_decoder(first.basics.quality.decoder)  # one model, so one decoder for every stream
-    encoder = resolve_encoder(first.basics.speed.encoder)
+    decoder_name, encoder_name = rig_autoencoders(spec)  # one model, so one decoder and encoder for every stream
+    decoder, encoder = resolve_decoder(decoder_name), resolve_encoder(encoder_name)
     all_sinks = [uri for s in spec.streams for uri in s.options.sinks]
     with ExitStack() as held:
         held.enter_context(claim_outputs(all_sinks, {"[rig] stats_json": spec.stats_json}))
@@ -78,11 +79,16 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     from stream.rolling_depth_steps import RollingDepthSteps
 
     mark = announce_model(model, console)
+    compile = bool(spec.model.get("compile"))
+    if compile:  # one compiled model for every stream; each processing size is warmed up (stream.batched_steps)
+        from pipeline.compiled import compile_model
+
+        model = compile_model(model, say)
     streams: list[RigStream] = []
     opened: list = []
     try:
         for stream, source in zip(spec.streams, sources):
-            streams.append(_open_stream(stream, source, model, mark, opened, OnlineAligner, RollingDepthSteps))
+            streams.append(_open_stream(stream, source, model, mark, opened, OnlineAligner, RollingDepthSteps, say))
     except BaseException:
         batcher.close()
         anyio.run(_close_everything, sources, opened)
@@ -95,7 +101,9 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
         if fill is not None and fill.realtime and fill.fill != "drop":
             policy += f", every frame out (--fill {fill.fill})"
         lines.append(f"  {stream.name}: {stream.options.source} -> {', '.join(stream.options.sinks)} ({policy}, "
-                     f"lookahead {stream.options.lookahead}, quality {stream.options.quality})")
+                     f"lookahead {stream.options.lookahead}, quality {stream.options.quality}, speed {stream.options.speed}: "
+                     f"strides {','.join(map(str, stream.basics.plan.strides))}, snippets of {stream.basics.plan.snip_len}, "
+                     f"fit decode {stream.basics.quality.fit_decode})")
     console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
 
     show_status = console.is_terminal if spec.status is None else spec.status
@@ -125,7 +133,7 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     rig = Rig(streams, max_wait_s=spec.max_wait_s, report=say, on_stats=on_stats,
-              stats_json=Path(spec.stats_json) if spec.stats_json else None, batcher=batcher)
+              stats_json=Path(spec.stats_json) if spec.stats_json else None, batcher=batcher, compile=compile)
 
     async def run_all():
         if control is None or control.listen is None:
@@ -154,6 +162,8 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     for outcome in outcomes:
         console.print(f"rdstream rig: {outcome.name}: {_outcome_text(outcome)}", highlight=False, markup=False,
                       soft_wrap=True)
+    if rig.abandoned:  # a stop during the compile: the sinks are closed; the compile is not waited for
+        end_without_waiting(0)
     failed = [o for o in outcomes if o.failed]
     if failed:
         raise RuntimeFailure(f"{len(failed)} of {len(outcomes)} streams failed: "
@@ -161,11 +171,19 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     return 0
 
 
-def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, OnlineAligner, RollingDepthSteps) -> RigStream:
+def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, OnlineAligner, RollingDepthSteps,
+                 say) -> RigStream:
     basics, options = stream.basics, stream.options
     aligner = OnlineAligner.for_plan(basics.plan, options.lookahead, basics.quality.aligner)
+    # the shapes it can send (what a rig's --compile warms up): snippets per call and every snippet
+    # length /rdstream/speed may switch it to
     state = RollingDepthSteps(model, basics.res, seed=options.seed, fit_stride=aligner.fit_stride,
-                              fit_path=basics.quality.fit_decode)
+                              fit_path=basics.quality.fit_decode,
+                              snippets_per_call=range(1, len(basics.plan.dilations) + 1),
+                              snippet_length=basics.plan.snip_len,
+                              snippet_lengths=rung_snippet_lengths(basics.plan.dilations,
+                                                                   get_preset(options.preset).snip_len, options.snip_len),
+                              report=say)
     fps = source.nominal_fps or FALLBACK_FPS
     sinks = []
     for uri in options.sinks:
@@ -178,7 +196,7 @@ def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, Onlin
         opened.append(sink)
     config = NodeConfig(plan=basics.plan, lookahead=options.lookahead, drop_frames=basics.drop_frames,
                         max_frames=options.max_frames or None, preset_snip_len=get_preset(options.preset).snip_len,
-                        mark=mark, **fill_config(basics.fill, options.sink_sizes))
+                        explicit_snip_len=options.snip_len, mark=mark, **fill_config(basics.fill, options.sink_sizes))
     return RigStream(stream.name, source, sinks, state, aligner, basics.normalizer, config)
 
 

@@ -7,16 +7,18 @@ module's imports light: a test checks that importing it loads no torch.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from io_adapters.output_paths import check_outputs
 from io_adapters.registry import LIVE_SCHEMES, check_sink, check_sinks_free, check_source, parse_uri
 from pipeline.device_names import parse_device_name
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
 from pipeline.preprocess import check_res
-from pipeline.presets import LiveQuality, SpeedRung, get_preset, live_quality, rung_plan_options, speed_rung
-from pipeline.snippets import SnippetPlan, check_lookahead
+from pipeline.presets import (LiveQuality, SpeedRung, check_fit_path, get_preset, live_quality, rung_plan_options,
+                              speed_rung)
+from pipeline.snippets import SnippetPlan, check_lookahead, check_snippet_options
 from stream.cli.fill_checks import FillSettings, check_fill, check_model_source
 from stream.display_normalizer import DisplayNormalizer, parse_normalize
 
@@ -88,6 +90,18 @@ class RunBasics:
     fill: FillSettings | None = None
 
 
+@contextmanager
+def option_named(field: str | None):
+    """Marks an error raised inside as one about ``RunOptions.field`` (``err.option``), so a rig file,
+    whose keys are these field names, names its key without checking the value a second time."""
+    try:
+        yield
+    except RollingDepthError as err:
+        if field is not None and getattr(err, "option", None) is None:
+            err.option = field
+        raise
+
+
 def check_basics(opts: RunOptions) -> RunBasics:
     """Every check that needs no torch, each problem with its own message (BadInputError, or
     RuntimeFailure for a missing NDI/Syphon library): source and sinks (a file source is probed,
@@ -103,15 +117,23 @@ def check_basics(opts: RunOptions) -> RunBasics:
         check_sink(uri)  # scheme, extension, options, layout
     parse_device_name(opts.device)  # the name only; whether this machine has it needs torch
     check_lookahead(opts.lookahead)
-    speed = speed_rung(opts.speed)
+    with option_named("speed"):
+        speed = speed_rung(opts.speed)
+    with option_named("fit_decode"):
+        if opts.fit_decode is not None:
+            check_fit_path(opts.fit_decode)
     quality = live_quality(opts.quality, fit_decode=opts.fit_decode, decoder=opts.decoder or speed.decoder)
     if opts.max_frames < 0:
         raise BadInputError(f"--max-frames {opts.max_frames}: must be 0 (until the source ends) or more")
     check_seed(opts.seed)
     normalizer = parse_normalize(opts.normalize)
     preset = get_preset(opts.preset, dilations=opts.dilations, res=opts.res)
+    with option_named("snip_len"):
+        if opts.snip_len is not None:
+            check_snippet_options(opts.snip_len, (1,))  # the length only: dilations are checked below
     snip_len, strides = rung_plan_options(speed, preset.dilations, preset.snip_len, opts.snip_len, opts.strides)
-    plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
+    with option_named("strides" if opts.strides else None):
+        plan = SnippetPlan(snip_len=snip_len, dilations=tuple(preset.dilations), strides=strides)
     check_res(preset.res)
     check_outputs(opts.sinks, {"--stats-json": opts.stats_json})  # "-" (stdout) is no file
     check_sinks_free(opts.sinks)  # a taken NDI name: refused now (make demo picks a free one instead)
