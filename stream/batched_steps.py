@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-from pipeline.coalign.online import SnippetDepth
+from pipeline.coalign.snippet_depth import SnippetDepth
 from stream.batcher import Batcher
 from stream.rolling_depth_steps import BatchedCalls, RollingDepthSteps
 

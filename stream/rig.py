@@ -26,7 +26,7 @@ from io_adapters.base import Sink, Source
 from stream.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
 from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
 from stream.display_normalizer import DisplayNormalizer
-from stream.display_stage import LiveControls
+from stream.live_controls import LiveControls
 from stream.node import NodeConfig, NodeResult, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
 from stream.stop_signals import ignore_further_stops, watch_stop_signals

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stream.messages import NodeCommand
-from stream.osc_control import ACK_ADDRESS, OSC_PREFIX, STATUS_ADDRESS, OscControl
+from stream.osc_commands import OSC_PREFIX
+from stream.osc_control import ACK_ADDRESS, STATUS_ADDRESS, OscControl
 from stream.stream_stats import NodeStats
 
 

@@ -109,7 +109,7 @@ def _open_and_run(spec: RigSpec, sources, model, batcher: Batcher, console: Cons
     show_status = console.is_terminal if spec.status is None else spec.status
     control = None
     if spec.osc is not None or spec.osc_status is not None:
-        from stream.display_stage import LiveControls
+        from stream.live_controls import LiveControls
         from stream.rig_osc import RigOscControl
 
         control = RigOscControl([s.name for s in streams], spec.osc, spec.osc_status, say)
