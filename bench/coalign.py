@@ -18,7 +18,6 @@ the ratio targets are judged on CPU time, which leaves out waits for a core take
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ import time
 
 import torch
 
-from bench.support.machine import load_average
+from bench.support.machine import load_average, print_report
 from bench.support.synthetic_depth import (
     align_stream,
     SnippetNoise,
@@ -231,11 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     report["online_cost"] = cost
     report["rungs"] = rungs_report(args.frames, args.sizes[0], args.online_quality)
-    report["machine"]["load_average_at_end"] = load_average()
-    report["total_seconds"] = round(time.perf_counter() - started, 1)
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    return print_report(report, started)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Reported (``bench.support.rendered_scenes``: two texture levels, two camera spee
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ import torch
 
 from bench.support.fill_metrics import carry_truth, edge_band, region_abs_rel, sequence_errors
 from bench.support.guided_upsample import fast_guided_upsample
-from bench.support.machine import load_average
+from bench.support.machine import load_average, print_report
 from bench.support.rendered_scenes import TEXTURES, render_frame, render_scene
 from pipeline.flow_carry import DepthCarrier
 from pipeline.optical_flow import DEFAULT_PRESET, FLOW_PRESETS, create_flow
@@ -221,11 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "upsample": upsample,
         "targets_met": targets(carry, timing, upsample),
     }
-    report["machine"]["load_average_at_end"] = load_average()
-    report["total_seconds"] = round(time.perf_counter() - STARTED, 1)
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    return print_report(report, STARTED)
 
 
 if __name__ == "__main__":
