@@ -41,19 +41,7 @@ SPEEDS = ("slow", "fast")
 WARM_UP_S = 0.5  # steady latencies leave out frames captured this soon after the first output frame
 
 
-class TimedSink(RecordingSink):
-    """Keeps every frame and when it arrived (perf_counter), for latencies after the warm-up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived: list[float] = []
-
-    def send(self, frame) -> None:
-        self.arrived.append(time.perf_counter())
-        super().send(frame)
-
-
-def steady_latency_ms(sink: TimedSink, warm_up_s: float) -> tuple[float | None, float | None]:
+def steady_latency_ms(sink: RecordingSink, warm_up_s: float) -> tuple[float | None, float | None]:
     """Capture-to-send p50 / p95 (ms) of the frames captured ``warm_up_s`` after the first output
     frame: the start (a burst of frames waiting for the first depth) left out."""
     if not sink.frames:
@@ -97,7 +85,7 @@ def run_once(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay
     config = NodeConfig(plan=plan, lookahead=0, drop_frames=True, fill=fill,
                         model_fps=None if interval == 1 else SOURCE_FPS / interval, idle_fps=None)
     steps = OracleSteps(truth, res=0, delay_s=delay_ms / 1000.0, fit_stride=10)
-    sink = TimedSink()
+    sink = RecordingSink()
     near, far = float(truth.max()) * 1.05, 0.0  # a fixed display range: one affine map for the whole run
     node = StreamNode(PacedFrames(rgb), [("memory:", sink)], steps, make_aligner(plan, 0),
                       FixedRangeNormalizer(near=near, far=far), config, report=lambda line: print(line, file=sys.stderr))

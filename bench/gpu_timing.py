@@ -201,6 +201,19 @@ def node_order_fps(steps, frame: np.ndarray, plan: SnippetPlan, lookahead: int, 
     return frames / (stamps[-1] - stamps[warm - 1])
 
 
+
+def pipelined_and_node_order_fps(steps, frame: np.ndarray, plan: SnippetPlan, lookahead: int,
+                                 frames: int) -> tuple[float, float]:
+    """(``pipelined_fps``, ``node_order_fps``) of ``steps`` on ``frame``: the benchmark's order on a
+    steady-state tick of ``plan`` (its snippets ending past the longest dilation, merged as the node
+    merges them at ``lookahead``) beside the node's own stages, each over ``frames`` frames."""
+    snippets = plan.snippets_ending_at(plan.span + 5)
+    merged = [still_merged(s, lookahead, plan.snip_len) for s in snippets]
+    latent = steps.encode(frame)[1]
+    window = [[latent] * plan.snip_len for _ in snippets]
+    return (pipelined_fps(steps, frame, [(window, merged)], frames),
+            node_order_fps(steps, frame, plan, lookahead, frames))
+
 def config_plan(config: Config, plan: SnippetPlan) -> SnippetPlan:
     """``plan``'s dilations with the config's rung (strides, snippet length); ``plan`` itself without one."""
     if config.rung is None:

@@ -381,23 +381,17 @@ def section_e(args, tiny, model_thread: ModelThread) -> dict:
 
 
 def section_g(args) -> dict:
-    from bench.gpu_timing import node_order_fps, pipelined_fps
+    from bench.gpu_timing import pipelined_and_node_order_fps
     from bench.support.stream_doubles import ListSource, QueuedDeviceSteps
-    from pipeline.coalign.snippet_depth import still_merged
 
     host_s, device_s = args.g_host_ms / 1000.0, args.g_device_ms / 1000.0
     plan, lookahead, frames = SnippetPlan(3, (1, 5)), 2, args.g_frames
     log(f"(g) node order: simulated GPU, {args.g_host_ms} ms host + {args.g_device_ms} ms device per predict, "
         f"{frames} frames")
-    tick = plan.span + 5
-    snippets = plan.snippets_ending_at(tick)
-    merged = [still_merged(s, lookahead, plan.snip_len) for s in snippets]
     rgb = np.zeros((48, 64, 3), np.uint8)
     steps = QueuedDeviceSteps(host_s, device_s)
     try:
-        latent = steps.encode(rgb)[1]
-        benchmark = pipelined_fps(steps, rgb, [([[latent] * 3 for _ in snippets], merged)], frames)
-        stages = node_order_fps(steps, rgb, plan, lookahead, frames)
+        benchmark, stages = pipelined_and_node_order_fps(steps, rgb, plan, lookahead, frames)
         result = run_node(ListSource(frames + plan.span, size=(48, 64)), [("collect:", CollectSink())], steps, plan,
                           lookahead)
     finally:

@@ -62,7 +62,8 @@ def sized_frame(frame: DepthFrame, size: tuple[int, int], source_rgb: np.ndarray
     width, height = size
     if frame.depth.shape == (height, width):
         return frame
-    depth = np.clip(upsample_depth(frame.depth, (width, height)), 0.0, 1.0)
+    depth = upsample_depth(frame.depth, (width, height))  # a new array: clipped in place (float rounding at 1)
+    np.clip(depth, 0.0, 1.0, out=depth)
     rgb = frame.rgb
     if rgb is not None:
         rgb = source_rgb if source_rgb is not None else rgb

@@ -120,9 +120,10 @@ class CompiledCall:
         self.failed = True
         self.report(f"--compile: cannot compile the {self.what} here ({_one_line(err)}); running it eager")
 
-    def seal(self) -> None:
-        """The warm-up is over: a shape not seen so far is reported (once) when it comes."""
-        self.sealed = True
+    def seal(self, sealed: bool = True) -> None:
+        """The warm-up is over: a shape not seen so far is reported (once) when it comes.
+        ``sealed=False``: a warm-up (another processing size in a rig) runs again, unreported."""
+        self.sealed = sealed
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         signature = input_signature(args, kwargs)
@@ -214,10 +215,11 @@ def compiled_calls(model: RollingDepthModel) -> list[CompiledCall]:
     return [p for p in parts if isinstance(p, CompiledCall)]
 
 
-def seal_compiled(model: RollingDepthModel) -> None:
-    """After the warm-up: from now on a shape not compiled yet is reported when it comes."""
+def seal_compiled(model: RollingDepthModel, sealed: bool = True) -> None:
+    """After the warm-up: from now on a shape not compiled yet is reported when it comes.
+    ``sealed=False`` before a further warm-up (a rig's stream of another size): its shapes are expected."""
     for call in compiled_calls(model):
-        call.seal()
+        call.seal(sealed)
 
 
 def compile_failed(model: RollingDepthModel) -> bool:

@@ -150,6 +150,14 @@ def rung_snippet_lengths(dilations, preset_snip_len: int, snip_len: int | None =
     return tuple(sorted({rung_plan_options(rung, dilations, preset_snip_len, snip_len)[0] for rung in SPEEDS.values()}))
 
 
+def plan_shapes(plan, preset_snip_len: int, snip_len: int | None = None) -> dict:
+    """The model-call shapes a stream on ``plan`` (a ``SnippetPlan``) can send, as
+    ``RollingDepthSteps`` takes them: 1..(number of dilations) snippets per call, its snippet
+    length, and every snippet length ``/rdstream/speed`` may switch it to."""
+    return {"snippets_per_call": range(1, len(plan.dilations) + 1), "snippet_length": plan.snip_len,
+            "snippet_lengths": rung_snippet_lengths(plan.dilations, preset_snip_len, snip_len)}
+
+
 def speed_rung(name: str) -> SpeedRung:
     """The rung ``name``; one-line BadInputError for an unknown one."""
     if name not in SPEEDS:

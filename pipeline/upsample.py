@@ -16,16 +16,15 @@ METHODS = ("bilinear",)
 MAX_SIDE = 8192  # the largest output side a sink may ask for
 
 
-def upsample_depth(depth, size: tuple[int, int], method: str = "bilinear", guide=None):
+def upsample_depth(depth, size: tuple[int, int], method: str = "bilinear"):
     """Resize depth to ``size``.
 
     Args:
         depth: float32 ``[h, w]``, a numpy array or a torch tensor (any device), any units.
         size: ``(W, H)`` of the output, each in ``[1, 8192]``.
-        method: ``bilinear``, the only method.
-        guide: the full-size colour frame, for an edge-aware method; bilinear does not read it
-            (none is offered: the fast guided filter measured worse inside surfaces, and near
-            edges too on textured scenes; docs/streaming.md, "Carrying depth between keyframes").
+        method: ``bilinear``, the only method (no edge-aware one is offered: the fast guided
+            filter measured worse inside surfaces, and near edges too on textured scenes;
+            docs/streaming.md, "Carrying depth between keyframes").
 
     Returns:
         float32 ``[H, W]`` of the same kind (numpy, or a tensor on the same device), values within

@@ -145,7 +145,7 @@ class CaptureStage(Stage):
                                 await ready.wait()
                             ready = anyio.Event()
                             continue
-                        self.gate.taken(newest.rgb, time.perf_counter())
+                        self.gate.taken(newest.index, newest.rgb, time.perf_counter())
                     await self._hand_on(send, waiting.pop())
                 elif reading_done:
                     return

@@ -38,6 +38,7 @@ class KeyframeGate:
         self._last_at: float | None = None
         self._last_thumb: np.ndarray | None = None
         self._judged: int | None = None  # the frame counted in ``skips`` (each frame once)
+        self._thumb: tuple[int, np.ndarray] | None = None  # (index, thumbnail) of the newest frame judged
 
     @property
     def active(self) -> bool:
@@ -52,7 +53,7 @@ class KeyframeGate:
         if self.model_fps is not None and since < 1.0 / self.model_fps:
             wait, reason = 1.0 / self.model_fps - since, "model-fps"
         if (self.idle_fps is not None and self.taken_count >= self.warm_up and since < 1.0 / self.idle_fps
-                and self._is_still(rgb)):
+                and self._is_still(index, rgb)):
             if 1.0 / self.idle_fps - since > wait:
                 wait, reason = 1.0 / self.idle_fps - since, "still"
         if reason is not None:
@@ -62,13 +63,20 @@ class KeyframeGate:
                 self.skips[reason] += 1
         return wait
 
-    def taken(self, rgb: np.ndarray, now: float) -> None:
-        """The model took this frame: the reference for the next decisions."""
+    def taken(self, index: int, rgb: np.ndarray, now: float) -> None:
+        """The model took frame ``index``: the reference for the next decisions."""
         self._last_at = now
         self.taken_count += 1
         self.last_reason = None
         if self.idle_fps is not None:
-            self._last_thumb = thumbnail(rgb)
+            self._last_thumb = self._thumbnail(index, rgb)
 
-    def _is_still(self, rgb: np.ndarray) -> bool:
-        return self._last_thumb is not None and mean_difference(thumbnail(rgb), self._last_thumb) < self.still_difference
+    def _is_still(self, index: int, rgb: np.ndarray) -> bool:
+        return (self._last_thumb is not None
+                and mean_difference(self._thumbnail(index, rgb), self._last_thumb) < self.still_difference)
+
+    def _thumbnail(self, index: int, rgb: np.ndarray) -> np.ndarray:
+        """The frame's thumbnail, made once per frame (judged while held, then taken)."""
+        if self._thumb is None or self._thumb[0] != index:
+            self._thumb = (index, thumbnail(rgb))
+        return self._thumb[1]

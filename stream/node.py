@@ -163,9 +163,10 @@ class StreamNode:
         # The stages in data-flow order, each also reachable by name.
         self.capture = CaptureStage(source, self.stop, drop_frames=config.drop_frames,
                                     max_frames=config.max_frames)
-        if config.drop_frames and (config.model_fps is not None or config.idle_fps is not None):
-            # the idle rule waits for the first snippet's frames: a still picture gets its first depth at once
-            self.capture.gate = KeyframeGate(config.model_fps, config.idle_fps, warm_up=config.plan.snip_len)
+        # the idle rule waits for the first snippet's frames: a still picture gets its first depth at once
+        gate = KeyframeGate(config.model_fps, config.idle_fps, warm_up=config.plan.snip_len)
+        if config.drop_frames and gate.active:
+            self.capture.gate = gate
         self.fill = (FillStage(make_carrier(config.fill), self.report, model_took=self.capture.handed_on)
                      if config.fills else None)
         self.align = AlignStage(aligner, config.lookahead, config.plan.snip_len, self.align_thread)

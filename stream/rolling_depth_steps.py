@@ -333,6 +333,7 @@ class RollingDepthSteps:
         from pipeline.compiled import keep_every_shape, seal_compiled
 
         keep_every_shape()  # on this thread, the one that compiles and runs the model
+        seal_compiled(self.model, False)  # a rig warms up again for a stream of another size: not news
         scale = self.model.vae_scale
         latent = torch.zeros(4, height // scale, width // scale, device=self.model.device, dtype=self.model.dtype)
         counts, self.counts, self.compile_pending = self.counts, StepCounts(), False

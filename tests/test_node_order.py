@@ -7,14 +7,11 @@ the next frame costs host + device per frame; the pipelined order costs max(host
 
 from __future__ import annotations
 
-import time
-
 import anyio
 import numpy as np
 
-from bench.gpu_timing import node_order_fps, pipelined_fps
+from bench.gpu_timing import pipelined_and_node_order_fps
 from bench.support.stream_doubles import FakeSteps, ListSource, QueuedDeviceSteps, RecordingSink, make_aligner
-from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
 from stream.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
@@ -22,20 +19,8 @@ from stream.node import NodeConfig, StreamNode
 HOST_S, DEVICE_S = 0.015, 0.03
 
 
-class TimedSink(RecordingSink):
-    """Records when each frame reached it (the node's output clock)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def send(self, frame) -> None:
-        self.times.append(time.perf_counter())
-        super().send(frame)
-
-
 def _run(steps, frames: int, plan: SnippetPlan, lookahead: int = 2):
-    sink = TimedSink()
+    sink = RecordingSink()
     config = NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False)
     node = StreamNode(ListSource(frames), [("sink:", sink)], steps, make_aligner(plan, lookahead),
                       parse_normalize("running"), config, report=lambda line: None)
@@ -65,18 +50,14 @@ def test_next_frames_snippets_are_queued_before_the_previous_result_is_read():
 
 def test_node_runs_as_fast_as_the_pipelined_order():
     plan, lookahead, frames = SnippetPlan(3, (1,)), 2, 40
-    snippets = plan.snippets_ending_at(10)
-    merged = [still_merged(s, lookahead, plan.snip_len) for s in snippets]
     rgb = np.zeros((32, 48, 3), np.uint8)
     steps = QueuedDeviceSteps(HOST_S, DEVICE_S)
     try:
-        latent = steps.encode(rgb)[1]
-        benchmark = pipelined_fps(steps, rgb, [([[latent] * 3 for _ in snippets], merged)], frames)
-        stages = node_order_fps(steps, rgb, plan, lookahead, frames)
+        benchmark, stages = pipelined_and_node_order_fps(steps, rgb, plan, lookahead, frames)
         _, sink = _run(steps, frames + 5, plan, lookahead)
     finally:
         steps.close()
-    times = sink.times[5:]  # after the start-up: the whole node's output rate, aligner and sinks included
+    times = sink.arrived[5:]  # after the start-up: the whole node's output rate, aligner and sinks included
     node = (len(times) - 1) / (times[-1] - times[0])
     awaited_each_frame = 1.0 / (HOST_S + DEVICE_S)  # the old order
     assert benchmark > 1.3 * awaited_each_frame, benchmark

@@ -20,6 +20,7 @@ from stream.fill_stage import FillStage, HoldCarrier
 from stream.messages import AlignedFrame, CapturedFrame, FrameTiming, StreamEnd
 from stream.node import NodeConfig, StreamNode
 from tests.conftest import moving_pattern
+from tests.support.node_runs import run_node
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -43,14 +44,6 @@ class PacedSource:
 
     def close(self) -> None:
         self.closed = True
-
-
-def run_node(source, sinks, steps=None, normalize="running", **config):
-    reports: list[str] = []
-    cfg = NodeConfig(**config)
-    node = StreamNode(source, [(f"sink{i}:", s) for i, s in enumerate(sinks)], steps or FakeSteps(),
-                      make_aligner(cfg.plan, cfg.lookahead), parse_normalize(normalize), cfg, report=reports.append)
-    return anyio.run(node.run, False), reports, node
 
 
 # --- every frame out ---------------------------------------------------------------------------

@@ -18,16 +18,7 @@ from stream.node import NodeConfig, StreamNode
 from stream.rolling_window import RollingWindow
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 from tests.support.failing_sink import FailingSink
-
-
-def run_node(source, sinks, steps=None, normalize="running", **config):
-    reports: list[str] = []
-    cfg = NodeConfig(**config)
-    node = StreamNode(source, [(f"sink{i}:", s) for i, s in enumerate(sinks)], steps or FakeSteps(),
-                      make_aligner(cfg.plan, cfg.lookahead), parse_normalize(normalize), cfg,
-                      report=reports.append)
-    result = anyio.run(node.run, False)
-    return result, reports
+from tests.support.node_runs import run_node
 
 
 # --- snippet schedule and window -------------------------------------------------------------
@@ -99,7 +90,7 @@ def test_every_frame_policy_outputs_every_frame_in_order_and_encodes_each_once()
     sink = RecordingSink()
     steps = FakeSteps()
     source = ListSource(60)
-    result, reports = run_node(source, [sink], steps=steps, plan=SnippetPlan(3, (1, 5)), lookahead=2)
+    result, reports, _ = run_node(source, [sink], steps=steps, plan=SnippetPlan(3, (1, 5)), lookahead=2)
     assert [f.index for f in sink.frames] == list(range(60))
     assert result.frames_out == 60 and result.dropped == 0 and result.lost == 0
     assert steps.counts.encodes == 60
@@ -112,7 +103,7 @@ def test_every_frame_policy_outputs_every_frame_in_order_and_encodes_each_once()
 
 def test_stream_shorter_than_a_snippet_still_outputs_every_frame():
     sink = RecordingSink()
-    result, _ = run_node(ListSource(2), [sink], plan=SnippetPlan(3, (1, 25)))
+    result, _, _ = run_node(ListSource(2), [sink], plan=SnippetPlan(3, (1, 25)))
     assert [f.index for f in sink.frames] == [0, 1] and result.frames_out == 2
 
 
@@ -120,7 +111,7 @@ def test_slow_model_makes_realtime_node_drop_frames_with_bounded_latency():
     # source at ~200 fps, model at ~20 snippet calls/s: most frames must be dropped, newest first
     sink = RecordingSink()
     steps = FakeSteps(predict_delay=0.05)
-    result, _ = run_node(ListSource(120, interval=0.005), [sink], steps=steps, plan=SnippetPlan(3, (1, 4)),
+    result, _, _ = run_node(ListSource(120, interval=0.005), [sink], steps=steps, plan=SnippetPlan(3, (1, 4)),
                          drop_frames=True)
     assert result.dropped > 40
     assert result.frames_in == 120 and result.frames_processed == 120 - result.dropped
@@ -133,14 +124,14 @@ def test_slow_model_makes_realtime_node_drop_frames_with_bounded_latency():
 
 def test_every_frame_policy_never_drops_with_a_slow_model():
     sink = RecordingSink()
-    result, _ = run_node(ListSource(30, interval=0.001), [sink], steps=FakeSteps(predict_delay=0.01),
+    result, _, _ = run_node(ListSource(30, interval=0.001), [sink], steps=FakeSteps(predict_delay=0.01),
                          plan=SnippetPlan(3, (1, 4)), drop_frames=False)
     assert result.dropped == 0 and len(sink.frames) == 30
 
 
 def test_failing_sink_is_reported_once_and_others_go_on():
     good, bad = RecordingSink(), FailingSink(fail_at=5)
-    result, reports = run_node(ListSource(40), [bad, good], plan=SnippetPlan(3, (1, 4)))
+    result, reports, _ = run_node(ListSource(40), [bad, good], plan=SnippetPlan(3, (1, 4)))
     assert len(good.frames) == 40 and good.closed
     assert len(bad.frames) == 5 and bad.attempts == 6 and bad.closed
     assert len(reports) == 1 and "sink0:" in reports[0] and "disk full" in reports[0]
@@ -208,5 +199,5 @@ def test_every_frame_policy_waits_for_a_slow_threaded_sink_instead_of_letting_it
             pass
 
     sink = SlowSink()
-    result, _ = run_node(ListSource(60), [sink], plan=SnippetPlan(3, (1, 4)), drop_frames=False)
+    result, _, _ = run_node(ListSource(60), [sink], plan=SnippetPlan(3, (1, 4)), drop_frames=False)
     assert sink.dropped == 0 and sink.written == list(range(60)) and result.frames_out == 60

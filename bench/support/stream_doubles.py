@@ -66,13 +66,15 @@ class ArraySource(Source):
 
 
 class RecordingSink(Sink):
-    """Keeps every DepthFrame it is sent; ``delay`` seconds per send. Asks for the colour frame
-    (as a sink with an rgbd layout does), so tests can check which input each depth came from."""
+    """Keeps every DepthFrame it is sent and when it arrived (``arrived``: perf_counter per frame, the
+    node's output clock); ``delay`` seconds per send. Asks for the colour frame (as a sink with an
+    rgbd layout does), so tests can check which input each depth came from."""
 
     wants_colour = True
 
     def __init__(self, delay: float = 0.0) -> None:
         self.frames: list[DepthFrame] = []
+        self.arrived: list[float] = []
         self.closed = False
         self.delay = delay
         self.dropped = 0
@@ -82,6 +84,7 @@ class RecordingSink(Sink):
             raise RuntimeError("send after close")
         if self.delay:
             time.sleep(self.delay)
+        self.arrived.append(time.perf_counter())
         self.frames.append(frame)
 
     def close(self) -> None:

@@ -236,10 +236,11 @@ def tiny_for_random_checkpoint(folder: Path):
     return DecoderChoice("random test autoencoder", where)
 
 
-def choose_tiny(opts: EvaluateOptions, names: list[str], random_checkpoint: bool, folder: Path, say):
+def choose_tiny(opts: EvaluateOptions, names: list[str], random_checkpoint: bool, folder: Path, say, given=None):
     """(the AutoencoderTiny choice or None, the rungs skipped for want of it) for ``names``.
 
-    ``--tiny`` given as a folder or hub id: that one (``run_evaluate`` checks it before the model loads).
+    ``--tiny`` given as a folder or hub id: ``given``, that one resolved by ``run_evaluate`` before the
+    model loads.
     The default with the random test checkpoint: a random one (no hub access needed). The default
     with real weights: TAESD from the cache or the hub, and where neither answers, the rungs that
     need it are skipped with the command that fetches it (all of them skipped: one line, exit 2)."""
@@ -249,7 +250,7 @@ def choose_tiny(opts: EvaluateOptions, names: list[str], random_checkpoint: bool
     if not wanting:
         return None, []
     if opts.tiny != "tiny":
-        return resolve_autoencoder(opts.tiny, "--tiny"), []
+        return (given if given is not None else resolve_autoencoder(opts.tiny, "--tiny")), []
     if random_checkpoint:
         choice = tiny_for_random_checkpoint(folder)
         say(f"rungs {', '.join(wanting)}: a random tiny autoencoder (the checkpoint is the random test one, so "
@@ -320,13 +321,13 @@ def run_evaluate(opts: EvaluateOptions) -> int:
 
     # 1. Everything that needs no model (a --tiny given as a folder or hub id included).
     names, plans, frames, folder = check(opts)
-    if opts.tiny != "tiny" and any(needs_tiny(n) for n in names):
-        resolve_autoencoder(opts.tiny, "--tiny")
+    given = (resolve_autoencoder(opts.tiny, "--tiny") if opts.tiny != "tiny" and any(needs_tiny(n) for n in names)
+             else None)
     device = resolve_device(opts.device)
     dtype = choose_dtype(opts.dtype, "fp16", device)
     # 2. The model, the tiny autoencoder (or the rungs skipped without it) and the reference.
     model = load_rolling_depth(opts.checkpoint, device, dtype)
-    tiny_choice, skipped = choose_tiny(opts, names, model.is_tiny, folder, say)
+    tiny_choice, skipped = choose_tiny(opts, names, model.is_tiny, folder, say, given)
     reference = torch.from_numpy(reference_depth(model, opts, frames, folder, say))
     meaningless = model.is_tiny
     tiny = load_tiny(model, tiny_choice) if tiny_choice is not None else None

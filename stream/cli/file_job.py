@@ -192,9 +192,7 @@ def process_one(path: Path, info: VideoInfo, model: RollingDepthModel, pipeline:
     timings: dict[str, float] = {}
     with stage_progress(console, stem, keep=opts.verbose) as report:
         start = time.perf_counter()
-        expected = max(0, info.frame_count - opts.start_frame) if info.frame_count else 0
-        if opts.frame_count:
-            expected = min(expected, opts.frame_count) if expected else opts.frame_count
+        expected = frames_to_process(info, opts) or opts.frame_count
         frames = []
         for rgb in iter_video_frames(path, opts.start_frame, opts.frame_count):
             frames.append(rgb)

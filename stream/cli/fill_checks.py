@@ -61,15 +61,16 @@ def check_fill(fill: str | None, model_fps: float | None, idle_fps: float | None
     return FillSettings(fill, model_fps, idle_fps, True)
 
 
-def split_sink_sizes(sinks: list[str], output_size: str | None) -> tuple[list[str], list]:
-    """Sink URIs without ``size=``, and each sink's size: its own ``size=``, else ``--output-size``, else None."""
+def split_sink_sizes(sinks: list[str], output_size: str | None) -> tuple[list[str], list | None]:
+    """Sink URIs without ``size=``, and each sink's size: its own ``size=``, else ``--output-size``,
+    else None; the list itself None when no sink has a size."""
     default = parse_output_size(output_size, "--output-size") if output_size is not None else None
     stripped, sizes = [], []
     for uri in sinks:
         bare, size = split_size_option(uri)
         stripped.append(bare)
         sizes.append(size if size is not None else default)
-    return stripped, sizes
+    return stripped, sizes if any(size is not None for size in sizes) else None
 
 
 def check_model_source(checkpoint: str, source: str) -> None:

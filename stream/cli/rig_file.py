@@ -203,7 +203,7 @@ def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, che
     options = RunOptions(
         source=table["source"], sinks=sinks, checkpoint=model.get("checkpoint", checkpoint),
         fill=table.get("fill"), model_fps=table.get("model_fps"), idle_fps=table.get("idle_fps"),
-        sink_sizes=sizes if any(size is not None for size in sizes) else None,
+        sink_sizes=sizes,
         preset=model.get("preset", "live"), quality=table.get("quality", "fast"), decoder=model.get("decoder"),
         res=model.get("res"), dtype=model.get("dtype"), device=model.get("device", "auto"),
         lookahead=table.get("lookahead", DEFAULT_LOOKAHEAD), realtime=False if table.get("no_drop") else None,

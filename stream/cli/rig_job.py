@@ -20,7 +20,7 @@ from rich.text import Text
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
 from pipeline.errors import RollingDepthError, RuntimeFailure
-from pipeline.presets import get_preset, rung_snippet_lengths
+from pipeline.presets import get_preset, plan_shapes
 from pipeline.tiny_decoder import resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
 from stream.batcher import Batcher
@@ -177,13 +177,10 @@ def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, Onlin
     aligner = OnlineAligner.for_plan(basics.plan, options.lookahead, basics.quality.aligner)
     # the shapes it can send (what a rig's --compile warms up): snippets per call and every snippet
     # length /rdstream/speed may switch it to
+    preset_snip_len = get_preset(options.preset).snip_len
     state = RollingDepthSteps(model, basics.res, seed=options.seed, fit_stride=aligner.fit_stride,
                               fit_path=basics.quality.fit_decode,
-                              snippets_per_call=range(1, len(basics.plan.dilations) + 1),
-                              snippet_length=basics.plan.snip_len,
-                              snippet_lengths=rung_snippet_lengths(basics.plan.dilations,
-                                                                   get_preset(options.preset).snip_len, options.snip_len),
-                              report=say)
+                              **plan_shapes(basics.plan, preset_snip_len, options.snip_len), report=say)
     fps = source.nominal_fps or FALLBACK_FPS
     sinks = []
     for uri in options.sinks:
@@ -195,7 +192,7 @@ def _open_stream(stream: RigStreamSpec, source, model, mark, opened: list, Onlin
         sinks.append((uri, sink))
         opened.append(sink)
     config = NodeConfig(plan=basics.plan, lookahead=options.lookahead, drop_frames=basics.drop_frames,
-                        max_frames=options.max_frames or None, preset_snip_len=get_preset(options.preset).snip_len,
+                        max_frames=options.max_frames or None, preset_snip_len=preset_snip_len,
                         explicit_snip_len=options.snip_len, mark=mark, **fill_config(basics.fill, options.sink_sizes))
     return RigStream(stream.name, source, sinks, state, aligner, basics.normalizer, config)
 

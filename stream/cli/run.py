@@ -76,8 +76,7 @@ def run_command(
         from stream.cli.rig_job import run_rig
 
         return run_rig(spec)
-    options.sinks, sizes = split_sink_sizes(options.sinks, output_size)  # ?size= is the node's, not the sink's
-    options.sink_sizes = sizes if any(size is not None for size in sizes) else None
+    options.sinks, options.sink_sizes = split_sink_sizes(options.sinks, output_size)  # ?size= is the node's, not the sink's
     check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     say_starting("run")
     from stream.cli.run_job import run_stream

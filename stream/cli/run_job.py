@@ -22,7 +22,7 @@ from rich.text import Text
 from io_adapters.output_paths import claim_outputs
 from io_adapters.registry import open_sink, open_source
 from pipeline.errors import BadInputError, RuntimeFailure
-from pipeline.presets import LiveQuality, SpeedRung, get_preset, rung_snippet_lengths, speed_rung
+from pipeline.presets import LiveQuality, SpeedRung, get_preset, plan_shapes, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import DecoderChoice, resolve_decoder
 from pipeline.tiny_encoder import resolve_encoder
@@ -167,12 +167,10 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
     sinks: list[tuple[str, object]] = []
     try:
         aligner = OnlineAligner.for_plan(checked.plan, opts.lookahead, quality.aligner)
+        preset_snip_len = get_preset(opts.preset).snip_len
         steps = oracle_steps(opts.checkpoint, checked.res, aligner.fit_stride) if is_oracle(opts.checkpoint) else RollingDepthSteps(model, checked.res, seed=opts.seed, fit_stride=aligner.fit_stride,
                                   fit_path=quality.fit_decode, compile=opts.compile,
-                                  snippets_per_call=range(1, len(checked.plan.dilations) + 1),
-                                  snippet_length=checked.plan.snip_len,
-                                  snippet_lengths=rung_snippet_lengths(checked.plan.dilations,
-                                                                       get_preset(opts.preset).snip_len, opts.snip_len),
+                                  **plan_shapes(checked.plan, preset_snip_len, opts.snip_len),
                                   report=lambda line: console.print(line, highlight=False, markup=False,
                                                                     soft_wrap=True))
         fps = source.nominal_fps or FALLBACK_FPS
@@ -184,7 +182,7 @@ def _open_and_run(opts: RunOptions, checked: CheckedRun, source, model, model_th
 
     # 5. Run with a live status line (on a terminal) and an optional JSON line per second.
     config = NodeConfig(plan=checked.plan, lookahead=opts.lookahead, drop_frames=checked.drop_frames,
-                        max_frames=opts.max_frames or None, preset_snip_len=get_preset(opts.preset).snip_len,
+                        max_frames=opts.max_frames or None, preset_snip_len=preset_snip_len,
                         explicit_snip_len=opts.snip_len,
                         mark=mark, **fill_config(checked.fill, opts.sink_sizes))
     policy = ("realtime (drops frames when the model is slow)" if checked.drop_frames else "every frame (--no-drop)")
