@@ -131,9 +131,11 @@ class WaitingThread:
     """The node's ``model_thread`` in a rig: a stream's model calls only wait (for the batcher),
     so each runs in an anyio worker thread of its own; the torch work is on the batcher's thread.
 
-    A cancelled call still waits for its batch (the model's state is the batch's until then), unless
-    ``abandoned`` (a stop during the compile, which may take minutes: the process then ends without
-    waiting, ``stop_signals.end_without_waiting``)."""
+    A cancelled call that has started still waits for its batch (the model's state is the batch's
+    until then), unless ``abandoned`` (a stop during the compile, which may take minutes: the process
+    then ends without waiting, ``stop_signals.end_without_waiting``). A call cancelled before its
+    worker thread took it never runs (anyio drops it, or it sees ``skipped``), so there is nothing to
+    wait for: waiting then would wait forever (a second Ctrl-C landing in that gap hung a rig)."""
 
     def __init__(self) -> None:
         self.abandoned = False
@@ -144,9 +146,16 @@ class WaitingThread:
     async def run(self, fn, *args):
         import anyio
 
+        lock = threading.Lock()
+        started = skipped = False
         done = threading.Event()
 
         def call():
+            nonlocal started
+            with lock:  # either it starts, or the cancelled caller has already walked away
+                if skipped:
+                    return None
+                started = True
             try:
                 return fn(*args)
             finally:
@@ -155,7 +164,10 @@ class WaitingThread:
         try:
             return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            if not self.abandoned:
+            with lock:
+                skipped = True
+                wait = started and not self.abandoned
+            if wait:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(done.wait)
             raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,7 +251,10 @@ class StreamNode:
         finally:
             if self._signalled:
                 ignore_further_stops()
-            with sigint_ignored(), anyio.CancelScope(shield=True):
+            # Where this node owns the signals, a further Ctrl-C must not cut its files short; where a
+            # rig owns them, its watcher still runs (a second Ctrl-C there skips the other streams'
+            # drains) and this close is shielded from it: ignoring SIGINT here would lose that Ctrl-C.
+            with sigint_ignored() if handle_signals else nullcontext(), anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
                     await call_off_loop(self.source.close)

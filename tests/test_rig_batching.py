@@ -257,3 +257,33 @@ def test_a_rigs_compile_warms_up_every_batch_its_streams_can_make_together(tiny_
             finish()
     assert (set(unet.shapes), set(decoder.shapes)) == warmed
     assert not any("was not compiled before the first frame" in line for line in lines)
+
+
+@pytest.mark.timeout(30)  # the bug this pins hung for ever
+def test_a_stream_call_cancelled_before_a_thread_took_it_is_neither_run_nor_waited_for():
+    """A second Ctrl-C can cancel a rig stream's model call before any worker thread has taken it
+    (here: every thread token is held). That call must not run later, and the cancelled stage must
+    not wait for it: it used to wait for a call that never started, and the rig never ended."""
+    import threading
+
+    import anyio
+
+    from stream.batched_steps import WaitingThread
+
+    ran: list[int] = []
+    release = threading.Event()
+
+    async def main() -> float:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, release.wait)  # holds the only thread token
+            await anyio.sleep(0.05)
+            threading.Timer(0.5, release.set).start()  # the token comes back after the cancel
+            start = time.perf_counter()
+            with anyio.move_on_after(0.1):
+                await WaitingThread().run(ran.append, 1)
+            return time.perf_counter() - start
+
+    assert anyio.run(main) < 5.0
+    time.sleep(0.2)
+    assert ran == []
