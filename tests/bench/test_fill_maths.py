@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.support.fill_metrics import carry_truth, edge_band, region_abs_rel
 from bench.support.rendered_scenes import render_frame, render_scene
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_rendered_scenes_are_deterministic_at_any_size():

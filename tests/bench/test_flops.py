@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 from bench.flops import tflop_per_frame
+from tests.conftest import ROOT
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = ROOT / "bench"
 
 
 def _imports(path: Path) -> set[str]:

@@ -6,15 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from stream.cli import main
 from stream.cli.progress import PlainProgress
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_main(capsys, *args) -> tuple[int, str]:

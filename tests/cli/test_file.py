@@ -11,7 +11,7 @@ import pytest
 from io_adapters.video_file import read_gray16_video
 from stream.cli import main
 from stream.cli.argv import normalize_argv
-from tests.conftest import count_frames, write_clip
+from tests.conftest import ROOT, count_frames, write_clip
 
 SMALL = ["--res", "64", "--seed", "1"]
 
@@ -151,7 +151,7 @@ def test_bad_inputs_give_one_clear_line(tiny_checkpoint, clip40, tmp_path, capsy
 
 
 def test_a_real_process_prints_one_line_and_no_traceback(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "stream.cli", "file", str(tmp_path / "missing.mp4")]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2

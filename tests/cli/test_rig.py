@@ -237,7 +237,7 @@ def test_run_with_several_sources_refuses_what_a_rig_cannot_do_exit_2(tmp_path, 
 def test_osc_steers_one_stream_by_name_and_every_stream_without_one(tmp_path, tiny_checkpoint):
     from pythonosc.udp_client import SimpleUDPClient
 
-    from tests.test_stream_osc import LOOPBACK, StatusListener, free_udp_port
+    from tests.support.osc import LOOPBACK, StatusListener, free_udp_port
 
     listener, port, stats = StatusListener(), free_udp_port(), tmp_path / "stats.jsonl"
     path = rig_file(tmp_path, model_table(tiny_checkpoint)

@@ -6,14 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import count_frames, run_rdstream, wait_for_output, write_clip
+from tests.conftest import ROOT, count_frames, run_rdstream, wait_for_output, write_clip
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 

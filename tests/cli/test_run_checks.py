@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_rdstream
+from tests.conftest import ROOT, run_rdstream
 
-ROOT = Path(__file__).resolve().parents[1]
 BASE = ["run", "--source", "test:?frames=5&size=64x48", "--sink", "null:", "-c", "/nonexistent/checkpoint"]
 
 

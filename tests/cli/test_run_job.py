@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import av
 import numpy as np
@@ -16,10 +15,9 @@ import pytest
 
 from stream.node import NodeResult
 from stream.cli.run_job import summary_line
-from tests.conftest import count_frames, run_rdstream, write_clip
-from tests.small_fs import small_tmpfs
+from tests.conftest import ROOT, count_frames, run_rdstream, write_clip
+from tests.support.small_fs import small_tmpfs
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 

@@ -21,9 +21,8 @@ import torch
 
 from io_adapters.layouts import colour_as, split
 from pipeline.preprocess import prepare_frames
-from tests.conftest import run_rdstream, write_clip
+from tests.conftest import ROOT, run_rdstream, write_clip
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
 

@@ -15,13 +15,13 @@ import pytest
 
 from stream.cli import main
 from stream.cli.help_format import PANEL_ORDER
+from tests.conftest import ROOT
 
 try:  # pseudo-terminals are POSIX only
     import pty
 except ImportError:
     pty = None
 
-ROOT = Path(__file__).resolve().parents[1]
 # Generous: measured about 0.3-0.7 s on the loaded 2-core machine; torch alone takes 4-6 s there.
 FIRST_LINE_S = 5.0
 

@@ -8,9 +8,8 @@ import numpy as np
 
 from io_adapters.encodings import RANDOM_MARK_NOTE, RANDOM_MODEL_MARK, _mark_mask, burn_mark, to_uint16
 from io_adapters.video_file import read_gray16_video
-from tests.conftest import run_rdstream, write_clip
-from tests.test_io_spout import fake_spout  # noqa: F401  (fixtures: the fakes of SpoutGL and syphon-python)
-from tests.test_io_syphon import fake_syphon  # noqa: F401
+from tests.conftest import ROOT, run_rdstream, write_clip
+from tests.support.texture_fakes import fake_spout, fake_syphon  # noqa: F401  (fixtures: the fakes of SpoutGL and syphon-python)
 
 
 def band_rows(height: int, width: int) -> int:
@@ -139,12 +138,10 @@ def test_the_mark_statement_is_what_every_sink_format_does(tmp_path, fake_syphon
 
 
 def test_the_banner_and_the_readme_say_the_same_about_the_mark():
-    from pathlib import Path
-
     from io_adapters.encodings import MARKED_OUTPUTS
 
     assert all(output.label in RANDOM_MARK_NOTE for output in MARKED_OUTPUTS)
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
     marked = ", ".join(o.label for o in MARKED_OUTPUTS if o.marked)
     raw = ", ".join(o.label for o in MARKED_OUTPUTS if not o.marked)
     assert f"carries a burnt-in \"{RANDOM_MODEL_MARK}\" band" in readme

@@ -20,9 +20,9 @@ from io_adapters.output_paths import check_outputs, remove_if_left_empty
 from io_adapters.registry import check_source, open_sink
 from pipeline.errors import BadInputError, RuntimeFailure
 from stream.fanout_stage import SinkSlot, close_sinks
-from tests.small_fs import small_tmpfs
+from tests.support.small_fs import small_tmpfs
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _noise(index: int, height: int = 48, width: int = 64) -> np.ndarray:

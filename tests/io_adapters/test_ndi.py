@@ -45,6 +45,7 @@ from io_adapters.ndi.formats import (  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
 from io_adapters.encodings import to_uint8, to_uint16  # noqa: E402
 from pipeline.errors import BadInputError  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 
 P216_MAX_ERROR, P216_MEAN_ERROR = 384, 120
 BGRA_MAX_ERROR, BGRA_MEAN_ERROR = 24, 5
@@ -59,11 +60,10 @@ needs_ndi_here = pytest.mark.skipif(RUN_IN_CHILD, reason="runs inside a private 
 @pytest.mark.skipif(not RUN_IN_CHILD, reason="private network namespace not available or already inside")
 def test_ndi_suite_in_private_network_namespace():
     env = dict(os.environ, **{INSIDE_ENV: "1"})
-    root = Path(__file__).resolve().parents[1]
     child = "import sys, pytest; sys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider', '-x']))"
     result = subprocess.run(
         private_network_command(child, str(Path(__file__).resolve())),
-        cwd=root, env=env, capture_output=True, text=True, timeout=NDI_TEST_TIMEOUT_S,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=NDI_TEST_TIMEOUT_S,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     passed = re.search(r"(\d+) passed", result.stdout)
@@ -254,8 +254,7 @@ sender.close()
 
 
 def _sender_process(name: str, width: int, height: int, seconds: float) -> subprocess.Popen:
-    root = Path(__file__).resolve().parents[1]
-    return subprocess.Popen([sys.executable, "-c", SENDER_PROCESS, name, str(width), str(height), str(seconds)], cwd=root)
+    return subprocess.Popen([sys.executable, "-c", SENDER_PROCESS, name, str(width), str(height), str(seconds)], cwd=ROOT)
 
 
 @needs_ndi_here
@@ -463,7 +462,6 @@ def test_the_name_length_limit_is_the_libraries():
 
 @needs_ndi_here
 def test_run_refuses_a_taken_or_too_long_ndi_name_before_the_model_loads():
-    root = Path(__file__).resolve().parents[1]
     taken = _unique("taken")
     holder = NdiSender(taken, 30.0, "bgra")  # held by this process, so another one for the run
     try:
@@ -471,7 +469,7 @@ def test_run_refuses_a_taken_or_too_long_ndi_name_before_the_model_loads():
                                ("ndi:" + "n" * 300, "300 bytes long")]:
             done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=2", "--sink", sink,
                                    "-c", "/nonexistent-checkpoint"],  # a load would fail on this path
-                                  cwd=root, capture_output=True, text=True, timeout=120)
+                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert done.returncode == 2 and done.stderr.startswith("rdstream: error: "), done.stderr
             assert expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
     finally:
@@ -480,10 +478,9 @@ def test_run_refuses_a_taken_or_too_long_ndi_name_before_the_model_loads():
 
 @needs_ndi_here
 def test_run_says_a_missing_ndi_source_before_the_model_loads():
-    root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "ndi:nobody-here?timeout=1&ips=127.0.0.2",
                            "--sink", "null:", "-c", "/nonexistent-checkpoint"],  # a load would fail on this path
-                          cwd=root, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("rdstream: error: NDI source 'nobody-here' not found within 1 s"), done.stderr
     assert "asked 127.0.0.1, 127.0.0.2 and mDNS" in done.stderr and done.stderr.count("\n") == 1, done.stderr

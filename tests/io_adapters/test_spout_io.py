@@ -1,9 +1,7 @@
 """Spout sink/source against a fake of SpoutGL off Windows; the real Spout SDK on Windows."""
 
-import importlib
 import subprocess
 import sys
-from pathlib import Path
 
 import anyio
 import numpy as np
@@ -13,26 +11,9 @@ from io_adapters.encodings import RANDOM_MODEL_MARK, apply_colormap, burn_mark, 
 from io_adapters.frames import DepthFrame, EndOfStream
 from io_adapters.registry import check_sink, check_source, list_sources, open_sink, open_source
 from pipeline.errors import BadInputError, RuntimeFailure
+from tests.support.texture_fakes import fake_spout, forget_spout_modules  # noqa: F401  (fake_spout: a fixture)
 
-FAKES = Path(__file__).parent / "fakes"
 GL_BGRA_EXT = 0x80E1
-
-
-def _forget_spout_modules():
-    for name in [n for n in sys.modules if n == "SpoutGL" or n.startswith("SpoutGL.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def fake_spout(monkeypatch):
-    if sys.platform == "win32":
-        pytest.skip("Windows has the real SpoutGL; the fake is for other platforms")
-    _forget_spout_modules()
-    monkeypatch.syspath_prepend(str(FAKES))
-    fake = importlib.import_module("SpoutGL")
-    fake.reset()
-    yield fake
-    _forget_spout_modules()
 
 
 def _ramp(height=24, width=40):
@@ -57,7 +38,7 @@ def _sent_bgra(fake, name):
 def test_spout_off_windows_is_one_clear_line(monkeypatch):
     if sys.platform == "win32":
         pytest.skip("only meaningful off Windows")
-    _forget_spout_modules()
+    forget_spout_modules()
     monkeypatch.setitem(sys.modules, "SpoutGL", None)  # import SpoutGL -> ImportError
     with pytest.raises(BadInputError, match=r"spout: URIs need Windows.*ndi:NAME"):
         open_sink("spout:Depth")
@@ -70,7 +51,7 @@ def test_spout_off_windows_is_one_clear_line(monkeypatch):
 
 
 def test_spoutgl_missing_on_windows_is_bad_input_saying_what_to_install(monkeypatch):
-    _forget_spout_modules()
+    forget_spout_modules()
     monkeypatch.setitem(sys.modules, "SpoutGL", None)
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(BadInputError, match=r"need the SpoutGL package: pip install \"rollingdepth-stream\[spout\]\"") as raised:

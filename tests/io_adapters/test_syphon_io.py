@@ -1,8 +1,6 @@
 """Syphon sink/source against a fake of syphon-python on Linux; the real framework on macOS."""
 
-import importlib
 import sys
-from pathlib import Path
 
 import anyio
 import numpy as np
@@ -12,25 +10,7 @@ from io_adapters.frames import DepthFrame
 from io_adapters.registry import open_sink, open_source
 from io_adapters.encodings import apply_colormap, to_uint16, unpack16_bgra
 from pipeline.errors import BadInputError
-
-FAKES = Path(__file__).parent / "fakes"
-
-
-def _forget_syphon_modules():
-    for name in [n for n in sys.modules if n == "syphon" or n.startswith("syphon.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def fake_syphon(monkeypatch):
-    if sys.platform == "darwin":
-        pytest.skip("macOS has the real syphon-python; the fake is for other platforms")
-    _forget_syphon_modules()
-    monkeypatch.syspath_prepend(str(FAKES))
-    fake = importlib.import_module("syphon")
-    fake.reset()
-    yield fake
-    _forget_syphon_modules()
+from tests.support.texture_fakes import fake_syphon, forget_syphon_modules  # noqa: F401  (fake_syphon: a fixture)
 
 
 def _ramp(height=24, width=40):
@@ -49,7 +29,7 @@ async def _send_all(sink, depths):
 def test_syphon_off_macos_is_a_clear_error(monkeypatch):
     if sys.platform == "darwin":
         pytest.skip("only meaningful off macOS")
-    _forget_syphon_modules()
+    forget_syphon_modules()
     monkeypatch.setitem(sys.modules, "syphon", None)  # import syphon -> ImportError
     with pytest.raises(BadInputError, match=r"syphon: URIs need macOS.*ndi:"):
         open_sink("syphon:Depth")

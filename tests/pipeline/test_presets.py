@@ -17,7 +17,7 @@ from pipeline.snippets import SnippetPlan, plan_snippets
 from stream.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
-from tests.conftest import moving_pattern
+from tests.conftest import ROOT, moving_pattern
 
 
 def live_snippets(plan: SnippetPlan, num_frames: int) -> list[tuple[int, ...]]:
@@ -103,7 +103,6 @@ from pipeline.presets import SPEEDS, speed_rung  # noqa: E402
 from stream.cli import main  # noqa: E402
 from tests.conftest import write_clip  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -241,7 +240,7 @@ def test_speed_over_osc_is_validated():
 
 def test_speed_switches_between_frames_carrying_over_or_restarting_and_every_frame_comes_out():
     from bench.support.stream_doubles import ListSource
-    from tests.test_stream_osc import run_controlled_node, wait_frames
+    from tests.support.osc import run_controlled_node, wait_frames
 
     seen = {}
 

@@ -12,7 +12,7 @@ import pytest
 
 from stream.cli import main
 from tests.conftest import ROOT, run_rdstream
-from tests.small_fs import small_tmpfs
+from tests.support.small_fs import small_tmpfs
 
 # 45 frames of a test pattern playing in real time at 15 fps: a run of at least 3 s, so several
 # stats lines and status lines fall after the failure.

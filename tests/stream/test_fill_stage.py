@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import anyio
 import numpy as np
@@ -19,10 +18,10 @@ from stream.display_normalizer import parse_normalize
 from stream.fill_stage import FillStage, HoldCarrier
 from stream.messages import AlignedFrame, CapturedFrame, FrameTiming, StreamEnd
 from stream.node import NodeConfig, StreamNode
-from tests.conftest import moving_pattern
+from tests.conftest import ROOT, moving_pattern
 from tests.support.node_runs import run_node
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = ROOT / "tests" / "data"
 
 
 class PacedSource:

@@ -23,7 +23,7 @@ from stream.monitor.server import Monitor
 from stream.node import NodeConfig, StreamNode
 from stream.osc_commands import parse_command
 from stream.osc_control import ERROR_ADDRESS, OscControl, OscEndpoint
-from tests.test_stream_osc import LOOPBACK, StatusListener, free_udp_port, wait_frames
+from tests.support.osc import LOOPBACK, StatusListener, free_udp_port, wait_frames
 
 NESTED = [["lite"]], [{}], [None], [[1, 2]], [b"blob"]
 PLAN = SnippetPlan(3, (1, 5))

@@ -30,6 +30,7 @@ from pipeline.coalign import OnlineAligner  # noqa: E402
 from pipeline.snippets import SnippetPlan  # noqa: E402
 from stream.node import NodeConfig, StreamNode  # noqa: E402
 from stream.rolling_depth_steps import RollingDepthSteps  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 
 RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and can_unshare_network()
 OUTPUT_FRAMES = 8
@@ -38,10 +39,9 @@ OUTPUT_FRAMES = 8
 @pytest.mark.skipif(not RUN_IN_CHILD, reason="private network namespace not available or already inside")
 def test_stream_ndi_in_private_network_namespace():
     env = dict(os.environ, **{INSIDE_ENV: "1"})
-    root = Path(__file__).resolve().parents[1]
     child = "import sys, pytest; sys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider', '-x']))"
     result = subprocess.run(private_network_command(child, str(Path(__file__).resolve())),
-                            cwd=root, env=env, capture_output=True, text=True, timeout=150)
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"1 passed", result.stdout), result.stdout[-3000:]
 

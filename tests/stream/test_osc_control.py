@@ -1,95 +1,27 @@
 """OSC control and status with a real python-osc client and server on 127.0.0.1.
 
 The node runs with model-free test doubles (bench/support/stream_doubles.py) so the tests are fast;
-``rdstream run`` itself is driven in tests/test_stream_rgbd_osc.py.
+``rdstream run`` itself is driven in tests/cli/test_run_rgbd_osc.py.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
-import threading
-import time
 
 import anyio
 import numpy as np
 import pytest
-from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_server import ThreadingOSCUDPServer
-from pythonosc.udp_client import SimpleUDPClient
 
 from stream.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan
-from stream.live_controls import LiveControls
 from stream.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
-from stream.osc_control import (OscControl, OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
+from stream.osc_control import (OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
                                  parse_endpoint)
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
-class StatusListener:
-    """A real python-osc server collecting every (address, args) sent to it."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list]] = []
-        dispatcher = Dispatcher()
-        dispatcher.set_default_handler(lambda address, *args: self.messages.append((address, list(args))))
-        self.server = ThreadingOSCUDPServer((LOOPBACK, 0), dispatcher)
-        self.endpoint = OscEndpoint(LOOPBACK, self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def acks(self) -> dict[str, list]:
-        return {args[0]: args[1:] for address, args in self.messages if address == "/rdstream/ack"}
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def run_controlled_node(source, sink, script, plan=SnippetPlan(3, (1, 5)), stats_interval_s=1.0):
-    """Run the node with OSC control on a free port; ``script(client, sink, node)`` is an async
-    function run beside it (it sends OSC). Returns (result, status listener, reports, control)."""
-    listener = StatusListener()
-    reports: list[str] = []
-    port = free_udp_port()
-    control = OscControl(OscEndpoint(LOOPBACK, port), listener.endpoint, reports.append)
-    config = NodeConfig(plan=plan, lookahead=0, stats_interval_s=stats_interval_s)
-    node = StreamNode(source, [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"), config,
-                      report=reports.append, on_stats=control.send_status,
-                      controls=LiveControls(on_applied=control.acknowledge))
-    client = SimpleUDPClient(LOOPBACK, port)
-
-    async def main():
-        async with anyio.create_task_group() as tg:
-            await tg.start(control.serve, node.command)
-            tg.start_soon(script, client, sink, node)
-            result = await node.run(handle_signals=False)
-            tg.cancel_scope.cancel()
-        return result
-
-    try:
-        result = anyio.run(main)
-        time.sleep(0.2)  # the last acknowledgements are in flight on loopback
-    finally:
-        listener.close()
-    return result, listener, reports, control
-
-
-async def wait_frames(sink, count: int, timeout: float = 20.0) -> None:
-    with anyio.fail_after(timeout):
-        while len(sink.frames) < count:
-            await anyio.sleep(0.005)
+from tests.support.osc import LOOPBACK, free_udp_port, run_controlled_node, wait_frames
 
 
 # --- parsing ---------------------------------------------------------------------------------

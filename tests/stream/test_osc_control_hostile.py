@@ -17,7 +17,7 @@ from bench.support.stream_doubles import ListSource, RecordingSink
 from stream.messages import NodeCommand
 from stream.osc_commands import is_control_packet
 from stream.osc_control import OscControl, OscEndpoint
-from tests.test_stream_osc import LOOPBACK, StatusListener, run_controlled_node, wait_frames
+from tests.support.osc import LOOPBACK, StatusListener, run_controlled_node, wait_frames
 
 
 def message(address: str, *typed_args) -> bytes:

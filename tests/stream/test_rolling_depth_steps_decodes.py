@@ -29,9 +29,8 @@ from pipeline.snippets import SnippetPlan
 from stream.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 from stream.rolling_depth_steps import RollingDepthSteps
-from tests.conftest import moving_pattern, write_clip
+from tests.conftest import ROOT, moving_pattern, write_clip
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def snippets_ending_at(t: int, dilations, snip_len: int = 3) -> list[tuple[int, ...]]:

@@ -6,7 +6,7 @@ import anyio
 import numpy as np
 import torch
 
-from bench.support.synthetic_depth import abs_rel
+from pipeline.depth_metrics import abs_rel
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan

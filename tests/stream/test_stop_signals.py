@@ -18,13 +18,12 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import wait_for_output
+from tests.conftest import ROOT, wait_for_output
 
 # POSIX signals sent to a child process (SIGINT, SIGTERM, SIGHUP); Windows stops with Ctrl-C/Ctrl-Break
 # events, covered by tests/test_windows_portability.py.
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals to a child process")
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_run(tmp_path: Path, checkpoint: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, Path]]:

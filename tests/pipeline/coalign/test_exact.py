@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.support.synthetic_depth import abs_rel, make_clip, temporal_error
+from bench.support.synthetic_depth import make_clip
+from pipeline.depth_metrics import abs_rel, temporal_error
 from pipeline.coalign import align_snippets, merge_snippets, objective
 from pipeline.coalign.exact import solve_exact
 from pipeline.coalign.quality import IrlsSettings

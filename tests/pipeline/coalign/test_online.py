@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.support.synthetic_depth import SnippetNoise, align_stream, abs_rel, make_clip, scene_frames, stream_frames, synthetic_snippet, temporal_error
+from bench.support.synthetic_depth import SnippetNoise, align_stream, make_clip, scene_frames, stream_frames, synthetic_snippet
+from pipeline.depth_metrics import abs_rel, temporal_error
 from pipeline.coalign import align_snippets
 from pipeline.errors import BadInputError
 from pipeline.coalign import OnlineAligner

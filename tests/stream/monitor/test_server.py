@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
 RATE = 6  # source frames a second: well within what the tiny model does on one loaded core
 HOST = "127.0.0.1"
 
