@@ -143,8 +143,8 @@ def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_wit
     (tmp_path / "steps.txt").write_text("install 0 1 15\nmachine 0 3 15\ntests 1 40 85\neager 124 105 105\n")
     write_json(tmp_path / "machine.json", {"gpu": "NVIDIA H200", "torch": "2.11.0+cu130", "cuda": "13.0",
                                            "matmul_tflops_measured": {"fp16": 700.0}})
-    (tmp_path / "tests.log").write_text("tests/test_gpu_cuda.py::test_cuda_x PASSED [ 50%]\n"
-                                        "tests/test_gpu_cuda.py::test_cuda_y FAILED [100%]\n")
+    (tmp_path / "tests.log").write_text("tests/stream/test_rolling_depth_steps_cuda.py::test_cuda_x PASSED [ 50%]\n"
+                                        "tests/stream/test_rolling_depth_steps_cuda.py::test_cuda_y FAILED [100%]\n")
     planned = [c.name for c in configs("eager")]
     entry = {"processing_size": [216, 384], "throughput_fps": 20.0, "node_order_fps": 19.5, "latency_p50_ms": 60.0,
              "latency_p95_ms": 70.0, "gpu_ms_sum": 48.0, "peak_gpu_mib": 4000.0,
@@ -164,7 +164,7 @@ def test_the_summary_reports_each_figure_that_did_not_finish_as_not_measured_wit
     assert report["configs"][planned[1]] == "not measured: the step 'eager' reached its 105 s limit first"
     compiled = [c.name for c in configs("compiled")]
     assert all(report["configs"][n] == "not measured: the step 'compiled' did not run" for n in compiled)
-    assert report["tests"]["passed"] == 1 and report["tests"]["failed"] == ["tests/test_gpu_cuda.py::test_cuda_y"]
+    assert report["tests"]["passed"] == 1 and report["tests"]["failed"] == ["tests/stream/test_rolling_depth_steps_cuda.py::test_cuda_y"]
     assert not any(goal["met"] for goal in report["goals"].values())
     assert report["rig_4_streams"] == "not measured: the step 'rig' did not run"
     saved = json.loads((tmp_path / "gpu_check.json").read_text())

@@ -38,7 +38,7 @@ def test_writes_every_output_with_n_frames(tiny_checkpoint, clip40, tmp_path, ca
     assert "NOT depth" in err  # the tiny-model banner
     assert "rdstream file: running on cpu, float32" in err  # the device and precision in force
     assert "clip.mp4: 96x64 in, processed at 128x88 (upscaled" in err  # --res 128 above the input's size
-    # on the CPU, said before the work starts: the tiny test model is quick (tests/test_cost_estimate.py)
+    # on the CPU, said before the work starts: the tiny test model is quick (tests/pipeline/test_cost_estimate.py)
     assert "rdstream: note: on the CPU this run takes under a minute (40 frames at 128x88" in err
     assert err.index("on the CPU this run takes") < err.index("clip.mp4: 96x64 in")
 

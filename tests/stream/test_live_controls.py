@@ -1,7 +1,7 @@
 """An operator always hears why: refused commands answered over OSC and by the monitor with the
 reason (never a traceback), and a stop that says who asked for it, in the summary, the stats and
 the page. Real python-osc packets on 127.0.0.1; the node with model-free doubles; the monitor's
-starlette app called in-process (its HTTP server is tested in tests/test_monitor_http.py)."""
+starlette app called in-process (its HTTP server is tested in tests/stream/monitor/test_server.py)."""
 
 from __future__ import annotations
 

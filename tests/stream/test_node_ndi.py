@@ -1,6 +1,6 @@
 """A real NDI round trip through the node on 127.0.0.1: NDI in -> model -> NDI out (16-bit P216).
 
-As in test_io_ndi.py, where the machine allows it the test runs in a private network namespace
+As in tests/io_adapters/test_ndi.py, where the machine allows it the test runs in a private network namespace
 with only the loopback interface up (``unshare -n``): the outer test starts one child pytest
 there, so nothing is announced on, or sent to, a real network.
 """

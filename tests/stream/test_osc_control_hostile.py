@@ -1,6 +1,6 @@
 """OSC that must never stop or break a live node: values beyond float32, failing hooks, floods
 that hide a stop, bundles time-tagged for later. Real python-osc packets on 127.0.0.1, the node
-with model-free doubles (as in tests/test_stream_osc.py)."""
+with model-free doubles (as in tests/stream/test_osc_control.py)."""
 
 from __future__ import annotations
 

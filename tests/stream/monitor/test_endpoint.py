@@ -1,6 +1,6 @@
 """``--monitor`` and ``--monitor-token`` before anything loads, and the latency histogram /metrics reads.
 
-The command line itself is tested in a real process in tests/test_monitor_cli.py.
+The command line itself is tested in a real process in tests/cli/test_run_checks.py.
 """
 
 from __future__ import annotations
