@@ -87,7 +87,7 @@ limit() { local spec; for spec in "${STEPS[@]}"; do [ "${spec%%|*}" = "$1" ] && 
 step install "$(limit install)" "$out/install.log" "$py" -m bench.gpu_install install "$wheels" "$site" $implicit
 step machine "$(limit machine)" "$out/machine.log" "$py" -m bench.gpu_check machine "$out"
 step tests "$(limit tests)" "$out/tests.log" "$py" -m pytest -v -p no:cacheprovider -o addopts="" -rs \
-    tests/stream/test_rolling_depth_steps_cuda.py tests/stream/test_rolling_depth_steps.py -k "cuda or graphs or packed or copy_back"
+    tests/stream/test_rolling_depth_steps_cuda.py tests/stream/test_rolling_depth_steps.py tests/pipeline/test_compiled.py -k "cuda or graphs or packed or copy_back"
 step eager "$(limit eager)" "$out/eager.log" "$py" -m bench.gpu_check eager "$out"
 TORCH_LOGS=recompiles step compiled "$(limit compiled)" "$out/compiled.log" "$py" -m bench.gpu_check compiled "$out"
 step rig "$(limit rig)" "$out/rig.log" bash -c '"$0" -m bench.rig --sections gpu --streams 4 --frames 40 --width 640 --height 360 > "$1"' "$py" "$out/rig.json"

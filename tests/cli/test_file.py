@@ -163,3 +163,16 @@ def test_usage_errors_exit_2_without_traceback(capsys):
     assert rdstream("file", "x.mp4", "--res", "abc") == 2
     assert rdstream("no-such-command") == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_file_with_compile_where_it_cannot_compile(tiny_checkpoint, clip40, tmp_path):
+    env = dict(os.environ, RDSTREAM_COMPILE_BACKEND="no_such_backend")
+    result = subprocess.run([sys.executable, "-m", "stream.cli", "file", str(clip40), "-o", str(tmp_path),
+                             "-c", str(tiny_checkpoint), "--res", "64", "--frame-count", "8", "-d", "1",
+                             "--device", "cpu", "--compile", "--no-save-sbs"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("--compile: cannot compile")]
+    assert len(failures) == 2 and all("running it eager" in line for line in failures)
+    assert np.load(tmp_path / "clip_pred.npy").shape[0] == 8

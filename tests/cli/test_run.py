@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -106,3 +107,18 @@ def test_summary_says_a_frame_that_arrived_during_the_stop_was_not_processed():
                         sinks={}, stages={})
     assert "25 frames in, 24 out" in summary_line(result)
     assert "1 received after the stop, not processed" in summary_line(result)
+
+
+def test_run_with_compile_on_the_cpu_where_it_cannot_compile(tiny_checkpoint, tmp_path):
+    # --compile with --device cpu is allowed; a compile failure is one line each, then eager, exit 0
+    env = dict(os.environ, RDSTREAM_COMPILE_BACKEND="no_such_backend")
+    result = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=5&size=80x48",
+                             "--sink", f"npy:{tmp_path / 'd.npy'}", "-c", str(tiny_checkpoint), "--device", "cpu",
+                             "--compile", "-d", "1", "--lookahead", "0", "--no-status"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("--compile: cannot compile")]
+    assert len(failures) == 2 and all("running it eager" in line for line in failures)
+    assert "--compile: ready" in result.stderr
+    assert np.load(tmp_path / "d.npy").shape[0] == 5

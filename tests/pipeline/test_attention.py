@@ -1,4 +1,5 @@
-"""Cross-frame attention equals attention over the joined frames computed by hand (docs/method.md, section 2)."""
+"""Cross-frame attention equals attention over the joined frames computed by hand (docs/method.md, section 2),
+and long half-precision attention in fp32 where asked (the MPS branch, forced on the CPU)."""
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
@@ -76,3 +77,32 @@ def test_unet_uses_cross_frame_processor_everywhere(tiny_model):
     processors = tiny_model.unet.attn_processors
     assert processors and all(isinstance(p, CrossFrameAttnProcessor) for p in processors.values())
     assert not any(isinstance(p, CrossFrameAttnProcessor) for p in tiny_model.vae.attn_processors.values())
+
+
+def test_long_half_precision_attention_runs_in_fp32_where_asked(monkeypatch):
+    from diffusers.models.attention_processor import Attention
+
+    import pipeline.attention as attention
+
+    seen = []
+    real = attention.F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append(q.dtype)
+        return real(q, k, v, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8).eval().half()
+    x = torch.randn(6, 20, 16, dtype=torch.float16)  # 2 snippets x 3 frames x 20 tokens = 60 keys
+    with torch.no_grad():
+        attn.set_processor(attention.CrossFrameAttnProcessor(fp32_above=50))  # the MPS branch, forced
+        upcast = attn(x, num_frames=3)
+        attn.set_processor(attention.CrossFrameAttnProcessor())  # the CPU: model dtype
+        plain = attn(x, num_frames=3)
+        attn.float().set_processor(attention.CrossFrameAttnProcessor())
+        reference = attn(x.float(), num_frames=3)
+    assert seen == [torch.float32, torch.float16, torch.float32]
+    assert upcast.dtype == plain.dtype == torch.float16
+    assert (upcast.float() - reference).abs().max() <= (plain.float() - reference).abs().max() + 1e-3
+    assert not attention.CrossFrameAttnProcessor().upcasts(x, torch.empty(1, 2, 5000, 8, dtype=torch.float16))

@@ -1,6 +1,7 @@
 """--compile without stalls: every shape a run can take is compiled before the first frame, and a
 shape met later says so in one line. On the CPU with dynamo's "eager" backend (it captures and
-guards the graphs as inductor would, without generating code)."""
+guards the graphs as inductor would, without generating code). With CUDA graphs each call is a new step and its output is copied out
+of graph memory (the branch CUDA takes, forced on the CPU)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ def test_warm_up_compiles_every_snippet_length_then_a_switch_runs_without_a_comp
     assert len(lines) == warm and not compile_failed(steps.model)
     steps.predict([[latent]], [(True,)])  # a stream shorter than a snippet: a shape nobody warmed up
     assert len(lines) == warm + 1 and "the UNet gets an input of shape 1x8x" in lines[-1]
+
+
+def test_with_cuda_graphs_each_call_is_a_new_step_and_its_output_copied_out(monkeypatch):
+    # CUDA graphs reuse output memory between replays; the branch CUDA takes, forced on the CPU
+    from pipeline.compiled import CompiledCall
+
+    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
+    steps = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    held = torch.zeros(3)
+    call = CompiledCall(lambda x: held.add_(x), "decoder", torch.device("cpu"), print)
+    assert not call.graphs
+    call.graphs = True
+    first = call(torch.ones(3))
+    second = call(torch.ones(3))
+    assert steps == [1, 1]
+    assert first.tolist() == [1.0] * 3 and second.tolist() == [2.0] * 3  # the first output was not overwritten

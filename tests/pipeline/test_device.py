@@ -1,4 +1,5 @@
-"""How the model steps wait for the device: blocking-sync CUDA events, queued copies back on MPS."""
+"""How the model steps wait for the device: blocking-sync CUDA events, queued copies back on MPS,
+and the start-up notes that name the torch version."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def test_mps_copies_back_are_queued_only_where_torch_has_the_mps_event(monkeypat
 
     monkeypatch.setattr(device_module.torch, "mps", NoEvent())
     assert not mps_copies_back_non_blocking()
+
+
+def test_startup_notes_name_the_torch_version_and_what_the_node_does():
+    from pipeline.device import startup_notes
+
+    assert startup_notes(torch.device("cuda"), version="2.11.0+cu130") == []
+    old = startup_notes(torch.device("cpu"), version="2.3.1")
+    assert len(old) == 1 and "torch 2.3" in old[0]
+    mps = startup_notes(torch.device("mps"), resize_antialias=False, version="2.5.0")
+    assert len(mps) == 1 and "resized on the CPU before upload" in mps[0]

@@ -1,10 +1,14 @@
-"""The model steps: shared noise as the reference draws it, the DDIM closed form, shapes."""
+"""The model steps: shared noise as the reference draws it, the DDIM closed form, shapes, pooling
+of odd latents, the resize on the host or the device (MPS) and its probe."""
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.inference import ddim_step, decode_depth, encode_rgb, first_timestep, make_shared_noise, predict_snippets, unet_v
 from pipeline.preprocess import prepare_frames, processing_size
+from tests.conftest import moving_pattern
 
 
 def test_shared_noise_is_drawn_exactly_as_the_reference(tiny_model):
@@ -43,3 +47,53 @@ def test_processing_size_rounds_to_multiples_of_8():
     assert processing_size(360, 640, 768) == (432, 768)
     assert processing_size(91, 161, 0) == (88, 160)
     assert processing_size(1080, 1920, 128) == (72, 128)
+
+
+def test_pooling_odd_latents_by_padding_equals_ceil_mode_pooling():
+    from pipeline.inference import pool_latents
+
+    latents = torch.randn(2, 4, 27, 15)
+    expected = F.avg_pool2d(latents, 2, ceil_mode=True)  # right on the CPU, wrong on MPS in torch 2.4-2.8
+    torch.testing.assert_close(pool_latents(latents, 2), expected)
+    assert pool_latents(latents, 2).shape[-2:] == (14, 8)
+
+
+def test_decode_at_an_odd_latent_has_the_pooled_shape(tiny_model):
+    from pipeline.inference import decode_depth
+
+    latents = torch.randn(2, 4, 9, 5)
+    coarse = decode_depth(tiny_model, latents, pool=2)
+    scale = tiny_model.vae_scale
+    assert coarse.shape == (2, 5 * scale, 3 * scale)
+
+
+def test_resize_on_host_before_upload_matches_the_device_resize():
+    from pipeline.inference import prepare_frames_on
+
+    frames = moving_pattern(2, 120, 200)
+    on_device = prepare_frames_on(torch.device("cpu"), frames, (48, 80), resize_on_device=True)
+    on_host = prepare_frames_on(torch.device("cpu"), frames, (48, 80), resize_on_device=False)
+    assert on_host.shape == on_device.shape == (2, 3, 48, 80)
+    assert on_host.is_contiguous() and on_device.is_contiguous()
+    assert (on_host - on_device).abs().max() <= 2.0 / 255 * 2  # uint8 rounding of the resized pixels
+
+
+def test_resize_probe_treats_only_not_implemented_as_missing(monkeypatch):
+    import pipeline.inference as inference
+
+    probe = inference.device_resizes_antialiased.__wrapped__
+    cpu = torch.device("cpu")
+    assert probe(cpu)
+
+    def not_implemented(*args, **kwargs):
+        raise NotImplementedError("upsample_bilinear2d_aa not implemented for mps")
+
+    monkeypatch.setattr(inference.F, "interpolate", not_implemented)
+    assert not probe(cpu)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(inference.F, "interpolate", out_of_memory)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        probe(cpu)

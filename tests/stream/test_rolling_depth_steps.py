@@ -1,32 +1,31 @@
-"""The GPU execution paths, tested on the CPU by forcing the branch a GPU or MPS takes.
+"""The live model steps (stream/rolling_depth_steps.py) on the GPU execution paths, tested on the
+CPU by forcing the branch a GPU or MPS takes.
 
-- host/device traffic of the live model steps: one packed copy back per frame, no scalar read, no
-  tensor built from Python numbers per frame (the same test runs on CUDA under sync debug "error");
-- odd latent sizes: pooling without ceil_mode, fit samples read from the right rows;
-- MPS: resize on the host before upload, the resize probe, fp32 attention over long sequences;
-- ``--compile``: compiled and eager agree; a backend that cannot compile gives one line, then eager.
+- host/device traffic: one packed copy back per frame, no scalar read, no tensor built from
+  Python numbers per frame, for one stream and for batches of N (the same test runs on CUDA under
+  sync debug "error");
+- MPS: the frame resized on the host before upload is the frame the model saw;
+- ``--compile``: compiled and eager steps agree; a backend that cannot compile gives one line, then eager;
+- CUDA: the backend flags and inference mode.
+
+The pieces below the steps have their own files: tests/pipeline/test_inference.py (pooling, odd
+latents, the resize probe), tests/pipeline/test_attention.py, tests/pipeline/test_compiled.py.
 """
 
 from __future__ import annotations
 
 import collections
-import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pipeline.coalign.fit_grid import fit_grid
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
 from stream.rolling_depth_steps import RollingDepthSteps
 
-from tests.conftest import ROOT, moving_pattern
+from tests.conftest import moving_pattern
 
 CUDA = torch.cuda.is_available()
 gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (bench/gpu_check.sh runs it)")
@@ -237,143 +236,13 @@ def test_steady_state_frame_on_cuda_syncs_nowhere(tiny_checkpoint):
     assert counter.to_device == measured  # the frame upload, one per frame
 
 
-# --- odd latent sizes ------------------------------------------------------------------------
-
-def test_pooling_odd_latents_by_padding_equals_ceil_mode_pooling():
-    from pipeline.inference import pool_latents
-
-    latents = torch.randn(2, 4, 27, 15)
-    expected = F.avg_pool2d(latents, 2, ceil_mode=True)  # right on the CPU, wrong on MPS in torch 2.4-2.8
-    torch.testing.assert_close(pool_latents(latents, 2), expected)
-    assert pool_latents(latents, 2).shape[-2:] == (14, 8)
-
-
-def test_fit_samples_of_an_odd_latent_read_the_right_rows():
-    # 216 x 104 px (latent 27 x 13): a decode of the pooled latent shows whole windows at half
-    # resolution and the unpaired last latent (8 px) at full resolution, 8 coarse px for 8 px.
-    height, width = 216, 104
-    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
-                          indexing="ij")
-    full = (0.5 * y + 0.25 * x)[None]  # a ramp: any misplaced row shows as an error
-    paired = F.avg_pool2d(full[:, None, :208, :96], 2)[:, 0]  # rows 0-207, cols 0-95 at half resolution
-    coarse = torch.zeros(1, 112, 56)
-    coarse[:, :104, :48] = paired
-    coarse[:, 104:, :48] = F.avg_pool2d(full[:, None, 208:, :96], (1, 2))[:, 0]  # last latent row, 1:1 in y
-    coarse[:, :104, 48:] = F.avg_pool2d(full[:, None, :208, 96:], (2, 1))[:, 0]  # last latent column, 1:1 in x
-    coarse[:, 104:, 48:] = full[:, 208:, 96:]
-    grid = fit_grid(height, width, 3)
-    expected = grid.take(full)
-    np.testing.assert_allclose(grid.sample(coarse, 2).numpy(), expected.numpy(), atol=0.05)
-    # the old mapping (factor 2 everywhere) reads the last rows about 2 px off: well outside that
-    ys = torch.arange(grid.crop, height - grid.crop, grid.stride)
-    assert ys.max() >= 208  # the grid does reach the unpaired rows
-
-
-def test_decode_at_an_odd_latent_has_the_pooled_shape(tiny_model):
-    from pipeline.inference import decode_depth
-
-    latents = torch.randn(2, 4, 9, 5)
-    coarse = decode_depth(tiny_model, latents, pool=2)
-    scale = tiny_model.vae_scale
-    assert coarse.shape == (2, 5 * scale, 3 * scale)
-
-
 # --- MPS code paths on the CPU ---------------------------------------------------------------
-
-def test_resize_on_host_before_upload_matches_the_device_resize():
-    from pipeline.inference import prepare_frames_on
-
-    frames = moving_pattern(2, 120, 200)
-    on_device = prepare_frames_on(torch.device("cpu"), frames, (48, 80), resize_on_device=True)
-    on_host = prepare_frames_on(torch.device("cpu"), frames, (48, 80), resize_on_device=False)
-    assert on_host.shape == on_device.shape == (2, 3, 48, 80)
-    assert on_host.is_contiguous() and on_device.is_contiguous()
-    assert (on_host - on_device).abs().max() <= 2.0 / 255 * 2  # uint8 rounding of the resized pixels
-
 
 def test_steps_resizing_on_host_show_the_frame_the_model_saw(tiny_model):
     steps = _steps(tiny_model, resize_on_host=True)
     display, latent = steps.encode(moving_pattern(1, 120, 200)[0])
     assert display.shape == (40, 64, 3) and display.dtype == np.uint8
     assert latent.is_contiguous()
-
-
-def test_resize_probe_treats_only_not_implemented_as_missing(monkeypatch):
-    import pipeline.inference as inference
-
-    probe = inference.device_resizes_antialiased.__wrapped__
-    cpu = torch.device("cpu")
-    assert probe(cpu)
-
-    def not_implemented(*args, **kwargs):
-        raise NotImplementedError("upsample_bilinear2d_aa not implemented for mps")
-
-    monkeypatch.setattr(inference.F, "interpolate", not_implemented)
-    assert not probe(cpu)
-
-    def out_of_memory(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-
-    monkeypatch.setattr(inference.F, "interpolate", out_of_memory)
-    with pytest.raises(torch.cuda.OutOfMemoryError):
-        probe(cpu)
-
-
-def test_long_half_precision_attention_runs_in_fp32_where_asked(monkeypatch):
-    from diffusers.models.attention_processor import Attention
-
-    import pipeline.attention as attention
-
-    seen = []
-    real = attention.F.scaled_dot_product_attention
-
-    def spy(q, k, v, **kwargs):
-        seen.append(q.dtype)
-        return real(q, k, v, **kwargs)
-
-    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", spy)
-    torch.manual_seed(0)
-    attn = Attention(query_dim=16, heads=2, dim_head=8).eval().half()
-    x = torch.randn(6, 20, 16, dtype=torch.float16)  # 2 snippets x 3 frames x 20 tokens = 60 keys
-    with torch.no_grad():
-        attn.set_processor(attention.CrossFrameAttnProcessor(fp32_above=50))  # the MPS branch, forced
-        upcast = attn(x, num_frames=3)
-        attn.set_processor(attention.CrossFrameAttnProcessor())  # the CPU: model dtype
-        plain = attn(x, num_frames=3)
-        attn.float().set_processor(attention.CrossFrameAttnProcessor())
-        reference = attn(x.float(), num_frames=3)
-    assert seen == [torch.float32, torch.float16, torch.float32]
-    assert upcast.dtype == plain.dtype == torch.float16
-    assert (upcast.float() - reference).abs().max() <= (plain.float() - reference).abs().max() + 1e-3
-    assert not attention.CrossFrameAttnProcessor().upcasts(x, torch.empty(1, 2, 5000, 8, dtype=torch.float16))
-
-
-def test_startup_notes_name_the_torch_version_and_what_the_node_does():
-    from pipeline.device import startup_notes
-
-    assert startup_notes(torch.device("cuda"), version="2.11.0+cu130") == []
-    old = startup_notes(torch.device("cpu"), version="2.3.1")
-    assert len(old) == 1 and "torch 2.3" in old[0]
-    mps = startup_notes(torch.device("mps"), resize_antialias=False, version="2.5.0")
-    assert len(mps) == 1 and "resized on the CPU before upload" in mps[0]
-
-
-def test_adam_reading_the_loss_every_16_steps_stops_where_every_step_would():
-    from pipeline.coalign.adam import solve_adam
-    from pipeline.coalign.quality import EarlyStop
-    from pipeline.coalign.snippet_set import fit_samples, validate_snippets
-
-    torch.manual_seed(0)
-    base = torch.rand(8, 24, 24)
-    depths = [base[i : i + 3] * (1 + 0.1 * i) + 0.05 * i for i in range(6)]
-    snippets = validate_snippets(depths, [tuple(range(i, i + 3)) for i in range(6)], 8)
-    samples = fit_samples(snippets, stride=4)
-    stop = EarlyStop(patience=3, min_iter=5, threshold=1e-4, max_iter=300)
-    every = solve_adam(samples, stop, read_every=1)
-    batched = solve_adam(samples, stop, read_every=16)
-    assert every.iterations == batched.iterations < 300
-    torch.testing.assert_close(every.scales, batched.scales, rtol=0, atol=0)
-    torch.testing.assert_close(every.shifts, batched.shifts, rtol=0, atol=0)
 
 
 # --- --compile -------------------------------------------------------------------------------
@@ -412,67 +281,7 @@ def test_compile_that_cannot_compile_says_one_line_and_runs_eager(tiny_model, mo
                                    for line in lines)
 
 
-def test_run_with_compile_on_the_cpu_where_it_cannot_compile(tiny_checkpoint, tmp_path):
-    # --compile with --device cpu is allowed; a compile failure is one line each, then eager, exit 0
-    env = dict(os.environ, RDSTREAM_COMPILE_BACKEND="no_such_backend")
-    result = subprocess.run([sys.executable, "-m", "stream.cli", "run", "--source", "test:?frames=5&size=80x48",
-                             "--sink", f"npy:{tmp_path / 'd.npy'}", "-c", str(tiny_checkpoint), "--device", "cpu",
-                             "--compile", "-d", "1", "--lookahead", "0", "--no-status"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    failures = [line for line in result.stderr.splitlines() if line.startswith("--compile: cannot compile")]
-    assert len(failures) == 2 and all("running it eager" in line for line in failures)
-    assert "--compile: ready" in result.stderr
-    assert np.load(tmp_path / "d.npy").shape[0] == 5
-
-
-# --- the GPU benchmark's measurement, run on the CPU -----------------------------------------
-
-def test_gpu_timing_measures_latency_throughput_and_stages(tiny_model, monkeypatch):
-    import bench.gpu_timing as gpu_timing
-
-    # small inputs keep the CPU's float resize quick; the measurement is the same code as on a GPU
-    monkeypatch.setattr(gpu_timing, "INPUTS", {"16:9": (90, 160), "4:3": (96, 128)})
-    configs = [gpu_timing.Config(64, "16:9", "full", 2, False), gpu_timing.Config(64, "4:3", "full", 0, False)]
-    lines = []
-    results = gpu_timing.measure_all(tiny_model, tiny_model.decoder, configs, SnippetPlan(3, (1, 3)), lines.append,
-                                     latency_frames=2, throughput_frames=3)
-    wide, square = results["64px/16:9/full/lookahead_2/eager"], results["64px/4:3/full/lookahead_0/eager"]
-    assert wide["processing_size"] == [32, 64] and square["processing_size"] == [48, 64]
-    assert wide["counts_per_frame"] == {"encodes": 1, "unet_frame_passes": 6, "decodes_full": 4, "decodes_fit": 2}
-    assert square["counts_per_frame"]["decodes_full"] == 2
-    for entry in (wide, square):
-        assert entry["latency_ms"] > 0 and entry["throughput_fps"] > 0
-        assert {"upload", "encode", "unet", "decode_full", "decode_fit", "to_host"} <= set(entry["gpu_ms_per_stage"])
-    assert len(lines) == 2
-
-
-def test_file_with_compile_where_it_cannot_compile(tiny_checkpoint, clip40, tmp_path):
-    env = dict(os.environ, RDSTREAM_COMPILE_BACKEND="no_such_backend")
-    result = subprocess.run([sys.executable, "-m", "stream.cli", "file", str(clip40), "-o", str(tmp_path),
-                             "-c", str(tiny_checkpoint), "--res", "64", "--frame-count", "8", "-d", "1",
-                             "--device", "cpu", "--compile", "--no-save-sbs"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    failures = [line for line in result.stderr.splitlines() if line.startswith("--compile: cannot compile")]
-    assert len(failures) == 2 and all("running it eager" in line for line in failures)
-    assert np.load(tmp_path / "clip_pred.npy").shape[0] == 8
-
-
-def test_gpu_benchmark_configs_put_the_telling_ones_first():
-    import argparse
-
-    from bench.live_cost import gpu_configs
-
-    args = argparse.Namespace(gpu_res=[384, 512], compile=True, channels_last=True)
-    names = [c.name for c in gpu_configs(args)]
-    assert len(names) == len(set(names)) == 8 + 4 + 8 + 2
-    assert names[0] == "384px/16:9/full/lookahead_0/eager"
-    assert names[8:12] == [f"384px/16:9/{d}/lookahead_{k}/compile" for d in ("full", "tiny") for k in (0, 2)]
-    assert names[-1] == "384px/16:9/tiny/lookahead_2/eager/channels_last"
-
+# --- CUDA settings, set on the CPU --------------------------------------------------------------
 
 def test_cuda_settings_and_inference_mode(tiny_model, monkeypatch):
     from pipeline.device import configure_backends
@@ -490,92 +299,3 @@ def test_cuda_settings_and_inference_mode(tiny_model, monkeypatch):
         torch.set_float32_matmul_precision(precision)
     _, latent = _steps(tiny_model).encode(moving_pattern(1, 48, 80)[0])
     assert latent.is_inference()  # the model steps run under torch.inference_mode
-
-
-def test_compare_decoders_makes_float64_only_on_the_host(tiny_model, monkeypatch):
-    # MPS has no float64: every .double() of fit_path_error must take a tensor already moved by .cpu()
-    from stream.cli.compare_decoders import fit_path_error
-
-    real_cpu, real_double = torch.Tensor.cpu, torch.Tensor.double
-    doubled = []
-
-    def cpu(self, *args, **kwargs):
-        moved = real_cpu(self, *args, **kwargs).clone()  # a new tensor, so it can carry the mark
-        moved.moved_to_host = True
-        return moved
-
-    def double(self, *args, **kwargs):
-        doubled.append(getattr(self, "moved_to_host", False))
-        return real_double(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.Tensor, "cpu", cpu)
-    monkeypatch.setattr(torch.Tensor, "double", double)
-    error = fit_path_error(tiny_model, torch.randn(3, 4, 5, 8))
-    assert doubled and all(doubled)
-    assert 0 < error < math.inf  # the pooled decode's samples differ from the full decode's
-
-
-def test_snippet_stage_waits_for_results_off_the_model_thread():
-    # while a frame's result is awaited, the model thread is free to queue the next frame's encode
-    import threading
-
-    import anyio
-
-    from stream.messages import EncodedFrame, FrameTiming, StreamEnd
-    from stream.model_thread import ModelThread
-    from stream.snippet_stage import SnippetStage
-    from stream.stage import make_link
-
-    release, encode_ran = threading.Event(), threading.Event()
-
-    class QueuingSteps:
-        def start_predict(self, latents, merged):
-            def finish():
-                assert release.wait(10), "the result was awaited on the model thread"
-                return [object() for _ in latents]
-            return finish
-
-        def predict(self, latents, merged):  # what a stage without the split would call, blocking
-            return self.start_predict(latents, merged)()
-
-    model_thread = ModelThread()
-    stage = SnippetStage(QueuingSteps(), SnippetPlan(3, (1,)), model_thread)
-    received = []
-
-    async def main():
-        for i in range(2):
-            stage.window.add(i, f"latent {i}")
-        (send_in, receive_in), (send_out, receive_out) = make_link(), make_link()
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(stage.run, receive_in, send_out)
-            await send_in.send(EncodedFrame(timing=FrameTiming(2, 2, 0.0, 0.0), rgb=None, latent="latent 2"))
-            await anyio.sleep(0.2)
-            await model_thread.run(encode_ran.set)  # the next frame's encode gets the model thread
-            assert encode_ran.is_set() and not release.is_set()
-            release.set()
-            await send_in.send(StreamEnd("source ended"))
-            async with receive_out:
-                received.extend([item async for item in receive_out])
-
-    try:
-        anyio.run(main)
-    finally:
-        model_thread.close()
-    assert [len(item.snippets) for item in received[:-1]] == [1] and isinstance(received[-1], StreamEnd)
-
-
-def test_with_cuda_graphs_each_call_is_a_new_step_and_its_output_copied_out(monkeypatch):
-    # CUDA graphs reuse output memory between replays; the branch CUDA takes, forced on the CPU
-    from pipeline.compiled import CompiledCall
-
-    monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "eager")
-    steps = []
-    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
-    held = torch.zeros(3)
-    call = CompiledCall(lambda x: held.add_(x), "decoder", torch.device("cpu"), print)
-    assert not call.graphs
-    call.graphs = True
-    first = call(torch.ones(3))
-    second = call(torch.ones(3))
-    assert steps == [1, 1]
-    assert first.tolist() == [1.0] * 3 and second.tolist() == [2.0] * 3  # the first output was not overwritten

@@ -1,4 +1,5 @@
-"""The section-5 objective, the reference Adam solver, the merge and the final normalisation."""
+"""The section-5 objective, the reference Adam solver, the merge and the final normalisation;
+reading the loss every 16 steps stops where reading it every step would."""
 
 from __future__ import annotations
 
@@ -162,3 +163,21 @@ def test_normalize_to_unit_range_is_exact():
     assert out.min().item() == -1.0 and out.max().item() == 1.0
     assert math.isclose(float(out.flatten()[5]), float((depth.flatten()[5] - depth.min()) / (depth.max() - depth.min()) * 2 - 1), rel_tol=1e-6)
     assert torch.equal(normalize_to_unit_range(torch.full((2, 5, 5), 3.0)), torch.zeros(2, 5, 5))
+
+
+def test_adam_reading_the_loss_every_16_steps_stops_where_every_step_would():
+    from pipeline.coalign.adam import solve_adam
+    from pipeline.coalign.quality import EarlyStop
+    from pipeline.coalign.snippet_set import fit_samples, validate_snippets
+
+    torch.manual_seed(0)
+    base = torch.rand(8, 24, 24)
+    depths = [base[i : i + 3] * (1 + 0.1 * i) + 0.05 * i for i in range(6)]
+    snippets = validate_snippets(depths, [tuple(range(i, i + 3)) for i in range(6)], 8)
+    samples = fit_samples(snippets, stride=4)
+    stop = EarlyStop(patience=3, min_iter=5, threshold=1e-4, max_iter=300)
+    every = solve_adam(samples, stop, read_every=1)
+    batched = solve_adam(samples, stop, read_every=16)
+    assert every.iterations == batched.iterations < 300
+    torch.testing.assert_close(every.scales, batched.scales, rtol=0, atol=0)
+    torch.testing.assert_close(every.shifts, batched.shifts, rtol=0, atol=0)
