@@ -7,17 +7,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from stream.cli import main
-from tests.conftest import ROOT
-
+from tests.conftest import ROOT, rdstream_in_process
 
 
 def run_main(capsys, *args) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    return info.value.code, capsys.readouterr().err
+    return rdstream_in_process(*args), capsys.readouterr().err
 
 
 def test_options_on_a_bare_path_say_they_need_file(capsys, tmp_path):

@@ -10,17 +10,13 @@ import time
 import pytest
 from rich.console import Console
 
-from stream.cli import main
 from stream.cli.progress import PlainProgress
-from tests.conftest import ROOT
-
+from tests.conftest import ROOT, rdstream_in_process
 
 
 def run_main(capsys, *args) -> tuple[int, str]:
     """The CLI in-process; returns (exit code, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    return info.value.code, capsys.readouterr().err
+    return rdstream_in_process(*args), capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, expected", [

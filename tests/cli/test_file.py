@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 from io_adapters.video_file import read_gray16_video
-from stream.cli import main
 from stream.cli.argv import normalize_argv
-from tests.conftest import ROOT, count_frames, write_clip
+from tests.conftest import ROOT, count_frames, rdstream_in_process as rdstream, write_clip
 
 SMALL = ["--res", "64", "--seed", "1"]
-
-
-def rdstream(*args) -> int:
-    """Run the CLI in-process (fast); returns the exit code."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    return info.value.code
 
 
 def test_writes_every_output_with_n_frames(tiny_checkpoint, clip40, tmp_path, capsys):

@@ -97,3 +97,23 @@ def test_resize_probe_treats_only_not_implemented_as_missing(monkeypatch):
     monkeypatch.setattr(inference.F, "interpolate", out_of_memory)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         probe(cpu)
+
+
+def test_half_fit_path_decodes_a_quarter_size_and_full_path_full_size(tiny_model):
+    from pipeline.inference import decode_depth
+
+    latents = torch.randn(2, 4, 5, 8)
+    assert decode_depth(tiny_model, latents).shape == (2, 40, 64)
+    assert decode_depth(tiny_model, latents, pool=2).shape == (2, 24, 32)  # ceil(5 / 2) latents high
+    assert decode_depth(tiny_model, latents, dtype=None).dtype == tiny_model.dtype
+    assert decode_depth(tiny_model, latents[:0]).shape == (0, 40, 64)
+
+
+def test_prepare_frames_on_device_matches_the_cpu_preprocessing():
+    from pipeline.inference import prepare_frames_on
+    from pipeline.preprocess import prepare_frames
+
+    frames = moving_pattern(2, 60, 90)
+    expected = prepare_frames(frames, 64)
+    got = prepare_frames_on(torch.device("cpu"), frames, tuple(expected.shape[-2:]))
+    assert torch.allclose(got, expected, atol=1e-5)

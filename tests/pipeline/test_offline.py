@@ -75,3 +75,16 @@ def test_refinement_snippet_longer_than_the_clip_is_bad_input(tiny_model):
     settings = OfflineSettings(res=64, dilations=(1,), refine_steps=2, refine_snippet_len=4)
     with pytest.raises(BadInputError, match="--refine-snippet-len 4: the clip has only 3 frames"):
         OfflinePipeline(tiny_model, settings)(FRAMES[:3])
+
+
+def test_offline_unet_batch_is_independent_of_max_vae_bs(tiny_model, monkeypatch):
+    import pipeline.offline as offline
+
+    calls = []
+    real = offline.predict_snippets
+    monkeypatch.setattr(offline, "predict_snippets",
+                        lambda m, lat, noise, *rest: calls.append(lat.shape[0]) or real(m, lat, noise, *rest))
+    frames = moving_pattern(12, 40, 64)
+    result = offline.OfflinePipeline(tiny_model, offline.OfflineSettings(dilations=(1, 3), res=64, max_vae_bs=1,
+                                                                         unet_bs=4, seed=0))(frames)
+    assert max(calls) == 4 and result.depth.shape == (12, 40, 64)

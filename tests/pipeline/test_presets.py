@@ -1,6 +1,8 @@
 """The cost ladder: snippet strides per dilation (live and offline), the named rungs (--speed).
 
 The tiny checkpoint gives meaningless depth: these tests check coverage, counts, frames and errors.
+``rdstream dev evaluate`` of the rungs is in tests/cli/test_evaluate.py, ``bench.rungs`` in
+tests/bench/test_rungs.py.
 """
 
 from __future__ import annotations
@@ -95,27 +97,11 @@ def test_still_merged_for_strided_snippets_matches_what_the_aligner_emitted():
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from pipeline.presets import SPEEDS, speed_rung  # noqa: E402
-from stream.cli import main  # noqa: E402
-from tests.conftest import write_clip  # noqa: E402
-
-
-
-@pytest.fixture(scope="session")
-def tiny_autoencoder(tmp_path_factory) -> Path:
-    from pipeline.tiny_decoder import write_tiny_decoder
-
-    return write_tiny_decoder(tmp_path_factory.mktemp("taesd") / "taesd-random")
-
-
-def rdstream(*args) -> int:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    return info.value.code
+from tests.conftest import rdstream_in_process as rdstream, write_clip  # noqa: E402
 
 
 def test_rungs_keep_strides_valid_for_every_snippet_length():
@@ -127,13 +113,13 @@ def test_rungs_keep_strides_valid_for_every_snippet_length():
         speed_rung("warp")
 
 
-def test_speed_rung_with_the_tiny_encoder_runs_live_and_counts_its_plan(tmp_path, tiny_checkpoint, tiny_autoencoder):
+def test_speed_rung_with_the_tiny_encoder_runs_live_and_counts_its_plan(tmp_path, tiny_checkpoint, tiny_decoder):
     clip = write_clip(tmp_path / "clip.mkv", num_frames=15, width=96, height=64)
     npy, stats = tmp_path / "depth.npy", tmp_path / "stats.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "stream.cli", "run", "--source", f"file:{clip}", "--sink", f"npy:{npy}",
-         "-c", str(tiny_checkpoint), "--speed", "lite", "--encoder", str(tiny_autoencoder), "--decoder",
-         str(tiny_autoencoder), "--no-drop", "--lookahead", "2", "--res", "64", "-d", "1", "-d", "3", "--no-status",
+         "-c", str(tiny_checkpoint), "--speed", "lite", "--encoder", str(tiny_decoder), "--decoder",
+         str(tiny_decoder), "--no-drop", "--lookahead", "2", "--res", "64", "-d", "1", "-d", "3", "--no-status",
          "--stats-json", str(stats)],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -157,11 +143,11 @@ def test_snip_len_2_runs_live_with_a_rung(tmp_path, tiny_checkpoint, capsys):
     assert np.isfinite(np.load(tmp_path / "d.npy")).all()
 
 
-def test_tiny_encoder_latents_are_taesd_latents_unscaled(tiny_checkpoint, tiny_autoencoder):
+def test_tiny_encoder_latents_are_taesd_latents_unscaled(tiny_checkpoint, tiny_decoder):
     from pipeline.checkpoint import load_rolling_depth
     from pipeline.inference import LATENT_SCALE, encode_rgb
 
-    model = load_rolling_depth(str(tiny_checkpoint), "cpu", encoder=str(tiny_autoencoder))
+    model = load_rolling_depth(str(tiny_checkpoint), "cpu", encoder=str(tiny_decoder))
     rgb = torch.rand(2, 3, 32, 48) * 2 - 1
     taesd = model.encoder.autoencoder
     expected = taesd.encoder.layers((rgb + 1) / 2)  # TAESD's own convention: [0, 1] in, latents out
@@ -211,21 +197,6 @@ def test_offline_strides_through_rdstream_file(tmp_path, tiny_checkpoint, capsys
     assert "unet_frame_passes=27" in capsys.readouterr().err  # (7 + 2) x 3
 
 
-def test_bench_rungs_meets_the_cost_targets_and_every_rung_outputs_every_frame():
-    result = subprocess.run([sys.executable, "-m", "bench.rungs", "--frames", "60", "--size", "64x96"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    costs = report["costs_per_output_frame"]
-    assert costs["standard"]["lookahead_2"]["counts"] == {"encodes": 1, "unet_frame_passes": 6, "decodes_full": 4,
-                                                         "decodes_fit": 2}
-    assert costs["stride2"]["lookahead_2"]["counts"]["unet_frame_passes"] == 3
-    met = report["targets_met"]
-    assert met["cheapest_lite_tflop_le_2.0"] and met["middle_pair_full_decoder_tflop_le_6.5"]
-    for rung in report["synthetic_lookahead_2"]["rungs"].values():
-        assert rung["frames_out"] == 60 and rung["finite"]
-
-
 # --- /rdstream/speed: switching rungs live ----------------------------------------------------
 
 def test_speed_over_osc_is_validated():
@@ -267,107 +238,3 @@ def test_speed_switches_between_frames_carrying_over_or_restarting_and_every_fra
     assert [a[2] for a in acks] == ["stride2", "pair", "standard"] and all(a[1] >= 20 for a in acks)
     assert seen["node"].snippets.plan.snip_len == 3 and seen["node"].snippets.plan.strides == (1, 1)
     assert seen["passes_before_pair"] < 60 * 6  # strided frames ran fewer UNet passes
-
-
-# --- rdstream dev evaluate --------------------------------------------------------------------
-
-def test_dev_evaluate_two_rungs_end_to_end_with_cached_reference(tmp_path, tiny_checkpoint, tiny_autoencoder):
-    clip = write_clip(tmp_path / "clip.mp4", num_frames=60, width=96, height=64)
-    out = tmp_path / "eval"
-    command = [sys.executable, "-m", "stream.cli", "dev", "evaluate", str(clip), "-c", str(tiny_checkpoint),
-               "--rungs", "standard,lite", "--tiny", str(tiny_autoencoder), "-o", str(out), "--res", "64"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "say nothing about depth quality" in result.stderr and "offline reference: preset paper" in result.stderr
-    report = json.loads((out / "evaluate.json").read_text())
-    assert "say nothing about depth" in report["note"] and set(report["rungs"]) == {"standard", "lite"}
-    for name, row in report["rungs"].items():
-        assert row["frames_in"] == row["frames_out"] == 60
-        assert np.isfinite([row["abs_rel"], row["temporal_error"], row["tflop_per_frame"]]).all()
-        assert np.load(out / f"rung-{name}.npy").shape == (60, 40, 64)
-    standard, lite = report["rungs"]["standard"], report["rungs"]["lite"]
-    assert lite["counts"]["unet_frame_passes"] < standard["counts"]["unet_frame_passes"]
-    assert lite["tflop_per_frame"] < standard["tflop_per_frame"]
-    assert (out / "evaluate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    again = subprocess.run(command[:-8] + ["--rungs", "pair", "-o", str(out), "--res", "64"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "offline reference: cached" in again.stderr, again.stderr
-
-
-@pytest.mark.parametrize("case, message", [("unreadable", "clip.mp4"), ("short", "shorter than the longest snippet"),
-                                           ("folder", "cannot write there"), ("rung", "--speed warp: unknown rung")])
-def test_dev_evaluate_bad_input_is_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, case, message):
-    clip = tmp_path / "clip.mp4"
-    if case == "unreadable":
-        clip.write_bytes(b"not a video")
-    else:
-        write_clip(clip, num_frames=20 if case == "short" else 60)
-    out = tmp_path / "eval"
-    if case == "folder":
-        out.write_text("a file where the folder should be")
-    code = rdstream("dev", "evaluate", clip, "-c", tiny_checkpoint, "-o", out, "--res", "64",
-                    "--rungs", "warp" if case == "rung" else "standard")
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-
-
-@pytest.fixture
-def no_hub(monkeypatch):
-    """huggingface_hub answers nothing: not in the cache, no network (what an offline machine sees)."""
-    import huggingface_hub
-
-    asked = []
-
-    def unreachable(repo_id, **kwargs):
-        asked.append(repo_id)
-        raise OSError("offline: the hub cannot be reached")
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
-    return asked
-
-
-def test_dev_evaluate_of_the_random_checkpoint_uses_a_random_tiny_autoencoder_without_the_hub(tmp_path, tiny_model,
-                                                                                              no_hub):
-    from stream.cli.evaluate import EvaluateOptions, choose_tiny, load_tiny
-
-    said = []
-    opts = EvaluateOptions(clip="clip.mp4", checkpoint="ckpt")
-    choice, skipped = choose_tiny(opts, ["standard", "lite"], True, tmp_path, said.append)
-    assert skipped == [] and no_hub == []  # nothing asked of the hub
-    assert said == [said[0]] and "rungs lite: a random tiny autoencoder" in said[0]
-    encoder, decoder = load_tiny(tiny_model, choice)
-    assert encoder.is_random and decoder.is_random  # so every output says its numbers are meaningless
-    assert choose_tiny(opts, ["standard", "pair"], True, tmp_path, said.append) == (None, [])
-
-
-def test_dev_evaluate_of_real_weights_without_taesd_skips_the_tiny_rungs_with_the_fetch_command(tmp_path, no_hub):
-    from stream.cli.evaluate import EvaluateOptions, choose_tiny
-
-    said = []
-    opts = EvaluateOptions(clip="clip.mp4", checkpoint="ckpt")
-    choice, skipped = choose_tiny(opts, ["standard", "pair", "lite"], False, tmp_path, said.append)
-    assert (choice, skipped) == (None, ["lite"]) and "madebyollin/taesd" in no_hub
-    assert len(said) == 1 and said[0].startswith("rungs lite skipped:")
-    assert "`hf download madebyollin/taesd`" in said[0] and "--tiny FOLDER" in said[0]
-    with pytest.raises(BadInputError, match="hf download madebyollin/taesd"):  # nothing left to run
-        choose_tiny(opts, ["lite"], False, tmp_path, said.append)
-
-
-def test_dev_evaluate_shows_the_offline_references_progress_as_lines_off_a_terminal(tmp_path, tiny_model):
-    import io
-
-    from rich.console import Console
-
-    from stream.cli.evaluate import EvaluateOptions, reference_depth
-
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"")  # only its name, size and time key the cache
-    out = io.StringIO()
-    opts = EvaluateOptions(clip=str(clip), checkpoint="ckpt", preset="fast", res=64)
-    depth = reference_depth(tiny_model, opts, moving_pattern(8, 36, 64), tmp_path, lambda line: None,
-                            console=Console(file=out, force_terminal=False, width=200))
-    assert depth.shape == (8, 32, 64)
-    lines = out.getvalue().splitlines()
-    assert any(line.startswith("offline reference encode: 8/8") for line in lines), lines
-    assert any(line.startswith("offline reference snippets: ") for line in lines)
-    assert "\x1b" not in out.getvalue()  # plain lines, no bar

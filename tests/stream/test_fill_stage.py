@@ -13,12 +13,11 @@ from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, m
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from io_adapters.ndi.formats import frame_metadata_xml, parse_frame_metadata
 from pipeline.snippets import SnippetPlan
-from stream.cli import main
 from stream.display_normalizer import parse_normalize
 from stream.fill_stage import FillStage, HoldCarrier
 from stream.messages import AlignedFrame, CapturedFrame, FrameTiming, StreamEnd
 from stream.node import NodeConfig, StreamNode
-from tests.conftest import ROOT, moving_pattern
+from tests.conftest import ROOT, moving_pattern, rdstream_in_process
 from tests.support.node_runs import run_node
 
 DATA = ROOT / "tests" / "data"
@@ -272,9 +271,7 @@ def test_the_oracle_answers_with_the_truth_through_the_node(tmp_path):
 
 
 def _rdstream(capsys, *args) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    return info.value.code, capsys.readouterr().err
+    return rdstream_in_process(*args), capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, expected", [

@@ -28,3 +28,13 @@ def test_fit_samples_of_an_odd_latent_read_the_right_rows():
     # the old mapping (factor 2 everywhere) reads the last rows about 2 px off: well outside that
     ys = torch.arange(grid.crop, height - grid.crop, grid.stride)
     assert ys.max() >= 208  # the grid does reach the unpaired rows
+
+
+def test_fit_grid_samples_a_half_resolution_decode_at_the_full_resolution_pixels():
+    y, x = torch.meshgrid(torch.arange(30.0), torch.arange(44.0), indexing="ij")
+    ramp = (0.3 * y + 0.7 * x)[None]
+    coarse = torch.nn.functional.avg_pool2d(ramp[:, None], 2, ceil_mode=True)[:, 0]
+    grid = fit_grid(30, 44, 3)
+    # bilinear sampling of a pooled linear ramp at the same pixel centres is exact (inside the border);
+    # the ramp is pooled per pixel, so a "latent" is one pixel (scale 1)
+    np.testing.assert_allclose(grid.sample(coarse, 2, scale=1).numpy(), grid.take(ramp).numpy(), atol=1e-4)

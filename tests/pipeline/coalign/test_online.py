@@ -1,4 +1,5 @@
-"""OnlineAligner: readiness, flush, accuracy against offline exact, determinism, bounded memory, bad input."""
+"""OnlineAligner: readiness, flush, accuracy against offline exact, determinism, bounded memory, bad input;
+snippets that bring full depth only for frames still to be merged (fit samples for the others)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import torch
 from bench.support.synthetic_depth import SnippetNoise, align_stream, make_clip, scene_frames, stream_frames, synthetic_snippet
 from pipeline.depth_metrics import abs_rel, temporal_error
 from pipeline.coalign import align_snippets
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, RuntimeFailure
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan
 from pipeline.coalign.robust_fit import robust_affine_fit
+from pipeline.coalign.fit_grid import fit_grid
+from pipeline.coalign.snippet_depth import SnippetDepth, still_merged
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,79 @@ def test_pushed_buffers_may_be_reused_by_the_caller():
     buffer[:] = 0.0  # the caller refills its buffer
     out = aligner.emit(0)
     np.testing.assert_allclose(out, scene[0] - scene[0:3].min(), rtol=1e-6)
+
+
+def test_every_frame_still_merged_is_one_the_aligner_has_not_emitted():
+    """Replaying a stream through the real aligner: a frame flagged fit-only was emitted already,
+    a frame flagged merged was not (so the aligner never lacks full depth, nor is sent any in vain)."""
+    for lookahead in (0, 2, 5):
+        aligner = OnlineAligner.for_plan(SnippetPlan(3, (1, 4)), lookahead)
+        emitted = set()
+        for t in range(30):
+            for frames in SnippetPlan(3, (1, 4)).snippets_ending_at(t):
+                flags = still_merged(frames, lookahead, 3)
+                assert all(flag == (f not in emitted) for f, flag in zip(frames, flags)), (lookahead, t, frames)
+                aligner.push(torch.rand(3, 8, 8) + 1, frames)
+            for frame in aligner.ready_frames():
+                aligner.emit(frame)
+                emitted.add(frame)
+
+
+def _partial(depth: torch.Tensor, frames, lookahead: int, stride: int) -> SnippetDepth:
+    flags = still_merged(frames, lookahead, 3)
+    keep = torch.tensor(flags)
+    return SnippetDepth(depth[keep], flags, fit_grid(*depth.shape[1:], stride).take(depth))
+
+
+def test_fit_samples_for_emitted_frames_give_the_same_output_and_hold_less():
+    gen = torch.Generator().manual_seed(0)
+    depths = {}
+    for t in range(40):
+        for frames in SnippetPlan(3, (1, 5)).snippets_ending_at(t):
+            depths[frames] = torch.rand(3, 24, 32, generator=gen) + 0.5
+    outputs = []
+    for partial in (False, True):
+        aligner = OnlineAligner.for_plan(SnippetPlan(3, (1, 5)), 2)
+        out, held = [], []
+        for t in range(40):
+            for frames in SnippetPlan(3, (1, 5)).snippets_ending_at(t):
+                depth = depths[frames]
+                aligner.push(_partial(depth, frames, 2, aligner.fit_stride) if partial else depth, frames)
+            out += [aligner.emit(f) for f in aligner.ready_frames()]
+            held.append(aligner.full_frames_held)
+        out += [d for _, d in aligner.flush()]
+        outputs.append(np.stack(out))
+        if partial:  # only frames still to be merged: at most lookahead + 1 frames' worth per dilation
+            assert max(held[20:]) <= 2 * (2 + 1)
+    assert outputs[0].shape == (40, 24, 32)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
+def test_node_arrays_are_taken_without_a_copy_and_merged_in_float32():
+    aligner = OnlineAligner(lookahead=0, window=6)
+    full = (torch.rand(3, 16, 16) + 1).half()
+    aligner.push(SnippetDepth(full, (True, True, True), None), (0, 1, 2))
+    held = next(iter(aligner._snippets.values())).full
+    assert all(held[slot].data_ptr() == full[slot].data_ptr() for slot in range(3))
+    out = aligner.emit(0)
+    assert out.dtype == np.float32
+
+
+def test_a_due_frame_without_full_depth_is_a_clear_failure_not_garbage():
+    aligner = OnlineAligner(lookahead=0, window=6)
+    depth = torch.rand(3, 16, 16) + 1
+    grid = fit_grid(16, 16, aligner.fit_stride)
+    aligner.push(SnippetDepth(depth[2:], (False, False, True), grid.take(depth)), (0, 1, 2))
+    with pytest.raises(RuntimeFailure, match="only fit samples"):
+        aligner.emit(0)
+
+
+def test_bad_fit_samples_are_rejected():
+    aligner = OnlineAligner(lookahead=0, window=6)
+    depth = torch.rand(3, 16, 16)
+    with pytest.raises(BadInputError, match="fit samples must be"):
+        aligner.push(SnippetDepth(depth[2:], (False, False, True), torch.zeros(3, 5)), (0, 1, 2))
+    with pytest.raises(BadInputError, match="brings 3 full-resolution"):
+        aligner.push(SnippetDepth(depth, (False, False, True), None), (0, 1, 2))
+    with pytest.raises(BadInputError, match="without fit samples"):
+        aligner.push(SnippetDepth(depth[2:], (False, False, True), None), (0, 1, 2))
