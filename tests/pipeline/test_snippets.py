@@ -1,10 +1,11 @@
-"""Snippet indices and dilation capping (docs/method.md, section 4)."""
+"""Snippet indices and dilation capping (docs/method.md, section 4); the snippets a live node runs as
+each frame arrives."""
 
 import pytest
 
 from pipeline.errors import BadInputError
 from pipeline.diffusion_refine import refine_dilations, refine_schedule
-from pipeline.snippets import coverage_at_lookahead, lookahead_latency_note, plan_snippets, useful_lookaheads
+from pipeline.snippets import SnippetPlan, coverage_at_lookahead, lookahead_latency_note, plan_snippets, useful_lookaheads
 
 
 def test_fast_preset_on_100_frames_gives_98_plus_50_snippets():
@@ -76,3 +77,17 @@ def test_lookahead_note_only_for_values_that_add_latency():
     assert note.startswith("--lookahead 10: each frame gets the same 4 snippets as with --lookahead 2;")
     assert "useful values: 0, 1, 2, 25, 50" in note and "\n" not in note
     assert "as with --lookahead 50" in lookahead_latency_note(80, 3, (1, 25))
+
+
+def test_snippets_end_at_new_frame_and_only_fitting_dilations_early():
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(0) == []
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(2) == [(0, 1, 2)]
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(49) == [(47, 48, 49)]
+    assert SnippetPlan(3, (1, 25)).snippets_ending_at(50) == [(48, 49, 50), (0, 25, 50)]
+
+
+def test_stream_snippet_count_equals_offline_stride_one_count():
+    # offline, N frames: N - (L-1)d snippets per dilation (no capping) -> the same set as the stream
+    n, dilations = 100, (1, 25)
+    total = sum(len(SnippetPlan(3, dilations).snippets_ending_at(t)) for t in range(n))
+    assert total == (n - 2) + (n - 50) == 148

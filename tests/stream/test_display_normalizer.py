@@ -1,5 +1,5 @@
-"""Display ranges: one rule where they enter (``--normalize fixed:`` and OSC alike), and depth
-that reaches the sinks is always finite and in [0, 1]."""
+"""Display ranges: one rule where they enter (``--normalize fixed:`` and OSC alike), depth that
+reaches the sinks is always finite and in [0, 1]; the running, fixed and window normalisers."""
 
 from __future__ import annotations
 
@@ -55,3 +55,36 @@ def test_sinks_never_receive_non_finite_depth():
     for degenerate in (DisplayRange(far=-np.inf, near=np.inf), DisplayRange(far=np.nan, near=1.0)):
         out = apply_range(hostile, degenerate)
         assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_running_range_ignores_outlier_pixels_and_moves_slowly():
+    rng = np.random.default_rng(0)
+    norm = RunningRangeNormalizer(momentum=0.9)
+    base = rng.uniform(-0.5, 0.5, size=(64, 64)).astype(np.float32)
+    first = norm(base)
+    assert first.dtype == np.float32 and first.min() >= 0 and first.max() <= 1
+    spiky = base.copy()
+    spiky[0, 0] = 100.0  # one hot pixel must not rescale the frame (per-frame min/max would)
+    out = norm(spiky)
+    assert np.abs(out[1:, 1:] - first[1:, 1:]).max() < 0.02
+    # a whole-frame change of range is followed gradually, not in one jump
+    before = norm.current_range
+    norm(base * 4)
+    after = norm.current_range
+    assert before.near < after.near < 4 * before.near
+
+
+def test_fixed_and_window_normalisers():
+    depth = np.linspace(-1, 1, 100, dtype=np.float32).reshape(10, 10)
+    fixed = FixedRangeNormalizer(near=1.0, far=-1.0)(depth)
+    np.testing.assert_allclose(fixed, (depth + 1) / 2, atol=1e-6)
+    window = WindowRangeNormalizer(frames=3)
+    for _ in range(3):
+        out = window(depth)
+    assert out.min() == 0.0 and out.max() == 1.0
+
+
+@pytest.mark.parametrize("spec", ["minmax", "fixed:1", "fixed:a,b", "fixed:1,1", "window:x", "window:0"])
+def test_bad_normalize_spec_is_one_clear_error(spec):
+    with pytest.raises(BadInputError, match="normalize"):
+        parse_normalize(spec)

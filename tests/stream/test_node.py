@@ -1,4 +1,6 @@
-"""The streaming node's pieces and its runtime, with model-free test doubles (fast, no torch model)."""
+"""The streaming node (stream/node.py) and its runtime, with model-free test doubles (fast, no torch
+model). Its pieces have their own files: the snippet schedule in tests/pipeline/test_snippets.py,
+tests/stream/test_rolling_window.py, tests/stream/test_display_normalizer.py."""
 
 from __future__ import annotations
 
@@ -10,78 +12,13 @@ import anyio
 import numpy as np
 import pytest
 
-from stream.display_normalizer import (FixedRangeNormalizer, RunningRangeNormalizer, WindowRangeNormalizer,
-                                         parse_normalize)
-from pipeline.errors import BadInputError, RuntimeFailure
+from stream.display_normalizer import parse_normalize
+from pipeline.errors import RuntimeFailure
 from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_window import RollingWindow
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 from tests.support.failing_sink import FailingSink
 from tests.support.node_runs import run_node
-
-
-# --- snippet schedule and window -------------------------------------------------------------
-
-def test_snippets_end_at_new_frame_and_only_fitting_dilations_early():
-    assert SnippetPlan(3, (1, 25)).snippets_ending_at(0) == []
-    assert SnippetPlan(3, (1, 25)).snippets_ending_at(2) == [(0, 1, 2)]
-    assert SnippetPlan(3, (1, 25)).snippets_ending_at(49) == [(47, 48, 49)]
-    assert SnippetPlan(3, (1, 25)).snippets_ending_at(50) == [(48, 49, 50), (0, 25, 50)]
-
-
-def test_stream_snippet_count_equals_offline_stride_one_count():
-    # offline, N frames: N - (L-1)d snippets per dilation (no capping) -> the same set as the stream
-    n, dilations = 100, (1, 25)
-    total = sum(len(SnippetPlan(3, dilations).snippets_ending_at(t)) for t in range(n))
-    assert total == (n - 2) + (n - 50) == 148
-
-
-def test_rolling_window_is_bounded_and_ordered():
-    assert SnippetPlan(3, (1, 25)).history(lookahead=2) == 53
-    window = RollingWindow(3)
-    for i in range(10):
-        window.add(i, i * 10)
-    assert len(window) == 3 and window.oldest == 7 and window[9] == 90
-    with pytest.raises(KeyError, match="not in the window"):
-        window[2]
-    with pytest.raises(ValueError, match="arrived after"):
-        window.add(5, 0)
-
-
-# --- display normalisation ------------------------------------------------------------------
-
-def test_running_range_ignores_outlier_pixels_and_moves_slowly():
-    rng = np.random.default_rng(0)
-    norm = RunningRangeNormalizer(momentum=0.9)
-    base = rng.uniform(-0.5, 0.5, size=(64, 64)).astype(np.float32)
-    first = norm(base)
-    assert first.dtype == np.float32 and first.min() >= 0 and first.max() <= 1
-    spiky = base.copy()
-    spiky[0, 0] = 100.0  # one hot pixel must not rescale the frame (per-frame min/max would)
-    out = norm(spiky)
-    assert np.abs(out[1:, 1:] - first[1:, 1:]).max() < 0.02
-    # a whole-frame change of range is followed gradually, not in one jump
-    before = norm.current_range
-    norm(base * 4)
-    after = norm.current_range
-    assert before.near < after.near < 4 * before.near
-
-
-def test_fixed_and_window_normalisers():
-    depth = np.linspace(-1, 1, 100, dtype=np.float32).reshape(10, 10)
-    fixed = FixedRangeNormalizer(near=1.0, far=-1.0)(depth)
-    np.testing.assert_allclose(fixed, (depth + 1) / 2, atol=1e-6)
-    window = WindowRangeNormalizer(frames=3)
-    for _ in range(3):
-        out = window(depth)
-    assert out.min() == 0.0 and out.max() == 1.0
-
-
-@pytest.mark.parametrize("spec", ["minmax", "fixed:1", "fixed:a,b", "fixed:1,1", "window:x", "window:0"])
-def test_bad_normalize_spec_is_one_clear_error(spec):
-    with pytest.raises(BadInputError, match="normalize"):
-        parse_normalize(spec)
 
 
 # --- the node --------------------------------------------------------------------------------
