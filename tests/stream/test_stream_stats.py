@@ -1,4 +1,5 @@
-"""LatencyTracker: percentiles, and memory that does not grow with the run's length."""
+"""LatencyTracker: percentiles, and memory that does not grow with the run's length; StatsSampler:
+the status line's rates."""
 
 import tracemalloc
 
@@ -52,3 +53,20 @@ def test_recent_percentiles_follow_the_window():
     # the run: two thirds at 0.2 s (p50), the slow third in p95 (each to within half a bin, 0.5 %)
     assert tracker.run_percentiles_ms() == (pytest.approx(200.0, rel=0.005), pytest.approx(1000.0, rel=0.005))
     assert LatencyTracker().percentiles_ms() == (None, None) and LatencyTracker().run_percentiles_ms() == (None, None)
+
+
+def test_the_status_line_shows_the_frames_own_rate_sample_after_sample():
+    import time
+
+    from stream.stage import StageMetrics
+    from stream.stream_stats import LatencyTracker, StatsSampler
+
+    capture, latency = StageMetrics("capture"), LatencyTracker()
+    sampler = StatsSampler([capture, StageMetrics("sinks")], latency, dropped=lambda: 0, sink_dropped=lambda: 0)
+    now = time.perf_counter()
+    for ago in (8.0, 6.0, 4.0, 2.0, 0.0):  # one frame every 2 s
+        capture.arrivals.tick(now - ago)
+        latency.add(0.1, now=now - ago)
+    first, second = sampler.sample(), sampler.sample()  # per-sample counting read "5 / 0 s", then 0
+    assert first.output_fps == second.output_fps == 0.5 and first.input_fps == second.input_fps == 0.5
+    assert "out   0.5 fps" in second.status_text()
