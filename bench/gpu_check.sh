@@ -41,7 +41,7 @@ export TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error HF_HUB_OFFLINE=1 P
 STEPS=(
     "install|15|the wheels below into ${site#"$PWD"/} (pip --no-deps --no-index --target), nothing when all is importable -> install.log"
     "machine|15|GPU, torch, CUDA and cuDNN versions, fp16/bf16 matmul TFLOP/s -> machine.json"
-    "tests|85|CUDA tests (tests/test_gpu_cuda.py, the CUDA ones of tests/test_gpu_paths.py): compiled == eager (cudagraphs, inductor), no sync in the steady state (1 and 4 streams), the CUDA-graph output copy -> tests.log, tests.json"
+    "tests|85|CUDA tests (tests/stream/test_rolling_depth_steps_cuda.py, the CUDA ones of tests/stream/test_rolling_depth_steps.py): compiled == eager (cudagraphs, inductor), no sync in the steady state (1 and 4 streams), the CUDA-graph output copy -> tests.log, tests.json"
     "eager|105|eager figures, 384 px 16:9 fp16 lookahead 2, every --speed rung, both decoders -> eager.json"
     "compiled|225|compiled figures (steady-state shapes only) of lite and standard, TORCH_LOGS=recompiles -> compiled.json, compiled.log"
     "rig|40|4 streams on one model against one stream alone, 384 px (bench.rig --sections gpu) -> rig.json"
@@ -87,7 +87,7 @@ limit() { local spec; for spec in "${STEPS[@]}"; do [ "${spec%%|*}" = "$1" ] && 
 step install "$(limit install)" "$out/install.log" "$py" -m bench.gpu_install install "$wheels" "$site" $implicit
 step machine "$(limit machine)" "$out/machine.log" "$py" -m bench.gpu_check machine "$out"
 step tests "$(limit tests)" "$out/tests.log" "$py" -m pytest -v -p no:cacheprovider -o addopts="" -rs \
-    tests/test_gpu_cuda.py tests/test_gpu_paths.py -k "cuda or graphs or packed or copy_back"
+    tests/stream/test_rolling_depth_steps_cuda.py tests/stream/test_rolling_depth_steps.py tests/pipeline/test_compiled.py -k "cuda or graphs or packed or copy_back"
 step eager "$(limit eager)" "$out/eager.log" "$py" -m bench.gpu_check eager "$out"
 TORCH_LOGS=recompiles step compiled "$(limit compiled)" "$out/compiled.log" "$py" -m bench.gpu_check compiled "$out"
 step rig "$(limit rig)" "$out/rig.log" bash -c '"$0" -m bench.rig --sections gpu --streams 4 --frames 40 --width 640 --height 360 > "$1"' "$py" "$out/rig.json"

@@ -8,7 +8,7 @@ Per rung of ``pipeline.presets.SPEEDS`` (dilations 1 and 25, L=3 unless named), 
 
 - counts per output frame in steady state: the snippets a live node runs (``SnippetPlan``), with the
   full-resolution / fit-only split of ``still_merged`` exactly as ``stream.snippet_stage`` computes
-  it, averaged over one period of the strides (the node's own counts agree: tests/test_ladder.py);
+  it, averaged over one period of the strides (the node's own counts agree: tests/pipeline/test_presets.py);
 - TFLOP per output frame at 384x384 px: those counts times ``bench.flops.flops_per_call`` (SD2
   and TAESD shapes on the meta device);
 - synthetic AbsRel and temporal error at lookahead 2 (``bench.support.synthetic_depth``: snippets

@@ -41,6 +41,14 @@ def tiny_model(tiny_checkpoint):
     return load_rolling_depth(str(tiny_checkpoint), "cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory) -> Path:
+    """A tiny random AutoencoderTiny (TAESD layout): the ``--decoder`` / ``--encoder`` of the tests."""
+    from pipeline.tiny_decoder import write_tiny_decoder
+
+    return write_tiny_decoder(tmp_path_factory.mktemp("decoder") / "taesd-random")
+
+
 def moving_pattern(num_frames: int, height: int, width: int) -> np.ndarray:
     """uint8 [N, H, W, 3]: a gradient with a moving square, so frames differ."""
     y, x = np.mgrid[0:height, 0:width]
@@ -88,6 +96,15 @@ def count_frames(path: Path) -> int:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def rdstream_in_process(*args) -> int:
+    """``rdstream ARGS`` in this process (fast, no start-up of its own); returns the exit code."""
+    from stream.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    return info.value.code
 
 
 def run_rdstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

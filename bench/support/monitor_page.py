@@ -1,6 +1,6 @@
 """The monitor page in a real browser: a real ``rdstream run --monitor`` process on 127.0.0.1 and
 headless Chromium (Debian's ``chromium`` and ``chromium-driver``) driven by selenium. Used by
-tests/test_monitor_browser.py and by ``python -m bench.monitor_screenshot`` (the README's picture),
+tests/stream/monitor/test_static_page.py and by ``python -m bench.monitor_screenshot`` (the README's picture),
 so the picture is always of the page as it is now."""
 
 from __future__ import annotations

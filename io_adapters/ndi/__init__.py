@@ -17,7 +17,7 @@ Output (``ndi:NAME?format=bgra|uyvy|p216&cmap=NAME&layout=depth|rgbd|rgbd-v``) i
 timestamp as its NDI timecode (100 ns units) and an XML metadata string with the source frame
 index, timestamp, latency and display range (``formats.frame_metadata_xml``); TouchDesigner's
 NDI In TOP shows both in its Info DAT. ``p216`` carries 16-bit depth in the Y plane
-(U = V = 32768); NDI compresses it, to about 11 effective bits (see tests/test_io_ndi.py).
+(U = V = 32768); NDI compresses it, to about 11 effective bits (see tests/io_adapters/test_ndi.py).
 
 Binding quirks (ndi-python 6.3): ``VideoFrameV2.data`` only accepts uint8 arrays and resets
 ``xres``, ``yres`` and ``line_stride_in_bytes`` when assigned, so 16-bit buffers go in as a
