@@ -17,21 +17,32 @@ from contextlib import ExitStack, contextmanager
 
 import anyio
 
+from stream import early_stop
+
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 # Where the event loop has no signal handlers (Windows): Ctrl-Break stops like SIGTERM there.
 _PLAIN_STOP_NAMES = ("SIGINT", "SIGTERM", "SIGBREAK")
 
 
 async def watch_stop_signals(on_signal: Callable[[str], None]) -> None:
-    """Call ``on_signal(NAME)`` (e.g. 'SIGTERM') on the event loop for every stop signal, until cancelled."""
+    """Call ``on_signal(NAME)`` (e.g. 'SIGTERM') on the event loop for every stop signal, until
+    cancelled; first for one that came during start-up and was not acted on (stream.early_stop)."""
     with ExitStack() as stack:
         try:
             signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
         except NotImplementedError:  # Windows event loops have no signal handlers
+            _act_on_early_stop(on_signal)
             await _watch_plainly(on_signal)
             return
+        _act_on_early_stop(on_signal)
         async for signum in signals:
             on_signal(signal_name(signum))
+
+
+def _act_on_early_stop(on_signal: Callable[[str], None]) -> None:
+    name = early_stop.take()
+    if name is not None:
+        on_signal(name)
 
 
 def signal_name(signum: int) -> str:

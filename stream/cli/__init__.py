@@ -17,6 +17,7 @@ import signal
 import sys
 import traceback
 
+from stream import early_stop
 from stream.console_pipes import guard_console
 
 # typer answers a KeyboardInterrupt inside a command with this exit code and no message; our
@@ -29,7 +30,21 @@ class StopRequested(BaseException):
 
 
 def _stop_on_sigterm(signum, frame) -> None:
+    early_stop.record(_name(signum))  # in case a library swallows the exception (stream.early_stop)
     raise StopRequested
+
+
+def _stop_on_sigint(signum, frame) -> None:
+    """Python's own Ctrl-C (KeyboardInterrupt), remembered as well (stream.early_stop)."""
+    early_stop.record("SIGINT")
+    raise KeyboardInterrupt
+
+
+def _name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def quiet_libraries() -> None:
@@ -68,14 +83,18 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:  # the real console (tests calling main() keep their own streams)
         guard_console()  # a closed stdout/stderr pipe must not stop a live node
     # 1. Take charge of SIGTERM and SIGHUP (a closed terminal) before the slow imports: a stop during
-    #    start-up is one line too. (SIGINT already raises KeyboardInterrupt; the live node installs
-    #    its own handlers later.) On Windows, Ctrl-Break (SIGBREAK) stops like SIGTERM (its default
-    #    kills at once).
+    #    start-up is one line too. (SIGINT raises KeyboardInterrupt as Python's own handler does; the
+    #    live node installs its own handlers later.) Each is also remembered (stream.early_stop). On
+    #    Windows, Ctrl-Break (SIGBREAK) stops like SIGTERM (its default kills at once).
+    early_stop.clear()
     previous: dict[int, object] = {}
-    for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
         signum = getattr(signal, name, None)
         try:
-            if signum is not None:
+            if name == "SIGINT":  # only where Ctrl-C raises KeyboardInterrupt (a background job ignores it)
+                if signal.getsignal(signum) is signal.default_int_handler:
+                    previous[signum] = signal.signal(signum, _stop_on_sigint)
+            elif signum is not None:
                 previous[signum] = signal.signal(signum, _stop_on_sigterm)
         except ValueError:  # not the main thread (tests calling main in a worker)
             break
@@ -114,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"internal error: {type(err).__name__}: {err} (set RDSTREAM_DEBUG=1 for the traceback)", 1)
     finally:
         for signum, handler in previous.items():
-            if signal.getsignal(signum) is _stop_on_sigterm:  # not if a stopped run now ignores it
+            if signal.getsignal(signum) in (_stop_on_sigterm, _stop_on_sigint):  # not if a stopped run now ignores it
                 signal.signal(signum, handler)
     sys.exit(code if isinstance(code, int) else 0)
 
