@@ -203,7 +203,7 @@ def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer
     node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log,
                       model_thread=model_thread)
-    return anyio.run(node.run, False)
+    return anyio.run(node.run)
 
 
 def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 2) -> float:
@@ -350,7 +350,7 @@ def section_f(args) -> dict:
                       MeanAlignerStandIn(lookahead), parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=True,
                                  max_frames=int(args.f_seconds * 30)), report=log)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     # the model thread never idles while frames are dropped: one period per processed frame
     period_ms = 1000.0 * result.elapsed_s / max(result.frames_processed, 1)
     bound = lookahead + 2

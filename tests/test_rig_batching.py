@@ -46,7 +46,7 @@ def single_run(model, frames, seed, **paths):
     steps = RollingDepthSteps(model, 64, seed=seed, **paths)
     node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(),
                       NodeConfig(plan=PLAN, lookahead=LOOKAHEAD), report=print)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     return np.stack([f.depth for f in sink.frames]), result
 
 

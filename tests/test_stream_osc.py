@@ -74,7 +74,7 @@ def run_controlled_node(source, sink, script, plan=SnippetPlan(3, (1, 5)), stats
         async with anyio.create_task_group() as tg:
             await tg.start(control.serve, node.command)
             tg.start_soon(script, client, sink, node)
-            result = await node.run(handle_signals=False)
+            result = await node.run()
             tg.cancel_scope.cancel()
         return result
 
@@ -269,7 +269,7 @@ def test_colour_frames_travel_only_when_a_sink_shows_them():
     for sink, has_colour in ((DepthOnlySink(), False), (RecordingSink(), True)):
         node = StreamNode(ListSource(8), [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"),
                           NodeConfig(plan=plan))
-        anyio.run(node.run, False)
+        anyio.run(node.run)
         assert len(sink.frames) == 8 and all((f.rgb is not None) == has_colour for f in sink.frames)
 
 
