@@ -49,7 +49,7 @@ class RigStream:
     normalizer: DisplayNormalizer
     config: NodeConfig
     controls: LiveControls | None = None  # OSC and page commands for this stream, or None
-    monitor: object = None  # a ``stream.monitor.server.Monitor`` served by this stream's node, or None
+    preview: object = None  # the monitor page's ``PreviewTap`` for this stream (stream.monitor), or None
 
 
 @dataclass
@@ -110,8 +110,8 @@ class Rig:
                 stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state, shared), stream.aligner,
                 stream.normalizer, stream.config, report=self._reporter(stream.name) if self.named else self.report,
                 on_stats=self._stats_hook(stream.name), model_thread=WaitingThread(), controls=stream.controls,
-                monitor=stream.monitor, inform=None if self.named else self.report,
-                stats_json=None if self.named else self.stats_json))
+                inform=None if self.named else self.report, stats_json=None if self.named else self.stats_json))
+            self.nodes[-1].display.preview = stream.preview
         self._signals = 0
         self._writer: StatsJsonWriter | None = None
 

@@ -50,7 +50,7 @@ class LiveJob:
     outputs: the named output files besides the sinks, e.g. {"--stats-json": path}, claimed with them.
     start_lines(model) -> the lines said once the model is loaded; finish(outcomes) -> the exit code
     (it says the summary and raises the run's error).
-    monitor: a ``stream.monitor.endpoint.MonitorEndpoint`` (``rdstream run`` only for now), or None.
+    monitor: a ``stream.monitor.endpoint.MonitorEndpoint``, or None: one page for every stream.
     """
 
     streams: list[RigStreamSpec]
@@ -131,12 +131,12 @@ def _open_streams(job: LiveJob, sources, model, batcher: Batcher, console: Conso
     monitor = _monitor(job, started, console)
     say = _sayer(console, monitor)
     control, acknowledge = _osc(job, [s.name for s in streams], say, monitor)
-    if control is not None or monitor is not None:
-        for stream in streams:
+    for stream in streams:
+        if control is not None or monitor is not None:
             stream.controls = LiveControls(on_applied=lambda command, index, name=stream.name:
                                            acknowledge(name, command, index))
-    if monitor is not None:
-        streams[0].monitor = monitor
+        if monitor is not None:
+            stream.preview = monitor.views[stream.name].preview
     rig = Rig(streams, max_wait_s=job.max_wait_s, report=say, stats_json=Path(job.stats_json) if job.stats_json else None,
               batcher=batcher, compile=compile, named=not job.single)
     return rig, control, monitor
@@ -181,7 +181,7 @@ def _run_with_status(job: LiveJob, rig: Rig, control, monitor, console: Console)
         if control is not None:
             control.send_status(stats) if job.single else control.send_stream_status(name, stats)
         if monitor is not None:
-            monitor.record_stats(stats)
+            monitor.record_stats(stats, name)
         line = stats.status_text() if job.single else f"{name}: {stats.status_text()}"
         if live is not None:
             latest[name] = line
@@ -192,11 +192,13 @@ def _run_with_status(job: LiveJob, rig: Rig, control, monitor, console: Console)
     rig.on_stats = on_stats
 
     async def run_all() -> list[StreamOutcome]:
-        if control is None or control.listen is None:
-            return await rig.run()
         async with anyio.create_task_group() as tg:
-            try:
-                await tg.start(control.serve, (lambda command: rig.command(None, command)) if job.single else rig.command)
+            try:  # listening before the first frame, or a one-line error
+                if control is not None and control.listen is not None:
+                    await tg.start(control.serve, (lambda command: rig.command(None, command)) if job.single
+                                   else rig.command)
+                if monitor is not None:
+                    await tg.start(monitor.serve, *rig.nodes)
             except BaseException:  # the port was taken during the model load: no stream ran
                 rig.batcher.close()
                 await close_quietly([*(sink for s in rig.streams for _, sink in s.sinks), *(s.source for s in rig.streams)])
@@ -232,7 +234,7 @@ def _osc(job: LiveJob, names: list[str], say, monitor):
         if control is not None:
             control.acknowledge(command, index) if job.single else control.acknowledge_stream(name, command, index)
         if monitor is not None:
-            monitor.acknowledge(command, index)
+            monitor.acknowledge(command, index, name)
 
     return control, acknowledge
 
@@ -243,7 +245,8 @@ def _monitor(job: LiveJob, started: str, console: Console):
         return None
     from stream.monitor.server import Monitor
 
-    return Monitor(job.monitor, settings=started, announce=_sayer(console))
+    return Monitor(job.monitor, settings=started, announce=_sayer(console),
+                   streams=None if job.single else [s.name for s in job.streams])
 
 
 def _sayer(console: Console, monitor=None) -> Callable[[str], None]:
