@@ -38,7 +38,7 @@ def run_rig(spec: RigSpec) -> int:
                   start_lines=lambda model: _start_lines(spec, model), finish=finish,
                   outputs={"[rig] stats_json": spec.stats_json}, stats_json=spec.stats_json,
                   compile=bool(spec.model.get("compile")), max_wait_s=spec.max_wait_s, status=spec.status,
-                  osc=spec.osc, osc_status=spec.osc_status)
+                  osc=spec.osc, osc_status=spec.osc_status, monitor=spec.monitor)
     return run_live(job, console)
 
 

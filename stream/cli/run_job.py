@@ -24,7 +24,7 @@ from stream.cli.live_job import LiveJob, run_live
 from stream.cli.rig_file import RigStreamSpec
 from stream.cli.run_checks import RunBasics, RunOptions, check_basics
 from stream.display_normalizer import DisplayNormalizer
-from stream.monitor.endpoint import MonitorEndpoint, check_can_serve, parse_monitor
+from stream.monitor.endpoint import MonitorEndpoint, check_monitor
 from stream.node import NodeResult
 from stream.osc_control import OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.rig import StreamOutcome
@@ -61,7 +61,7 @@ def check_options(opts: RunOptions) -> CheckedRun:
         check_can_listen(osc)
     osc_status = parse_endpoint(opts.osc_status, "--osc-status") if opts.osc_status is not None else None
     check_endpoints_differ(osc, osc_status)
-    monitor = _check_monitor(opts)
+    monitor = check_monitor(opts.monitor, opts.monitor_token)
     decoder = resolve_decoder(basics.quality.decoder)  # may download: still before the model loads
     encoder = resolve_encoder(opts.encoder or basics.speed.encoder)
     return CheckedRun(
@@ -81,17 +81,6 @@ def check_options(opts: RunOptions) -> CheckedRun:
         monitor=monitor,
         basics=basics,
     )
-
-
-def _check_monitor(opts: RunOptions) -> MonitorEndpoint | None:
-    """--monitor and --monitor-token: parsed, and the port tried, before the model loads."""
-    if opts.monitor is None:
-        if opts.monitor_token is not None:
-            raise BadInputError("--monitor-token is used only with --monitor [HOST:]PORT")
-        return None
-    endpoint = parse_monitor(opts.monitor, opts.monitor_token)
-    check_can_serve(endpoint)
-    return endpoint
 
 
 def run_stream(opts: RunOptions) -> int:
