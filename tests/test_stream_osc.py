@@ -277,14 +277,15 @@ def run_single_job(source, sinks, osc: OscEndpoint):
     """``rdstream run``'s live job (a rig of one stream) past the model load, with model-free doubles."""
     from rich.console import Console
 
-    from stream.cli.live_job import LiveJob, _osc, _run_with_status
+    from stream.cli.live_control import job_osc
+    from stream.cli.live_job import LiveJob, _run_with_status
     from stream.rig import Rig, RigStream
 
     plan = SnippetPlan(3, (1, 5))
     rig = Rig([RigStream("", source, sinks, FakeSteps(), make_aligner(plan), parse_normalize("running"),
                          NodeConfig(plan=plan))], named=False)
     job = LiveJob([], None, None, start_lines=str, finish=len, single=True, osc=osc)
-    control, _ = _osc(job, [""], print, None)
+    control, _ = job_osc(osc, None, None, print, None)
     return _run_with_status(job, rig, control, None, Console(stderr=True))
 
 

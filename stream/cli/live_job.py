@@ -29,6 +29,7 @@ from pipeline.presets import get_preset, plan_shapes
 from pipeline.tiny_decoder import DecoderChoice
 from stream.batcher import DEFAULT_MAX_WAIT_S, Batcher
 from stream.cli.fill_run import fill_config, oracle_model, oracle_steps
+from stream.cli.live_control import job_monitor, job_osc, sayer
 from stream.cli.model_banner import announce_model
 from stream.cli.rig_file import RigStreamSpec
 from stream.live_controls import LiveControls
@@ -105,7 +106,7 @@ def _open_streams(job: LiveJob, sources, model, batcher: Batcher, console: Conso
     None, its monitor or None)."""
     from pipeline.device import prepare_device
 
-    say = _sayer(console)
+    say = sayer(console)
     # a single run's steps say their compile lines as they are, a rig's as its other lines
     steps_say = (lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)) if job.single else say
     mark = announce_model(model, console)
@@ -128,9 +129,10 @@ def _open_streams(job: LiveJob, sources, model, batcher: Batcher, console: Conso
         raise
     started = job.start_lines(loaded)
     console.print(started, highlight=False, markup=False, soft_wrap=True)
-    monitor = _monitor(job, started, console)
-    say = _sayer(console, monitor)
-    control, acknowledge = _osc(job, [s.name for s in streams], say, monitor)
+    names = None if job.single else [s.name for s in streams]  # a single run's page and OSC name no stream
+    monitor = job_monitor(job.monitor, started, names, console)
+    say = sayer(console, monitor)
+    control, acknowledge = job_osc(job.osc, job.osc_status, names, say, monitor)
     for stream in streams:
         if control is not None or monitor is not None:
             stream.controls = LiveControls(on_applied=lambda command, index, name=stream.name:
@@ -214,48 +216,6 @@ def _run_with_status(job: LiveJob, rig: Rig, control, monitor, console: Console)
             return anyio.run(run_all)
     except BaseExceptionGroup as group:  # the one-line error inside, not a group of them
         raise first_user_error(group) from None
-
-
-def _osc(job: LiveJob, names: list[str], say, monitor):
-    """(control, acknowledge(name, command, index)): a single run's OSC addresses are /rdstream/...
-    (``OscControl``), a rig's /rdstream/NAME/... (``RigOscControl``); control is None without OSC."""
-    control = None
-    if job.osc is not None or job.osc_status is not None:
-        if job.single:
-            from stream.osc_control import OscControl
-
-            control = OscControl(job.osc, job.osc_status, say)
-        else:
-            from stream.rig_osc import RigOscControl
-
-            control = RigOscControl(names, job.osc, job.osc_status, say)
-
-    def acknowledge(name: str, command, index) -> None:
-        if control is not None:
-            control.acknowledge(command, index) if job.single else control.acknowledge_stream(name, command, index)
-        if monitor is not None:
-            monitor.acknowledge(command, index, name)
-
-    return control, acknowledge
-
-
-def _monitor(job: LiveJob, started: str, console: Console):
-    """The run's Monitor (stream.monitor), or None without --monitor; it prints its address once."""
-    if job.monitor is None:
-        return None
-    from stream.monitor.server import Monitor
-
-    return Monitor(job.monitor, settings=started, announce=_sayer(console),
-                   streams=None if job.single else [s.name for s in job.streams])
-
-
-def _sayer(console: Console, monitor=None) -> Callable[[str], None]:
-    """'rdstream: LINE' on stderr (and on the monitor page's warnings)."""
-    def say(line: str) -> None:
-        console.print(f"rdstream: {line}", highlight=False, markup=False, soft_wrap=True)
-        if monitor is not None:
-            monitor.warn(line)
-    return say
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from pipeline.errors import BadInputError, RuntimeFailure
+from pipeline.errors import RuntimeFailure
 from pipeline.presets import LiveQuality, SpeedRung, speed_rung
 from pipeline.snippets import SnippetPlan, lookahead_latency_note
 from pipeline.tiny_decoder import DecoderChoice, resolve_decoder
