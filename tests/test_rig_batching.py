@@ -153,6 +153,17 @@ def test_batcher_waits_at_most_its_deadline_and_serves_streams_round_robin():
     assert seen == [["a"], ["0", "1"]]
 
 
+def test_a_batch_of_one_runs_at_once_whatever_the_deadline():
+    # rdstream run is a rig of one stream: its model calls never wait for a peer that does not exist
+    batcher = Batcher(lambda key, payloads: list(payloads), streams=1, max_wait_s=5.0)
+    try:
+        started = time.perf_counter()
+        assert [batcher.call(0, ("encode", (64, 64)), k) for k in range(4)] == [0, 1, 2, 3]
+        assert time.perf_counter() - started < 1.0  # waiting for the deadline would take 20 s
+    finally:
+        batcher.close()
+
+
 def test_batcher_round_robin_takes_turns_when_more_are_ready_than_a_batch():
     gate = threading.Event()
     order = []
