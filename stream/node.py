@@ -2,9 +2,10 @@
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
-when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop_signal``, from the rig's one watcher): capture sends ``StreamEnd``, each
-stage drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
-A second stop signal abandons the drain (frames still in the pipeline are not written; the sinks
+when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop_signal``, told by the rig's watcher,
+``stream.rig``; ``rdstream run`` is a rig of one): capture sends ``StreamEnd``, each stage drains
+and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``. A second
+stop signal abandons the drain (frames still in the pipeline are not written; the sinks
 are still closed); from then on the process ignores stop signals, so that none can cut a file's
 close short or turn the normal end into a death by signal.
 """

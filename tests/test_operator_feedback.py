@@ -81,7 +81,7 @@ class _Hook:
 
 def test_nested_arguments_on_the_monitor_are_a_400_with_the_reason_not_a_crash(capfd):
     monitor = Monitor(parse_monitor("8080", None))
-    monitor.node = hook = _Hook()
+    monitor.views[""].node = hook = _Hook()  # the one stream of rdstream run
     for args in NESTED[:-1]:  # JSON has no blobs
         status, body = _control(monitor, "speed", list(args))
         assert status == 400 and body["error"].startswith("speed: arguments are numbers or text; got "), body
@@ -136,7 +136,7 @@ def _node_with_controls(tmp_path, control: OscControl | None, monitor: Monitor |
                       report=lambda line: None, inform=lambda line: None, stats_json=tmp_path / "stats.jsonl",
                       controls=LiveControls(on_applied=acknowledge), monitor=None)
     if monitor is not None:
-        monitor.node = node
+        monitor.views[""].node = node
     return node, sink
 
 
