@@ -89,7 +89,7 @@ def run_once(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay
     near, far = float(truth.max()) * 1.05, 0.0  # a fixed display range: one affine map for the whole run
     node = StreamNode(PacedFrames(rgb), [("memory:", sink)], steps, make_aligner(plan, 0),
                       FixedRangeNormalizer(near=near, far=far), config, report=lambda line: print(line, file=sys.stderr))
-    return anyio.run(node.run, False), sink
+    return anyio.run(node.run), sink
 
 
 def measure(rgb: np.ndarray, truth: np.ndarray, fill: str, interval: int, delay_ms: float) -> dict:

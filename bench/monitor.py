@@ -65,7 +65,7 @@ def one_run(tiny, frames, res: int, model_thread: ModelThread, with_page: bool) 
     client = subprocess.Popen([sys.executable, "-m", "bench.support.page_client", str(port)],
                               stdout=subprocess.PIPE, text=True) if monitor else None
     cpu_start = time.process_time()
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     cpu_s = time.process_time() - cpu_start  # every thread of this process: loop, model, aligner, encoder
     out = {"fps": round(result.frames_out / result.elapsed_s, 2), "frames": result.frames_out,
            "seconds": result.elapsed_s, "cpu_ms_per_frame": round(1000 * cpu_s / result.frames_out, 2)}

@@ -97,7 +97,7 @@ def run_single(model, frames: np.ndarray, res: int, seed: int, display=None, kee
     steps, aligner, normalizer, config = _parts(model, res, seed, display=display)
     sink = NullSink(keep)
     node = StreamNode(ArraySource(frames), [("null:", sink)], steps, aligner, normalizer, config, report=lambda m: None)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     return sink, result
 
 

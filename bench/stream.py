@@ -203,7 +203,32 @@ def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer
     node = StreamNode(source, sinks, steps, aligner, normalizer or parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=log,
                       model_thread=model_thread)
-    return anyio.run(node.run, False)
+    return anyio.run(node.run)
+
+
+def run_rig_of_one(source, sinks, steps, plan: SnippetPlan, lookahead: int) -> tuple[NodeResult, float]:
+    """``run_node`` the way ``rdstream run`` runs a stream: a rig of one (stream.rig), its model calls
+    on the batcher's thread -> (the node's result, CPU seconds of the batcher's thread during the run)."""
+    from stream.batcher import Batcher
+    from stream.rig import Rig, RigStream
+
+    batcher = Batcher(None, 1)
+    stream = RigStream("", source, sinks, steps, OnlineAligner.for_plan(plan, lookahead), parse_normalize("running"),
+                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False))
+    rig = Rig([stream], report=log, batcher=batcher, named=False)
+    batched, last = batcher.run_batch, []
+
+    def timed(key, payloads):  # the batcher's thread ends with the run: its CPU time is read as it goes
+        out = batched(key, payloads)
+        last[:] = [time.thread_time()]
+        return out
+
+    batcher.run_batch = timed
+    start = batcher.run_on_thread(time.thread_time)
+    outcome = anyio.run(rig.run, False)[0]
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result, last[0] - start
 
 
 def isolated_fps(steps, frames: np.ndarray, plan: SnippetPlan, lookahead: int = 2) -> float:
@@ -251,7 +276,7 @@ def section_b(args, tiny, model_thread: ModelThread) -> dict:
     # CPU seconds of the model thread itself (time.thread_time on it): with --threads 1 all of the
     # model's work, so the cost of the Python around the model calls shows, whatever the load
     thread_cpu = lambda: model_thread.call(time.thread_time)
-    iso_runs, node, iso_cpu, node_cpu, last = [], [], [], [], None
+    iso_runs, node, iso_cpu, node_cpu, rig_cpu, last = [], [], [], [], [], None
     for _ in range(args.b_repeats):  # interleaved, so both see the same load on a shared machine
         cpu = thread_cpu()
         iso_runs.append(isolated())
@@ -261,10 +286,15 @@ def section_b(args, tiny, model_thread: ModelThread) -> dict:
                         plan, lookahead=2, model_thread=model_thread)
         node_cpu.append((thread_cpu() - cpu) / last.frames_out)
         node.append(last.frames_out / last.elapsed_s)
+        one, cpu_s = run_rig_of_one(ArraySource(frames), [("null:", CollectSink())],
+                                    RollingDepthSteps(tiny, args.b_res, seed=0), plan, lookahead=2)
+        rig_cpu.append(cpu_s / one.frames_out)
     ratio = max(node) / max(iso_runs)
     return {"frames": last.frames_out, "res": args.b_res, "isolated_fps_runs": [round(v, 2) for v in iso_runs],
             "node_fps_runs": [round(v, 2) for v in node], "isolated_fps": round(max(iso_runs), 2),
-            "model_thread_cpu_s_per_frame": {"isolated": round(min(iso_cpu), 5), "node": round(min(node_cpu), 5)},
+            # rig_of_one: the node as rdstream run runs it, its model calls on a batcher's thread
+            "model_thread_cpu_s_per_frame": {"isolated": round(min(iso_cpu), 5), "node": round(min(node_cpu), 5),
+                                             "rig_of_one": round(min(rig_cpu), 5)},
             "node_fps": round(max(node), 2), "node_over_isolated": round(ratio, 3), "target": 0.9,
             "meets_target": ratio >= 0.9, "latency_p50_ms": last.latency_p50_ms,
             "stage_busy_s": {k: v["busy_s"] for k, v in last.stages.items()}}
@@ -350,7 +380,7 @@ def section_f(args) -> dict:
                       MeanAlignerStandIn(lookahead), parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=lookahead, drop_frames=True,
                                  max_frames=int(args.f_seconds * 30)), report=log)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     # the model thread never idles while frames are dropped: one period per processed frame
     period_ms = 1000.0 * result.elapsed_s / max(result.frames_processed, 1)
     bound = lookahead + 2

@@ -8,7 +8,8 @@ snippets of one length, latent size and fit grid, each snippet with its own stre
 then one decode of all merged frames, one fit decode per fit path and one packed copy back.
 
 So a stream's depth is its single-stream depth (the same noise, the same maths; only the batch size
-of the convolutions differs). ``StreamSteps`` is the ``DepthSteps`` a stream's node sees: its calls
+of the convolutions differs). The oracle stand-in (``stream.oracle_model.OracleSteps``) has no batched
+calls: each stream's calls run on the same thread, one stream after the other. ``StreamSteps`` is the ``DepthSteps`` a stream's node sees: its calls
 block in the stream's own waiting thread until the batch that holds them has run.
 """
 
@@ -35,8 +36,9 @@ class SharedModelSteps:
                  compile: bool = False) -> None:
         self.streams = list(streams)
         first = self.streams[0]
+        # None: the oracle's steps, which answer each stream's calls themselves
         self.calls = BatchedCalls(first.model, decode_batch or max(s.decode_batch for s in self.streams) * len(self.streams),
-                                  first.host_copy)
+                                  first.host_copy) if isinstance(first, RollingDepthSteps) else None
         self.compile = compile  # the streams' model is compiled (``--compile``): warm up each processing size
         # True until the first warm-up is done (from the start, as a single stream's): a stop signal
         # until then has nothing to drain and abandons the compile (stream.rig)
@@ -53,6 +55,11 @@ class SharedModelSteps:
         (stream, latents [B][L], merged) each -> per payload a callable returning its SnippetDepths
         (it waits for the batch's one copy to the host, in the stream's own thread)."""
         kind = key[0]
+        if self.calls is None:  # the oracle: each stream's own steps (``index``: the source frame's)
+            if kind == "encode":
+                return [self.streams[stream].encode(rgb, *index) for stream, rgb, *index in payloads]
+            return [lambda depth=self.streams[stream].predict(latents, merged): depth
+                    for stream, latents, merged in payloads]
         if kind == "encode":
             if self.compile and key[1] not in self._warmed:
                 self.warm_up(key[1])
@@ -113,13 +120,19 @@ class StreamSteps:
         """True while the rig's first compile runs (``SharedModelSteps.compiling``)."""
         return self.shared is not None and self.shared.compiling
 
-    def encode(self, rgb: np.ndarray):
+    @property
+    def takes_frame_index(self) -> bool:
+        """The oracle knows frames by their source index (``stream.encode_stage``)."""
+        return getattr(self.state, "takes_frame_index", False)
+
+    def encode(self, rgb: np.ndarray, *index: int):
         size = self.state.fix_size(*rgb.shape[:2])  # fixed by the first frame, as a single stream does
-        return self.batcher.call(self.index, ("encode", size), (self.index, rgb))
+        return self.batcher.call(self.index, ("encode", size), (self.index, rgb, *index))
 
     def start_predict(self, latents, merged) -> Callable[[], list[SnippetDepth]]:
         # one batch needs one snippet length, latent size and fit grid (its samples are one tensor)
-        key = ("predict", len(latents[0]), tuple(latents[0][0].shape[-2:]), self.state.grid)
+        key = ("predict", len(latents[0]), tuple(getattr(latents[0][0], "shape", ())[-2:]),
+               getattr(self.state, "grid", None))  # the oracle's "latents" are frame indices, it has no grid
         future = self.batcher.submit(self.index, key, (self.index, latents, merged))
         return lambda: future.result()()  # the batch's result is this stream's wait for its host copy
 

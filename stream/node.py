@@ -2,9 +2,10 @@
 
 Every stage is a task joined to the next by a bounded anyio memory stream. Model work (on one
 dedicated thread) and the aligner run off the event loop, so it keeps receiving frames. The node stops
-when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop``): capture sends ``StreamEnd``, each
-stage drains and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``.
-A second stop signal abandons the drain (frames still in the pipeline are not written; the sinks
+when the source ends, or on Ctrl-C / SIGTERM / SIGHUP (``stop_signal``, told by the rig's watcher,
+``stream.rig``; ``rdstream run`` is a rig of one): capture sends ``StreamEnd``, each stage drains
+and flushes, the sinks are closed (files stay valid) and ``run`` returns a ``NodeResult``. A second
+stop signal abandons the drain (frames still in the pipeline are not written; the sinks
 are still closed); from then on the process ignores stop signals, so that none can cut a file's
 close short or turn the normal end into a death by signal.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,6 @@ from stream.model_thread import ModelThread
 from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
 from stream.snippet_stage import SnippetStage
 from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
-from stream.stop_signals import ignore_further_stops, sigint_ignored, watch_stop_signals
 from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
 
 
@@ -192,9 +192,10 @@ class StreamNode:
                                     stopped_by=lambda: self.stopped_by)
         self._interrupts = 0
         self.stopped_by: str | None = None  # the first stop's sender, in words
-        self._signalled = False  # a stop signal (not OSC, not the source's end) stopped the run
         self._drain_skipped = False  # a second stop signal cut the drain short
         self._compile_cut = False  # a stop signal came during the compile before the first frame
+        self._cut = False  # the run ends now, without draining (``stop_signal``)
+        self._scope: anyio.CancelScope | None = None
         self.monitor = monitor
         if monitor is not None:
             self.display.preview = monitor.preview
@@ -231,14 +232,15 @@ class StreamNode:
                                               self.config.explicit_snip_len)
         return SnippetPlan(snip_len, plan.dilations, strides)
 
-    async def run(self, handle_signals: bool = True) -> NodeResult:
+    async def run(self) -> NodeResult:
         """Run until the source ends or ``request_stop``; raises RollingDepthError on failures."""
         start = time.perf_counter()
         writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
         try:
             async with anyio.create_task_group() as outer:
-                if handle_signals:
-                    outer.start_soon(self._watch_signals, outer.cancel_scope)
+                self._scope = outer.cancel_scope
+                if self._cut:  # a second stop signal (or one during the compile) came before the run
+                    outer.cancel_scope.cancel()
                 outer.start_soon(self._report_stats, writer)
                 if self.monitor is not None:  # listening before the first frame, or a one-line error
                     await outer.start(self.monitor.serve, self)
@@ -249,12 +251,10 @@ class StreamNode:
         except BaseExceptionGroup as group:
             raise first_user_error(group) from None
         finally:
-            if self._signalled:
-                ignore_further_stops()
-            # Where this node owns the signals, a further Ctrl-C must not cut its files short; where a
-            # rig owns them, its watcher still runs (a second Ctrl-C there skips the other streams'
-            # drains) and this close is shielded from it: ignoring SIGINT here would lose that Ctrl-C.
-            with sigint_ignored() if handle_signals else nullcontext(), anyio.CancelScope(shield=True):
+            # The signals are the rig's (stream.rig): its watcher still runs while this node closes, so
+            # a further Ctrl-C skips the other streams' drains, and this close is shielded from it.
+            # (Ignoring SIGINT here, as a lone node once did, lost that Ctrl-C.)
+            with anyio.CancelScope(shield=True):
                 await close_sinks(self.sink_slots, self.report)
                 with suppress(Exception):
                     await call_off_loop(self.source.close)
@@ -284,27 +284,23 @@ class StreamNode:
             for stage, receive, send in zip(self.stages, receives, sends):
                 tg.start_soon(stage.run, receive, send)
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        await watch_stop_signals(lambda name: self._on_stop_signal(scope, name))
-
-    def _on_stop_signal(self, scope: anyio.CancelScope, name: str = "a stop signal") -> None:
-        """The first stop signal drains the pipeline; the next one skips the drain. During the
-        compile before the first frame (``--compile``) there is nothing to drain and the compile
-        may take minutes: the model thread is abandoned and the run ends now."""
-        self._signalled = True
+    def stop_signal(self, name: str) -> str:
+        """A stop signal (Ctrl-C, SIGTERM, SIGHUP; ``stream.rig`` watches them): the first drains the
+        pipeline, the next skips the drain. During the compile before the first frame (``--compile``)
+        there is nothing to drain and the compile may take minutes: the model thread is abandoned and
+        the run ends now. Returns what it does: 'drain', 'skip' or 'compile' (the caller says it)."""
         self.request_stop(f"signal {name}")
         if getattr(self.steps, "compiling", False):
             self._compile_cut = True
             self.model_thread.abandon()
-            self.report(f"stopping (asked by signal {name}): the compile is left unfinished (no frame was "
-                        "output yet); closing sinks")
-            scope.cancel()
         elif self._interrupts == 1:
-            self.report(f"stopping: draining the pipeline and closing sinks (asked by signal {name}; "
-                        "Ctrl-C again to skip the drain)")
+            return "drain"
         else:
             self._drain_skipped = True
-            scope.cancel()
+        self._cut = True  # the sinks are still closed (shielded in ``run``), so files stay valid
+        if self._scope is not None:
+            self._scope.cancel()
+        return "compile" if self._compile_cut else "skip"
 
     async def _report_stats(self, writer: StatsJsonWriter | None) -> None:
         while True:

@@ -130,10 +130,15 @@ class OracleSteps:
         self.counts = StepCounts()
         self._size: tuple[int, int] | None = None
 
+    def fix_size(self, height: int, width: int) -> tuple[int, int]:
+        """The processing size, fixed by the first frame's ``height`` x ``width`` (as the real steps')."""
+        if self._size is None:
+            self._size = processing_size(height, width, self.res)
+        return self._size
+
     def encode(self, rgb: np.ndarray, index: int = 0) -> tuple[np.ndarray, int]:
         """uint8 [H, W, 3] of source frame ``index`` -> (display rgb [H', W', 3], the index as its "latent")."""
-        if self._size is None:
-            self._size = processing_size(rgb.shape[0], rgb.shape[1], self.res)
+        self.fix_size(rgb.shape[0], rgb.shape[1])
         if not 0 <= index < len(self.truth):
             raise BadInputError(f"-c oracle: source frame {index} has no true depth (the file has {len(self.truth)})")
         self.counts.encodes += 1

@@ -9,7 +9,11 @@ as one call. Isolation:
   an error that escapes a node is kept as that stream's failure, the others go on;
 - a sink failure stays in its node (``FanOutStage``);
 - the first stop signal (Ctrl-C, SIGTERM, SIGHUP) drains every stream; a second skips the drains
-  (every node still closes its sinks, so files stay valid).
+  (every node still closes its sinks, so files stay valid). The rig's watcher is the only one: a
+  node acts on what it is told (``StreamNode.stop_signal``).
+
+``rdstream run`` is a rig of one (``named=False``): its lines carry no stream name, its stats lines
+are its node's, and a batch of one runs at once (the batcher waits for no other stream).
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ class RigStream:
     name: str
     source: Source
     sinks: list[tuple[str, Sink]]
-    state: RollingDepthSteps
+    state: RollingDepthSteps  # or the oracle's ``OracleSteps`` (``-c oracle:``), which run one stream at a time
     aligner: object
     normalizer: DisplayNormalizer
     config: NodeConfig
-    controls: LiveControls | None = None  # OSC commands for this stream (stream.rig_osc), or None
+    controls: LiveControls | None = None  # OSC and page commands for this stream, or None
+    preview: object = None  # the monitor page's ``PreviewTap`` for this stream (stream.monitor), or None
 
 
 @dataclass
@@ -77,6 +82,8 @@ class Rig:
 
     max_batch / max_wait_s: the batcher's (``stream.batcher``). report(line): warnings, prefixed
     with the stream's name. stats_json: one file (or ``-``) for every stream's lines.
+    named: False for ``rdstream run``'s one stream: warnings and failures unprefixed (the caller
+    raises a failure), the node's own facts said (``inform``) and its own stats lines.
     """
 
     streams: list[RigStream]
@@ -89,6 +96,7 @@ class Rig:
     nodes: list[StreamNode] = field(default_factory=list)
     compile: bool = False  # the streams' model is compiled: each processing size is warmed up first
     abandoned: bool = False  # a stop signal came during the compile: the caller must end without waiting
+    named: bool = True
 
     def __post_init__(self) -> None:
         shared = SharedModelSteps([s.state for s in self.streams], compile=self.compile)
@@ -97,12 +105,13 @@ class Rig:
             self.batcher = Batcher(shared.run_batch, len(self.streams), self.max_batch, self.max_wait_s)
         else:  # made earlier, to load the model on its thread
             self.batcher.run_batch = shared.run_batch
-        self._waiting = [WaitingThread() for _ in self.streams]
         for index, stream in enumerate(self.streams):
             self.nodes.append(StreamNode(
                 stream.source, stream.sinks, StreamSteps(self.batcher, index, stream.state, shared), stream.aligner,
-                stream.normalizer, stream.config, report=self._reporter(stream.name),
-                on_stats=self._stats_hook(stream.name), model_thread=self._waiting[index], controls=stream.controls))
+                stream.normalizer, stream.config, report=self._reporter(stream.name) if self.named else self.report,
+                on_stats=self._stats_hook(stream.name), model_thread=WaitingThread(), controls=stream.controls,
+                inform=None if self.named else self.report, stats_json=None if self.named else self.stats_json))
+            self.nodes[-1].display.preview = stream.preview
         self._signals = 0
         self._writer: StatsJsonWriter | None = None
 
@@ -129,12 +138,12 @@ class Rig:
             node.request_stop(by)
 
     async def run(self, handle_signals: bool = True) -> list[StreamOutcome]:
-        self._writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json else None
+        self._writer = StatsJsonWriter(self.stats_json, self.report) if self.stats_json and self.named else None
         outcomes = [StreamOutcome(s.name) for s in self.streams]
         try:
             async with anyio.create_task_group() as outer:
                 if handle_signals:
-                    outer.start_soon(self._watch_signals, outer.cancel_scope)
+                    outer.start_soon(watch_stop_signals, self._on_stop_signal)
                 async with anyio.create_task_group() as streams:
                     for index in range(len(self.nodes)):
                         streams.start_soon(self._run_one, index, outcomes[index])
@@ -150,31 +159,26 @@ class Rig:
     async def _run_one(self, index: int, outcome: StreamOutcome) -> None:
         node = self.nodes[index]
         try:
-            outcome.result = await node.run(handle_signals=False)
+            outcome.result = await node.run()
             if self._writer is not None:  # its last line, so even a short run leaves one per stream
                 self._writer.write(NamedStats(outcome.name, node.sampler.sample()))
         except Exception as err:  # this stream's failure, not the rig's: the others go on
             outcome.error = err
-            self.report(f"{outcome.name}: failed: {err}")
+            if self.named:
+                self.report(f"{outcome.name}: failed: {err}")
         finally:
             self.batcher.retire(index)
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        await watch_stop_signals(lambda name: self._on_stop_signal(scope, name))
-
-    def _on_stop_signal(self, scope: anyio.CancelScope, name: str = "a stop signal") -> None:
-        """The first stop signal drains every stream; the next one skips the drains."""
+    def _on_stop_signal(self, name: str = "a stop signal") -> None:
+        """The first stop signal drains every stream; the next one skips the drains (each node acts,
+        ``StreamNode.stop_signal``); during the compile the run ends now (``abandoned``)."""
         self._signals += 1
-        self.request_stop(f"signal {name}")
-        if self.shared.compiling:  # nothing to drain yet, and the compile may take minutes: end now
+        done = {node.stop_signal(name) for node in self.nodes}
+        if "compile" in done:  # nothing to drain yet, and the compile may take minutes: end now
             self.abandoned = True
-            for waiting in self._waiting:
-                waiting.abandon()
             self.report(f"stopping (asked by signal {name}): the compile is left unfinished (no frame was "
                         "output yet); closing sinks")
-            scope.cancel()
-        elif self._signals == 1:
-            self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)")
-        else:
-            scope.cancel()  # each node still closes its sinks (shielded), so files stay valid
-
+        elif "drain" in done:
+            self.report("stopping: draining every stream and closing sinks (Ctrl-C again to skip the drain)" if self.named
+                        else f"stopping: draining the pipeline and closing sinks (asked by signal {name}; "
+                        "Ctrl-C again to skip the drain)")

@@ -106,6 +106,10 @@ class FakeSteps:
         self.encode_delay = encode_delay
         self.threads: set[str] = set()
 
+    def fix_size(self, height: int, width: int) -> tuple[int, int]:
+        """The processing size of a ``height`` x ``width`` frame: every other pixel (``encode``)."""
+        return (height + 1) // 2, (width + 1) // 2
+
     def encode(self, rgb: np.ndarray):
         self.threads.add(threading.current_thread().name)
         if self.encode_delay:

@@ -1,6 +1,7 @@
 """The ``rdstream`` command line: one module per command, and the one place errors become exit codes.
 
 Commands: ``file`` (stream.cli.file, its job in stream.cli.file_job), ``run`` (stream.cli.run, its job in stream.cli.run_job),
+``rig`` (stream.cli.rig, its job in stream.cli.rig_job; both run as stream.cli.live_job, a run being a rig of one),
 ``sources`` (stream.cli.sources), ``dev`` (stream.cli.dev); ``make demo`` runs stream.cli.demo.
 The typer app is assembled in stream.cli.app.
 

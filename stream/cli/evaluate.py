@@ -195,7 +195,7 @@ def run_rung(model, plan, opts: EvaluateOptions, folder: Path, name: str) -> tup
     try:
         node = StreamNode(source, [(f"npy:{out}", sink)], steps, aligner, parse_normalize(LINEAR_DISPLAY), config,
                           report=lambda message: print(f"rdstream: {message}", file=sys.stderr), model_thread=thread)
-        result = anyio.run(node.run, False)
+        result = anyio.run(node.run)
     finally:
         thread.close()
     fps = result.frames_out / result.elapsed_s if result.elapsed_s > 0 else 0.0

@@ -13,6 +13,7 @@ stats_json = "stats.jsonl"   # one JSON line per stream and second, with "stream
 max_wait_ms = 5              # how long a model call waits for a slower stream
 osc = "9000"                 # /rdstream/NAME/... steers stream NAME; /rdstream/... every stream
 osc_status = "127.0.0.1:9001"   # /rdstream/NAME/status and /rdstream/NAME/ack
+monitor = "8080"             # one monitor page for every stream (and monitor_token, as --monitor-token)
 
 [[stream]]                   # one per camera, at most MAX_STREAMS
 name = "left"
@@ -69,7 +70,7 @@ MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (in
               "dtype": (str,), "decoder": (str,), "encoder": (str,), "speed": (str,),
               "compile": (bool,)}
 RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
-            "osc_status": (str, int)}
+            "osc_status": (str, int), "monitor": (str, int), "monitor_token": (str,)}
 STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
                "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,),
                # as rdstream run's --fill, --model-fps, --idle-fps, --output-size (stream.cli.fill_checks)
@@ -99,6 +100,7 @@ class RigSpec:
     status: bool | None = None
     osc: object = None  # stream.osc_control.OscEndpoint: where commands come in, or None
     osc_status: object = None  # where statuses and acknowledgements go, or None
+    monitor: object = None  # stream.monitor.endpoint.MonitorEndpoint: the page of every stream, or None
 
 
 def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
@@ -176,7 +178,19 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
     _check_shared_outputs(path, specs, rig.get("stats_json"))
     osc, osc_status = _check_osc(path, rig)
     return RigSpec(path=path, model=model, streams=specs, stats_json=rig.get("stats_json"),
-                   max_wait_s=max_wait_ms / 1000.0, status=rig.get("status"), osc=osc, osc_status=osc_status)
+                   max_wait_s=max_wait_ms / 1000.0, status=rig.get("status"), osc=osc, osc_status=osc_status,
+                   monitor=_check_monitor(path, rig))
+
+
+def _check_monitor(path: str, rig: dict):
+    """[rig] monitor and monitor_token as --monitor and --monitor-token, the port tried."""
+    if "monitor" not in rig and "monitor_token" not in rig:
+        return None
+    from stream.monitor.endpoint import check_monitor
+
+    monitor = str(rig["monitor"]) if "monitor" in rig else None
+    return _checked(path, None, "monitor" if monitor else "monitor_token",
+                    lambda: check_monitor(monitor, rig.get("monitor_token")))
 
 
 def _check_osc(path: str, rig: dict):
@@ -296,7 +310,7 @@ def rig_autoencoders(spec: RigSpec) -> tuple[str, str]:
 # ``rdstream run --source A --source B``: options a rig cannot take yet (flag -> its field, its
 # default, what to do instead)
 _OSC_INSTEAD = "for OSC write a rig file with [rig] osc and osc_status (docs/rig.md)"
-_MONITOR_INSTEAD = "the monitor page watches one stream for now"
+_MONITOR_INSTEAD = "for one page of several streams write a rig file and run rdstream rig RIG.toml --monitor PORT"
 NOT_IN_A_RIG = {"--dilations": ("dilations", None, "a rig uses its preset's dilations"),
                 "--osc": ("osc", None, _OSC_INSTEAD), "--osc-status": ("osc_status", None, _OSC_INSTEAD),
                 "--monitor": ("monitor", None, _MONITOR_INSTEAD), "--monitor-token": ("monitor_token", None, _MONITOR_INSTEAD)}

@@ -94,3 +94,15 @@ def listen_socket(endpoint: MonitorEndpoint) -> socket.socket:
 def check_can_serve(endpoint: MonitorEndpoint) -> None:
     """Bind and release: a busy or forbidden port fails before the model loads."""
     listen_socket(endpoint).close()
+
+
+def check_monitor(monitor: str | None, token: str | None) -> MonitorEndpoint | None:
+    """--monitor and --monitor-token (or a rig file's monitor and monitor_token): parsed, and the
+    port tried, before the model loads; None without a monitor."""
+    if monitor is None:
+        if token is not None:
+            raise BadInputError("--monitor-token is used only with --monitor [HOST:]PORT")
+        return None
+    endpoint = parse_monitor(monitor, token)
+    check_can_serve(endpoint)
+    return endpoint

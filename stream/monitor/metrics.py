@@ -21,6 +21,26 @@ LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class RigCollector(Collector):
+    """Several streams' ``NodeCollector``s as one set of series, each with a ``stream="NAME"`` label
+    (a series name appears once, as Prometheus wants): ``streams`` is (name, collector) pairs."""
+
+    def __init__(self, streams: list[tuple[str, Collector]]) -> None:
+        self.streams = streams
+
+    def collect(self) -> Iterator:
+        merged: dict = {}
+        for name, collector in self.streams:
+            for family in collector.collect():
+                samples = [sample._replace(labels={"stream": name, **sample.labels}) for sample in family.samples]
+                if family.name in merged:
+                    merged[family.name].samples.extend(samples)
+                else:
+                    family.samples = samples
+                    merged[family.name] = family
+        yield from merged.values()
+
+
 class NodeCollector(Collector):
     """Reads a running ``StreamNode`` (``node``) and its newest stats sample (``latest()``)."""
 
@@ -110,6 +130,13 @@ def metrics_registry(node, latest: Callable[[], NodeStats | None]) -> CollectorR
     """A registry of its own (not the process-wide default) holding only the node's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node, latest))
+    return registry
+
+
+def rig_metrics_registry(streams: list[tuple[str, object, Callable[[], NodeStats | None]]]) -> CollectorRegistry:
+    """As ``metrics_registry`` for a rig's (name, node, latest) streams: every series labelled ``stream``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RigCollector([(name, NodeCollector(node, latest)) for name, node, latest in streams]))
     return registry
 
 

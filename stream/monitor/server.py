@@ -3,12 +3,15 @@
 Routes (``T``: the token, as header ``X-Rdstream-Token: T`` or ``Authorization: Bearer T``):
 
 * ``GET /`` and ``/static/...``: the page and its files (no data in them; open to all).
-* ``GET /status.json``: the newest ``--stats-json`` line. ``GET /live.json``: the same plus the
-  settings, warnings, acknowledgements and control state (``?history=1``: the last minutes too).
-* ``GET /preview.jpg``: the newest input and depth side by side (``preview.PreviewTap``).
-* ``GET /metrics``: Prometheus text format (``metrics.NodeCollector``).
+* ``GET /status.json``: the newest ``--stats-json`` line (a rig's: a list, one line per stream with
+  its ``stream`` name; ``?stream=NAME``: that one). ``GET /live.json``: the same plus the settings,
+  warnings, acknowledgements and control state (``?history=1``: the last minutes too; a rig's: of
+  ``?stream=NAME``, the first stream without, and the ``streams`` names for the page's picker).
+* ``GET /preview.jpg``: the newest input and depth side by side (``preview.PreviewTap``; ``?stream=NAME``).
+* ``GET /metrics``: Prometheus text format (``metrics.NodeCollector``; a rig's series carry ``stream``).
 * ``POST /control``: ``{"command": "pause", "args": [1]}``, the OSC commands by their address
   without ``/rdstream/`` (``stream.osc_commands.parse_command`` checks them); needs T always.
+  ``"stream": NAME`` sends it to that stream of a rig (without: to every stream); a stop stops the run.
 
 Reads need T too when the monitor listens beyond loopback. The web layer only reads what the node
 keeps and hands commands to ``StreamNode.command``; it never waits on the stream and the stream
@@ -38,7 +41,7 @@ from starlette.staticfiles import StaticFiles
 from stream.messages import NodeCommand
 from stream.monitor.endpoint import MonitorEndpoint, listen_socket
 from stream.monitor.guard import MAX_CONNECTIONS, guarded_protocol
-from stream.monitor.metrics import CONTENT_TYPE, metrics_registry, metrics_text
+from stream.monitor.metrics import CONTENT_TYPE, metrics_registry, metrics_text, rig_metrics_registry
 from stream.monitor.preview import PreviewTap
 from stream.osc_commands import OSC_PREFIX, parse_command
 from stream.packet_budget import PacketBudget
@@ -94,42 +97,60 @@ class _NodeServer(uvicorn.Server):
         return nullcontext()
 
 
-class Monitor:
-    """What the page shows and where its commands go; one per run.
+class StreamView:
+    """One stream as the page sees it: its newest stats and their history, the commands applied to
+    it (``acknowledge``), its preview and its node (set by ``Monitor.serve``)."""
 
-    settings: the run's start line. The run feeds it: ``record_stats`` (each stats sample),
-    ``warn`` (each warning line), ``acknowledge`` (``LiveControls.on_applied``); the display stage
-    feeds ``preview``. ``serve(node)`` runs the server until cancelled.
-    """
-
-    def __init__(self, endpoint: MonitorEndpoint, settings: str = "",
-                 announce: Callable[[str], None] | None = None) -> None:
-        """announce(line): told once, when listening, the page's address (with its token)."""
-        self.endpoint = endpoint
-        self.settings = settings
-        self.announce = announce
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.preview = PreviewTap()
         self.history: deque[dict] = deque(maxlen=HISTORY_SAMPLES)
         self.latest: NodeStats | None = None
-        self.warnings: deque[str] = deque(maxlen=KEPT_WARNINGS)
         self.acks: deque[dict] = deque(maxlen=KEPT_ACKS)
         self._ack_count = 0
-        self.budget = PacketBudget(rate=CONTROLS_PER_S, burst=CONTROLS_PER_S)
         self.node = None
-        self.port: int | None = None
 
-    # -- fed by the run ---------------------------------------------------------------------------
     def record_stats(self, stats: NodeStats) -> None:
         self.latest = stats
         self.history.append(json.loads(stats.as_json()))
-
-    def warn(self, line: str) -> None:
-        self.warnings.append(line)
 
     def acknowledge(self, command: NodeCommand, source_index: int | None) -> None:
         self._ack_count += 1
         self.acks.append({"n": self._ack_count, "command": command.kind, "args": list(command.args),
                           "frame": source_index})
+
+
+class Monitor:
+    """What the page shows and where its commands go; one per run (a rig's streams share it).
+
+    settings: the run's start lines. streams: a rig's stream names (None: one stream, ``rdstream
+    run``: the routes answer as they always did). The run feeds it: ``record_stats`` (each stats
+    sample), ``warn`` (each warning line), ``acknowledge`` (``LiveControls.on_applied``); the display
+    stage feeds its stream's ``preview``. ``serve(*nodes)`` runs the server until cancelled.
+    """
+
+    def __init__(self, endpoint: MonitorEndpoint, settings: str = "",
+                 announce: Callable[[str], None] | None = None, streams: list[str] | None = None) -> None:
+        """announce(line): told once, when listening, the page's address (with its token)."""
+        self.endpoint = endpoint
+        self.settings = settings
+        self.announce = announce
+        self.named = streams is not None
+        self.views = {name: StreamView(name) for name in (streams or [""])}
+        self.preview = next(iter(self.views.values())).preview  # the one stream's (``rdstream run``)
+        self.warnings: deque[str] = deque(maxlen=KEPT_WARNINGS)
+        self.budget = PacketBudget(rate=CONTROLS_PER_S, burst=CONTROLS_PER_S)
+        self.port: int | None = None
+
+    # -- fed by the run ---------------------------------------------------------------------------
+    def record_stats(self, stats: NodeStats, stream: str = "") -> None:
+        self.views[stream].record_stats(stats)
+
+    def warn(self, line: str) -> None:
+        self.warnings.append(line)
+
+    def acknowledge(self, command: NodeCommand, source_index: int | None, stream: str = "") -> None:
+        self.views[stream].acknowledge(command, source_index)
 
     @property
     def url(self) -> str:
@@ -166,26 +187,46 @@ class Monitor:
     async def _page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
+    def _view(self, request: Request) -> StreamView | None:
+        """The stream ``?stream=NAME`` asks for (the first without one), or None for an unknown name."""
+        name = request.query_params.get("stream")
+        return next(iter(self.views.values())) if name is None else self.views.get(name)
+
     async def _status(self, request: Request) -> Response:
+        """The newest stats line; a rig's: a list of every stream's (each with its ``stream`` name), or
+        ``?stream=NAME``'s alone."""
         if refused := self._read_refused(request):
             return refused
-        if self.latest is None:
+        views = list(self.views.values()) if self.named and "stream" not in request.query_params else [self._view(request)]
+        if None in views:
+            return _refuse(404, f"no stream {request.query_params['stream'][:40]!r}")
+        lines = [{"stream": view.name, **json.loads(view.latest.as_json())} if self.named else view.latest.as_json()
+                 for view in views if view.latest is not None]
+        if not lines:
             return _refuse(503, "no stats yet (the first sample comes after a second)", retry=True)
-        return Response(self.latest.as_json(), media_type="application/json")
+        if not self.named:
+            return Response(lines[0], media_type="application/json")
+        return JSONResponse(lines if "stream" not in request.query_params else lines[0])
 
     async def _live(self, request: Request) -> Response:
         if refused := self._read_refused(request):
             return refused
-        body = {"stats": json.loads(self.latest.as_json()) if self.latest else None, "settings": self.settings,
-                "warnings": list(self.warnings), "acks": list(self.acks), "state": control_state(self.node)}
+        if (view := self._view(request)) is None:
+            return _refuse(404, f"no stream {request.query_params['stream'][:40]!r}")
+        body = {"stats": json.loads(view.latest.as_json()) if view.latest else None, "settings": self.settings,
+                "warnings": list(self.warnings), "acks": list(view.acks), "state": control_state(view.node)}
+        if self.named:  # the page's stream picker
+            body["streams"] = list(self.views)
         if request.query_params.get("history"):
-            body["history"] = list(self.history)
+            body["history"] = list(view.history)
         return JSONResponse(body)
 
     async def _preview(self, request: Request) -> Response:
         if refused := self._read_refused(request):
             return refused
-        preview = await self.preview.latest()
+        if (view := self._view(request)) is None:
+            return _refuse(404, f"no stream {request.query_params['stream'][:40]!r}")
+        preview = await view.preview.latest()
         if preview is None:
             return _refuse(503, "no frame yet", retry=True)
         return Response(preview.jpeg, media_type="image/jpeg", headers={"x-rdstream-frame": str(preview.index)})
@@ -212,8 +253,8 @@ class Monitor:
                 return _refuse(413, f"a command is at most {MAX_BODY_BYTES} bytes")
         try:
             data = json.loads(body)
-            kind, args = data["command"], data.get("args", [])
-            if not isinstance(kind, str) or not isinstance(args, list):
+            kind, args, stream = data["command"], data.get("args", []), data.get("stream")
+            if not isinstance(kind, str) or not isinstance(args, list) or not isinstance(stream, (str, type(None))):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             return _refuse(400, 'expected {"command": NAME, "args": [...]}, e.g. {"command": "pause", "args": [1]}')
@@ -223,22 +264,34 @@ class Monitor:
             return _refuse(400, f"{kind[:40]}: {reason}")
         if command is None:  # a trigger sent with 0: nothing to do, as over OSC
             return JSONResponse({"accepted": None})
-        if self.node is None:
+        if stream is not None and stream not in self.views:
+            return _refuse(400, f"no stream {stream[:40]!r}")
+        # a stop ends the run (every stream of a rig drains); the rest go to the stream named, or to all
+        views = [self.views[stream]] if stream is not None and kind != "stop" else list(self.views.values())
+        if any(view.node is None for view in views):
             return _refuse(503, "the node is not running yet", retry=True)
         client = request.client.host if request.client else "an unknown address"
         command = command.from_origin(f"monitor page from {client}")
-        self.node.command(command)
+        for view in views:
+            view.node.command(command)
         # "by": the page that stops a run can say who stopped it even if the run ends before its next poll
         return JSONResponse({"accepted": command.kind, "args": list(command.args), "by": command.origin},
                             status_code=202)
 
     # -- serving ----------------------------------------------------------------------------------
-    async def serve(self, node, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen (a busy port raises BadInputError), then serve until cancelled."""
+    async def serve(self, *nodes, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen (a busy port raises BadInputError), then serve until cancelled; ``nodes``: one per
+        stream, in the order of ``streams``."""
         sock = listen_socket(self.endpoint)
         self.port = sock.getsockname()[1]
-        self.node = node
-        self._registry = metrics_registry(node, lambda: self.latest)
+        for view, node in zip(self.views.values(), nodes):
+            view.node = node
+        if self.named:
+            self._registry = rig_metrics_registry([(view.name, view.node, lambda view=view: view.latest)
+                                                   for view in self.views.values()])
+        else:
+            view = next(iter(self.views.values()))
+            self._registry = metrics_registry(view.node, lambda: view.latest)
         _quiet_uvicorn()
         config = uvicorn.Config(
             self.app(), http=guarded_protocol(), ws="none", lifespan="off", interface="asgi3", log_config=None,

@@ -38,6 +38,6 @@ def test_with_the_monitor_on_but_no_page_open_no_picture_is_encoded(tiny_model):
     node = StreamNode(ArraySource(frames), [("collect:", CollectSink())], RollingDepthSteps(tiny_model, 64, seed=0),
                       OnlineAligner.for_plan(PLAN, 2), parse_normalize("running"),
                       NodeConfig(plan=PLAN, lookahead=2, drop_frames=False), monitor=monitor)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     assert result.frames_out == 12
     assert monitor.preview.encoded == 0 and monitor.preview._frame is not None  # offered, never encoded

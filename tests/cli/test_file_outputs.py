@@ -1,6 +1,5 @@
 """Offline outputs: complete-or-absent files, colour range over the clip, dtype choice, shared scheduler."""
 
-import signal
 
 import av
 import numpy as np
@@ -10,7 +9,6 @@ import torch
 from pipeline.checkpoint import choose_dtype
 from io_adapters.encodings import colormap_lut
 from pipeline.diffusion_refine import refine_timesteps
-from stream.stop_signals import sigint_ignored
 from stream.cli.file_job import FileJobOptions
 from stream.cli.file_outputs import completed_as, write_outputs
 
@@ -56,10 +54,3 @@ def test_refinement_schedule_does_not_change_the_shared_scheduler(tiny_model):
 def test_colour_tables_are_built_once_and_read_only():
     lut = colormap_lut("turbo")
     assert colormap_lut("turbo") is lut and not lut.flags.writeable
-
-
-def test_a_further_ctrl_c_is_ignored_while_sinks_close():
-    before = signal.getsignal(signal.SIGINT)
-    with sigint_ignored():
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    assert signal.getsignal(signal.SIGINT) == before

@@ -307,7 +307,7 @@ def test_a_node_that_drops_frames_writes_files_that_keep_the_source_timing(tmp_p
     node = StreamNode(ListSource(90, interval=0.005), sinks, FakeSteps(predict_delay=0.03),
                       make_aligner(config.plan, config.lookahead), parse_normalize("running"), config,
                       report=lambda _message: None)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     stamps = np.load(tmp_path / "d.timestamps.npy")
     assert result.dropped > 10 and len(stamps) == result.frames_out == result.frames_processed
     gaps = np.round(np.diff(stamps) * 30).astype(int)

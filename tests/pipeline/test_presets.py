@@ -74,7 +74,7 @@ def test_strided_node_outputs_every_frame_with_the_counts_of_its_plan(tiny_model
     sink = RecordingSink()
     node = StreamNode(ArraySource(moving_pattern(num_frames, 40, 64)), [("mem:", sink)], steps, aligner,
                       parse_normalize("running"), NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False), report=print)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     assert result.frames_out == num_frames and len(sink.frames) == num_frames
     assert all(np.isfinite(f.depth).all() for f in sink.frames)
     snippets = live_snippets(plan, num_frames)

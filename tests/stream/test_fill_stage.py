@@ -240,7 +240,7 @@ def test_ndi_metadata_and_stats_json_carry_keyframe_and_depth_age(tmp_path):
     cfg = NodeConfig(plan=SnippetPlan(2, (1,)), drop_frames=True, fill="flow", stats_interval_s=0.1, idle_fps=100.0)
     node = StreamNode(PacedSource(moving_pattern(30, 32, 48), 0.01), [("s:", RecordingSink())], FakeSteps(),
                       make_aligner(cfg.plan), parse_normalize("running"), cfg, stats_json=stats)
-    anyio.run(node.run, False)
+    anyio.run(node.run)
     last = json.loads(stats.read_text().splitlines()[-1])
     assert last["frame"]["keyframe"] in (True, False) and last["frame"]["depth_age_ms"] >= 0
     assert last["fill"]["keyframes"] >= 1 and "model_fps" in last["fill"] and "depth_age_p50_ms" in last["fill"]

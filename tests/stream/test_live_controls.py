@@ -81,7 +81,7 @@ class _Hook:
 
 def test_nested_arguments_on_the_monitor_are_a_400_with_the_reason_not_a_crash(capfd):
     monitor = Monitor(parse_monitor("8080", None))
-    monitor.node = hook = _Hook()
+    monitor.views[""].node = hook = _Hook()  # the one stream of rdstream run
     for args in NESTED[:-1]:  # JSON has no blobs
         status, body = _control(monitor, "speed", list(args))
         assert status == 400 and body["error"].startswith("speed: arguments are numbers or text; got "), body
@@ -136,7 +136,7 @@ def _node_with_controls(tmp_path, control: OscControl | None, monitor: Monitor |
                       report=lambda line: None, inform=lambda line: None, stats_json=tmp_path / "stats.jsonl",
                       controls=LiveControls(on_applied=acknowledge), monitor=None)
     if monitor is not None:
-        monitor.node = node
+        monitor.views[""].node = node
     return node, sink
 
 
@@ -156,7 +156,7 @@ def test_a_stop_by_osc_says_who_sent_it_in_the_summary_and_the_stats(tmp_path):
                 client.send_message("/rdstream/stop", [1])
 
             tg.start_soon(stop_soon)
-            result = await node.run(handle_signals=False)
+            result = await node.run()
             tg.cancel_scope.cancel()
         return result
 
@@ -189,7 +189,7 @@ def test_a_stop_from_the_monitor_page_says_so_and_the_page_state_shows_it(tmp_pa
                 states.append((await asgi.request("GET", "/live.json"))[1]["state"])
 
             tg.start_soon(stop_soon)
-            return await node.run(handle_signals=False)
+            return await node.run()
 
     result = anyio.run(main)
     assert result.stopped_by == "monitor page from 127.0.0.1"
@@ -199,7 +199,7 @@ def test_a_stop_from_the_monitor_page_says_so_and_the_page_state_shows_it(tmp_pa
 
 def test_a_no_drop_summary_gives_the_rate_and_time_per_frame_not_a_queue_latency(tmp_path):
     node, _ = _node_with_controls(tmp_path, None, frames=30)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     line = summary_line(result)
     assert result.every_frame and re.search(r"source ended: [\d.]+ fps out; every frame processed, \d+ ms per frame", line)
     assert "latency" not in line

@@ -95,7 +95,7 @@ def test_stop_request_drains_flushes_and_closes():
                 await anyio.sleep(0.3)
                 node.request_stop()
             tg.start_soon(stop_soon)
-            return_value.append(await node.run(handle_signals=False))
+            return_value.append(await node.run())
 
     return_value = []
     anyio.run(main)
@@ -111,7 +111,7 @@ def test_stats_json_has_one_line_per_interval(tmp_path):
     plan = SnippetPlan(3, (1, 4))
     node = StreamNode(ListSource(40, interval=0.01), [("mem:", RecordingSink())], FakeSteps(), make_aligner(plan),
                       parse_normalize("running"), NodeConfig(plan=plan, stats_interval_s=0.1), stats_json=stats)
-    anyio.run(node.run, False)
+    anyio.run(node.run)
     lines = [json.loads(line) for line in stats.read_text().splitlines()]
     assert len(lines) >= 3
     last = lines[-1]

@@ -85,7 +85,7 @@ def test_ndi_round_trip_through_the_node(tiny_model):
         result = []
         async with anyio.create_task_group() as tg:
             async def run_node():
-                result.append(await node.run(handle_signals=False))
+                result.append(await node.run())
 
             tg.start_soon(run_node)
             tg.start_soon(anyio.to_thread.run_sync, keep_sending)

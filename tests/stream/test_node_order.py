@@ -24,7 +24,7 @@ def _run(steps, frames: int, plan: SnippetPlan, lookahead: int = 2):
     config = NodeConfig(plan=plan, lookahead=lookahead, drop_frames=False)
     node = StreamNode(ListSource(frames), [("sink:", sink)], steps, make_aligner(plan, lookahead),
                       parse_normalize("running"), config, report=lambda line: None)
-    return anyio.run(node.run, False), sink
+    return anyio.run(node.run), sink
 
 
 def test_next_frames_snippets_are_queued_before_the_previous_result_is_read():

@@ -201,45 +201,38 @@ def test_colour_frames_travel_only_when_a_sink_shows_them():
     for sink, has_colour in ((DepthOnlySink(), False), (RecordingSink(), True)):
         node = StreamNode(ListSource(8), [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"),
                           NodeConfig(plan=plan))
-        anyio.run(node.run, False)
+        anyio.run(node.run)
         assert len(sink.frames) == 8 and all((f.rgb is not None) == has_colour for f in sink.frames)
 
 
-def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
+def run_single_job(source, sinks, osc: OscEndpoint):
+    """``rdstream run``'s live job (a rig of one stream) past the model load, with model-free doubles."""
     from rich.console import Console
 
-    from tests.support.failing_sink import FailingSink
-    from pipeline.errors import RuntimeFailure
-    from stream.cli.run_job import _run_with_status
-    from stream.model_thread import ModelThread
+    from stream.cli.live_control import job_osc
+    from stream.cli.live_job import LiveJob, _run_with_status
+    from stream.rig import Rig, RigStream
 
     plan = SnippetPlan(3, (1, 5))
-    thread = ModelThread()
-    try:
-        with pytest.raises(RuntimeFailure, match="every sink failed"):
-            _run_with_status(ListSource(30), [("bad:", FailingSink(2))], FakeSteps(), make_aligner(plan),
-                             parse_normalize("running"), NodeConfig(plan=plan), Console(stderr=True), False, None,
-                             thread, OscEndpoint(LOOPBACK, free_udp_port()), None)
-    finally:
-        thread.close()
+    rig = Rig([RigStream("", source, sinks, FakeSteps(), make_aligner(plan), parse_normalize("running"),
+                         NodeConfig(plan=plan))], named=False)
+    job = LiveJob([], None, None, start_lines=str, finish=len, single=True, osc=osc)
+    control, _ = job_osc(osc, None, None, print, None)
+    return _run_with_status(job, rig, control, None, Console(stderr=True))
+
+
+def test_a_failing_run_with_osc_control_still_ends_in_one_user_error():
+    from pipeline.errors import RuntimeFailure
+    from tests.support.failing_sink import FailingSink
+
+    outcomes = run_single_job(ListSource(30), [("bad:", FailingSink(2))], OscEndpoint(LOOPBACK, free_udp_port()))
+    assert isinstance(outcomes[0].error, RuntimeFailure) and "every sink failed" in str(outcomes[0].error)
 
 
 def test_a_port_taken_during_the_model_load_is_one_error_and_closes_the_edges():
-    from rich.console import Console
-
-    from stream.cli.run_job import _run_with_status
-    from stream.model_thread import ModelThread
-
-    plan = SnippetPlan(3, (1, 5))
     source, sink = ListSource(5), RecordingSink()
-    thread = ModelThread()
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
-            taken.bind((LOOPBACK, 0))
-            with pytest.raises(BadInputError, match="cannot listen on UDP"):
-                _run_with_status(source, [("rec:", sink)], FakeSteps(), make_aligner(plan), parse_normalize("running"),
-                                 NodeConfig(plan=plan), Console(stderr=True), False, None, thread,
-                                 OscEndpoint(LOOPBACK, taken.getsockname()[1]), None)
-    finally:
-        thread.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((LOOPBACK, 0))
+        with pytest.raises(BadInputError, match="cannot listen on UDP"):
+            run_single_job(source, [("rec:", sink)], OscEndpoint(LOOPBACK, taken.getsockname()[1]))
     assert source.closed and sink.closed

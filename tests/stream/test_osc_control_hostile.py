@@ -181,6 +181,6 @@ def test_a_paused_realtime_node_sends_one_held_frame_per_processed_frame():
                       make_aligner(plan), parse_normalize("running"),
                       NodeConfig(plan=plan, lookahead=0, drop_frames=True), controls=controls)
     node.command(NodeCommand("pause", (True,), sent=(1,)))
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     assert result.dropped > 50 and result.frames_out == result.frames_processed == len(sink.frames)
     assert all(f.depth is sink.frames[0].depth for f in sink.frames)  # the first picture, held

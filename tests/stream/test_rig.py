@@ -46,7 +46,7 @@ def single_run(model, frames, seed, **paths):
     steps = RollingDepthSteps(model, 64, seed=seed, **paths)
     node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, OnlineAligner.for_plan(PLAN, LOOKAHEAD), DISPLAY(),
                       NodeConfig(plan=PLAN, lookahead=LOOKAHEAD), report=print)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     return np.stack([f.depth for f in sink.frames]), result
 
 
@@ -151,6 +151,17 @@ def test_batcher_waits_at_most_its_deadline_and_serves_streams_round_robin():
     finally:
         batcher.close()
     assert seen == [["a"], ["0", "1"]]
+
+
+def test_a_batch_of_one_runs_at_once_whatever_the_deadline():
+    # rdstream run is a rig of one stream: its model calls never wait for a peer that does not exist
+    batcher = Batcher(lambda key, payloads: list(payloads), streams=1, max_wait_s=5.0)
+    try:
+        started = time.perf_counter()
+        assert [batcher.call(0, ("encode", (64, 64)), k) for k in range(4)] == [0, 1, 2, 3]
+        assert time.perf_counter() - started < 1.0  # waiting for the deadline would take 20 s
+    finally:
+        batcher.close()
 
 
 def test_batcher_round_robin_takes_turns_when_more_are_ready_than_a_batch():

@@ -53,7 +53,7 @@ def _run_node(model, frames, lookahead: int, quality: str = "fast", dilations=(1
     sink = RecordingSink()
     node = StreamNode(source or ArraySource(frames), [("mem:", sink)], steps, aligner, parse_normalize("running"),
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
-    return anyio.run(node.run, False), steps, sink
+    return anyio.run(node.run), steps, sink
 
 
 @pytest.mark.parametrize("lookahead", [0, 2])

@@ -34,7 +34,7 @@ def test_node_does_offline_work_once_per_frame_and_matches_offline_depth(tiny_mo
     aligner = OnlineAligner.for_plan(SnippetPlan(3, dilations), lookahead)
     node = StreamNode(ArraySource(frames), [("mem:", sink)], steps, aligner, Unchanged(),
                       NodeConfig(plan=SnippetPlan(3, dilations), lookahead=lookahead), report=print)
-    result = anyio.run(node.run, False)
+    result = anyio.run(node.run)
     assert result.frames_out == 24 and [f.index for f in sink.frames] == list(range(24))
     # the same work as offline: each frame encoded once, the same snippets
     assert steps.counts.encodes == offline.counts["frames_encoded"] == 24

@@ -17,4 +17,4 @@ def run_node(source, sinks, steps=None, normalize="running", **config):
     cfg = NodeConfig(**config)
     node = StreamNode(source, [(f"sink{i}:", s) for i, s in enumerate(sinks)], steps or FakeSteps(),
                       make_aligner(cfg.plan, cfg.lookahead), parse_normalize(normalize), cfg, report=reports.append)
-    return anyio.run(node.run, False), reports, node
+    return anyio.run(node.run), reports, node

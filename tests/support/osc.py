@@ -65,7 +65,7 @@ def run_controlled_node(source, sink, script, plan=SnippetPlan(3, (1, 5)), stats
         async with anyio.create_task_group() as tg:
             await tg.start(control.serve, node.command)
             tg.start_soon(script, client, sink, node)
-            result = await node.run(handle_signals=False)
+            result = await node.run()
             tg.cancel_scope.cancel()
         return result
 

@@ -14,6 +14,24 @@ const state = { samples: [], charts: {}, previews: 0, lastSeen: null, formFilled
                 stoppedBy: null, everConnected: false };
 window.rdMonitor = state;  // for the browser test and for curious users
 
+// A rig's page: the stream picked at the top; every read and command names it ("" = the only stream).
+function picked() { return $("stream").value || ""; }
+function withStream(path, query) {
+  const params = new URLSearchParams(query || "");
+  if (picked()) params.set("stream", picked());
+  const text = params.toString();
+  return path + (text ? "?" + text : "");
+}
+
+function showStreams(names) {
+  if (!names || $("stream").options.length) return;
+  for (const name of names) $("stream").add(new Option(name, name));
+  $("stream-picker").hidden = false;
+  $("stream").onchange = () => {  // another stream: its own history and controls from the next poll
+    state.samples = []; state.formFilled = false; state.edited.clear(); state.pickedAgain = true; state.lastAckSeen = 0;
+  };
+}
+
 function series(label, stroke) { return { label, stroke, width: 1.5 }; }
 
 const CHARTS = {
@@ -167,9 +185,11 @@ function disconnected(reason) {
 
 async function pollStats(first) {
   try {
-    const reply = await fetch("/live.json" + (first ? "?history=1" : ""), { headers: HEADERS, cache: "no-store" });
+    if (state.pickedAgain) { first = true; state.pickedAgain = false; }
+    const reply = await fetch(withStream("/live.json", first ? "history=1" : ""), { headers: HEADERS, cache: "no-store" });
     if (!reply.ok) throw new Error(reply.status === 401 ? "needs the token" : "HTTP " + reply.status);
     const live = await reply.json();
+    showStreams(live.streams);
     addSamples(first ? live.history || [] : live.stats ? [live.stats] : []);
     showLive(live);
     first = false;
@@ -180,7 +200,7 @@ async function pollStats(first) {
 }
 
 async function loadPicture() {
-  const reply = await fetch("/preview.jpg", { headers: HEADERS, cache: "no-store" });
+  const reply = await fetch(withStream("/preview.jpg"), { headers: HEADERS, cache: "no-store" });
   if (!reply.ok) return false;
   const img = $("preview-img");
   const old = img.src;
@@ -209,7 +229,7 @@ async function pollPictures() {
 async function send(command, args) {
   const reply = await fetch("/control", {
     method: "POST", headers: { ...HEADERS, "Content-Type": "application/json" },
-    body: JSON.stringify({ command, args }),
+    body: JSON.stringify(picked() ? { command, args, stream: picked() } : { command, args }),
   });
   const body = await reply.json().catch(() => ({}));
   const answer = $("control-reply");
