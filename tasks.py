@@ -217,11 +217,25 @@ def install_commands(python: Path, choice: TorchChoice, platform: str = sys.plat
     return commands
 
 
+#: Test processes (pytest-xdist), one file each at a time. Alone, the suite keeps about one core of two
+#: busy (paced test sources, processes starting, sockets): two workers on two cores take about 60 % of
+#: its time. More than two would crowd the heavier tests' torch threads.
+TEST_WORKERS = 2
+
+
+def test_workers(extra: list[str]) -> list[str]:
+    """pytest-xdist's options for ``test``, unless the arguments choose (``-n 0``: one process)."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) for a in extra):
+        return []
+    workers = min(TEST_WORKERS, os.cpu_count() or 1)
+    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+
+
 def task_command(task: str, python: Path, extra: list[str]) -> list[list[str]]:
     if task == "demo":
         return [[str(python), "-m", "stream.cli.demo", *extra]]
     if task == "test":
-        return [[str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]]
+        return [[str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *test_workers(extra), *extra]]
     if task == "bench":
         return [[str(python), "-m", module, *extra] for module in BENCH_MODULES]
     if task == "run":  # the console script pip made next to the venv's python

@@ -175,7 +175,16 @@ def test_dry_run_with_a_fake_nvidia_smi_prints_the_pip_lines(tmp_path, cuda, cod
     assert expected_torch_line in out, out
     assert out.splitlines()[0].startswith("torch: torch==2.13.0")
     assert ("nvidia-smi found NVIDIA GeForce RTX 4090 (driver CUDA 12.8)" in out) == (code == 0)
-    assert out.rstrip().endswith("-m pytest -q -p no:cacheprovider -k x")
+    # '-n 2 --dist loadfile' on two cores or more
+    assert out.rstrip().endswith(" ".join(["-m pytest -q -p no:cacheprovider", *tasks.test_workers([]), "-k x"]))
+
+
+def test_the_tests_run_in_two_processes_unless_the_arguments_choose(monkeypatch):
+    monkeypatch.setattr(tasks.os, "cpu_count", lambda: 16)
+    assert tasks.test_workers(["-k", "osc"]) == ["-n", "2", "--dist", "loadfile"]
+    assert tasks.test_workers(["-n", "0"]) == tasks.test_workers(["-n4"]) == tasks.test_workers(["--dist=load"]) == []
+    monkeypatch.setattr(tasks.os, "cpu_count", lambda: 1)
+    assert tasks.test_workers([]) == []
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a shell script")
@@ -294,7 +303,7 @@ def test_dry_run_prints_only_what_would_run(tmp_path):
     assert current.returncode == 0, current.stderr
     lines = current.stdout.splitlines()
     assert lines[0].startswith("nothing to install:") and len(lines) == 2, current.stdout
-    assert lines[1].endswith("-m pytest -q -p no:cacheprovider -k x")
+    assert lines[1].endswith(" ".join(["-m pytest -q -p no:cacheprovider", *tasks.test_workers([]), "-k x"]))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake rdstream is a shell script")
