@@ -5,10 +5,19 @@ During start-up (imports, the model load) Ctrl-C raises KeyboardInterrupt and SI
 exception while it imports or loads (a bare ``except:``) can swallow that exception, and the run
 would then start as if no one had asked it to stop. So the CLI's handlers also ``record`` the
 signal here, and the live run's signal watcher (``stream.stop_signals.watch_stop_signals``) acts on
-a recorded one as soon as it starts. No imports: the CLI installs its handlers before anything slow.
+a recorded one as soon as it starts. No imports at the top: the CLI installs its handlers before
+anything slow.
+
+Inside the event loop an exception raised by a signal handler lands in whatever the loop was doing
+(asyncio's own Ctrl-C handling is not installed there either, as the CLI's handler is in place): a
+task stuck in a shielded wait then never ends and the run hangs. So while the loop starts, until the
+watcher takes the signals, ``deferred`` makes a stop signal only ``record``ed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _recorded: str | None = None
 
@@ -31,3 +40,35 @@ def clear() -> None:
     """Forget any record (a new command starts: tests call the CLI many times in one process)."""
     global _recorded
     _recorded = None
+
+
+def _record_only(signum, frame) -> None:
+    import signal
+
+    try:
+        record(signal.Signals(signum).name)
+    except ValueError:
+        record(f"signal {signum}")
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within: Ctrl-C, SIGTERM, SIGHUP (Ctrl-Break) are only recorded, for the live run's watcher to
+    act on when it starts; a signal already ignored stays ignored. Afterwards the handlers from
+    before come back, unless the run ignores further stops (``SIG_IGN``)."""
+    import signal
+
+    previous = {}
+    try:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _record_only)
+    except ValueError:  # not the main thread: signals are not ours to manage
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, handler)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from io_adapters.registry import open_sink, open_source
 from pipeline.errors import RollingDepthError
 from pipeline.presets import get_preset, plan_shapes
 from pipeline.tiny_decoder import DecoderChoice
+from stream import early_stop
 from stream.batcher import DEFAULT_MAX_WAIT_S, Batcher
 from stream.cli.fill_run import fill_config, oracle_model, oracle_steps
 from stream.cli.live_control import job_monitor, job_osc, sayer
@@ -209,10 +210,8 @@ def _run_with_status(job: LiveJob, rig: Rig, control, monitor, console: Console)
             tg.cancel_scope.cancel()
         return outcomes
 
-    try:
-        if live is None:
-            return anyio.run(run_all)
-        with live:
+    try:  # a stop signal before the rig watches them is recorded, not raised in the loop (stream.early_stop)
+        with early_stop.deferred(), live if live is not None else nullcontext():
             return anyio.run(run_all)
     except BaseExceptionGroup as group:  # the one-line error inside, not a group of them
         raise first_user_error(group) from None

@@ -14,6 +14,15 @@ from stream.stop_signals import watch_stop_signals
 from tests.conftest import rdstream_in_process
 
 
+@pytest.fixture(autouse=True)
+def handlers_restored():
+    """A stopped run ignores further stops (its process is ending); this process goes on."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
 def test_the_watcher_acts_first_on_a_stop_recorded_during_start_up():
     seen: list[str] = []
 
@@ -47,6 +56,28 @@ def test_a_ctrl_c_that_a_library_swallowed_during_start_up_still_stops_the_run(m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline.checkpoint, "resolve_device", swallowing_library)
+    code = rdstream_in_process("run", "--source", "test:?size=64x48&rate=30&frames=600", "--sink", "null:",
+                               "-c", tiny_checkpoint, "--res", "64", "-d", "1", "--no-status")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "interrupted:" in err and "stopped by signal SIGINT" in err, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends itself a POSIX SIGINT")
+def test_a_ctrl_c_while_the_event_loop_starts_drains_the_run(monkeypatch, tiny_checkpoint, capsys):
+    """Between the event loop's start and the rig's signal watcher, Ctrl-C raised KeyboardInterrupt
+    inside the loop: the run ended without its drain and summary, or hung in a shielded wait (seen
+    under load). It is now recorded there and the watcher drains the run as for any Ctrl-C."""
+    from stream.rig import Rig
+
+    real_run = Rig.run
+
+    async def run_after_a_ctrl_c(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        await anyio.sleep(0.05)  # the handler runs here, before the watcher starts
+        return await real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Rig, "run", run_after_a_ctrl_c)
     code = rdstream_in_process("run", "--source", "test:?size=64x48&rate=30&frames=600", "--sink", "null:",
                                "-c", tiny_checkpoint, "--res", "64", "-d", "1", "--no-status")
     err = capsys.readouterr().err
