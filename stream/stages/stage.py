@@ -16,8 +16,8 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from stream.messages import StreamEnd
-from stream.rate_meter import RateMeter
+from stream.stages.messages import StreamEnd
+from stream.stats.rate_meter import RateMeter
 
 # Between stages: one item waiting plus the one being worked on keeps latency low; model work
 # is the bottleneck, so deeper queues would only add delay.
