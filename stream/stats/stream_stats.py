@@ -19,7 +19,7 @@ import numpy as np
 from io_adapters.output_paths import STANDARD_STREAM
 from stream.stats.console_pipes import drop_further_writes
 from stream.stats.rate_meter import RateMeter
-from stream.stages.stage import StageMetrics
+from stream.stats.stage_metrics import StageMetrics
 
 # Latency percentiles over the last few seconds: recent enough to show a change, long enough
 # to hold a few dozen frames at low frame rates.
