@@ -2,7 +2,7 @@
 
 Rendered scenes with known depth (``bench.support.rendered_scenes``: textured ground, a back wall,
 spheres crossing each other, a camera travelling sideways at two speeds) play at 30 fps from memory
-into the real ``StreamNode`` with the oracle model (``stream.oracle_model.OracleSteps``: the true
+into the real ``StreamNode`` with the oracle model (``stream.model.oracle_model.OracleSteps``: the true
 inverse depth of each frame, after ``--delay-ms`` on the model thread). The keyframe interval is
 set by ``--model-fps`` (30 / interval); snippets of 3 frames at dilation 1, lookahead 0 (the
 lowest latency). For intervals 1, 2, 4, 8 and each speed it runs ``--fill flow`` and ``--fill hold``
@@ -31,9 +31,9 @@ from bench.support.stream_doubles import RecordingSink, make_aligner
 from io_adapters.frames import EndOfStream, VideoFrame
 from pipeline.depth_metrics import abs_rel, temporal_error
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import FixedRangeNormalizer
+from stream.stages.display_normalizer import FixedRangeNormalizer
 from stream.node import NodeConfig, NodeResult, StreamNode
-from stream.oracle_model import OracleSteps
+from stream.model.oracle_model import OracleSteps
 
 SOURCE_FPS = 30.0
 INTERVALS = (1, 2, 4, 8)

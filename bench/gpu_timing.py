@@ -32,7 +32,7 @@ from pipeline.coalign.snippet_depth import still_merged
 from pipeline.device import StageTimer
 from pipeline.offline import synchronize
 from pipeline.snippets import SnippetPlan
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 #: Input frames per aspect: a 1080p camera for 16:9, XGA for 4:3 (the host resize is part of the cost).
 INPUTS = {"16:9": (1080, 1920), "4:3": (768, 1024)}
@@ -158,17 +158,17 @@ def pipelined_fps(steps, frame: np.ndarray, ticks: list[tuple[list, list]], fram
 
 
 def node_order_fps(steps, frame: np.ndarray, plan: SnippetPlan, lookahead: int, frames: int) -> float:
-    """Output fps of the node's own encode and snippet stages (``stream.encode_stage``,
-    ``stream.snippet_stage``) joined as the node joins them, over ``frames`` steady-state frames
+    """Output fps of the node's own encode and snippet stages (``stream.stages.encode_stage``,
+    ``stream.stages.snippet_stage``) joined as the node joins them, over ``frames`` steady-state frames
     (timed after the window has filled). Without the aligner and the sinks: the model side of the
     node in its real order, to set beside ``pipelined_fps``."""
     import anyio
 
-    from stream.encode_stage import EncodeStage
-    from stream.messages import CapturedFrame, FrameTiming, SnippetDepths, StreamEnd
-    from stream.model_thread import ModelThread
-    from stream.snippet_stage import SnippetStage
-    from stream.stage import make_link
+    from stream.stages.encode_stage import EncodeStage
+    from stream.stages.messages import CapturedFrame, FrameTiming, SnippetDepths, StreamEnd
+    from stream.model.model_thread import ModelThread
+    from stream.stages.snippet_stage import SnippetStage
+    from stream.stages.stage import make_link
 
     warm = plan.span + 1
     stamps: list[float] = []

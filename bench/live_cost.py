@@ -37,7 +37,7 @@ from bench.support.machine import load_average
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.offline import synchronize
 from pipeline.tiny_decoder import TinyVaeDecoder
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from pipeline.snippets import SnippetPlan
 
 DILATIONS = (1, 25)

@@ -33,12 +33,12 @@ from bench.stream import CollectSink, test_pattern
 from bench.support.stream_doubles import ArraySource
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import parse_normalize
-from stream.model_thread import ModelThread
+from stream.stages.display_normalizer import parse_normalize
+from stream.model.model_thread import ModelThread
 from stream.monitor.endpoint import parse_monitor
 from stream.monitor.server import Monitor
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 TARGET_DROP = 0.05
 PLAN = SnippetPlan(3, (1, 25))

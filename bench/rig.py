@@ -80,9 +80,9 @@ class Passthrough:
 def _parts(model, res: int, seed: int, lookahead: int = 2, display=None):
     from pipeline.coalign import OnlineAligner
     from pipeline.snippets import SnippetPlan
-    from stream.display_normalizer import parse_normalize
+    from stream.stages.display_normalizer import parse_normalize
     from stream.node import NodeConfig
-    from stream.rolling_depth_steps import RollingDepthSteps
+    from stream.model.rolling_depth_steps import RollingDepthSteps
 
     plan = SnippetPlan(3, (1, 5))
     aligner = OnlineAligner.for_plan(plan, lookahead)
@@ -126,7 +126,7 @@ def tiny_model():
 
 
 def section_equality(args) -> dict:
-    from stream.display_normalizer import parse_normalize
+    from stream.stages.display_normalizer import parse_normalize
 
     model = tiny_model()
     clips = [clip(k, args.frames, 64, 96) for k in range(args.streams)]

@@ -7,7 +7,7 @@
 Per rung of ``pipeline.presets.SPEEDS`` (dilations 1 and 25, L=3 unless named), at lookahead 0 and 2:
 
 - counts per output frame in steady state: the snippets a live node runs (``SnippetPlan``), with the
-  full-resolution / fit-only split of ``still_merged`` exactly as ``stream.snippet_stage`` computes
+  full-resolution / fit-only split of ``still_merged`` exactly as ``stream.stages.snippet_stage`` computes
   it, averaged over one period of the strides (the node's own counts agree: tests/pipeline/test_presets.py);
 - TFLOP per output frame at 384x384 px: those counts times ``bench.flops.flops_per_call`` (SD2
   and TAESD shapes on the meta device);
@@ -161,7 +161,7 @@ def cpu_seconds(res: int = 128, rounds: int = 1) -> dict:
     from bench.models import build_random_sd2_model
     from pipeline.tiny_decoder import TinyVaeDecoder
     from pipeline.tiny_encoder import TinyVaeEncoder
-    from stream.rolling_depth_steps import RollingDepthSteps
+    from stream.model.rolling_depth_steps import RollingDepthSteps
 
     model = build_random_sd2_model()
     torch.manual_seed(0)

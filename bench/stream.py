@@ -50,15 +50,15 @@ from bench.support.synthetic_depth import abs_rel
 from bench.support.stream_doubles import ArraySource
 from io_adapters.base import Sink
 from io_adapters.registry import open_sink, open_source
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan
 from pipeline.snippets import plan_snippets
-from stream.depth_steps import StepCounts
-from stream.model_thread import ModelThread
+from stream.model.depth_steps import StepCounts
+from stream.model.model_thread import ModelThread
 from stream.node import NodeConfig, NodeResult, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 FAST_DILATIONS = (1, 25)
 RANDOM_WEIGHTS_NOTE = "random weights: the output is not depth; timings, counts and memory are what is measured"
@@ -209,7 +209,7 @@ def run_node(source, sinks, steps, plan: SnippetPlan, lookahead: int, normalizer
 def run_rig_of_one(source, sinks, steps, plan: SnippetPlan, lookahead: int) -> tuple[NodeResult, float]:
     """``run_node`` the way ``rdstream run`` runs a stream: a rig of one (stream.rig), its model calls
     on the batcher's thread -> (the node's result, CPU seconds of the batcher's thread during the run)."""
-    from stream.batcher import Batcher
+    from stream.model.batcher import Batcher
     from stream.rig import Rig, RigStream
 
     batcher = Batcher(None, 1)
@@ -270,7 +270,7 @@ def section_b(args, tiny, model_thread: ModelThread) -> dict:
     log(f"(b) tiny model at {args.b_res} px: node vs isolated, {args.b_frames} frames, best of {args.b_repeats}")
     frames = test_pattern(args.b_frames, 640, 360)
     plan = SnippetPlan(3, FAST_DILATIONS)
-    # Both run on the thread the model was loaded on (as rdstream run does; see stream.model_thread).
+    # Both run on the thread the model was loaded on (as rdstream run does; see stream.model.model_thread).
     isolated = lambda: model_thread.call(isolated_fps, RollingDepthSteps(tiny, args.b_res, seed=0), frames, plan)
     model_thread.call(isolated_fps, RollingDepthSteps(tiny, args.b_res, seed=0), frames[:6], plan)  # warm-up
     # CPU seconds of the model thread itself (time.thread_time on it): with --threads 1 all of the
@@ -464,7 +464,7 @@ def main(argv=None) -> int:
                           "torch": torch.__version__}, "note": RANDOM_WEIGHTS_NOTE}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("RDSTREAM_CACHE_DIR", os.path.join(tmp, "cache"))
-        # every model is built and run on one thread, as rdstream run does (see stream.model_thread)
+        # every model is built and run on one thread, as rdstream run does (see stream.model.model_thread)
         model_thread = ModelThread()
         tiny = model_thread.call(load_tiny_model, os.path.join(tmp, "tiny")) if set(args.sections) & set("bde") else None
         runners = {"a": lambda: section_a(args), "b": lambda: section_b(args, tiny, model_thread),

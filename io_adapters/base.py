@@ -5,7 +5,7 @@ end) and ``async close()``. A ``Sink`` has ``async send(DepthFrame)`` and ``asyn
 Everything between them only sees frames with timestamps. These two classes declare everything
 the streaming node calls on its edges; the node calls nothing else. (A test double may implement
 ``recv``/``send``/``close`` as blocking functions: the node runs those in a worker thread, see
-stream.calls.)
+stream.stages.calls.)
 
 Most device and codec libraries (PyAV, NDI, Syphon) block. The two helper bases here keep
 them off the event loop, once for every adapter:

@@ -22,26 +22,26 @@ from pathlib import Path
 import anyio
 
 from io_adapters.base import Sink, Source
-from stream.display_normalizer import DisplayNormalizer
+from stream.stages.display_normalizer import DisplayNormalizer
 from pipeline.errors import RollingDepthError
 from pipeline.presets import rung_plan_options, speed_rung
 from pipeline.snippets import SnippetPlan
-from stream.align_stage import AlignStage, StreamAligner
-from stream.calls import call_off_loop
-from stream.capture_stage import CaptureStage
-from stream.depth_steps import DepthSteps, StepCounts
-from stream.display_stage import DisplayStage
-from stream.encode_stage import EncodeStage
-from stream.fill_stage import FILL_QUEUE_SIZE, FillStage, make_carrier
-from stream.fill_stats import FillStats
-from stream.keyframe_gate import KeyframeGate
-from stream.live_controls import LiveControls
-from stream.messages import NodeCommand
-from stream.model_thread import ModelThread
-from stream.fanout_stage import FanOutStage, SinkSlot, close_sinks
-from stream.snippet_stage import SnippetStage
-from stream.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
-from stream.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
+from stream.stages.align_stage import AlignStage, StreamAligner
+from stream.stages.calls import call_off_loop
+from stream.stages.capture_stage import CaptureStage
+from stream.model.depth_steps import DepthSteps, StepCounts
+from stream.stages.display_stage import DisplayStage
+from stream.stages.encode_stage import EncodeStage
+from stream.stages.fill_stage import FILL_QUEUE_SIZE, FillStage, make_carrier
+from stream.stats.fill_stats import FillStats
+from stream.stages.keyframe_gate import KeyframeGate
+from stream.stages.live_controls import LiveControls
+from stream.stages.messages import NodeCommand
+from stream.model.model_thread import ModelThread
+from stream.stages.fanout_stage import FanOutStage, SinkSlot, close_sinks
+from stream.stages.snippet_stage import SnippetStage
+from stream.stages.stage import DEFAULT_QUEUE_SIZE, Stage, make_link
+from stream.stats.stream_stats import LatencyTracker, NodeStats, StatsJsonWriter, StatsSampler
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class NodeConfig:
         given), for the plans of ``/rdstream/speed`` (``pipeline.presets.rung_plan_options``).
     mark: text burnt into every colour output (``DepthFrame.mark``), e.g. ``RANDOM_MODEL_MARK``.
     fill: ``drop`` (one output per model frame, as before), ``flow`` or ``hold`` (one output per
-        source frame, ``stream.fill_stage``; only with ``drop_frames``).
-    model_fps, idle_fps: keyframe caps (``stream.keyframe_gate``; only with ``drop_frames``), None = none.
+        source frame, ``stream.stages.fill_stage``; only with ``drop_frames``).
+    model_fps, idle_fps: keyframe caps (``stream.stages.keyframe_gate``; only with ``drop_frames``), None = none.
     sink_sizes: per sink (in order), the size its depth is resized to: "source", (width, height) or
         None = the processing size (``io_adapters.output_size``); missing entries are None.
     """
@@ -109,7 +109,7 @@ class NodeResult:
     source_error: RollingDepthError | None = None  # why the source failed ('source failed'), after its frames were drained
     stopped_by: str | None = None  # who stopped the run ('signal SIGINT', 'OSC from HOST:PORT', 'monitor page from HOST')
     every_frame: bool = False  # --no-drop: frames wait in the queue, so the latency says little; the rate says all
-    fill: dict | None = None  # with --fill flow|hold: stream.fill_stats.FillStats.summary()
+    fill: dict | None = None  # with --fill flow|hold: stream.stats.fill_stats.FillStats.summary()
 
     @property
     def failed_sinks(self) -> dict[str, str]:
@@ -152,7 +152,7 @@ class StreamNode:
         self.stop = anyio.Event()
         self.latency = LatencyTracker()
         # Every model call on one thread, best the one the model was loaded on; the aligner on its
-        # own, single-threaded for torch (see stream.model_thread for why).
+        # own, single-threaded for torch (see stream.model.model_thread for why).
         self._owns_model_thread = model_thread is None
         self.model_thread = model_thread or ModelThread()
         self.align_thread = ModelThread("rdstream-align", torch_threads=1)

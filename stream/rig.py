@@ -1,8 +1,8 @@
 """Several streams, one model: one ``StreamNode`` per stream, their model work batched (``rdstream rig``).
 
 Each stream is a whole node of its own (source, drop policy, window, aligner, display range, sinks);
-only its model steps are shared: a ``stream.batched_steps.StreamSteps`` per stream sends its encodes
-and snippets to one ``stream.batcher.Batcher``, whose thread runs each kind from all ready streams
+only its model steps are shared: a ``stream.model.batched_steps.StreamSteps`` per stream sends its encodes
+and snippets to one ``stream.model.batcher.Batcher``, whose thread runs each kind from all ready streams
 as one call. Isolation:
 
 - a stream whose source ends or fails ends alone (the batcher stops waiting for it, ``retire``);
@@ -27,14 +27,14 @@ from pathlib import Path
 import anyio
 
 from io_adapters.base import Sink, Source
-from stream.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
-from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
-from stream.display_normalizer import DisplayNormalizer
-from stream.live_controls import LiveControls
+from stream.model.batched_steps import SharedModelSteps, StreamSteps, WaitingThread
+from stream.model.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, Batcher
+from stream.stages.display_normalizer import DisplayNormalizer
+from stream.stages.live_controls import LiveControls
 from stream.node import NodeConfig, NodeResult, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
-from stream.stop_signals import ignore_further_stops, watch_stop_signals
-from stream.stream_stats import NodeStats, StatsJsonWriter
+from stream.model.rolling_depth_steps import RollingDepthSteps
+from stream.control.stop_signals import ignore_further_stops, watch_stop_signals
+from stream.stats.stream_stats import NodeStats, StatsJsonWriter
 
 
 @dataclass
@@ -80,7 +80,7 @@ class NamedStats:
 class Rig:
     """Runs ``streams`` against one model until every stream ended or a stop signal.
 
-    max_batch / max_wait_s: the batcher's (``stream.batcher``). report(line): warnings, prefixed
+    max_batch / max_wait_s: the batcher's (``stream.model.batcher``). report(line): warnings, prefixed
     with the stream's name. stats_json: one file (or ``-``) for every stream's lines.
     named: False for ``rdstream run``'s one stream: warnings and failures unprefixed (the caller
     raises a failure), the node's own facts said (``inform``) and its own stats lines.

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stream.stream_stats import LastFrame
+from stream.stats.stream_stats import LastFrame
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "touchdesigner" / "build_network.py"
@@ -154,7 +154,7 @@ def _panel(**values):
 
 
 def test_control_panel_sends_only_addresses_rdstream_understands():
-    from stream.osc_commands import OSC_PREFIX
+    from stream.control.osc_commands import OSC_PREFIX
 
     text = SCRIPT.read_text(encoding="utf-8")
     script = _definitions()
@@ -169,7 +169,7 @@ def test_control_panel_sends_only_addresses_rdstream_understands():
 def test_each_message_the_panel_sends_is_accepted_by_rdstream():
     """Run the panel's callbacks (the DAT's whole text) with stand-ins for TouchDesigner's objects
     and hand every message they send to rdstream's own OSC parser."""
-    from stream.osc_commands import parse_command
+    from stream.control.osc_commands import parse_command
 
     script = _definitions()
     sent = []
@@ -189,8 +189,8 @@ def test_each_message_the_panel_sends_is_accepted_by_rdstream():
 
 def test_status_callbacks_fill_near_far_once_and_show_acks_and_errors():
     """What rdstream's own OSC sender sends on --osc-status, through the OSC In DAT's callbacks."""
-    from stream.osc_commands import parse_command
-    from stream.osc_control import OscControl
+    from stream.control.osc_commands import parse_command
+    from stream.control.osc_control import OscControl
 
     received = []
     control = OscControl(None, None, report=lambda line: None)

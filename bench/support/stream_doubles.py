@@ -13,7 +13,7 @@ import torch
 
 from io_adapters.base import Sink, Source
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
-from stream.depth_steps import StepCounts
+from stream.model.depth_steps import StepCounts
 
 
 class ListSource(Source):

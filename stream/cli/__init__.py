@@ -18,8 +18,8 @@ import signal
 import sys
 import traceback
 
-from stream import early_stop
-from stream.console_pipes import guard_console
+from stream.control import early_stop
+from stream.stats.console_pipes import guard_console
 
 # typer answers a KeyboardInterrupt inside a command with this exit code and no message; our
 # commands return only 0, 1 and 2, so it always means Ctrl-C.
@@ -31,12 +31,12 @@ class StopRequested(BaseException):
 
 
 def _stop_on_sigterm(signum, frame) -> None:
-    early_stop.record(_name(signum))  # in case a library swallows the exception (stream.early_stop)
+    early_stop.record(_name(signum))  # in case a library swallows the exception (stream.control.early_stop)
     raise StopRequested
 
 
 def _stop_on_sigint(signum, frame) -> None:
-    """Python's own Ctrl-C (KeyboardInterrupt), remembered as well (stream.early_stop)."""
+    """Python's own Ctrl-C (KeyboardInterrupt), remembered as well (stream.control.early_stop)."""
     early_stop.record("SIGINT")
     raise KeyboardInterrupt
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         guard_console()  # a closed stdout/stderr pipe must not stop a live node
     # 1. Take charge of SIGTERM and SIGHUP (a closed terminal) before the slow imports: a stop during
     #    start-up is one line too. (SIGINT raises KeyboardInterrupt as Python's own handler does; the
-    #    live node installs its own handlers later.) Each is also remembered (stream.early_stop). On
+    #    live node installs its own handlers later.) Each is also remembered (stream.control.early_stop). On
     #    Windows, Ctrl-Break (SIGBREAK) stops like SIGTERM (its default kills at once).
     early_stop.clear()
     previous: dict[int, object] = {}
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         what = "files already written are complete" if code else "nothing was lost"
         sys.stderr.write(f"rdstream: stopped; {what}\n")
         if argv is None and "torch" in sys.modules:  # the files are closed; a compile (`file --compile`)
-            from stream.stop_signals import end_without_waiting  # may be left running: do not wait for it
+            from stream.control.stop_signals import end_without_waiting  # may be left running: do not wait for it
 
             end_without_waiting(code)
         sys.exit(code)

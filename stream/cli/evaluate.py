@@ -177,10 +177,10 @@ def run_rung(model, plan, opts: EvaluateOptions, folder: Path, name: str) -> tup
 
     from io_adapters.registry import open_sink, open_source
     from pipeline.coalign import OnlineAligner
-    from stream.display_normalizer import parse_normalize
-    from stream.model_thread import ModelThread
+    from stream.stages.display_normalizer import parse_normalize
+    from stream.model.model_thread import ModelThread
     from stream.node import NodeConfig, StreamNode
-    from stream.rolling_depth_steps import RollingDepthSteps
+    from stream.model.rolling_depth_steps import RollingDepthSteps
 
     out = folder / f"rung-{name}.npy"
     source_uri = f"file:{opts.clip}"

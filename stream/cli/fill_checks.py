@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from io_adapters.output_size import parse_output_size, split_size_option
 from pipeline.errors import BadInputError
-from stream.oracle_model import check_oracle, is_oracle
+from stream.model.oracle_model import check_oracle, is_oracle
 
 FILL_MODES = ("flow", "hold", "drop")
 DEFAULT_IDLE_FPS = 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.cli.fill_checks import FillSettings
-from stream.oracle_model import OracleModel, OracleSteps, parse_oracle
+from stream.model.oracle_model import OracleModel, OracleSteps, parse_oracle
 
 
 def fill_config(fill: FillSettings | None, sink_sizes: list | None) -> dict:

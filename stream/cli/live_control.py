@@ -18,11 +18,11 @@ def job_osc(listen, status, names: list[str] | None, say: Callable[[str], None],
     control = None
     if listen is not None or status is not None:
         if names is None:
-            from stream.osc_control import OscControl
+            from stream.control.osc_control import OscControl
 
             control = OscControl(listen, status, say)
         else:
-            from stream.rig_osc import RigOscControl
+            from stream.control.rig_osc import RigOscControl
 
             control = RigOscControl(names, listen, status, say)
 

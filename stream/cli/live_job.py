@@ -2,7 +2,7 @@
 
 Steps: claim every output file -> open each source (a missing camera or NDI sender is said now,
 not after the model load; in a rig the line names its stream) -> load the model once, on the
-batcher's thread (stream.model_thread says why; the ``oracle:`` stand-in too) -> per stream its
+batcher's thread (stream.model.model_thread says why; the ``oracle:`` stand-in too) -> per stream its
 steps, aligner and sinks -> run the streams together (stream.rig: one batcher, one signal watcher)
 with a status line each -> the caller's summary and exit code. Whatever fails on the way closes
 what is open. The lines a user sees are the caller's (stream.cli.run_job, stream.cli.rig_job): this
@@ -27,17 +27,17 @@ from io_adapters.registry import open_sink, open_source
 from pipeline.errors import RollingDepthError
 from pipeline.presets import get_preset, plan_shapes
 from pipeline.tiny_decoder import DecoderChoice
-from stream import early_stop
-from stream.batcher import DEFAULT_MAX_WAIT_S, Batcher
+from stream.control import early_stop
+from stream.model.batcher import DEFAULT_MAX_WAIT_S, Batcher
 from stream.cli.fill_run import fill_config, oracle_model, oracle_steps
 from stream.cli.live_control import job_monitor, job_osc, sayer
 from stream.cli.model_banner import announce_model
 from stream.cli.rig_file import RigStreamSpec
-from stream.live_controls import LiveControls
+from stream.stages.live_controls import LiveControls
 from stream.node import NodeConfig, first_user_error
-from stream.oracle_model import is_oracle
+from stream.model.oracle_model import is_oracle
 from stream.rig import Rig, RigStream, StreamOutcome
-from stream.stop_signals import end_without_waiting
+from stream.control.stop_signals import end_without_waiting
 
 # Frame rate declared to sinks when the source has none (e.g. a live source without a rate).
 FALLBACK_FPS = 30.0
@@ -115,7 +115,7 @@ def _open_streams(job: LiveJob, sources, model, batcher: Batcher, console: Conso
         say(f"note: {note}")
     compile = job.compile and not is_oracle(job.streams[0].options.checkpoint)
     loaded = model
-    if compile:  # one compiled model for every stream; each processing size is warmed up (stream.batched_steps)
+    if compile:  # one compiled model for every stream; each processing size is warmed up (stream.model.batched_steps)
         from pipeline.compiled import compile_model
 
         model = compile_model(model, steps_say)
@@ -147,7 +147,7 @@ def _open_streams(job: LiveJob, sources, model, batcher: Batcher, console: Conso
 
 def _open_stream(job: LiveJob, stream: RigStreamSpec, source, model, mark, opened: list, say) -> RigStream:
     from pipeline.coalign import OnlineAligner
-    from stream.rolling_depth_steps import RollingDepthSteps
+    from stream.model.rolling_depth_steps import RollingDepthSteps
 
     basics, options = stream.basics, stream.options
     aligner = OnlineAligner.for_plan(basics.plan, options.lookahead, basics.quality.aligner)
@@ -210,7 +210,7 @@ def _run_with_status(job: LiveJob, rig: Rig, control, monitor, console: Console)
             tg.cancel_scope.cancel()
         return outcomes
 
-    try:  # a stop signal before the rig watches them is recorded, not raised in the loop (stream.early_stop)
+    try:  # a stop signal before the rig watches them is recorded, not raised in the loop (stream.control.early_stop)
         with early_stop.deferred(), live if live is not None else nullcontext():
             return anyio.run(run_all)
     except BaseExceptionGroup as group:  # the one-line error inside, not a group of them
@@ -230,7 +230,7 @@ def _naming(job: LiveJob, name: str):
 
 async def close_quietly(things) -> None:
     """Close every source and sink in ``things``; a failure is one line, and the others still close."""
-    from stream.calls import call_off_loop
+    from stream.stages.calls import call_off_loop
 
     for thing in things:
         try:

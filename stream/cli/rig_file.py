@@ -47,10 +47,10 @@ from pipeline.noise_seed import check_seed
 from pipeline.presets import live_quality, speed_rung
 from pipeline.small_files import read_small_text
 from pipeline.snippets import check_lookahead
-from stream.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
+from stream.model.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.fill_checks import split_sink_sizes
 from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
-from stream.oracle_model import is_oracle
+from stream.model.oracle_model import is_oracle
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,7 +98,7 @@ class RigSpec:
     stats_json: str | None = None
     max_wait_s: float = DEFAULT_MAX_WAIT_S
     status: bool | None = None
-    osc: object = None  # stream.osc_control.OscEndpoint: where commands come in, or None
+    osc: object = None  # stream.control.osc_control.OscEndpoint: where commands come in, or None
     osc_status: object = None  # where statuses and acknowledgements go, or None
     monitor: object = None  # stream.monitor.endpoint.MonitorEndpoint: the page of every stream, or None
 
@@ -197,7 +197,7 @@ def _check_osc(path: str, rig: dict):
     """[rig] osc and osc_status as rdstream run's --osc and --osc-status ([HOST:]PORT), the port tried."""
     if "osc" not in rig and "osc_status" not in rig:
         return None, None
-    from stream.osc_control import check_can_listen, check_endpoints_differ, parse_endpoint
+    from stream.control.osc_control import check_can_listen, check_endpoints_differ, parse_endpoint
 
     endpoints = {}
     for key in ("osc", "osc_status"):
@@ -248,7 +248,7 @@ def check_basics_of(key: str, value: str) -> None:
 
 
 def _normalize_check(text: str):
-    from stream.display_normalizer import parse_normalize
+    from stream.stages.display_normalizer import parse_normalize
 
     return lambda: parse_normalize(text)
 

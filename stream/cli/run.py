@@ -46,7 +46,7 @@ def run_command(
     # The monitor page (stream.monitor): off unless asked for.
     monitor: Optional[str] = typer.Option(None, "--monitor", metavar="[HOST:]PORT", help="serve a monitor page (previews, charts, controls), /metrics and /status.json on TCP PORT (127.0.0.1) or HOST:PORT", rich_help_panel=PANEL_MONITORING),
     monitor_token: Optional[str] = typer.Option(None, "--monitor-token", metavar="TOKEN", help="token the monitor's controls need (and its reads, beyond loopback); 'new' = make one and print it once; required for a HOST other than loopback", rich_help_panel=PANEL_MONITORING),
-    # Depth at the camera's rate and size (stream.fill_stage, stream.keyframe_gate, io_adapters.output_size).
+    # Depth at the camera's rate and size (stream.stages: fill_stage, keyframe_gate; io_adapters.output_size).
     fill: Optional[str] = typer.Option(None, "--fill", metavar="MODE", help="with --realtime: flow (every camera frame out, depth carried by optical flow between model frames) | hold (the last depth repeated) | drop (only the frames the model took); default: flow under --realtime", rich_help_panel=PANEL_SPEED),
     model_fps: Optional[float] = typer.Option(None, "--model-fps", metavar="N", help="at most N model frames (keyframes) a second, to leave GPU time to other programs; default: as fast as the model goes", rich_help_panel=PANEL_SPEED),
     idle_fps: Optional[float] = typer.Option(None, "--idle-fps", metavar="N", help="model frames a second while the picture is still (every frame still goes out); default: 1 with --fill flow|hold", rich_help_panel=PANEL_SPEED),

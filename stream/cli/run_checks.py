@@ -20,7 +20,7 @@ from pipeline.presets import (LiveQuality, SpeedRung, check_fit_path, get_preset
                               speed_rung)
 from pipeline.snippets import SnippetPlan, check_lookahead, check_snippet_options
 from stream.cli.fill_checks import FillSettings, check_fill, check_model_source
-from stream.display_normalizer import DisplayNormalizer, parse_normalize
+from stream.stages.display_normalizer import DisplayNormalizer, parse_normalize
 
 DEFAULT_LOOKAHEAD = 2
 
@@ -66,7 +66,7 @@ class RunOptions:
     osc_status: str | None = None
     monitor: str | None = None
     monitor_token: str | None = None
-    compile: bool = False  # torch.compile the UNet and decoder (stream.rolling_depth_steps)
+    compile: bool = False  # torch.compile the UNet and decoder (stream.model.rolling_depth_steps)
     lookahead_given: bool = True  # False: the default, which is not warned about when it adds only latency
     fill: str | None = None  # flow | hold | drop; None = flow under --realtime (stream.cli.fill_checks)
     model_fps: float | None = None

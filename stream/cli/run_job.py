@@ -23,10 +23,10 @@ from stream.cli.fill_run import fill_policy
 from stream.cli.live_job import LiveJob, run_live
 from stream.cli.rig_file import RigStreamSpec
 from stream.cli.run_checks import RunBasics, RunOptions, check_basics
-from stream.display_normalizer import DisplayNormalizer
+from stream.stages.display_normalizer import DisplayNormalizer
 from stream.monitor.endpoint import MonitorEndpoint, check_monitor
 from stream.node import NodeResult
-from stream.osc_control import OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
+from stream.control.osc_control import OscEndpoint, check_can_listen, check_endpoints_differ, parse_endpoint
 from stream.rig import StreamOutcome
 
 

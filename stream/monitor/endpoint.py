@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 
 from pipeline.errors import BadInputError
-from stream.host_port import parse_host_port
+from stream.control.host_port import parse_host_port
 
 NEW_TOKEN = "new"
 # Tokens are sent in a header: printable ASCII without spaces, long enough not to be guessed.

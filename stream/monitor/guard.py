@@ -16,7 +16,7 @@ import asyncio
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from stream.packet_budget import PacketBudget
+from stream.control.packet_budget import PacketBudget
 
 MAX_CONNECTIONS = 64
 REQUEST_DEADLINE_S = 10.0

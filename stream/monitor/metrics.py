@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from stream.stream_stats import NodeStats
+from stream.stats.stream_stats import NodeStats
 
 # End-to-end latency buckets (seconds): a live node sits between tens of ms and a few seconds.
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
@@ -101,7 +101,7 @@ class NodeCollector(Collector):
 
 def _keyframe_metrics(node, stats: NodeStats | None) -> Iterator:
     """With --fill or a keyframe cap: frames the model took, frames held back from it by reason, and
-    the keyframe depth age of recent output frames (``stream.fill_stats``)."""
+    the keyframe depth age of recent output frames (``stream.stats.fill_stats``)."""
     if not node.fill_stats.active:
         return
     yield _counter("rdstream_keyframes_total", "frames the model took (keyframes)", node.capture.metrics.items_out)

@@ -10,7 +10,7 @@ Routes (``T``: the token, as header ``X-Rdstream-Token: T`` or ``Authorization: 
 * ``GET /preview.jpg``: the newest input and depth side by side (``preview.PreviewTap``; ``?stream=NAME``).
 * ``GET /metrics``: Prometheus text format (``metrics.NodeCollector``; a rig's series carry ``stream``).
 * ``POST /control``: ``{"command": "pause", "args": [1]}``, the OSC commands by their address
-  without ``/rdstream/`` (``stream.osc_commands.parse_command`` checks them); needs T always.
+  without ``/rdstream/`` (``stream.control.osc_commands.parse_command`` checks them); needs T always.
   ``"stream": NAME`` sends it to that stream of a rig (without: to every stream); a stop stops the run.
 
 Reads need T too when the monitor listens beyond loopback. The web layer only reads what the node
@@ -38,14 +38,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from stream.messages import NodeCommand
+from stream.stages.messages import NodeCommand
 from stream.monitor.endpoint import MonitorEndpoint, listen_socket
 from stream.monitor.guard import MAX_CONNECTIONS, guarded_protocol
 from stream.monitor.metrics import CONTENT_TYPE, metrics_registry, metrics_text, rig_metrics_registry
 from stream.monitor.preview import PreviewTap
-from stream.osc_commands import OSC_PREFIX, parse_command
-from stream.packet_budget import PacketBudget
-from stream.stream_stats import NodeStats
+from stream.control.osc_commands import OSC_PREFIX, parse_command
+from stream.control.packet_budget import PacketBudget
+from stream.stats.stream_stats import NodeStats
 
 STATIC = Path(__file__).resolve().parent / "static"
 # The charts' span: one sample a second, five minutes.

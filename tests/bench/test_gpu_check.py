@@ -126,7 +126,7 @@ def test_a_fresh_machine_installs_and_imports_with_only_the_wheel_folder(tmp_pat
     assert install.returncode == 0, install.stdout + install.stderr
     assert "installs into" in install.stdout and "diffusers" in install.stdout
     check = subprocess.run([str(python), "-c", "import stream, pipeline, diffusers, pythonosc, json, sys; "
-                            "import stream.rolling_depth_steps, bench.gpu_check; "
+                            "import stream.model.rolling_depth_steps, bench.gpu_check; "
                             "print(json.dumps([diffusers.__file__, 'importlib_metadata' in sys.modules]))"],
                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert check.returncode == 0, check.stderr[-3000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.monitor import one_run
-from stream.model_thread import ModelThread
+from stream.model.model_thread import ModelThread
 
 
 def test_a_run_with_the_page_client_serves_pictures_and_counts_cpu(tiny_model):
@@ -27,11 +27,11 @@ def test_with_the_monitor_on_but_no_page_open_no_picture_is_encoded(tiny_model):
     from bench.stream import CollectSink
     from bench.support.stream_doubles import ArraySource
     from pipeline.coalign import OnlineAligner
-    from stream.display_normalizer import parse_normalize
+    from stream.stages.display_normalizer import parse_normalize
     from stream.monitor.endpoint import parse_monitor
     from stream.monitor.server import Monitor
     from stream.node import NodeConfig, StreamNode
-    from stream.rolling_depth_steps import RollingDepthSteps
+    from stream.model.rolling_depth_steps import RollingDepthSteps
 
     frames = np.random.default_rng(1).integers(0, 256, (12, 72, 128, 3), dtype=np.uint8)
     monitor = Monitor(parse_monitor(str(free_port()), None))

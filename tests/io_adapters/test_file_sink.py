@@ -19,7 +19,7 @@ from io_adapters.npy_stream import NpyStreamWriter, timestamps_path
 from io_adapters.output_paths import check_outputs, remove_if_left_empty
 from io_adapters.registry import check_source, open_sink
 from pipeline.errors import BadInputError, RuntimeFailure
-from stream.fanout_stage import SinkSlot, close_sinks
+from stream.stages.fanout_stage import SinkSlot, close_sinks
 from tests.support.small_fs import small_tmpfs
 from tests.conftest import ROOT
 
@@ -297,7 +297,7 @@ def test_a_folder_created_for_outputs_is_removed_when_left_empty(tmp_path):
 
 
 def test_a_node_that_drops_frames_writes_files_that_keep_the_source_timing(tmp_path):
-    from stream.display_normalizer import parse_normalize
+    from stream.stages.display_normalizer import parse_normalize
     from pipeline.snippets import SnippetPlan
     from stream.node import NodeConfig, StreamNode
     from bench.support.stream_doubles import FakeSteps, ListSource, make_aligner

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.presets import rung_snippet_lengths
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 from tests.conftest import moving_pattern
 

@@ -16,9 +16,9 @@ from pipeline.coalign.online import OnlineAligner
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan, plan_snippets
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import ROOT, moving_pattern
 
 
@@ -200,8 +200,8 @@ def test_offline_strides_through_rdstream_file(tmp_path, tiny_checkpoint, capsys
 # --- /rdstream/speed: switching rungs live ----------------------------------------------------
 
 def test_speed_over_osc_is_validated():
-    from stream.messages import NodeCommand
-    from stream.osc_commands import parse_command
+    from stream.stages.messages import NodeCommand
+    from stream.control.osc_commands import parse_command
 
     assert parse_command("/rdstream/speed", ["stride2"]) == NodeCommand("speed", ("stride2",))
     for args in (["warp"], [], [2], ["lite", "pair"]):

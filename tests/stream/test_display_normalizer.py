@@ -8,10 +8,10 @@ import pytest
 
 from pipeline.errors import BadInputError
 from stream.cli import main
-from stream.display_normalizer import (MAX_RANGE_MAGNITUDE, DisplayRange, FixedRangeNormalizer,
+from stream.stages.display_normalizer import (MAX_RANGE_MAGNITUDE, DisplayRange, FixedRangeNormalizer,
                                          RunningRangeNormalizer, WindowRangeNormalizer, apply_range,
                                          check_fixed_range, parse_normalize)
-from stream.osc_commands import parse_command
+from stream.control.osc_commands import parse_command
 
 
 @pytest.mark.parametrize("near, far, reason", [

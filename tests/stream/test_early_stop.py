@@ -1,4 +1,4 @@
-"""A stop signal that came during start-up is acted on even when a library swallowed it (stream.early_stop)."""
+"""A stop signal that came during start-up is acted on even when a library swallowed it (stream.control.early_stop)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import anyio
 import pytest
 
-from stream import early_stop
-from stream.stop_signals import watch_stop_signals
+from stream.control import early_stop
+from stream.control.stop_signals import watch_stop_signals
 from tests.conftest import rdstream_in_process
 
 

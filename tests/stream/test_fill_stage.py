@@ -13,9 +13,9 @@ from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, m
 from io_adapters.frames import DepthFrame, EndOfStream, VideoFrame
 from io_adapters.ndi.formats import frame_metadata_xml, parse_frame_metadata
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import parse_normalize
-from stream.fill_stage import FillStage, HoldCarrier
-from stream.messages import AlignedFrame, CapturedFrame, FrameTiming, StreamEnd
+from stream.stages.display_normalizer import parse_normalize
+from stream.stages.fill_stage import FillStage, HoldCarrier
+from stream.stages.messages import AlignedFrame, CapturedFrame, FrameTiming, StreamEnd
 from stream.node import NodeConfig, StreamNode
 from tests.conftest import ROOT, moving_pattern, rdstream_in_process
 from tests.support.node_runs import run_node
@@ -256,7 +256,7 @@ def test_ndi_metadata_and_stats_json_carry_keyframe_and_depth_age(tmp_path):
 
 def test_the_oracle_answers_with_the_truth_through_the_node(tmp_path):
     from pipeline.depth_metrics import abs_rel, affine_fit
-    from stream.oracle_model import OracleSteps
+    from stream.model.oracle_model import OracleSteps
 
     truth = (np.random.default_rng(0).random((12, 32, 48)) + 0.5).astype(np.float32)
     steps = OracleSteps(truth, res=0, delay_s=0.01, fit_stride=4)
@@ -342,8 +342,8 @@ def test_run_with_the_oracle_fill_and_source_size_end_to_end(capsys, tmp_path):
 
 
 def test_osc_status_adds_keyframe_and_depth_age_only_with_fill():
-    from stream.osc_control import OscControl
-    from stream.stream_stats import LastFrame, NodeStats
+    from stream.control.osc_control import OscControl
+    from stream.stats.stream_stats import LastFrame, NodeStats
 
     control = OscControl(None, None, lambda message: None)
     sent = []

@@ -16,13 +16,13 @@ from pythonosc.udp_client import SimpleUDPClient
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 from pipeline.snippets import SnippetPlan
 from stream.cli.run_job import summary_line
-from stream.display_normalizer import parse_normalize
-from stream.live_controls import LiveControls
+from stream.stages.display_normalizer import parse_normalize
+from stream.stages.live_controls import LiveControls
 from stream.monitor.endpoint import parse_monitor
 from stream.monitor.server import Monitor
 from stream.node import NodeConfig, StreamNode
-from stream.osc_commands import parse_command
-from stream.osc_control import ERROR_ADDRESS, OscControl, OscEndpoint
+from stream.control.osc_commands import parse_command
+from stream.control.osc_control import ERROR_ADDRESS, OscControl, OscEndpoint
 from tests.support.osc import LOOPBACK, StatusListener, free_udp_port, wait_frames
 
 NESTED = [["lite"]], [{}], [None], [[1, 2]], [b"blob"]

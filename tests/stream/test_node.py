@@ -12,7 +12,7 @@ import anyio
 import numpy as np
 import pytest
 
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from pipeline.errors import RuntimeFailure
 from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode

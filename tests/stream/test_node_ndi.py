@@ -25,11 +25,11 @@ from io_adapters.ndi.sender import NdiSender  # noqa: E402
 from io_adapters.ndi.formats import p216_luma  # noqa: E402
 from bench.support.netns import INSIDE_ENV, can_unshare_network, private_network_command  # noqa: E402
 from io_adapters.registry import open_sink, open_source  # noqa: E402
-from stream.display_normalizer import parse_normalize  # noqa: E402
+from stream.stages.display_normalizer import parse_normalize  # noqa: E402
 from pipeline.coalign import OnlineAligner  # noqa: E402
 from pipeline.snippets import SnippetPlan  # noqa: E402
 from stream.node import NodeConfig, StreamNode  # noqa: E402
-from stream.rolling_depth_steps import RollingDepthSteps  # noqa: E402
+from stream.model.rolling_depth_steps import RollingDepthSteps  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 RUN_IN_CHILD = os.environ.get(INSIDE_ENV) != "1" and can_unshare_network()

@@ -13,7 +13,7 @@ import numpy as np
 from bench.gpu_timing import pipelined_and_node_order_fps
 from bench.support.stream_doubles import FakeSteps, ListSource, QueuedDeviceSteps, RecordingSink, make_aligner
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 
 HOST_S, DEVICE_S = 0.015, 0.03

@@ -13,12 +13,12 @@ import anyio
 import numpy as np
 import pytest
 
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from pipeline.errors import BadInputError
 from pipeline.snippets import SnippetPlan
-from stream.messages import NodeCommand
+from stream.stages.messages import NodeCommand
 from stream.node import NodeConfig, StreamNode
-from stream.osc_control import (OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
+from stream.control.osc_control import (OscEndpoint, check_can_listen, check_endpoints_differ, parse_command,
                                  parse_endpoint)
 from bench.support.stream_doubles import FakeSteps, ListSource, RecordingSink, make_aligner
 from tests.support.osc import LOOPBACK, free_udp_port, run_controlled_node, wait_frames

@@ -14,9 +14,9 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bench.support.stream_doubles import ListSource, RecordingSink
-from stream.messages import NodeCommand
-from stream.osc_commands import is_control_packet
-from stream.osc_control import OscControl, OscEndpoint
+from stream.stages.messages import NodeCommand
+from stream.control.osc_commands import is_control_packet
+from stream.control.osc_control import OscControl, OscEndpoint
 from tests.support.osc import LOOPBACK, StatusListener, run_controlled_node, wait_frames
 
 
@@ -170,8 +170,8 @@ def test_a_paused_realtime_node_sends_one_held_frame_per_processed_frame():
     """docs/live_io.md: paused, the sinks receive the held picture at the rate they do when live
     (one per processed frame), not at the source rate."""
     from pipeline.snippets import SnippetPlan
-    from stream.display_normalizer import parse_normalize
-    from stream.live_controls import LiveControls
+    from stream.stages.display_normalizer import parse_normalize
+    from stream.stages.live_controls import LiveControls
     from stream.node import NodeConfig, StreamNode
     from bench.support.stream_doubles import FakeSteps, make_aligner
 

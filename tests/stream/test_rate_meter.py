@@ -1,12 +1,12 @@
-"""Figures that read right: rates below 1 fps (stream/rate_meter.py), model work that is really done
+"""Figures that read right: rates below 1 fps (stream/stats/rate_meter.py), model work that is really done
 (the fit decodes counted and summed up)."""
 
 from __future__ import annotations
 
 from stream.cli.run_job import per_frame_counts, summary_line
 from stream.node import NodeResult
-from stream.rate_meter import RateMeter
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.stats.rate_meter import RateMeter
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
 
 

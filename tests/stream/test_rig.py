@@ -18,11 +18,11 @@ from io_adapters.frames import EndOfStream
 from pipeline.coalign import OnlineAligner
 from pipeline.errors import RuntimeFailure
 from pipeline.snippets import SnippetPlan
-from stream.batcher import Batcher
-from stream.display_normalizer import parse_normalize
+from stream.model.batcher import Batcher
+from stream.stages.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 from stream.rig import Rig, RigStream
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
 
 PLAN = SnippetPlan(3, (1, 5))
@@ -217,8 +217,8 @@ def test_a_failing_source_or_sink_stays_in_its_stream(tiny_model):
 def test_streams_with_different_fit_grids_never_share_a_predict_call(tiny_model):
     import torch
 
-    from stream.batched_steps import StreamSteps
-    from stream.rolling_depth_steps import BatchedCalls
+    from stream.model.batched_steps import StreamSteps
+    from stream.model.rolling_depth_steps import BatchedCalls
 
     states = [RollingDepthSteps(tiny_model, 64, fit_stride=stride) for stride in (4, 10)]
     for state in states:
@@ -241,7 +241,7 @@ def test_streams_with_different_fit_grids_never_share_a_predict_call(tiny_model)
 def test_a_rigs_compile_warms_up_every_batch_its_streams_can_make_together(tiny_model, monkeypatch):
     # where compiling fails the calls run eager, but still see (and record) every shape they get
     from pipeline.compiled import compile_model
-    from stream.batched_steps import SharedModelSteps
+    from stream.model.batched_steps import SharedModelSteps
 
     monkeypatch.setenv("RDSTREAM_COMPILE_BACKEND", "no_such_backend")
     lines: list[str] = []
@@ -279,7 +279,7 @@ def test_a_stream_call_cancelled_before_a_thread_took_it_is_neither_run_nor_wait
 
     import anyio
 
-    from stream.batched_steps import WaitingThread
+    from stream.model.batched_steps import WaitingThread
 
     ran: list[int] = []
     release = threading.Event()

@@ -1,4 +1,4 @@
-"""The live model steps (stream/rolling_depth_steps.py) on the GPU execution paths, tested on the
+"""The live model steps (stream/model/rolling_depth_steps.py) on the GPU execution paths, tested on the
 CPU by forcing the branch a GPU or MPS takes.
 
 - host/device traffic: one packed copy back per frame, no scalar read, no tensor built from
@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 from tests.conftest import moving_pattern
 
@@ -160,8 +160,8 @@ def test_a_batch_of_n_streams_uploads_each_frame_once_copies_back_once_and_never
     fit path (two fit decodes in one batch): per batch one packed copy back, per frame one upload,
     no scalar read, no tensor built from Python data, no indexing with a Python list; and each
     stream's snippets are its single run's."""
-    import stream.rolling_depth_steps as steps_module
-    from stream.batched_steps import SharedModelSteps
+    import stream.model.rolling_depth_steps as steps_module
+    from stream.model.batched_steps import SharedModelSteps
 
     uploads = []
     real_upload = steps_module.upload

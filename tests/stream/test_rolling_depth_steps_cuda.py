@@ -13,7 +13,7 @@ import torch
 
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 
 from tests.conftest import moving_pattern
 
@@ -66,7 +66,7 @@ def test_cuda_graph_outputs_are_copied_out_of_graph_memory(backend):
 
 def test_four_batched_cuda_streams_sync_nowhere_in_the_steady_state(cuda_model):
     # the rig's path: one encode call and one predict call for four streams, queued without a wait
-    from stream.batched_steps import SharedModelSteps
+    from stream.model.batched_steps import SharedModelSteps
 
     frames = [moving_pattern(STEADY + 3, 48, 80)[::-1].copy() if k % 2 else moving_pattern(STEADY + 3, 48, 80)
               for k in range(4)]

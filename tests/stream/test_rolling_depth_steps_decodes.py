@@ -1,4 +1,4 @@
-"""Live speed in the model steps (stream/rolling_depth_steps.py): decode only what reaches the
+"""Live speed in the model steps (stream/model/rolling_depth_steps.py): decode only what reaches the
 output, the tiny decoder, --quality for the live node, the live preset, through the node and the
 command line. The aligner's side of the cheap path (fit samples only) is in
 tests/pipeline/coalign/test_online.py.
@@ -25,9 +25,9 @@ from pipeline.coalign.online import OnlineAligner
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.presets import LIVE_QUALITIES, get_preset, live_quality
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import ROOT, moving_pattern, rdstream_in_process as rdstream, write_clip
 
 

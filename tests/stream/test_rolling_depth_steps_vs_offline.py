@@ -11,7 +11,7 @@ from pipeline.offline import OfflinePipeline, OfflineSettings
 from pipeline.coalign import OnlineAligner
 from pipeline.snippets import SnippetPlan
 from stream.node import NodeConfig, StreamNode
-from stream.rolling_depth_steps import RollingDepthSteps
+from stream.model.rolling_depth_steps import RollingDepthSteps
 from tests.conftest import moving_pattern
 from bench.support.stream_doubles import ArraySource, RecordingSink
 

@@ -1,11 +1,11 @@
-"""stream.rolling_window: the latents a live node keeps, bounded and in arrival order."""
+"""stream.stages.rolling_window: the latents a live node keeps, bounded and in arrival order."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.snippets import SnippetPlan
-from stream.rolling_window import RollingWindow
+from stream.stages.rolling_window import RollingWindow
 
 
 def test_rolling_window_is_bounded_and_ordered():

@@ -1,4 +1,4 @@
-"""stream.snippet_stage: the stage awaits a snippet's result off the model thread."""
+"""stream.stages.snippet_stage: the stage awaits a snippet's result off the model thread."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ def test_snippet_stage_waits_for_results_off_the_model_thread():
 
     import anyio
 
-    from stream.messages import EncodedFrame, FrameTiming, StreamEnd
-    from stream.model_thread import ModelThread
-    from stream.snippet_stage import SnippetStage
-    from stream.stage import make_link
+    from stream.stages.messages import EncodedFrame, FrameTiming, StreamEnd
+    from stream.model.model_thread import ModelThread
+    from stream.stages.snippet_stage import SnippetStage
+    from stream.stages.stage import make_link
 
     release, encode_ran = threading.Event(), threading.Event()
 

@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from stream.stream_stats import LatencyTracker
+from stream.stats.stream_stats import LatencyTracker
 
 
 def _feed(tracker: LatencyTracker, latencies, fps: float = 30.0, first: int = 0) -> None:
@@ -58,8 +58,8 @@ def test_recent_percentiles_follow_the_window():
 def test_the_status_line_shows_the_frames_own_rate_sample_after_sample():
     import time
 
-    from stream.stage import StageMetrics
-    from stream.stream_stats import LatencyTracker, StatsSampler
+    from stream.stages.stage import StageMetrics
+    from stream.stats.stream_stats import LatencyTracker, StatsSampler
 
     capture, latency = StageMetrics("capture"), LatencyTracker()
     sampler = StatsSampler([capture, StageMetrics("sinks")], latency, dropped=lambda: 0, sink_dropped=lambda: 0)

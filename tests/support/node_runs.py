@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 
 from bench.support.stream_doubles import FakeSteps, make_aligner
-from stream.display_normalizer import parse_normalize
+from stream.stages.display_normalizer import parse_normalize
 from stream.node import NodeConfig, StreamNode
 
 

@@ -14,10 +14,10 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from bench.support.stream_doubles import FakeSteps, make_aligner
 from pipeline.snippets import SnippetPlan
-from stream.display_normalizer import parse_normalize
-from stream.live_controls import LiveControls
+from stream.stages.display_normalizer import parse_normalize
+from stream.stages.live_controls import LiveControls
 from stream.node import NodeConfig, StreamNode
-from stream.osc_control import OscControl, OscEndpoint
+from stream.control.osc_control import OscControl, OscEndpoint
 
 LOOPBACK = "127.0.0.1"
 

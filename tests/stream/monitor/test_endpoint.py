@@ -12,10 +12,10 @@ import pytest
 
 from pipeline.errors import BadInputError
 from stream.monitor.endpoint import check_can_serve, listen_socket, parse_monitor
-from stream.display_normalizer import WindowRangeNormalizer, parse_normalize
-from stream.display_stage import DisplayStage
-from stream.osc_commands import parse_command
-from stream.stream_stats import LatencyTracker
+from stream.stages.display_normalizer import WindowRangeNormalizer, parse_normalize
+from stream.stages.display_stage import DisplayStage
+from stream.control.osc_commands import parse_command
+from stream.stats.stream_stats import LatencyTracker
 
 
 def test_a_port_alone_listens_on_loopback_with_a_token_made_for_the_controls():

@@ -1,4 +1,4 @@
-"""OSC for a rig (``[rig] osc`` / ``osc_status``): the addresses of stream.osc_control, per stream.
+"""OSC for a rig (``[rig] osc`` / ``osc_status``): the addresses of stream.control.osc_control, per stream.
 
 ``/rdstream/NAME/normalize/fixed NEAR FAR`` (and every other command) steers stream NAME only; the
 single-stream address ``/rdstream/normalize/fixed ...`` steers every stream (so ``/rdstream/stop``
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stream.messages import NodeCommand
-from stream.osc_commands import OSC_PREFIX
-from stream.osc_control import ACK_ADDRESS, STATUS_ADDRESS, OscControl
-from stream.stream_stats import NodeStats
+from stream.stages.messages import NodeCommand
+from stream.control.osc_commands import OSC_PREFIX
+from stream.control.osc_control import ACK_ADDRESS, STATUS_ADDRESS, OscControl
+from stream.stats.stream_stats import NodeStats
 
 
 class _Renamed:

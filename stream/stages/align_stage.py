@@ -15,10 +15,10 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.coalign.snippet_depth import SnippetDepth
-from stream.model_thread import ModelThread
-from stream.messages import AlignedFrame, FrameTiming, SnippetDepths, StreamEnd
-from stream.rolling_window import RollingWindow
-from stream.stage import Stage
+from stream.model.model_thread import ModelThread
+from stream.stages.messages import AlignedFrame, FrameTiming, SnippetDepths, StreamEnd
+from stream.stages.rolling_window import RollingWindow
+from stream.stages.stage import Stage
 
 
 class StreamAligner(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from stream.messages import NodeCommand
+from stream.stages.messages import NodeCommand
 
 
 class LiveControls:

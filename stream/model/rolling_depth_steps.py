@@ -1,5 +1,5 @@
 """The node's model steps on a loaded RollingDepth model: ONE implementation (``BatchedCalls``) for a
-single stream (a batch of one, ``RollingDepthSteps``) and for a rig's streams (``stream.batched_steps``).
+single stream (a batch of one, ``RollingDepthSteps``) and for a rig's streams (``stream.model.batched_steps``).
 
 The shared noise map is drawn once per stream, on the first snippet (when the latent size is
 known), exactly as offline draws it once per video. The processing size is fixed by the first
@@ -21,7 +21,7 @@ tensor is built from Python numbers per frame and no device tensor is indexed wi
 timestep is made once per model, the row indices of a batch composition (each stream's fit path and
 merge pattern) once per composition, used through ``index_select``; fit samples are gathered once
 per decode, not per row. A rig's batch of N streams has the same habits and one copy back.
-``start_predict`` queues a call and returns the wait as a callable, so a caller (``stream.snippet_stage``) can wait in another thread while the model
+``start_predict`` queues a call and returns the wait as a callable, so a caller (``stream.stages.snippet_stage``) can wait in another thread while the model
 thread queues the next frame's upload and encode behind it: the GPU never idles between frames
 for Python.
 """
@@ -43,7 +43,7 @@ from pipeline.inference import (ddim_step, decode_depth, encode_rgb, first_times
                                 prepare_frames_on, resize_on_host, timestep_tensor, unet_v)
 from pipeline.preprocess import processing_size
 from pipeline.presets import check_fit_path
-from stream.depth_steps import StepCounts
+from stream.model.depth_steps import StepCounts
 
 #: Resolution factor of each fit path's decode (the paths are ``pipeline.presets.FIT_PATHS``).
 FIT_PATH_POOL = {"half": 2, "full": 1}
@@ -85,7 +85,7 @@ class _Rows:
 class BatchedCalls:
     """The model calls of one or more streams on one model, each kind as ONE call: the one
     implementation behind a single stream (``RollingDepthSteps``: a batch of one) and a rig
-    (``stream.batched_steps``).
+    (``stream.model.batched_steps``).
 
     decode_batch: frames per decoder call. host_copy: copy results back through one packed buffer
     (module docstring). timer: a ``pipeline.device.StageTimer`` or None.
@@ -208,8 +208,8 @@ class BatchedCalls:
 
 
 class RollingDepthSteps:
-    """``DepthSteps`` for a ``RollingDepthModel`` (see stream.depth_steps for the contract), and one
-    stream's state in a rig (``stream.batched_steps``): its size, fit grid, noise and counts.
+    """``DepthSteps`` for a ``RollingDepthModel`` (see stream.model.depth_steps for the contract), and one
+    stream's state in a rig (``stream.model.batched_steps``): its size, fit grid, noise and counts.
 
     res: longer edge of the processing size (0 = native; rounded to a multiple of 8).
     seed: seed of the shared noise (None = random). decode_batch: frames per VAE decode call.
@@ -310,7 +310,7 @@ class RollingDepthSteps:
         it all (noise, counts): the stream starts as if nothing ran. Needs the processing size (first
         frame). Afterwards a shape not run here is reported when it comes (``seal_compiled``).
 
-        A rig (``stream.batched_steps``) passes its shared ``calls`` and the shapes its batches of
+        A rig (``stream.model.batched_steps``) passes its shared ``calls`` and the shapes its batches of
         several streams take: snippets per UNet call, snippet lengths and fit paths of every stream
         (default: this stream's own)."""
         calls = calls or self.calls

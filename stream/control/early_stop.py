@@ -4,7 +4,7 @@ During start-up (imports, the model load) Ctrl-C raises KeyboardInterrupt and SI
 ``stream.cli.StopRequested``, which end the command with one line. A library that catches every
 exception while it imports or loads (a bare ``except:``) can swallow that exception, and the run
 would then start as if no one had asked it to stop. So the CLI's handlers also ``record`` the
-signal here, and the live run's signal watcher (``stream.stop_signals.watch_stop_signals``) acts on
+signal here, and the live run's signal watcher (``stream.control.stop_signals.watch_stop_signals``) acts on
 a recorded one as soon as it starts. No imports at the top: the CLI installs its handlers before
 anything slow.
 

@@ -26,8 +26,8 @@ import math
 from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
 from pipeline.presets import SPEEDS
-from stream.display_normalizer import MAX_WINDOW_FRAMES, check_fixed_range
-from stream.messages import COMMAND_KINDS, NodeCommand
+from stream.stages.display_normalizer import MAX_WINDOW_FRAMES, check_fixed_range
+from stream.stages.messages import COMMAND_KINDS, NodeCommand
 
 OSC_PREFIX = "/rdstream/"
 # What a command's arguments may be: OSC's numbers, booleans and text (the page sends JSON's).

@@ -10,52 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from stream.messages import StreamEnd
-from stream.rate_meter import RateMeter
+from stream.stages.messages import StreamEnd
+from stream.stats.stage_metrics import StageMetrics
 
 # Between stages: one item waiting plus the one being worked on keeps latency low; model work
 # is the bottleneck, so deeper queues would only add delay.
 DEFAULT_QUEUE_SIZE = 1
-
-
-@dataclass(frozen=True)
-class StageSnapshot:
-    """One stage's counters at a moment: busy seconds, items in/out, items waiting at its input."""
-
-    name: str
-    busy_s: float
-    items_in: int
-    items_out: int
-    queue: int
-
-    def as_dict(self) -> dict:
-        return {"busy_s": round(self.busy_s, 4), "in": self.items_in, "out": self.items_out, "queue": self.queue}
-
-
-class StageMetrics:
-    """Counters kept by the stage base, so every stage is measured alike."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.busy_s = 0.0
-        self.items_in = 0
-        self.items_out = 0
-        self.input: ObjectReceiveStream | None = None
-        self.arrivals = RateMeter()  # items_in per second, ticked by the stage that counts them
-
-    def queue_depth(self) -> int:
-        if isinstance(self.input, MemoryObjectReceiveStream):
-            return self.input.statistics().current_buffer_used
-        return 0
-
-    def snapshot(self) -> StageSnapshot:
-        return StageSnapshot(self.name, self.busy_s, self.items_in, self.items_out, self.queue_depth())
 
 
 def make_link(size: int = DEFAULT_QUEUE_SIZE) -> tuple[MemoryObjectSendStream, MemoryObjectReceiveStream]:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from io_adapters.output_paths import STANDARD_STREAM
-from stream.console_pipes import drop_further_writes
-from stream.rate_meter import RateMeter
-from stream.stage import StageMetrics
+from stream.stats.console_pipes import drop_further_writes
+from stream.stats.rate_meter import RateMeter
+from stream.stats.stage_metrics import StageMetrics
 
 # Latency percentiles over the last few seconds: recent enough to show a change, long enough
 # to hold a few dozen frames at low frame rates.
@@ -140,7 +140,7 @@ class NodeStats:
     stopped_by: who stopped the run, in words ('signal SIGINT', 'OSC from 127.0.0.1:50000',
     'monitor page from 127.0.0.1'); None while nobody has.
     fill: with ``--fill`` or a keyframe cap: the model's rate, the keyframe depth age and skips
-        (``stream.fill_stats.FillStats.sample``); None otherwise. ``output_fps`` and the latency
+        (``stream.stats.fill_stats.FillStats.sample``); None otherwise. ``output_fps`` and the latency
         fields are then the output's (capture to send of every frame, filled ones included).
     """
 
@@ -187,7 +187,7 @@ def fill_status(fill: dict | None) -> str:
 
 class StatsSampler:
     """Computes ``NodeStats`` from the stages' counters; rates from the recent frames' times
-    (``stream.rate_meter``)."""
+    (``stream.stats.rate_meter``)."""
 
     def __init__(self, stages: list[StageMetrics], latency: LatencyTracker,
                  dropped: Callable[[], int], sink_dropped: Callable[[], int],

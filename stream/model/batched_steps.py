@@ -1,14 +1,14 @@
 """Several streams' model steps as batched calls on one model (``rdstream rig``).
 
 Each stream keeps its own ``RollingDepthSteps`` for its state: processing size, fit grid, shared
-noise drawn from its own seed, counts. ``SharedModelSteps.run_batch`` (on the ``stream.batcher``
+noise drawn from its own seed, counts. ``SharedModelSteps.run_batch`` (on the ``stream.model.batcher``
 thread) runs what several streams asked for through the same ``BatchedCalls`` a single stream uses
 (as a batch of one): one encoder call for the frames of one processing size; one UNet call for the
 snippets of one length, latent size and fit grid, each snippet with its own stream's noise map,
 then one decode of all merged frames, one fit decode per fit path and one packed copy back.
 
 So a stream's depth is its single-stream depth (the same noise, the same maths; only the batch size
-of the convolutions differs). The oracle stand-in (``stream.oracle_model.OracleSteps``) has no batched
+of the convolutions differs). The oracle stand-in (``stream.model.oracle_model.OracleSteps``) has no batched
 calls: each stream's calls run on the same thread, one stream after the other. ``StreamSteps`` is the ``DepthSteps`` a stream's node sees: its calls
 block in the stream's own waiting thread until the batch that holds them has run.
 """
@@ -21,8 +21,8 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 
 from pipeline.coalign.snippet_depth import SnippetDepth
-from stream.batcher import Batcher
-from stream.rolling_depth_steps import BatchedCalls, RollingDepthSteps
+from stream.model.batcher import Batcher
+from stream.model.rolling_depth_steps import BatchedCalls, RollingDepthSteps
 
 
 class SharedModelSteps:
@@ -122,7 +122,7 @@ class StreamSteps:
 
     @property
     def takes_frame_index(self) -> bool:
-        """The oracle knows frames by their source index (``stream.encode_stage``)."""
+        """The oracle knows frames by their source index (``stream.stages.encode_stage``)."""
         return getattr(self.state, "takes_frame_index", False)
 
     def encode(self, rgb: np.ndarray, *index: int):

@@ -9,7 +9,7 @@ test model's "NOT DEPTH" mark: it is not a depth model.
 
 ``check_oracle`` needs no torch (it reads the file's header, and the source's declared length), so
 a missing file, a wrong dtype or shape, or fewer frames than the source is said before anything
-loads. ``OracleSteps`` is a ``stream.depth_steps.DepthSteps``; it knows each frame by its source
+loads. ``OracleSteps`` is a ``stream.model.depth_steps.DepthSteps``; it knows each frame by its source
 index (``takes_frame_index``: the encode stage passes it).
 """
 
@@ -124,7 +124,7 @@ class OracleSteps:
         self.truth = truth
         self.res = res
         self.delay_s = delay_s
-        from stream.depth_steps import StepCounts  # torch: not for check_oracle's start-up import
+        from stream.model.depth_steps import StepCounts  # torch: not for check_oracle's start-up import
 
         self.fit_stride = fit_stride
         self.counts = StepCounts()

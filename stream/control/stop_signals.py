@@ -17,7 +17,7 @@ from contextlib import ExitStack
 
 import anyio
 
-from stream import early_stop
+from stream.control import early_stop
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 # Where the event loop has no signal handlers (Windows): Ctrl-Break stops like SIGTERM there.
@@ -26,7 +26,7 @@ _PLAIN_STOP_NAMES = ("SIGINT", "SIGTERM", "SIGBREAK")
 
 async def watch_stop_signals(on_signal: Callable[[str], None]) -> None:
     """Call ``on_signal(NAME)`` (e.g. 'SIGTERM') on the event loop for every stop signal, until
-    cancelled; first for one that came during start-up and was not acted on (stream.early_stop)."""
+    cancelled; first for one that came during start-up and was not acted on (stream.control.early_stop)."""
     with ExitStack() as stack:
         try:
             signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))

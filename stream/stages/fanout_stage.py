@@ -19,10 +19,10 @@ import anyio
 from io_adapters.base import Sink
 from io_adapters.output_size import sized_frame, target_size
 from pipeline.errors import RuntimeFailure
-from stream.calls import call_off_loop
-from stream.messages import OutputFrame, StreamEnd
-from stream.stage import Stage
-from stream.stream_stats import LatencyTracker
+from stream.stages.calls import call_off_loop
+from stream.stages.messages import OutputFrame, StreamEnd
+from stream.stages.stage import Stage
+from stream.stats.stream_stats import LatencyTracker
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The display stage: aligned depth -> DepthFrame in [0, 1] for the sinks, through a display normaliser.
 
 Live commands (``NodeCommand``: display range, colour map, pause) wait in
-``stream.live_controls.LiveControls``, the node's command hook, and are applied here between two
+``stream.stages.live_controls.LiveControls``, the node's command hook, and are applied here between two
 frames, so each one takes effect from the next output frame on and every sink sees the change on
 the same frame.
 """
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from io_adapters.frames import DepthFrame
-from stream.display_normalizer import (DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer,
+from stream.stages.display_normalizer import (DisplayNormalizer, FixedRangeNormalizer, RunningRangeNormalizer,
                                        WindowRangeNormalizer)
-from stream.live_controls import LiveControls
-from stream.messages import AlignedFrame, NodeCommand, OutputFrame
-from stream.stage import Stage
+from stream.stages.live_controls import LiveControls
+from stream.stages.messages import AlignedFrame, NodeCommand, OutputFrame
+from stream.stages.stage import Stage
 
 # Reports kept for the stats sampler: a few more than can be in flight between here and the sinks.
 _RECENT_REPORTS = 16

@@ -2,7 +2,7 @@
 
 Triton-style dynamic batching, kept small. Each stream submits a request (``submit``) from its own
 waiting thread and blocks on the returned future; the batcher's single thread (which owns the model,
-see stream.model_thread) takes the oldest request's *key* (its kind and shapes: only requests of one
+see stream.model.model_thread) takes the oldest request's *key* (its kind and shapes: only requests of one
 key can share a call) and gathers more of that key until
 
 - every stream still running has one of that key waiting (nothing more can come), or

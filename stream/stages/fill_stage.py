@@ -37,10 +37,10 @@ import numpy as np
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from pipeline.flow_carry import CarriedDepth
-from stream.messages import AlignedFrame, CapturedFrame, FillInfo, StreamEnd
-from stream.rolling_window import RollingWindow
-from stream.stage import Stage
-from stream.stream_stats import LatencyTracker
+from stream.stages.messages import AlignedFrame, CapturedFrame, FillInfo, StreamEnd
+from stream.stages.rolling_window import RollingWindow
+from stream.stages.stage import Stage
+from stream.stats.stream_stats import LatencyTracker
 
 # Captured frames waiting for the fill stage: a short hiccup of a flow step must not stall capture.
 FILL_QUEUE_SIZE = 4

@@ -23,7 +23,7 @@ class FillStats:
         """One second's view (``NodeStats.fill``), or None when neither --fill nor a cap is in force:
         model_fps: frames the model took per second (keyframes); depth_age_p50_ms / _p95_ms: how much
         older the depth of recent output frames is than their colour (0 for keyframes); skipped:
-        frames held back from the model by reason (``stream.keyframe_gate.SKIP_REASONS``);
+        frames held back from the model by reason (``stream.stages.keyframe_gate.SKIP_REASONS``);
         skip_reason: why the newest one was held back (None when the last decision was a keyframe)."""
         if not self.active:
             return None

@@ -25,13 +25,13 @@ import anyio
 from anyio.abc import ObjectSendStream
 
 from io_adapters.frames import EndOfStream, VideoFrame
-from stream.calls import call_off_loop
-from stream.keyframe_gate import KeyframeGate
-from stream.rate_meter import RateMeter
-from stream.messages import CapturedFrame, FrameTiming, StreamEnd
+from stream.stages.calls import call_off_loop
+from stream.stages.keyframe_gate import KeyframeGate
+from stream.stats.rate_meter import RateMeter
+from stream.stages.messages import CapturedFrame, FrameTiming, StreamEnd
 from io_adapters.base import Source
 from pipeline.errors import RollingDepthError
-from stream.stage import Stage
+from stream.stages.stage import Stage
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """OSC control and status for ``rdstream run --osc PORT --osc-status HOST:PORT`` (python-osc): the UDP
-listener and the status sender. The addresses and what they mean: ``stream.osc_commands``.
+listener and the status sender. The addresses and what they mean: ``stream.control.osc_commands``.
 
 Each command takes effect from the next output frame and is acknowledged on the status target
 as ``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` (SOURCE_INDEX: the first output frame it applies
@@ -38,11 +38,11 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from io_adapters.encodings import colormap_lut
 from pipeline.errors import BadInputError
-from stream.host_port import parse_host_port
-from stream.messages import NodeCommand
-from stream.osc_commands import OSC_PREFIX, is_control_packet, parse_command
-from stream.packet_budget import PacketBudget
-from stream.stream_stats import NodeStats
+from stream.control.host_port import parse_host_port
+from stream.stages.messages import NodeCommand
+from stream.control.osc_commands import OSC_PREFIX, is_control_packet, parse_command
+from stream.control.packet_budget import PacketBudget
+from stream.stats.stream_stats import NodeStats
 
 STATUS_ADDRESS = "/rdstream/status"
 ACK_ADDRESS = "/rdstream/ack"
@@ -280,13 +280,13 @@ class OscControl:
 
     def acknowledge(self, command: NodeCommand, source_index: int | None, address: str = ACK_ADDRESS) -> None:
         """``/rdstream/ack ADDRESS SOURCE_INDEX ARGS...`` to the status target; ARGS as they were sent
-        (a rig: at ``/rdstream/NAME/ack``, stream.rig_osc)."""
+        (a rig: at ``/rdstream/NAME/ack``, stream.control.rig_osc)."""
         self._send(address, [OSC_PREFIX + command.kind, -1 if source_index is None else int(source_index),
                                  *command.sent])
 
     def send_status(self, stats: NodeStats, address: str = STATUS_ADDRESS) -> None:
         """``/rdstream/status INPUT_FPS OUTPUT_FPS LATENCY_P50_MS DROPPED NEAR FAR`` (a rig: at
-        ``/rdstream/NAME/status``, stream.rig_osc); with ``--fill flow|hold`` two more: KEYFRAME (1 =
+        ``/rdstream/NAME/status``, stream.control.rig_osc); with ``--fill flow|hold`` two more: KEYFRAME (1 =
         the newest frame's own model depth, 0 = carried) and DEPTH_AGE_MS (how much older its keyframe is)."""
         frame = stats.frame
         near = frame.near if frame is not None and frame.near is not None else math.nan

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 
 from pipeline.preprocess import describe_sizes
 
-from stream.depth_steps import DepthSteps
-from stream.model_thread import ModelThread
-from stream.messages import CapturedFrame, EncodedFrame
-from stream.stage import Stage
+from stream.model.depth_steps import DepthSteps
+from stream.model.model_thread import ModelThread
+from stream.stages.messages import CapturedFrame, EncodedFrame
+from stream.stages.stage import Stage
 
 
 class EncodeStage(Stage):

@@ -1,10 +1,10 @@
 """What the node needs from a depth model, as a small protocol (the runtime never imports torch models).
 
-The real implementation is ``stream.rolling_depth_steps.RollingDepthSteps``; benchmarks and
+The real implementation is ``stream.model.rolling_depth_steps.RollingDepthSteps``; benchmarks and
 tests may pass their own object with the same two methods. An object may also offer
 ``start_predict(latents, merged)``: queue the work and return a callable that waits for it and
 returns what ``predict`` would; the snippet stage then waits outside the model thread. An object
-with ``takes_frame_index = True`` (the oracle model, ``stream.oracle_model``) gets the source frame
+with ``takes_frame_index = True`` (the oracle model, ``stream.model.oracle_model``) gets the source frame
 index as a second argument of ``encode``.
 """
 

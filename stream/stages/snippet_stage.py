@@ -12,11 +12,11 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from pipeline.coalign.snippet_depth import still_merged
 from pipeline.snippets import SnippetPlan, short_stream_snippet
-from stream.depth_steps import DepthSteps
-from stream.messages import EncodedFrame, FrameTiming, NodeCommand, SnippetDepths, StreamEnd
-from stream.model_thread import ModelThread
-from stream.rolling_window import RollingWindow
-from stream.stage import Stage
+from stream.model.depth_steps import DepthSteps
+from stream.stages.messages import EncodedFrame, FrameTiming, NodeCommand, SnippetDepths, StreamEnd
+from stream.model.model_thread import ModelThread
+from stream.stages.rolling_window import RollingWindow
+from stream.stages.stage import Stage
 
 
 @dataclass
