@@ -137,7 +137,8 @@ def _check_table(path: str, table: dict, allowed: dict, what: str, stream: str |
             raise BadInputError(f"{_where(path, stream, key)}: unknown key in {what} (known: {names})")
         types, items = allowed[key]
         if not _is(value, types) or (items is not None and not all(_is(item, (items,)) for item in value)):
-            kind = " or ".join(f"a list of {_KINDS[items][1]}" if t is list else _KINDS[t][0] for t in types)
+            kind = " or ".join(f"a list of {_KINDS[items][1]}" if t is list else _KINDS[t][0] for t in types
+                               if not (t is int and float in types))  # a number takes whole numbers too
             raise BadInputError(f"{_where(path, stream, key)}: must be {kind}, got {value!r}")
 
 
