@@ -78,8 +78,8 @@ def run_command(
 
         return run_rig(spec)
     options.sinks, options.sink_sizes = split_sink_sizes(options.sinks, options.output_size)  # ?size= is the node's, not the sink's
-    check_basics(options)  # usage errors at once: the job below loads torch (seconds)
+    basics = check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     say_starting("run")
     from stream.cli.run_job import run_stream
 
-    return run_stream(options)
+    return run_stream(options, basics)  # checked: a file source is probed once

@@ -90,3 +90,21 @@ def test_run_with_several_sources_gives_every_stream_the_options_a_rig_can_take(
             if option.scope != RIG and key not in ("source", "sinks"):
                 assert getattr(stream.options, option.field) == getattr(options, option.field), key
         assert stream.options.sink_sizes == [(32, 32)]
+
+
+def test_rdstream_run_probes_its_file_source_once_before_the_job(tmp_path, monkeypatch):
+    import io_adapters.file_source as file_source
+    import stream.cli.run_job as run_job
+    from stream.cli import main
+    from tests.conftest import write_clip
+
+    probed = []
+    real = file_source.probe_video
+    monkeypatch.setattr(file_source, "probe_video", lambda path: probed.append(str(path)) or real(path))
+    jobs = []
+    monkeypatch.setattr(run_job, "run_live", lambda job, console: jobs.append(job) or 0)  # the checks only
+    clip = write_clip(tmp_path / "clip.mkv", 2, 32, 32)
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--source", f"file:{clip}", "--sink", "null:", "-c", "x", "--no-status"])
+    assert done.value.code in (0, None) and len(jobs) == 1
+    assert probed == [str(clip)]  # rdstream run's check, not again in the job's
