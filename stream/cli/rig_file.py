@@ -189,7 +189,7 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
                                     f"{', '.join(STREAM_REQUIRED[:-1])} and {STREAM_REQUIRED[-1]})")
         _checked(path, label, "name", lambda: check_name(name, "the stream name", 'name = "left"', MAX_NAME_BYTES,
                                                          " (it can become a file name through {name})"))
-        if not table["sinks"] or not all(isinstance(uri, str) for uri in table["sinks"]):
+        if not table["sinks"]:  # a list of strings: _check_table
             raise BadInputError(f"{_where(path, label, 'sinks')}: give a list of sink URIs, e.g. "
                                 f"sinks = [\"ndi:Depth {label}\"]")
         if any(s.name == table["name"] for s in specs):

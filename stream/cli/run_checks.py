@@ -181,7 +181,8 @@ def check_basics(opts: RunOptions) -> RunBasics:
     output files."""
     with option_named("sinks"):
         if not opts.sinks:
-            raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or --sink null:")
+            raise BadInputError("give at least one --sink, e.g. --sink file:depth.mp4 or --sink ndi:Depth or "
+                                "--sink null:")
     with option_named("source"):
         check_source(opts.source)  # scheme, options, test pattern size; a file: source probed
         source = parse_uri(opts.source)
