@@ -3,15 +3,21 @@
 ``rdstream run`` calls ``check_basics`` before it imports the job (stream.cli.run_job, which loads
 torch: seconds), so a typo such as ``--preset nope`` or ``--res 5`` is answered at once. Keep this
 module's imports light: a test checks that importing it loads no torch.
+
+Every option of ``rdstream run`` is declared here, once, as a ``RunOptions`` field; ``option(default,
+SCOPE)`` says whether and where a rig file may set it (``rig_options``; stream.cli.rig_file derives its
+keys and their types from it). Adding an option a rig may set takes four places in two files: the
+field here, its check in ``check_basics`` inside ``option_named(FIELD)``, and in stream.cli.run its
+typer option and its ``RunOptions(...)`` argument.
 """
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
+from types import UnionType
 
 from io_adapters.output_paths import check_outputs
 from io_adapters.registry import LIVE_SCHEMES, check_sink, check_sinks_free, check_source, parse_uri
@@ -122,7 +128,7 @@ class RigOption:
 
 def _toml_types(hint) -> tuple[tuple, type | None]:
     """A field's type -> (the TOML values it takes, a list's item type): float takes whole numbers too."""
-    kinds = [arg for arg in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,))
+    kinds = [arg for arg in (typing.get_args(hint) if isinstance(hint, UnionType) else (hint,))
              if arg is not type(None)]
     kind = kinds[0]
     if typing.get_origin(kind) is list:
