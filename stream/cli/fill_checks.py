@@ -36,7 +36,9 @@ def _rate(value: float | None, option: str) -> float | None:
     if value is None:
         return None
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise BadInputError(f"{option} {value}: must be a number of frames per second above 0, e.g. {option} 10")
+        err = BadInputError(f"{option} {value}: must be a number of frames per second above 0, e.g. {option} 10")
+        err.option = option.removeprefix("--").replace("-", "_")  # RunOptions' field: a rig file's key
+        raise err
     return float(value)
 
 

@@ -22,9 +22,20 @@ sinks = ["ndi:Depth left"]
 speed = "stride2"            # this stream's strides and snippet length (not its encoder/decoder)
 ```
 
-Rig-wide (``[model]``), because the model is loaded once: checkpoint, preset, res, device, dtype,
-decoder, encoder, compile, and ``speed`` as the encoder and decoder it picks. Per stream (``[[stream]]``):
-speed (its strides and snippet length, default the ``[model]``'s), strides, snip_len, fit_decode.
+The keys are ``rdstream run``'s options, declared once, in ``RunOptions`` (stream.cli.run_checks):
+each field's ``option(default, SCOPE)`` makes it a key here, its TOML type from the field's type.
+Rig-wide (``[model]``, scope MODEL), because the model is loaded once: checkpoint, preset, res, device,
+dtype, decoder, encoder, compile. Per stream (``[[stream]]``, STREAM): source, sinks, quality,
+lookahead, no_drop, normalize, max_frames, strides, snip_len, fit_decode, fill, model_fps, idle_fps,
+output_size. Both (BOTH: ``[model]`` is every stream's default): seed, and speed (in ``[model]`` also
+the encoder and decoder it loads; a stream's own changes only its strides and snippet length). The
+run as a whole (``[rig]``, RIG): stats_json, status, osc, osc_status, monitor, monitor_token. Keys
+that are no option of ``rdstream run``: a stream's ``name`` and ``[rig] max_wait_ms``.
+
+Adding an option a rig may set: its field in ``RunOptions`` with its scope and its check in
+``check_basics`` inside ``option_named(FIELD)``; this module then takes it, checks its type, and says
+file, stream and key in every error of it. Each stream is checked by ``check_basics`` once (a
+``file:`` source is probed once).
 
 Every problem is one line naming the file, the stream and the key (``BadInputError``, exit 2),
 found before the model loads: not TOML, larger than 1 MiB, a missing or unknown key, a value of
@@ -46,10 +57,10 @@ from pipeline.errors import BadInputError, RollingDepthError
 from pipeline.noise_seed import check_seed
 from pipeline.presets import live_quality, speed_rung
 from pipeline.small_files import read_small_text
-from pipeline.snippets import check_lookahead
 from stream.model.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from stream.cli.fill_checks import split_sink_sizes
-from stream.cli.run_checks import DEFAULT_LOOKAHEAD, RunBasics, RunOptions, check_basics
+from stream.cli.run_checks import (BOTH, MODEL, RIG, STREAM, RunBasics, RunOptions, check_basics, option_named,
+                                   rig_options)
 from stream.model.oracle_model import is_oracle
 
 if sys.version_info >= (3, 11):
@@ -65,19 +76,16 @@ MAX_WAIT_MS = 100
 #: system takes a longer file name.
 MAX_NAME_BYTES = 255
 
-# key -> (type(s), what the user sees); required keys have no default in the dataclasses below
-MODEL_KEYS = {"checkpoint": (str,), "preset": (str,), "res": (int,), "seed": (int,), "device": (str,),
-              "dtype": (str,), "decoder": (str,), "encoder": (str,), "speed": (str,),
-              "compile": (bool,)}
-RIG_KEYS = {"stats_json": (str,), "max_wait_ms": (int, float), "status": (bool,), "osc": (str, int),
-            "osc_status": (str, int), "monitor": (str, int), "monitor_token": (str,)}
-STREAM_KEYS = {"name": (str,), "source": (str,), "sinks": (list,), "no_drop": (bool,), "lookahead": (int,),
-               "normalize": (str,), "quality": (str,), "seed": (int,), "max_frames": (int,),
-               # as rdstream run's --fill, --model-fps, --idle-fps, --output-size (stream.cli.fill_checks)
-               "fill": (str,), "model_fps": (int, float), "idle_fps": (int, float), "output_size": (str,),
-               # as --speed, --strides, --snip-len, --fit-decode: this stream's plan and fit decode
-               "speed": (str,), "strides": (list,), "snip_len": (int,), "fit_decode": (str,)}
-STREAM_REQUIRED = ("name", "source", "sinks")
+#: Every rdstream run option a rig file may set, by its key there (stream.cli.run_checks.RunOptions)
+OPTIONS = rig_options()
+_BY_FIELD = {option.field: option for option in OPTIONS.values()}
+# key -> (TOML types, a list's item type), per table: the options of its scope, and the rig file's own keys
+MODEL_KEYS = {key: (o.types, o.items) for key, o in OPTIONS.items() if o.scope in (MODEL, BOTH)}
+STREAM_KEYS = {"name": ((str,), None), **{key: (o.types, o.items) for key, o in OPTIONS.items()
+                                           if o.scope in (STREAM, BOTH)}}
+RIG_KEYS = {**{key: (o.types, o.items) for key, o in OPTIONS.items() if o.scope == RIG},
+            "max_wait_ms": ((int, float), None)}
+STREAM_REQUIRED = ("name", *(key for key, o in OPTIONS.items() if o.scope == STREAM and o.required))
 TABLES = {"model", "rig", "stream"}
 
 
@@ -113,15 +121,24 @@ def _where(path: str, stream: str | None = None, key: str | None = None) -> str:
     return text
 
 
+_KINDS = {str: ("a string", "strings"), int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+          bool: ("true or false", "true or false")}
+
+
+def _is(value, types: tuple) -> bool:
+    """``value`` is of ``types`` as TOML means them: true is no number."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
 def _check_table(path: str, table: dict, allowed: dict, what: str, stream: str | None = None) -> None:
     for key, value in table.items():
         if key not in allowed:
             names = ", ".join(allowed)
             raise BadInputError(f"{_where(path, stream, key)}: unknown key in {what} (known: {names})")
-        types = allowed[key]
-        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-            kind = " or ".join({str: "a string", int: "a whole number", float: "a number", bool: "true or false",
-                                list: "a list of strings"}[t] for t in types)
+        types, items = allowed[key]
+        if not _is(value, types) or (items is not None and not all(_is(item, (items,)) for item in value)):
+            kind = " or ".join(f"a list of {_KINDS[items][1]}" if t is list else _KINDS[t][0] for t in types
+                               if not (t is int and float in types))  # a number takes whole numbers too
             raise BadInputError(f"{_where(path, stream, key)}: must be {kind}, got {value!r}")
 
 
@@ -147,7 +164,9 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
         raise BadInputError(f"{path}: [model] and [rig] must be tables")
     _check_table(path, model, MODEL_KEYS, "[model]")
     _check_table(path, rig, RIG_KEYS, "[rig]")
-    _checked(path, None, "seed", lambda: check_seed(model.get("seed"), ""))
+    # [model]'s seed and speed as rig-wide values (a stream may set its own; the speed's encoder and
+    # decoder are loaded for all): named as [model] keys, before any stream
+    _checked(path, None, "seed", lambda: check_seed(model.get("seed")))
     if "speed" in model:
         _checked(path, None, "speed", lambda: speed_rung(model["speed"]))
     if not isinstance(streams, list) or not streams:
@@ -166,15 +185,16 @@ def check_rig(path: str, data: dict, default_checkpoint: str) -> RigSpec:
         _check_table(path, table, STREAM_KEYS, "[[stream]]", label)
         for key in STREAM_REQUIRED:
             if key not in table:
-                raise BadInputError(f"{_where(path, label, key)}: missing (every stream needs name, source and sinks)")
+                raise BadInputError(f"{_where(path, label, key)}: missing (every stream needs "
+                                    f"{', '.join(STREAM_REQUIRED[:-1])} and {STREAM_REQUIRED[-1]})")
         _checked(path, label, "name", lambda: check_name(name, "the stream name", 'name = "left"', MAX_NAME_BYTES,
                                                          " (it can become a file name through {name})"))
-        if not table["sinks"] or not all(isinstance(uri, str) for uri in table["sinks"]):
+        if not table["sinks"]:  # a list of strings: _check_table
             raise BadInputError(f"{_where(path, label, 'sinks')}: give a list of sink URIs, e.g. "
                                 f"sinks = [\"ndi:Depth {label}\"]")
         if any(s.name == table["name"] for s in specs):
             raise BadInputError(f"{_where(path, label, 'name')}: two streams are named {label!r}; give each its own")
-        specs.append(_stream_spec(path, label, table, model, rig, default_checkpoint))
+        specs.append(_stream_spec(path, label, table, model, default_checkpoint))
     _check_shared_outputs(path, specs, rig.get("stats_json"))
     osc, osc_status = _check_osc(path, rig)
     return RigSpec(path=path, model=model, streams=specs, stats_json=rig.get("stats_json"),
@@ -209,67 +229,36 @@ def _check_osc(path: str, rig: dict):
     return endpoints.get("osc"), endpoints.get("osc_status")
 
 
-def _stream_spec(path: str, label: str, table: dict, model: dict, rig: dict, checkpoint: str) -> RigStreamSpec:
+def _stream_spec(path: str, label: str, table: dict, model: dict, checkpoint: str) -> RigStreamSpec:
+    """A stream's options: its own keys, else the ``[model]``'s, else the defaults; checked once by
+    ``check_basics``, whose errors name their option: a key of the stream, or of ``[model]``."""
     if is_oracle(model.get("checkpoint", checkpoint)):
         raise BadInputError(f"{_where(path, key='checkpoint')}: the oracle model is for rdstream run only")
-    sinks, sizes = _checked(path, label, "output_size",
-                            lambda: split_sink_sizes(list(table["sinks"]), table.get("output_size")))
-    options = RunOptions(
-        source=table["source"], sinks=sinks, checkpoint=model.get("checkpoint", checkpoint),
-        fill=table.get("fill"), model_fps=table.get("model_fps"), idle_fps=table.get("idle_fps"),
-        sink_sizes=sizes,
-        preset=model.get("preset", "live"), quality=table.get("quality", "fast"), decoder=model.get("decoder"),
-        res=model.get("res"), dtype=model.get("dtype"), device=model.get("device", "auto"),
-        lookahead=table.get("lookahead", DEFAULT_LOOKAHEAD), realtime=False if table.get("no_drop") else None,
-        normalize=table.get("normalize", "running"), seed=table.get("seed", model.get("seed")),
-        max_frames=table.get("max_frames", 0), lookahead_given="lookahead" in table,
-        speed=table.get("speed", model.get("speed", "standard")), strides=table.get("strides"),
-        snip_len=table.get("snip_len"), fit_decode=table.get("fit_decode"), encoder=model.get("encoder"))
-    if options.strides is not None and not all(isinstance(k, int) and not isinstance(k, bool) for k in options.strides):
-        raise BadInputError(f"{_where(path, label, 'strides')}: give a list of whole numbers, one per dilation, "
-                            "e.g. strides = [1, 2]")
-    for key, value in (("source", options.source), *(("sinks", uri) for uri in options.sinks)):
-        _checked(path, label, key, lambda: check_basics_of(key, value))
-    _checked(path, label, "lookahead", lambda: check_lookahead(options.lookahead, ""))
-    if options.max_frames < 0:
-        raise BadInputError(f"{_where(path, label, 'max_frames')}: must be 0 (until the source ends) or more")
-    _checked(path, label, "seed", lambda: check_seed(options.seed, ""))
-    for key, check in (("normalize", _normalize_check(options.normalize)), ("quality", _quality_check(options)),
-                       ("preset", _preset_check(options))):
-        _checked(path, label, key, check)
-    basics = _checked(path, label, None, lambda: check_basics(options))
+    values, stream_of = {"checkpoint": checkpoint}, {}  # field -> the stream that gave it (None: [model])
+    for key, option in OPTIONS.items():
+        if option.scope in (STREAM, BOTH) and key in table:
+            values[option.field], stream_of[option.field] = option.from_rig(table[key]), label
+        elif option.scope in (MODEL, BOTH) and key in model:
+            values[option.field], stream_of[option.field] = option.from_rig(model[key]), None
+    options = RunOptions(**values, lookahead_given="lookahead" in table)
+    try:
+        with option_named("output_size"):
+            options.sinks, options.sink_sizes = split_sink_sizes(options.sinks, options.output_size)
+        basics = check_basics(options)
+    except RollingDepthError as err:
+        field = getattr(err, "option", None)
+        key = _BY_FIELD[field].key if field in _BY_FIELD else None
+        err.args = (f"{_where(path, stream_of.get(field, label), key)}: {err}",)
+        raise
     return RigStreamSpec(label, options, basics)
 
 
-def check_basics_of(key: str, value: str) -> None:
-    from io_adapters.registry import check_sink, check_source
-
-    (check_source if key == "source" else check_sink)(value)
-
-
-def _normalize_check(text: str):
-    from stream.stages.display_normalizer import parse_normalize
-
-    return lambda: parse_normalize(text)
-
-
-def _quality_check(options: RunOptions):
-    return lambda: live_quality(options.quality, decoder=options.decoder)
-
-
-def _preset_check(options: RunOptions):
-    from pipeline.preprocess import check_res
-    from pipeline.presets import get_preset
-
-    return lambda: check_res(get_preset(options.preset, res=options.res).res)
-
-
-def _checked(path: str, label: str, key: str | None, check):
-    """``check()``, its error prefixed with where: the key given, or the option it names (``option_named``)."""
+def _checked(path: str, label: str | None, key: str, check):
+    """``check()``, its error prefixed with where: the file, the stream and the key."""
     try:
         return check()
     except RollingDepthError as err:
-        err.args = (f"{_where(path, label, key or getattr(err, 'option', None))}: {err}",)
+        err.args = (f"{_where(path, label, key)}: {err}",)
         raise
 
 
@@ -319,7 +308,8 @@ SHORTHAND = "rdstream run"
 
 def rig_from_run(options: RunOptions, sources: list[str], output_size: str | None = None) -> RigSpec:
     """Several ``--source`` of ``rdstream run``: one stream each, ``{name}`` and ``{index}`` (from 1) in
-    every ``--sink`` replaced per stream; the other options apply to every stream."""
+    every ``--sink`` replaced per stream; the other options apply to every stream (``output_size``
+    given: instead of ``options.output_size``)."""
     for flag, (attr, default, instead) in NOT_IN_A_RIG.items():
         if getattr(options, attr) not in (default, [], ()):
             raise BadInputError(f"{flag}: not with several --source (a rig runs them): {instead}; or give one "
@@ -333,35 +323,21 @@ def rig_from_run(options: RunOptions, sources: list[str], output_size: str | Non
         except RollingDepthError as err:
             raise BadInputError(f"--source {source}: {err}") from None
         names.append(name if name not in names else f"{name}-{index}")
-    model = {key: value for key, value in (("checkpoint", options.checkpoint), ("preset", options.preset),
-                                           ("res", options.res), ("seed", options.seed), ("device", options.device),
-                                           ("dtype", options.dtype), ("decoder", options.decoder),
-                                           ("encoder", options.encoder)) if value is not None}
-    if options.speed != "standard":
-        model["speed"] = options.speed  # the encoder and decoder it picks are loaded once; each stream's plan
-    if options.compile:
-        model["compile"] = True
-    streams = []
-    for index, (name, source) in enumerate(zip(names, sources), 1):
-        table = {"name": name, "source": source, "normalize": options.normalize, "quality": options.quality,
-                 "sinks": [uri.replace("{name}", name).replace("{index}", str(index)) for uri in options.sinks],
-                 "max_frames": options.max_frames}
-        if options.lookahead_given:
-            table["lookahead"] = options.lookahead
-        if options.realtime is False:
-            table["no_drop"] = True
-        table.update({key: value for key, value in (("fill", options.fill), ("model_fps", options.model_fps),
-                                                    ("idle_fps", options.idle_fps), ("output_size", output_size),
-                                                    ("strides", options.strides or None), ("snip_len", options.snip_len),
-                                                    ("fit_decode", options.fit_decode))
-                      if value is not None})
-        streams.append(table)
-    rig = {"stats_json": options.stats_json} if options.stats_json else {}
+    tables: dict[str, dict] = {MODEL: {}, BOTH: {}, STREAM: {}, RIG: {}}  # BOTH: [model], every stream's default
+    for key, option in OPTIONS.items():
+        value = option.to_rig(output_size if key == "output_size" and output_size is not None
+                              else getattr(options, option.field))
+        given = key == "lookahead" and options.lookahead_given  # the default said aloud warns as given
+        if key not in ("source", "sinks") and value not in (None, []) and (value != option.default or given):
+            tables[option.scope][key] = value
+    streams = [{**tables[STREAM], "name": name, "source": source,
+                "sinks": [uri.replace("{name}", name).replace("{index}", str(index)) for uri in options.sinks]}
+               for index, (name, source) in enumerate(zip(names, sources), 1)]
     try:
-        spec = check_rig(SHORTHAND, {"model": model, "rig": rig, "stream": streams}, options.checkpoint)
+        spec = check_rig(SHORTHAND, {"model": {**tables[MODEL], **tables[BOTH]}, "rig": tables[RIG], "stream": streams},
+                         options.checkpoint)
     except BadInputError as err:
         if "give each" in str(err):  # one --sink for every stream: say how to tell them apart
             raise BadInputError(f"{err} (put {{name}} or {{index}} in each --sink)") from None
         raise
-    spec.status = options.status
     return spec

@@ -1,6 +1,7 @@
 """``rdstream run``: its options, their defaults and help.
 
-The options as data and their torch-free checks are stream.cli.run_checks; the job (load the model,
+The options as data (``RunOptions``, where every option is declared once, with whether and where a
+rig file may set it) and their torch-free checks are stream.cli.run_checks; the job (load the model,
 run the node) is stream.cli.run_job, imported only once those checks pass, so ``--help`` and usage
 errors do not wait for torch. Imports go one way: run -> run_job -> run_checks.
 """
@@ -64,21 +65,21 @@ def run_command(
         snip_len=snip_len, max_frames=max_frames, status=status, decoder=decoder, fit_decode=fit_decode,
         osc=osc, osc_status=osc_status, lookahead_given=lookahead is not None,
         speed=speed, strides=split_values(strides, int), encoder=encoder,
-        monitor=monitor, monitor_token=monitor_token, compile=compile_model,
+        monitor=monitor, monitor_token=monitor_token, compile=compile_model, output_size=output_size,
     )
     from stream.cli.starting import say_starting
 
     if len(source) > 1:  # several streams, one model: the rig (stream.cli.rig_file), checked whole first
         from stream.cli.rig_file import rig_from_run
 
-        spec = rig_from_run(options, list(source), output_size)
+        spec = rig_from_run(options, list(source))
         say_starting("run", f"{len(source)} streams")
         from stream.cli.rig_job import run_rig
 
         return run_rig(spec)
-    options.sinks, options.sink_sizes = split_sink_sizes(options.sinks, output_size)  # ?size= is the node's, not the sink's
-    check_basics(options)  # usage errors at once: the job below loads torch (seconds)
+    options.sinks, options.sink_sizes = split_sink_sizes(options.sinks, options.output_size)  # ?size= is the node's, not the sink's
+    basics = check_basics(options)  # usage errors at once: the job below loads torch (seconds)
     say_starting("run")
     from stream.cli.run_job import run_stream
 
-    return run_stream(options)
+    return run_stream(options, basics)  # checked: a file source is probed once

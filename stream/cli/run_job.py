@@ -52,10 +52,11 @@ class CheckedRun:
     basics: RunBasics | None = None  # what check_basics resolved (the fields above repeat it)
 
 
-def check_options(opts: RunOptions) -> CheckedRun:
+def check_options(opts: RunOptions, basics: RunBasics | None = None) -> CheckedRun:
     """Validate every option up front, each problem with its own message: what needs no torch
-    (``check_basics``, also run by ``rdstream run`` before this module loads), then OSC and the decoder."""
-    basics = check_basics(opts)
+    (``check_basics``; ``basics``: its result where the caller ran it, as ``rdstream run`` does before
+    this module loads, so a file source is probed once), then OSC and the decoder."""
+    basics = basics or check_basics(opts)
     osc = parse_endpoint(opts.osc, "--osc") if opts.osc is not None else None
     if osc is not None:
         check_can_listen(osc)
@@ -83,15 +84,16 @@ def check_options(opts: RunOptions) -> CheckedRun:
     )
 
 
-def run_stream(opts: RunOptions) -> int:
+def run_stream(opts: RunOptions, basics: RunBasics | None = None) -> int:
     """Run the node until the source ends or Ctrl-C/SIGTERM; returns the exit code (0): a rig of one
     stream (stream.cli.live_job) with run's lines and OSC addresses.
 
+    ``basics``: ``check_basics(opts)`` where the caller ran it already.
     Raises RuntimeFailure (exit 1) when every sink failed, at any moment of the run.
     """
     console = Console(stderr=True)
     # 1. Check every option before the (slow) model load.
-    checked = check_options(opts)
+    checked = check_options(opts, basics)
     note = opts.lookahead_given and lookahead_latency_note(opts.lookahead, checked.plan.snip_len, checked.plan.dilations)
     if note:
         console.print(f"rdstream: warning: {note}", highlight=False, markup=False, soft_wrap=True)

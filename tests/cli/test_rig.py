@@ -121,7 +121,7 @@ BAD_RIGS = {
     "empty name": (stream_table("a", "test:", "null:") + stream_table("", "test:", "null:"),
                    "stream '#2': key 'name': the stream name is empty"),
     "seed over 64 bits": (stream_table("a", "test:", "null:", extra="seed = 18446744073709551621\n"),
-                          "stream 'a': key 'seed': 18446744073709551621: must be a whole number from 0 to "
+                          "stream 'a': key 'seed': --seed 18446744073709551621: must be a whole number from 0 to "
                           "18446744073709551615"),
 }
 # The same checks, in-process (each case above also runs as a user runs it, which takes seconds)
@@ -129,9 +129,9 @@ BAD_RIG_VALUES = {
     "blank name": (stream_table("  ", "test:", "null:"), "stream '#1': key 'name': the stream name is empty"),
     "name too long": (stream_table("n" * 300, "test:", "null:"),
                       "stream 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn'...: key 'name': the stream name 'nnn"),
-    "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': -3: must be"),
+    "negative model seed": ("[model]\nseed = -3\n" + stream_table("a", "test:", "null:"), "key 'seed': --seed -3: must be"),
     "lookahead too long": (stream_table("a", "test:", "null:", extra="lookahead = 1001\n"),
-                           "stream 'a': key 'lookahead': 1001: must be 0 (lowest latency) to 1000 frames"),
+                           "stream 'a': key 'lookahead': --lookahead 1001: must be 0 (lowest latency) to 1000 frames"),
     "unknown speed": (stream_table("a", "test:", "null:", extra='speed = "zoom"\n'),
                       "stream 'a': key 'speed': --speed zoom: unknown rung"),
     "unknown model speed": ('[model]\nspeed = "zoom"\n' + stream_table("a", "test:", "null:"),
@@ -139,7 +139,7 @@ BAD_RIG_VALUES = {
     "snippet length": (stream_table("a", "test:", "null:", extra="snip_len = 7\n"),
                        "stream 'a': key 'snip_len': --snip-len 7: must be 2, 3 or 4"),
     "strides not numbers": (stream_table("a", "test:", "null:", extra='strides = ["x", 1]\n'),
-                            "stream 'a': key 'strides': give a list of whole numbers"),
+                            "stream 'a': key 'strides': must be a list of whole numbers, got ['x', 1]"),
     "strides too wide": (stream_table("a", "test:", "null:", extra="strides = [3, 3]\n"),
                          "stream 'a': key 'strides': --strides: dilation 1 every 3 frames"),
     "fit decode": (stream_table("a", "test:", "null:", extra='fit_decode = "quarter"\n'),
