@@ -113,10 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         code = interrupted_exit_code(raw)
         what = "files already written are complete" if code else "nothing was lost"
         sys.stderr.write(f"rdstream: stopped; {what}\n")
-        if argv is None and "torch" in sys.modules:  # the files are closed; a compile (`file --compile`)
-            from stream.control.stop_signals import end_without_waiting  # may be left running: do not wait for it
-
-            end_without_waiting(code)
+        if argv is None:  # the files are closed; a compile (`file --compile`) may be left running: do not
+            _exit_now(code)  # wait for it; and say the code ourselves (see _exit_now)
         sys.exit(code)
     except Exception as err:
         if type(err).__name__ == "Abort":  # click's own Ctrl-C at a prompt
@@ -136,7 +134,19 @@ def main(argv: list[str] | None = None) -> None:
         for signum, handler in previous.items():
             if signal.getsignal(signum) in (_stop_on_sigterm, _stop_on_sigint):  # not if a stopped run now ignores it
                 signal.signal(signum, handler)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if argv is None and early_stop.seen():
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit with ``code`` now, the outputs being closed. After a Ctrl-C, Python itself may end the
+    process by SIGINT whatever the code (-2 to the caller, seen under load): it does so when the
+    KeyboardInterrupt went through a library's embedded Python call, even one we then caught."""
+    from stream.control.stop_signals import end_without_waiting
+
+    end_without_waiting(code)
 
 
 def usage_message(err: BaseException, args: list[str]) -> str:

@@ -20,13 +20,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _recorded: str | None = None
+_seen = False  # any stop signal recorded since ``clear``, taken or not
 
 
 def record(name: str) -> None:
     """A stop signal named ``name`` (e.g. 'SIGINT') arrived before the live run watched signals."""
-    global _recorded
+    global _recorded, _seen
+    _seen = True
     if _recorded is None:
         _recorded = name
+
+
+def seen() -> bool:
+    """Whether a stop signal was recorded since ``clear`` (taken since or not)."""
+    return _seen
 
 
 def take() -> str | None:
@@ -38,8 +45,8 @@ def take() -> str | None:
 
 def clear() -> None:
     """Forget any record (a new command starts: tests call the CLI many times in one process)."""
-    global _recorded
-    _recorded = None
+    global _recorded, _seen
+    _recorded, _seen = None, False
 
 
 def _record_only(signum, frame) -> None:
