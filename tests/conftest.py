@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+_STOP_SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+
+
+@pytest.fixture(autouse=True)
+def stop_signal_handlers_restored():
+    """A command run in this process and stopped by a signal ignores further stops (its process is
+    ending, stream.control.stop_signals.ignore_further_stops). Here the process goes on, and a
+    child started later would inherit an ignored SIGINT and never stop on Ctrl-C (a start-up stop
+    test hung whenever it ran after such a test in the same pytest worker)."""
+    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler and handler is not None:
+            signal.signal(signum, handler)
 
 
 def pytest_configure(config):

@@ -14,15 +14,6 @@ from stream.control.stop_signals import watch_stop_signals
 from tests.conftest import rdstream_in_process
 
 
-@pytest.fixture(autouse=True)
-def handlers_restored():
-    """A stopped run ignores further stops (its process is ending); this process goes on."""
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in before.items():
-        signal.signal(signum, handler)
-
-
 def test_the_watcher_acts_first_on_a_stop_recorded_during_start_up():
     seen: list[str] = []
 
