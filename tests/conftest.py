@@ -21,8 +21,7 @@ _STOP_SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIG
 def stop_signal_handlers_restored():
     """A command run in this process and stopped by a signal ignores further stops (its process is
     ending, stream.control.stop_signals.ignore_further_stops). Here the process goes on, and a
-    child started later would inherit an ignored SIGINT and never stop on Ctrl-C (a start-up stop
-    test hung whenever it ran after such a test in the same pytest worker)."""
+    child started later would inherit an ignored SIGINT and never stop on Ctrl-C."""
     before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
     yield
     for signum, handler in before.items():
@@ -31,6 +30,11 @@ def stop_signal_handlers_restored():
 
 
 def pytest_configure(config):
+    # The tests play a user at a terminal, who stops runs with Ctrl-C. A test run started in the
+    # background (`make test &`, nohup, a CI step) inherits an ignored SIGINT, which every child
+    # process would inherit too, and no Ctrl-C a test sends would arrive: give SIGINT its default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Keep derived caches (text embeddings) out of the user's home during tests.
     cache = Path(config.rootpath) / ".pytest-rdstream-cache"
     os.environ.setdefault("RDSTREAM_CACHE_DIR", str(cache))
