@@ -147,6 +147,22 @@ def wait_for_output(proc: subprocess.Popen, stats: Path, frames: int, timeout: f
     raise AssertionError(f"no {frames} output frames within {timeout} s")
 
 
+def stop_after_output(proc: subprocess.Popen, stats: Path, frames: int, *signals: int, gap_s: float = 0.0,
+                      timeout: float = 60) -> str:
+    """Wait for ``frames`` output frames (``wait_for_output``), send ``signals`` ``gap_s`` apart and
+    wait for the run to end; returns its stderr. A run still alive on the way out is killed."""
+    try:
+        wait_for_output(proc, stats, frames)
+        for index, signum in enumerate(signals):
+            if index:
+                time.sleep(gap_s)
+            proc.send_signal(signum)
+        return proc.communicate(timeout=timeout)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.fixture()
 def dynamo_eager(monkeypatch):
     """``--compile`` through dynamo's "eager" backend: inductor's code generation takes minutes on a

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from io_adapters.registry import parse_uri
-from tests.conftest import count_frames, wait_for_output
+from tests.conftest import count_frames, stop_after_output
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ["stream", "io_adapters", "pipeline", "bench", "tests", "tasks.py"]
@@ -127,13 +127,7 @@ def test_plain_signal_handlers_drain_as_the_event_loop_handlers_do(tmp_path, tin
          "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--stats-json", str(stats),
          "--res", "64", "-d", "1", "-d", "5", "--no-status"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_output(proc, stats, 3)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stderr = stop_after_output(proc, stats, 3, signal.SIGINT)
     assert proc.returncode == 0, stderr
     assert "interrupted:" in stderr and "Traceback" not in stderr, stderr
     frames = np.load(npy).shape[0]

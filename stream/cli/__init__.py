@@ -31,7 +31,7 @@ class StopRequested(BaseException):
 
 
 def _stop_on_sigterm(signum, frame) -> None:
-    early_stop.record(_name(signum))  # in case a library swallows the exception (stream.control.early_stop)
+    early_stop.record(early_stop.signal_name(signum))  # in case a library swallows the exception (stream.control.early_stop)
     raise StopRequested
 
 
@@ -39,13 +39,6 @@ def _stop_on_sigint(signum, frame) -> None:
     """Python's own Ctrl-C (KeyboardInterrupt), remembered as well (stream.control.early_stop)."""
     early_stop.record("SIGINT")
     raise KeyboardInterrupt
-
-
-def _name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def quiet_libraries() -> None:
@@ -89,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     #    Windows, Ctrl-Break (SIGBREAK) stops like SIGTERM (its default kills at once).
     early_stop.clear()
     previous: dict[int, object] = {}
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+    for name in early_stop.STOP_NAMES:
         signum = getattr(signal, name, None)
         try:
             if name == "SIGINT":  # only where Ctrl-C raises KeyboardInterrupt (a background job ignores it)

@@ -5,7 +5,7 @@ During start-up (imports, the model load) Ctrl-C raises KeyboardInterrupt and SI
 exception while it imports or loads (a bare ``except:``) can swallow that exception, and the run
 would then start as if no one had asked it to stop. So the CLI's handlers also ``record`` the
 signal here, and the live run's signal watcher (``stream.control.stop_signals.watch_stop_signals``) acts on
-a recorded one as soon as it starts. No imports at the top: the CLI installs its handlers before
+a recorded one as soon as it starts. Light imports only: the CLI installs its handlers before
 anything slow.
 
 Inside the event loop an exception raised by a signal handler lands in whatever the loop was doing
@@ -16,8 +16,12 @@ watcher takes the signals, ``deferred`` makes a stop signal only ``record``ed.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+#: Every signal that stops a command, where the OS has it (SIGHUP: POSIX; SIGBREAK, Ctrl-Break: Windows).
+STOP_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 
 _recorded: str | None = None
 _seen = False  # any stop signal recorded since ``clear``, taken or not
@@ -49,13 +53,16 @@ def clear() -> None:
     _recorded, _seen = None, False
 
 
-def _record_only(signum, frame) -> None:
-    import signal
-
+def signal_name(signum: int) -> str:
+    """'SIGINT' for 2; the number itself for a signal Python has no name for."""
     try:
-        record(signal.Signals(signum).name)
+        return signal.Signals(signum).name
     except ValueError:
-        record(f"signal {signum}")
+        return f"signal {signum}"
+
+
+def _record_only(signum, frame) -> None:
+    record(signal_name(signum))
 
 
 @contextmanager
@@ -63,11 +70,9 @@ def deferred() -> Iterator[None]:
     """Within: Ctrl-C, SIGTERM, SIGHUP (Ctrl-Break) are only recorded, for the live run's watcher to
     act on when it starts; a signal already ignored stays ignored. Afterwards the handlers from
     before come back, unless the run ignores further stops (``SIG_IGN``)."""
-    import signal
-
     previous = {}
     try:
-        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+        for name in STOP_NAMES:
             signum = getattr(signal, name, None)
             if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
                 previous[signum] = signal.signal(signum, _record_only)

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 import anyio
 
 from stream.control import early_stop
+from stream.control.early_stop import signal_name
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 # Where the event loop has no signal handlers (Windows): Ctrl-Break stops like SIGTERM there.
@@ -43,14 +44,6 @@ def _act_on_early_stop(on_signal: Callable[[str], None]) -> None:
     name = early_stop.take()
     if name is not None:
         on_signal(name)
-
-
-def signal_name(signum: int) -> str:
-    """'SIGINT' for 2; the number itself for a signal Python has no name for."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 async def _watch_plainly(on_signal: Callable[[str], None]) -> None:

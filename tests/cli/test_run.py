@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, count_frames, run_rdstream, wait_for_output, write_clip
+from tests.conftest import ROOT, count_frames, run_rdstream, stop_after_output, write_clip
 
 SMALL = ["--res", "64", "-d", "1", "-d", "5", "--no-status"]
 
@@ -39,13 +39,7 @@ def test_ctrl_c_in_the_middle_drains_and_leaves_valid_files(tmp_path, tiny_check
         [sys.executable, "-m", "stream.cli", "run", "--source", "test:?size=96x64&rate=30", "--sink", f"file:{mp4}",
          "--sink", f"npy:{npy}", "-c", str(tiny_checkpoint), "--stats-json", str(stats), *SMALL],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_output(proc, stats, 5)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stderr = stop_after_output(proc, stats, 5, signal.SIGINT)
     assert proc.returncode == 0, stderr
     assert "interrupted:" in stderr and "Traceback" not in stderr
     frames = np.load(npy).shape[0]

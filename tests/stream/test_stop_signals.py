@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, wait_for_output
+from tests.conftest import ROOT, stop_after_output, wait_for_output
 
 # POSIX signals sent to a child process (SIGINT, SIGTERM, SIGHUP); Windows stops with Ctrl-C/Ctrl-Break
 # events, covered by tests/test_windows_portability.py.
@@ -56,15 +56,7 @@ def test_ctrl_c_twice_skips_the_drain_exits_0_and_leaves_valid_files(tmp_path, t
     # The second Ctrl-C lands during the drain, during the close of the files or after it: each of
     # these moments must end the same way (before, a late one killed the process: exit 130).
     proc, files = start_run(tmp_path, tiny_checkpoint)
-    try:
-        wait_for_output(proc, files["stats.jsonl"], 5)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(gap_s)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stderr = stop_after_output(proc, files["stats.jsonl"], 5, signal.SIGINT, signal.SIGINT, gap_s=gap_s)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr and "frames in" in stderr
     assert assert_files_agree(files) >= 5
@@ -73,13 +65,7 @@ def test_ctrl_c_twice_skips_the_drain_exits_0_and_leaves_valid_files(tmp_path, t
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP exists on POSIX only")
 def test_sighup_stops_like_sigterm_with_a_summary_and_complete_files(tmp_path, tiny_checkpoint):
     proc, files = start_run(tmp_path, tiny_checkpoint)
-    try:
-        wait_for_output(proc, files["stats.jsonl"], 5)
-        proc.send_signal(signal.SIGHUP)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stderr = stop_after_output(proc, files["stats.jsonl"], 5, signal.SIGHUP)
     assert proc.returncode == 0, stderr
     assert "stopping: draining the pipeline" in stderr and "interrupted:" in stderr and "Traceback" not in stderr
     # who stopped it: on the terminal as it happens, in the summary and in the last stats line
